@@ -1,0 +1,50 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+// Two projects:
+// - unit: pure modules (MIME, DKIM, SMTP protocol, parsers) in plain Node.
+// - workers: the Worker itself inside the Workers runtime (workerd via Miniflare) with real local
+//   D1, Queues, Durable Objects and R2, talking to real SMTP peers started by test/support/global-setup.ts.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["./test/support/global-setup.ts"],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        plugins: [
+          cloudflareTest(async ({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                NEXT_HOP_URL: `smtp://127.0.0.1:${inject<number>("sinkPort")}`,
+                DOH_URL: `http://127.0.0.1:${inject<number>("controlPort")}/dns-query`,
+                PEERS_URL: `http://127.0.0.1:${inject<number>("controlPort")}`,
+                ADMIN_TOKEN: "test-admin-token",
+                TEST_MIGRATIONS: JSON.stringify(await readMigrations()),
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/workers/**/*.test.ts"],
+          globalSetup: ["./test/support/global-setup.ts"],
+          setupFiles: ["./test/support/apply-migrations.ts"],
+          testTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
+
+async function readMigrations() {
+  const { readD1Migrations } = await import("@cloudflare/vitest-plugin");
+  return readD1Migrations("./migrations");
+}
