@@ -1,0 +1,438 @@
+/**
+ * The bounce, complaint and auto-reply parser: one raw message in, one report out.
+ *
+ * It reads RFC 3464 delivery status notifications, ARF complaint reports (RFC 5965), Amazon SES
+ * notifications, Microsoft JMRP complaints, the non-standard text bounces of the common MTAs and
+ * mailbox providers, and RFC 3834 auto-replies. For each failed recipient it gives the address, the
+ * status code, the remote reply, a reason in the Sisimai vocabulary and whether the bounce is hard.
+ * Pure: no Workers imports, so it runs in plain Node and outside tools can score it.
+ */
+import { isAutoReply, headerSource, type AutoReplyReason } from "./auto-reply";
+import { parseFeedbackReport } from "./arf";
+import { parseDeliveryStatus, type DsnRecipientFields } from "./dsn";
+import { decodeEncodedWords, flattenParts, parseHeaderBlock, parseMime, splitHeaderBody, type HeaderList, type MimePart } from "./mime-lite";
+import { originalMessageOffset, parseTextReport } from "./plain-text";
+import { classifyFailure, fallbackStatus, isHardBounce, reasonOfStatus, type BounceReason } from "./reason";
+import { cleanAddress, findAddresses, findCommand, findReplyCode, isSystemAddress, pickStatus, squash } from "./text-util";
+
+export { isAutoReply } from "./auto-reply";
+export type { BounceReason } from "./reason";
+
+export interface BounceRecipient {
+  address: string;
+  /** Enhanced status code, e.g. "5.1.1"; `X.0.9NN` when the bounce carried none (first digit: 5 permanent, 4 temporary). */
+  status: string;
+  /** SMTP reply code the remote server gave, e.g. "550". */
+  replyCode?: string;
+  /** The remote server's reply text, when the bounce quotes it. */
+  remoteReply?: string;
+  /** The full diagnostic text of the report for this recipient. */
+  diagnosticCode?: string;
+  reason: BounceReason;
+  hard: boolean;
+  action?: string;
+  remoteMta?: string;
+  /** SMTP command the failure answered (RCPT, MAIL, DATA, CONN, EHLO, STARTTLS), when known. */
+  command?: string;
+}
+
+export type BounceKind = "bounce" | "complaint" | "auto-reply" | "delivered" | "unknown";
+
+export interface BounceReport {
+  kind: BounceKind;
+  /** One entry per failed recipient; for complaints the complained-about recipient(s). */
+  recipients: BounceRecipient[];
+  /** ARF feedback type: abuse, fraud, virus, other, not-spam, opt-out, auth-failure ... */
+  feedbackType?: string;
+  /** Message-ID of the returned original message, if found. */
+  originalMessageId?: string;
+  /** Envelope sender (Return-Path) of the original, if found: the VERP address for attribution. */
+  originalEnvelopeFrom?: string;
+  /** Original-Recipient of the first failure, if present. */
+  originalRecipient?: string;
+  autoReply?: { reason: AutoReplyReason };
+}
+
+interface Original {
+  headers: HeaderList | undefined;
+}
+
+/** Finds the headers of the returned original message: a message/rfc822 part, text/rfc822-headers, or inline text. */
+function locateOriginal(parts: MimePart[], reportText: string): Original {
+  for (const p of parts) {
+    if ((p.contentType === "message/rfc822" || p.contentType === "message/global") && p.parts[0]) {
+      return { headers: p.parts[0].headers };
+    }
+    if (p.contentType === "text/rfc822-headers" || p.contentType === "message/rfc822-headers" || p.contentType === "message/global-headers") {
+      return { headers: parseHeaderBlock(splitHeaderBody(p.text.replace(/^\s*\n/, "")).head) };
+    }
+  }
+  const offset = originalMessageOffset(reportText);
+  if (offset < reportText.length) {
+    const rest = reportText.slice(offset);
+    const lines = rest.split("\n");
+    // Skip the marker line itself when it is not a header.
+    const start = /^[A-Za-z0-9-]+:\s/.test(lines[0] ?? "") ? 0 : 1;
+    const block = lines.slice(start).join("\n").replace(/^\s*\n/, "");
+    const headers = parseHeaderBlock(splitHeaderBody(block).head);
+    if (headers.entries.length > 0) return { headers };
+  }
+  return { headers: undefined };
+}
+
+function messageIdOf(headers: HeaderList | undefined): string | undefined {
+  const v = headers?.get("message-id");
+  if (!v) return undefined;
+  const m = /<([^<>]+)>/.exec(v);
+  return (m ? m[1] : v.trim()) || undefined;
+}
+
+function envelopeFromOf(headers: HeaderList | undefined): string | undefined {
+  const v = headers?.get("return-path");
+  if (!v) return undefined;
+  return cleanAddress(v) || undefined;
+}
+
+/** Text parts outside the returned original, in order, as one string. */
+function reportText(root: MimePart): string {
+  const out: string[] = [];
+  const walk = (p: MimePart, top: boolean): void => {
+    if (p.contentType === "message/rfc822" || p.contentType === "message/global") return;
+    if (p.parts.length > 0) {
+      for (const c of p.parts) walk(c, false);
+      return;
+    }
+    if (p.contentType === "text/plain" || (top && p.contentType.startsWith("text/"))) out.push(p.text);
+    else if (p.contentType === "text/html" && out.length === 0) out.push(htmlToText(p.text));
+  };
+  walk(root, true);
+  if (out.length === 0) {
+    for (const p of flattenParts(root)) if (p.contentType === "text/html") out.push(htmlToText(p.text));
+  }
+  return out.join("\n");
+}
+
+function htmlToText(html: string): string {
+  return html
+    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, " ")
+    .replace(/<br\s*\/?>|<\/p>|<\/div>|<\/tr>|<\/li>/gi, "\n")
+    .replace(/<[^>]+>/g, " ")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&quot;/g, '"')
+    .replace(/&amp;/g, "&")
+    .replace(/&nbsp;/g, " ")
+    .replace(/[ \t]+/g, " ");
+}
+
+const BOUNCE_FROM = /mailer-daemon|postmaster|mail delivery|mail administrator|delivery subsystem|mail-daemon|mailerdaemon|daemon@|bounce|mmdf|mail system|mailer@|delivery (status|failure)|\bmail(?:er)? returned\b|nobody@|autoreply@.*\bdocomo|error@|@.*\bmailer\b/i;
+const BOUNCE_SUBJECT = /undeliver|undelivered|delivery (status|failure|notification|failed|problem|report|has failed|error|incomplete)|returned mail|failure notice|mail delivery|could not be delivered|couldn'?t be delivered|non[- ]?deliver|not delivered|delivery to the following|rejected|bounce|mail system error|warning: could not send|failed delivery|delivery fail|nondeliverable|unzustellbar|non remis|retour|message not delivered|permanent error|delayed mail|delivery delayed|could not send|mail failure|error sending|returned to sender|unable to deliver|notification d'état|undeliverable/i;
+
+const TEMPORARY_TEXT = /\btemporar(?:y|ily)\b|\bdelayed\b|\bdeferred\b|will (?:be )?retr(?:y|ied)|still (?:be )?trying|try again later|will continue to|not yet been delivered|\bgreylist/i;
+
+interface Candidate {
+  address: string;
+  status: string;
+  replyCode: string;
+  diagnostic: string;
+  diagnosticType: string;
+  command: string;
+  action: string;
+  remoteMta: string;
+  originalRecipient: string;
+  presetReason?: BounceReason | undefined;
+}
+
+/** Picks the part of a diagnostic that the remote server said, for `remoteReply`. */
+function remoteReplyOf(diagnostic: string): string | undefined {
+  const s = squash(diagnostic);
+  const m = /(?:said|replied|returned|answered|responded|reply was|error was)\s*:?\s*([245]\d\d[\s-].*)$/i.exec(s) ?? /(?:^|\s)([245]\d\d[\s-][245]?\.?.*)$/.exec(s);
+  const v = m ? m[1] : undefined;
+  return v ? v.slice(0, 1000) : undefined;
+}
+
+/** Decides status, reason and hard/soft for one candidate, and turns it into a recipient entry. */
+function finishCandidate(c: Candidate): BounceRecipient {
+  const text = c.diagnostic;
+  const replyCode = c.replyCode || findReplyCode(text);
+  const command = c.command || findCommand(text);
+  let status = c.status;
+  const textStatus = pickStatus(text, status ? status[0] : replyCode ? replyCode[0] : undefined);
+  if (status === "" || (/^[45]\.0\.0$/.test(status) && textStatus !== "" && textStatus[0] === status[0] && !/^\d\.0\.0$/.test(textStatus))) {
+    status = textStatus || status;
+  }
+  const reason = classifyFailure({
+    status,
+    replyCode,
+    diagnostic: text,
+    command,
+    action: c.action,
+    diagnosticType: c.diagnosticType,
+    presetReason: c.presetReason,
+  });
+
+  let temporary: boolean;
+  if (status !== "") temporary = status.startsWith("4");
+  else if (replyCode !== "") temporary = replyCode.startsWith("4");
+  else temporary = c.action === "delayed" || (reason !== "expired" && TEMPORARY_TEXT.test(text) && !/permanent/i.test(text));
+
+  if (status === "" || /^\d\.0\.0$/.test(status)) {
+    if (status === "" || reasonOfStatus(status) === undefined) {
+      // Keep a literal X.0.0 when the report gave one and the reason adds nothing more specific.
+      status = status === "" ? fallbackStatus(reason, temporary) : status;
+    }
+  }
+  const hard = isHardBounce(reason, status || replyCode);
+  const entry: BounceRecipient = { address: c.address, status, reason, hard };
+  if (replyCode) entry.replyCode = replyCode;
+  const remote = remoteReplyOf(text);
+  if (remote) entry.remoteReply = remote;
+  if (text.trim()) entry.diagnosticCode = squash(text);
+  if (c.action) entry.action = c.action;
+  if (c.remoteMta) entry.remoteMta = c.remoteMta;
+  if (command) entry.command = command;
+  return entry;
+}
+
+/** Text of the human-readable report that concerns one address (for DSNs without a Diagnostic-Code). */
+function textAround(report: string, address: string): string {
+  const failures = parseTextReport(report, new Set());
+  return failures.find((f) => f.address === address)?.diagnostic ?? "";
+}
+
+/** Amazon SES / SNS notifications are JSON in a text body. */
+function parseSesNotification(text: string): BounceReport | undefined {
+  if (!/"notificationType"\s*:/.test(text) && !/"eventType"\s*:/.test(text)) return undefined;
+  const joined = text.replace(/!\n ?/g, "").replace(/\n/g, "");
+  const start = joined.indexOf("{");
+  const end = joined.lastIndexOf("}");
+  if (start < 0 || end <= start) return undefined;
+  let data: unknown;
+  try {
+    data = JSON.parse(joined.slice(start, end + 1));
+  } catch {
+    return undefined;
+  }
+  if (isRecord(data) && typeof data["Message"] === "string") {
+    try {
+      data = JSON.parse(data["Message"]);
+    } catch {
+      return undefined;
+    }
+  }
+  if (!isRecord(data)) return undefined;
+  const type = String(data["notificationType"] ?? data["eventType"] ?? "");
+  const mail = isRecord(data["mail"]) ? data["mail"] : {};
+  const report: BounceReport = { kind: "unknown", recipients: [] };
+  if (typeof mail["messageId"] === "string") report.originalMessageId = mail["messageId"];
+  if (typeof mail["source"] === "string") report.originalEnvelopeFrom = cleanAddress(mail["source"]) || undefined;
+  if (type === "Complaint") {
+    const complaint = isRecord(data["complaint"]) ? data["complaint"] : {};
+    report.kind = "complaint";
+    report.feedbackType = String(complaint["complaintFeedbackType"] ?? "abuse");
+    const list = Array.isArray(complaint["complainedRecipients"]) ? complaint["complainedRecipients"] : [];
+    for (const r of list) {
+      if (isRecord(r) && typeof r["emailAddress"] === "string") {
+        report.recipients.push({ address: cleanAddress(r["emailAddress"]), status: "", reason: "feedback", hard: false });
+      }
+    }
+    return report;
+  }
+  if (type === "Bounce") {
+    const bounce = isRecord(data["bounce"]) ? data["bounce"] : {};
+    report.kind = "bounce";
+    const list = Array.isArray(bounce["bouncedRecipients"]) ? bounce["bouncedRecipients"] : [];
+    const transient = bounce["bounceType"] === "Transient";
+    for (const r of list) {
+      if (!isRecord(r) || typeof r["emailAddress"] !== "string") continue;
+      const diag = typeof r["diagnosticCode"] === "string" ? r["diagnosticCode"] : "";
+      const sub = String(bounce["bounceSubType"] ?? "");
+      const suppressed = sub === "Suppressed" || sub === "OnAccountSuppressionList";
+      const typed = /^\s*([a-z0-9-]+)\s*;\s*([\s\S]*)$/i.exec(diag);
+      report.recipients.push(
+        finishCandidate({
+          address: cleanAddress(r["emailAddress"]),
+          status: typeof r["status"] === "string" ? r["status"] : "",
+          replyCode: "",
+          diagnostic: typed ? (typed[2] ?? "") : diag || sub,
+          diagnosticType: typed ? (typed[1] ?? "").toLowerCase() : "",
+          command: "",
+          action: typeof r["action"] === "string" ? r["action"] : transient ? "delayed" : "failed",
+          remoteMta: "",
+          originalRecipient: "",
+          presetReason: suppressed ? "suppressed" : undefined,
+        }),
+      );
+    }
+    return report;
+  }
+  if (type === "Delivery") {
+    const delivery = isRecord(data["delivery"]) ? data["delivery"] : {};
+    report.kind = "delivered";
+    const list = Array.isArray(delivery["recipients"]) ? delivery["recipients"] : [];
+    const smtp = typeof delivery["smtpResponse"] === "string" ? delivery["smtpResponse"] : "";
+    for (const r of list) {
+      if (typeof r !== "string") continue;
+      const st = pickStatus(smtp) || "2.0.0";
+      report.recipients.push({ address: cleanAddress(r), status: st, reason: "delivered", hard: false, remoteReply: smtp || undefined });
+    }
+    return report;
+  }
+  return undefined;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function withOriginal(report: BounceReport, original: Original): BounceReport {
+  const id = messageIdOf(original.headers);
+  if (id && !report.originalMessageId) report.originalMessageId = id;
+  const from = envelopeFromOf(original.headers);
+  if (from && !report.originalEnvelopeFrom) report.originalEnvelopeFrom = from;
+  return report;
+}
+
+/** Addresses in an address header (To, Cc) of the original. */
+function headerAddresses(headers: HeaderList | undefined, name: string): string[] {
+  if (!headers) return [];
+  return headers.getAll(name).flatMap((v) => findAddresses(decodeEncodedWords(v)));
+}
+
+/** Parses one returned message into a bounce, complaint, auto-reply or delivery report. */
+export function parseBounce(raw: string | Uint8Array): BounceReport {
+  const root = parseMime(raw);
+  const parts = flattenParts(root);
+  const text = reportText(root);
+  const original = locateOriginal(parts, text);
+  const top = root.headers;
+
+  const ses = parseSesNotification(text);
+  if (ses) return withOriginal(ses, original);
+
+  // ARF complaint (RFC 5965)
+  const feedback = parts.find((p) => p.contentType === "message/feedback-report");
+  if (feedback) {
+    const fields = parseFeedbackReport(feedback.text);
+    let rcpts = fields.recipients;
+    if (rcpts.length === 0) rcpts = headerAddresses(original.headers, "to");
+    const report: BounceReport = {
+      kind: "complaint",
+      feedbackType: fields.feedbackType,
+      recipients: rcpts.map((address) => ({ address, status: "", reason: "feedback", hard: false })),
+    };
+    if (fields.originalMailFrom) report.originalEnvelopeFrom = fields.originalMailFrom;
+    return withOriginal(report, original);
+  }
+
+  // Microsoft JMRP / Outlook.com complaint: the complained-about message forwarded with this header.
+  const jmrpRecipient = original.headers?.get("x-hmxmroriginalrecipient");
+  if (jmrpRecipient) {
+    const address = cleanAddress(jmrpRecipient);
+    return withOriginal(
+      { kind: "complaint", feedbackType: "abuse", recipients: address ? [{ address, status: "", reason: "feedback", hard: false }] : [] },
+      original,
+    );
+  }
+
+  const excluded = new Set<string>();
+  for (const name of ["from", "to", "reply-to", "sender", "return-path"]) {
+    for (const a of findAddresses(top.get(name) ?? "")) excluded.add(a);
+  }
+  for (const name of ["from", "sender", "return-path", "reply-to"]) {
+    for (const a of headerAddresses(original.headers, name)) excluded.add(a);
+  }
+
+  // RFC 3464 delivery status notification
+  const dsnParts = parts.filter((p) => /^message\/(?:global-)?delivery-status$/.test(p.contentType));
+  const dsnRecipients: Array<{ fields: DsnRecipientFields; remoteMtaFallback: string }> = [];
+  let envelopeSender = "";
+  for (const p of dsnParts) {
+    const dsn = parseDeliveryStatus(p.text);
+    if (dsn.envelopeSender) envelopeSender = dsn.envelopeSender;
+    for (const r of dsn.recipients) dsnRecipients.push({ fields: r, remoteMtaFallback: dsn.reportingMta });
+  }
+  if (dsnRecipients.length > 0) {
+    const failed = dsnRecipients.filter((r) => !/^(delivered|relayed|expanded)$/.test(r.fields.action) && !r.fields.status.startsWith("2."));
+    const delivered = failed.length === 0;
+    const chosen = delivered ? dsnRecipients : failed;
+    const report: BounceReport = { kind: delivered ? "delivered" : "bounce", recipients: [] };
+    const seen = new Set<string>();
+    for (const { fields } of chosen) {
+      const address = fields.finalRecipient || fields.originalRecipient;
+      if (seen.has(address)) continue;
+      seen.add(address);
+      let diagnostic = fields.diagnosticCode;
+      const around = textAround(text, address) || (fields.originalRecipient ? textAround(text, fields.originalRecipient) : "");
+      if (squash(diagnostic) === "" || (!/[a-z]{3}/i.test(diagnostic) && around)) diagnostic = [diagnostic, around].filter(Boolean).join(" ");
+      else if (!/\d{3}|\d\.\d/.test(diagnostic) && around) diagnostic = `${diagnostic} ${around}`;
+      if (delivered) {
+        report.recipients.push({ address, status: fields.status || "2.0.0", reason: "delivered", hard: false, action: fields.action || "delivered" });
+        continue;
+      }
+      report.recipients.push(
+        finishCandidate({
+          address,
+          status: fields.status,
+          replyCode: "",
+          diagnostic,
+          diagnosticType: fields.diagnosticType,
+          command: "",
+          action: fields.action,
+          remoteMta: fields.remoteMta,
+          originalRecipient: fields.originalRecipient,
+        }),
+      );
+      if (fields.originalRecipient && !report.originalRecipient) report.originalRecipient = fields.originalRecipient;
+    }
+    if (envelopeSender) report.originalEnvelopeFrom = envelopeSender;
+    return withOriginal(report, original);
+  }
+
+  // Non-standard text bounce
+  const from = decodeEncodedWords(top.get("from") ?? "");
+  const subject = decodeEncodedWords(top.get("subject") ?? "");
+  const autoReply = isAutoReply(headerSource(top));
+  const cut = text.slice(0, originalMessageOffset(text));
+  const looksLikeBounce =
+    BOUNCE_FROM.test(from) ||
+    BOUNCE_SUBJECT.test(subject) ||
+    top.has("x-failed-recipients") ||
+    (autoReply?.reason !== "vacation" && autoReply?.reason !== "auto-replied" && /\b[45]\.\d{1,3}\.\d{1,3}\b|\b5[0-5]\d[ -]/.test(cut));
+
+  if (autoReply && (autoReply.reason === "vacation" || autoReply.reason === "auto-replied" || !looksLikeBounce)) {
+    const address = findAddresses(from)[0] ?? "";
+    return withOriginal({ kind: "auto-reply", autoReply, recipients: address ? [{ address, status: "", reason: "vacation", hard: false }] : [] }, original);
+  }
+  if (!looksLikeBounce) return withOriginal({ kind: "unknown", recipients: [] }, original);
+
+  let failures = parseTextReport(cut, excluded);
+  const failedHeader = findAddresses(top.getAll("x-failed-recipients").join(","));
+  if (failedHeader.length > 0) {
+    const known = new Map(failures.map((f) => [f.address, f.diagnostic]));
+    failures = failedHeader.map((address) => ({ address, diagnostic: known.get(address) ?? "" }));
+  }
+  if (failures.length === 0) {
+    const fallback = [...headerAddresses(original.headers, "to"), ...findAddresses(cut)].find((a) => !excluded.has(a) && !isSystemAddress(a));
+    if (fallback) failures = [{ address: fallback, diagnostic: cut }];
+  }
+  const report: BounceReport = { kind: "bounce", recipients: [] };
+  for (const f of failures) {
+    const diagnostic = squash(f.diagnostic) === "" || !/[a-z]{4}/i.test(f.diagnostic) ? `${f.diagnostic}\n${cut}` : f.diagnostic;
+    report.recipients.push(
+      finishCandidate({
+        address: f.address,
+        status: "",
+        replyCode: "",
+        diagnostic,
+        diagnosticType: "",
+        command: "",
+        action: "",
+        remoteMta: "",
+        originalRecipient: "",
+        presetReason: undefined,
+      }),
+    );
+  }
+  return withOriginal(report, original);
+}

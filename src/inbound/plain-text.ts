@@ -1,0 +1,116 @@
+/**
+ * Reads the human-readable text of bounces that carry no RFC 3464 delivery-status part: the formats of
+ * qmail ("<addr>:" blocks), Exim ("The following address(es) failed:" with indented details), Sendmail
+ * and its descendants ("<addr>... reason" plus a session transcript), Courier, Domino, Exchange 2003,
+ * Gmail, Yahoo, the Japanese carriers and the many appliances that print "addr [reason]" or
+ * "Recipient: addr" lines. It finds recipient lines and keeps the text that follows each one as its
+ * diagnostic. Pure: no Workers imports.
+ */
+import { cleanAddress } from "./text-util";
+
+export interface TextFailure {
+  address: string;
+  diagnostic: string;
+}
+
+const ADDR = String.raw`[A-Za-z0-9!#$%&'*+/=?^_\`{|}~.-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+`;
+
+/** Lines that begin the returned copy of the original message: the report ends there. */
+const ORIGINAL_MARKERS: RegExp[] = [
+  /^\s*-{2,}.{0,10}(?:below this line is a copy of the message|this is a copy of (?:the|your) message|original message|returned mail follows|unsent message|message header follows|headers? of the original message|undelivered message|original mail|returned message|the header of original message|original headers?|copy of the (?:original )?message)/i,
+  /^\s*(?:-+ ?)?(?:original message|the original message|your original message|unsent message|message headers?)(?: headers?)?(?: follows| is attached| was)?:?(?: ?-+)?\s*$/i,
+  /^\s*content-type:\s*(?:message\/rfc822|text\/rfc822-headers)/i,
+  /^\s*-{2,}\s*(?:the )?(?:header|headers) of your message/i,
+  /^\s*(?:return-path|received|dkim-signature|x-received|delivered-to):\s/i,
+];
+
+/** Position in the text where the returned original message starts (text length if none). */
+export function originalMessageOffset(text: string): number {
+  const lines = text.split("\n");
+  let offset = 0;
+  let seenContent = false;
+  for (const line of lines) {
+    if (seenContent && ORIGINAL_MARKERS.some((re) => re.test(line))) return offset;
+    if (line.trim() !== "") seenContent = true;
+    offset += line.length + 1;
+  }
+  return text.length;
+}
+
+interface RecipientLine {
+  address: string;
+  rest: string;
+}
+
+const RECIPIENT_LINE_PATTERNS: RegExp[] = [
+  // "<addr>:" alone (qmail, Yahoo), "addr" alone (Exim, Gmail), "<addr>"
+  new RegExp(String.raw`^\s*<?(${ADDR})>?\s*:?\s*$`),
+  // "<addr>... reason" (Sendmail), "<addr>: reason" (qmail), "<addr>, reason"
+  new RegExp(String.raw`^\s*<(${ADDR})>\s*(?:\.\.\.|:|,|-)?\s*(.*)$`),
+  // "addr... reason", "addr: reason", "addr - reason"
+  new RegExp(String.raw`^\s*(${ADDR})\s*(?:\.\.\.|:\s|\s-\s|,\s)\s*(.*)$`),
+  // "addr [reason]" or "addr (reason)"
+  new RegExp(String.raw`^\s*<?(${ADDR})>?\s+([\[(].*)$`),
+  // "Recipient: addr", "Failed address: <addr>", "RCPT TO: addr", "To: addr"
+  new RegExp(
+    String.raw`^\s*(?:[-*>]\s*)?(?:failed |original |final |invalid |unknown |intended |bad )?(?:recipient|rcpt(?: to)?|address|addressee|e-?mail(?: address)?|to|destinataire|user|mailbox|delivery to)s?(?: address(?:es)?)?(?:\(es\))?\s*[:=]\s*<?(${ADDR})>?(.*)$`,
+    "i",
+  ),
+];
+
+function recipientLine(line: string): RecipientLine | undefined {
+  for (const re of RECIPIENT_LINE_PATTERNS) {
+    const m = re.exec(line);
+    if (m) {
+      const address = cleanAddress(m[1] ?? "");
+      if (address) return { address, rest: (m[2] ?? "").trim() };
+    }
+  }
+  return undefined;
+}
+
+/** Inline phrases naming a failed recipient inside a sentence. */
+const INLINE_RECIPIENT = new RegExp(
+  String.raw`(?:deliver(?:y|ing)?(?: of (?:your|the) message)? to|sent to|message to|mail to|addressed to|recipient|for|to)\s+(?:the (?:following )?(?:address|recipient)\s+)?["'<]?(${ADDR})[>"']?`,
+  "gi",
+);
+
+/**
+ * Finds failed recipients and their diagnostic text in a bounce's human-readable report.
+ * `exclude` holds addresses known not to be recipients (the sender, the reporting system).
+ */
+export function parseTextReport(report: string, exclude: Set<string>): TextFailure[] {
+  const lines = report.split("\n");
+  const found = new Map<string, string[]>();
+  let current: string[] | null = null;
+  let blankRun = 0;
+  for (const line of lines) {
+    const hit = recipientLine(line);
+    if (hit && !exclude.has(hit.address)) {
+      const block = found.get(hit.address) ?? [];
+      found.set(hit.address, block);
+      if (hit.rest) block.push(hit.rest);
+      current = block;
+      blankRun = 0;
+      continue;
+    }
+    if (current === null) continue;
+    if (line.trim() === "") {
+      blankRun++;
+      if (blankRun >= 3) current = null;
+      continue;
+    }
+    blankRun = 0;
+    if (current.length < 40) current.push(line.trim());
+  }
+
+  if (found.size === 0) {
+    for (const m of report.matchAll(INLINE_RECIPIENT)) {
+      const a = cleanAddress(m[1] ?? "");
+      if (a && !exclude.has(a) && !found.has(a)) found.set(a, []);
+    }
+  }
+  const out: TextFailure[] = [];
+  for (const [address, block] of found) out.push({ address, diagnostic: block.join("\n") });
+  return out;
+}

@@ -1,0 +1,89 @@
+/**
+ * Small text helpers shared by the bounce parsers: addresses, status codes, reply codes and the
+ * SMTP command a failure happened at. Pure: no Workers imports.
+ */
+
+const ADDRESS_RE = /[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+/g;
+
+/** Every email address in a text, lower-cased, in order of appearance, without duplicates. */
+export function findAddresses(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(ADDRESS_RE)) {
+    const a = cleanAddress(m[0]);
+    if (a && !out.includes(a)) out.push(a);
+  }
+  return out;
+}
+
+/** Normalises one address: strips brackets, quotes, `rfc822;` prefixes and trailing punctuation. */
+export function cleanAddress(value: string): string {
+  let v = value.trim();
+  const typed = /^(?:rfc822|utf-8|x-[a-z0-9-]+)\s*;\s*(.*)$/i.exec(v);
+  if (typed) v = typed[1] ?? "";
+  const angle = /<([^<>]*@[^<>]*)>/.exec(v);
+  if (angle) v = angle[1] ?? "";
+  v = v.replace(/^["'(<\s]+|[>"'),;:.\s\]]+$/g, "");
+  v = v.replace(/^mailto:/i, "");
+  if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(v)) return "";
+  return v.toLowerCase();
+}
+
+/** Addresses that belong to mail systems, never to a failed recipient. */
+export function isSystemAddress(address: string): boolean {
+  return /^(mailer-daemon|postmaster|mail-daemon|mailerdaemon|no-?reply|bounce[s]?|daemon|root)@/i.test(address);
+}
+
+const STATUS_RE = /(?<![\d.#])(?:#\s?)?([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)/g;
+
+/** All enhanced status codes (RFC 3463) in a text, in order. */
+export function findStatusCodes(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(STATUS_RE)) out.push(`${m[1]}.${m[2]}.${m[3]}`);
+  return out;
+}
+
+/**
+ * The most informative status code in a text: the first specific one (not X.0.0), else the first.
+ * `preferClass` (4 or 5) keeps codes of the same class when given.
+ */
+export function pickStatus(text: string, preferClass?: string): string {
+  let codes = findStatusCodes(text);
+  if (preferClass) {
+    const same = codes.filter((c) => c.startsWith(preferClass));
+    if (same.length > 0) codes = same;
+  }
+  const specific = codes.find((c) => !/^\d\.0\.0$/.test(c));
+  return specific ?? codes[0] ?? "";
+}
+
+/** The first SMTP reply code (4xx/5xx, or 2xx) a server said in a text. */
+export function findReplyCode(text: string): string {
+  const m = /(?:^|[\s:(\[<"'])([245][0-5]\d)(?=[\s-](?!\d+\.\d+\.\d+\.\d)|$|[.:,)\]])/m.exec(text);
+  if (!m) return "";
+  return m[1] ?? "";
+}
+
+/** The SMTP command a failure answered, when the text says so. */
+export function findCommand(text: string): string {
+  const t = text.replace(/\s+/g, " ");
+  const patterns: Array<[RegExp, string]> = [
+    [/\b(?:in reply to|after|response to|for|in response to|after the|during)\s+(?:the\s+)?(?:end of\s+)?(?:data|message body)\b/i, "DATA"],
+    [/\bend of data\b|\bafter data\b|\bdata command\b|\bdata response\b|\(in reply to end of data command\)/i, "DATA"],
+    [/\b(?:in reply to|after|response to|for|in response to)\s+(?:the\s+)?rcpt\b|\brcpt to\b|\bRCPT_TO\b|\brcpt command\b/i, "RCPT"],
+    [/\b(?:in reply to|after|response to|for|in response to)\s+(?:the\s+)?mail\b|\bmail from\b|\bMAIL_FROM\b/i, "MAIL"],
+    [/\b(?:in reply to|after|response to)\s+(?:the\s+)?(?:e?hlo)\b|\bhelo command\b|\behlo command\b/i, "EHLO"],
+    [/\bstarttls\b/i, "STARTTLS"],
+    [/\binitial connection\b|\bgreeting\b|\bbanner\b|\bconnect(?:ion)? to\b.{0,60}\b(?:refused|failed)\b/i, "CONN"],
+  ];
+  let best: { index: number; cmd: string } | undefined;
+  for (const [re, cmd] of patterns) {
+    const m = re.exec(t);
+    if (m && (best === undefined || m.index < best.index)) best = { index: m.index, cmd };
+  }
+  return best?.cmd ?? "";
+}
+
+/** Collapses whitespace and trims. */
+export function squash(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}
