@@ -27,6 +27,7 @@ export default defineConfig({
                 DOH_URL: `http://127.0.0.1:${inject<number>("controlPort")}/dns-query`,
                 PEERS_URL: `http://127.0.0.1:${inject<number>("controlPort")}`,
                 ADMIN_TOKEN: "test-admin-token",
+                RETRY_SCHEDULE_SECONDS: "1",
                 TEST_MIGRATIONS: JSON.stringify(await readMigrations()),
               },
             },

@@ -1,0 +1,124 @@
+/**
+ * The one path every message takes in: check the sender, spool the body (R2 when large), record the message
+ * and its recipients in D1, and enqueue one delivery job per destination. Shared by the HTTP API, Email
+ * Routing forwarding and the SMTP bridge (through the raw endpoint).
+ */
+import { MAX_INLINE_BODY_BYTES } from "../config";
+import type { DeliveryJob } from "../delivery/job";
+import { newId } from "../store/ids";
+import { insertMessage, recordOutcome, type RecipientStatus } from "../store/messages";
+
+/** The message was recorded but its delivery jobs could not be queued; its recipients are marked failed. */
+export class EnqueueError extends Error {
+  override name = "EnqueueError";
+  constructor(
+    readonly messageId: string,
+    cause: unknown,
+  ) {
+    super(`message ${messageId} could not be queued`, { cause });
+  }
+}
+
+export interface AcceptInput {
+  tenantId: string;
+  mailFrom: string;
+  headerFrom: string;
+  subject: string | null;
+  messageIdHeader: string;
+  /** The complete RFC 5322 message, CRLF line endings. */
+  raw: string;
+  recipients: string[];
+  stream?: "transactional" | "broadcast";
+  tags?: string[];
+  metadata?: Record<string, string>;
+  smtputf8?: boolean;
+  eightBit?: boolean;
+  /** Recipients (lowercase addresses) that must not be mailed; they get a `suppressed` final state. */
+  suppressed?: Set<string>;
+  id?: string;
+}
+
+export interface AcceptResult {
+  id: string;
+  recipients: { address: string; status: RecipientStatus }[];
+}
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
+}
+
+/** Records and enqueues a composed message; returns its id and the initial state of each recipient. */
+export async function acceptMessage(env: Env, input: AcceptInput): Promise<AcceptResult> {
+  const id = input.id ?? newId();
+  const now = Date.now();
+  const bytes = new TextEncoder().encode(input.raw);
+  const inline = bytes.byteLength <= MAX_INLINE_BODY_BYTES;
+  const bodyKey = inline ? null : `bodies/${id}`;
+  if (bodyKey) await env.BODIES.put(bodyKey, bytes, { httpMetadata: { contentType: "message/rfc822" } });
+
+  const recipients = input.recipients.map((address, idx) => ({
+    idx,
+    address,
+    domain: domainOf(address),
+    status: (input.suppressed?.has(address.toLowerCase()) ? "suppressed" : "queued") as RecipientStatus,
+  }));
+
+  await env.DB.batch(
+    insertMessage(env.DB, {
+      id,
+      tenantId: input.tenantId,
+      mailFrom: input.mailFrom,
+      headerFrom: input.headerFrom,
+      subject: input.subject,
+      messageIdHeader: input.messageIdHeader,
+      stream: input.stream ?? "transactional",
+      sizeBytes: bytes.byteLength,
+      bodyKey,
+      tags: input.tags ?? [],
+      metadata: input.metadata ?? {},
+      createdAt: now,
+      sendAt: null,
+      recipients,
+    }),
+  );
+
+  const byDestination = new Map<string, { idx: number; address: string }[]>();
+  for (const r of recipients) {
+    if (r.status !== "queued") continue;
+    const list = byDestination.get(r.domain) ?? [];
+    list.push({ idx: r.idx, address: r.address });
+    byDestination.set(r.domain, list);
+  }
+  const jobs: DeliveryJob[] = [...byDestination].map(([destination, rcpts]) => ({
+    v: 1,
+    messageId: id,
+    tenantId: input.tenantId,
+    mailFrom: input.mailFrom,
+    recipients: rcpts,
+    destination,
+    ...(inline ? { body: input.raw } : { bodyKey: bodyKey! }),
+    sizeBytes: bytes.byteLength,
+    smtputf8: input.smtputf8 ?? false,
+    eightBit: input.eightBit ?? false,
+    acceptedAt: now,
+    attempt: 0,
+  }));
+  if (jobs.length) {
+    try {
+      await env.OUTBOX.sendBatch(jobs.map((body) => ({ body, contentType: "json" as const })));
+    } catch (e) {
+      // The message is recorded but could not be queued: end its recipients as failed so none is left
+      // pending forever, and let the caller report the failure (the client may retry with its idempotency key).
+      const failedAt = Date.now();
+      await env.DB.batch(
+        jobs.flatMap((j) =>
+          j.recipients.flatMap((r) =>
+            recordOutcome(env.DB, { messageId: id, tenantId: input.tenantId, idx: r.idx, address: r.address, status: "failed", at: failedAt, attempt: 0, text: `could not enqueue: ${String(e)}` }),
+          ),
+        ),
+      );
+      throw new EnqueueError(id, e);
+    }
+  }
+  return { id, recipients: recipients.map((r) => ({ address: r.address, status: r.status })) };
+}

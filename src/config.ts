@@ -1,0 +1,92 @@
+/**
+ * Every setting of the relay, parsed and validated once per invocation from the Worker's env.
+ * Constants carry their unit in the name and say where the number comes from.
+ */
+
+/** Cloudflare Queues accept messages up to 128 KB; keep headroom for the job's JSON envelope. */
+export const MAX_INLINE_BODY_BYTES = 100 * 1024;
+/** Cloudflare Queues cap `delaySeconds` at 12 hours. */
+export const MAX_QUEUE_DELAY_SECONDS = 12 * 60 * 60;
+/** API keys are 32 random bytes; this prefix makes leaked keys easy to find with secret scanners. */
+export const API_KEY_PREFIX = "er_";
+/** Default cap on to+cc+bcc per message, the common limit of Postmark/SES-style APIs. */
+export const DEFAULT_MAX_RECIPIENTS = 50;
+/** Default largest message: 25 MiB, what most mailbox providers accept (Gmail: 25 MB). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024;
+
+export interface NextHop {
+  kind: "smtp";
+  host: string;
+  port: number;
+  tls: "implicit" | "starttls-required" | "starttls-opportunistic" | "off";
+  auth?: { user: string; pass: string };
+}
+
+export interface RelayConfig {
+  relayHostname: string;
+  nextHop: NextHop;
+  dohUrl: string;
+  maxMessageBytes: number;
+  maxRecipients: number;
+  /** Delay before retry n (1-based) is retrySchedule[min(n, len) - 1]. */
+  retryScheduleSeconds: number[];
+  maxMessageAgeSeconds: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses a next-hop URL: smtp://host:port (plain), smtp+starttls://, smtp+opportunistic://, smtps://; user:pass@ for AUTH. */
+export function parseNextHop(url: string): NextHop {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ConfigError(`NEXT_HOP_URL is not a URL: ${url}`);
+  }
+  const schemes: Record<string, { tls: NextHop["tls"]; port: number }> = {
+    "smtp:": { tls: "off", port: 25 },
+    "smtp+starttls:": { tls: "starttls-required", port: 587 },
+    "smtp+opportunistic:": { tls: "starttls-opportunistic", port: 25 },
+    "smtps:": { tls: "implicit", port: 465 },
+  };
+  const scheme = schemes[u.protocol];
+  if (!scheme) throw new ConfigError(`NEXT_HOP_URL scheme must be smtp, smtp+starttls, smtp+opportunistic or smtps: ${url}`);
+  const hop: NextHop = { kind: "smtp", host: u.hostname, port: u.port ? Number(u.port) : scheme.port, tls: scheme.tls };
+  if (u.username) hop.auth = { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) };
+  return hop;
+}
+
+function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Reads and checks the settings from the Worker's env; throws ConfigError naming the bad setting. */
+export function loadConfig(env: Env): RelayConfig {
+  const relayHostname = env.RELAY_HOSTNAME;
+  if (!relayHostname || !relayHostname.includes(".") || /^[\d.]+$/.test(relayHostname)) {
+    throw new ConfigError("RELAY_HOSTNAME must be a fully qualified domain name (used in EHLO)");
+  }
+  return {
+    relayHostname,
+    nextHop: parseNextHop(env.NEXT_HOP_URL),
+    dohUrl: env.DOH_URL,
+    maxMessageBytes: positiveInt("MAX_MESSAGE_BYTES", env.MAX_MESSAGE_BYTES, DEFAULT_MAX_MESSAGE_BYTES),
+    retryScheduleSeconds: parseSchedule(env.RETRY_SCHEDULE_SECONDS),
+    maxMessageAgeSeconds: positiveInt("MAX_MESSAGE_AGE_SECONDS", env.MAX_MESSAGE_AGE_SECONDS, 72 * 3600),
+    maxRecipients: positiveInt("MAX_RECIPIENTS", (env as { MAX_RECIPIENTS?: string }).MAX_RECIPIENTS, DEFAULT_MAX_RECIPIENTS),
+  };
+}
+
+function parseSchedule(value: string | undefined): number[] {
+  if (!value) return [60, 300, 900, 1800, 3600, 7200, 14400];
+  const parts = value.split(",").map((p) => Number(p.trim()));
+  if (!parts.length || parts.some((n) => !Number.isFinite(n) || n < 0)) {
+    throw new ConfigError(`RETRY_SCHEDULE_SECONDS must be comma-separated non-negative seconds, got ${JSON.stringify(value)}`);
+  }
+  return parts;
+}

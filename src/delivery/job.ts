@@ -1,0 +1,27 @@
+/** The Queue message that carries one (message, destination) delivery job. */
+
+export interface DeliveryJob {
+  v: 1;
+  messageId: string;
+  tenantId: string;
+  mailFrom: string;
+  /** Recipients of this message that share the destination. */
+  recipients: { idx: number; address: string }[];
+  /** Destination key: the recipients' domain (lowercase). */
+  destination: string;
+  /** Body inline when small; otherwise the R2 key in BODIES. */
+  body?: string;
+  bodyKey?: string;
+  sizeBytes: number;
+  smtputf8: boolean;
+  eightBit: boolean;
+  /** Epoch ms when the message was accepted; retries expire relative to it. */
+  acceptedAt: number;
+  /** Delivery attempts already made (0 on the first run). */
+  attempt: number;
+}
+
+export function isDeliveryJob(x: unknown): x is DeliveryJob {
+  const j = x as DeliveryJob;
+  return typeof j === "object" && j !== null && j.v === 1 && typeof j.messageId === "string" && Array.isArray(j.recipients);
+}

@@ -1,0 +1,34 @@
+/** The Hono application: mounts the route groups and renders every error as one JSON shape. */
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { EnqueueError } from "../accept/accept";
+import { ConfigError } from "../config";
+import { admin } from "./admin";
+import type { AppEnv } from "./auth";
+import { ApiError } from "./errors";
+import { messages } from "./messages";
+
+export const app = new Hono<AppEnv>();
+
+app.get("/health", (c) => c.json({ ok: true }));
+app.route("/", messages);
+app.route("/", admin);
+
+app.notFound(() => {
+  throw new ApiError(404, "not_found", "no such endpoint");
+});
+
+app.onError((err, c) => {
+  if (err instanceof ApiError) return c.json(err.toJSON(), err.status);
+  if (err instanceof HTTPException) {
+    const e = new ApiError(err.status === 413 ? 413 : 400, err.status === 413 ? "too_large" : "invalid_field", err.message);
+    return c.json(e.toJSON(), e.status);
+  }
+  if (err instanceof EnqueueError) {
+    console.error(err, err.cause);
+    return c.json(new ApiError(503, "unavailable", "the message could not be queued; retry later").toJSON(), 503);
+  }
+  if (err instanceof ConfigError) console.error("configuration error:", err.message);
+  else console.error("unhandled error", err);
+  return c.json(new ApiError(500, "internal_error", "internal error").toJSON(), 500);
+});

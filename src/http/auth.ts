@@ -1,0 +1,39 @@
+/** API key and admin token checks for the HTTP API. */
+import type { Context, MiddlewareHandler } from "hono";
+import { findApiKey, sha256Hex, timingSafeEqualText, type Tenant } from "../store/keys";
+import { ApiError } from "./errors";
+
+export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant; keyId: string } };
+
+function presentedKey(c: Context): string | null {
+  const auth = c.req.header("authorization");
+  if (auth) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    return m ? m[1]! : null;
+  }
+  return c.req.header("x-api-key")?.trim() || null;
+}
+
+/** Requires a valid, unrevoked API key of a tenant that is not suspended. */
+export const requireApiKey: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const key = presentedKey(c);
+  if (!key) throw new ApiError(401, "unauthorized", "an API key is required (Authorization: Bearer <key> or X-Api-Key)");
+  const record = await findApiKey(c.env.DB, key);
+  if (!record) throw new ApiError(401, "unauthorized", "the API key is not valid");
+  if (record.revoked) throw new ApiError(401, "key_revoked", "the API key has been revoked");
+  if (record.tenant.suspended) throw new ApiError(403, "tenant_suspended", "the account is suspended");
+  c.set("tenant", record.tenant);
+  c.set("keyId", record.keyId);
+  await next();
+};
+
+/** Requires the admin token (secret ADMIN_TOKEN); compared as hashes in constant time. */
+export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const expected = c.env.ADMIN_TOKEN;
+  const key = presentedKey(c);
+  if (!expected) throw new ApiError(403, "forbidden", "the admin API is disabled: set the ADMIN_TOKEN secret");
+  if (!key || !timingSafeEqualText(await sha256Hex(key), await sha256Hex(expected))) {
+    throw new ApiError(401, "unauthorized", "the admin token is not valid");
+  }
+  await next();
+};

@@ -1,0 +1,18 @@
+/** Worker entry point: wires the HTTP app, the queue consumers and the Durable Object. No logic here. */
+import { handleDeadLetters, handleOutbox } from "./delivery/consumer";
+import { loadConfig } from "./config";
+import { app } from "./http/app";
+import { expireAbandonedRecipients } from "./store/housekeeping";
+
+export { DomainGate } from "./gate/domain-gate";
+
+export default {
+  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+  async queue(batch, env) {
+    if (batch.queue.endsWith("-dlq")) return handleDeadLetters(batch, env);
+    return handleOutbox(batch, env);
+  },
+  async scheduled(_controller, env, ctx) {
+    ctx.waitUntil(expireAbandonedRecipients(env.DB, loadConfig(env).maxMessageAgeSeconds));
+  },
+} satisfies ExportedHandler<Env>;
