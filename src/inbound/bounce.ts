@@ -364,6 +364,7 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
       seen.add(address);
       let diagnostic = fields.diagnosticCode;
       const around = textAround(text, address) || (fields.originalRecipient ? textAround(text, fields.originalRecipient) : "");
+      const command = findCommand(diagnostic) || findCommand(around);
       if (squash(diagnostic) === "" || (!/[a-z]{3}/i.test(diagnostic) && around)) diagnostic = [diagnostic, around].filter(Boolean).join(" ");
       else if (!/\d{3}|\d\.\d/.test(diagnostic) && around) diagnostic = `${diagnostic} ${around}`;
       if (delivered) {
@@ -377,7 +378,7 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
           replyCode: "",
           diagnostic,
           diagnosticType: fields.diagnosticType,
-          command: "",
+          command,
           action: fields.action,
           remoteMta: fields.remoteMta,
           originalRecipient: fields.originalRecipient,
@@ -394,13 +395,13 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
   const subject = decodeEncodedWords(top.get("subject") ?? "");
   const autoReply = isAutoReply(headerSource(top));
   const cut = text.slice(0, originalMessageOffset(text));
+  const fromSystem = BOUNCE_FROM.test(from) || BOUNCE_SUBJECT.test(subject);
   const looksLikeBounce =
-    BOUNCE_FROM.test(from) ||
-    BOUNCE_SUBJECT.test(subject) ||
+    fromSystem ||
     top.has("x-failed-recipients") ||
     (autoReply?.reason !== "vacation" && autoReply?.reason !== "auto-replied" && /\b[45]\.\d{1,3}\.\d{1,3}\b|\b5[0-5]\d[ -]/.test(cut));
 
-  if (autoReply && (autoReply.reason === "vacation" || autoReply.reason === "auto-replied" || !looksLikeBounce)) {
+  if (autoReply && (autoReply.reason === "vacation" || (autoReply.reason === "auto-replied" && !fromSystem) || !looksLikeBounce)) {
     const address = findAddresses(from)[0] ?? "";
     return withOriginal({ kind: "auto-reply", autoReply, recipients: address ? [{ address, status: "", reason: "vacation", hard: false }] : [] }, original);
   }

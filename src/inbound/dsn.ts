@@ -54,7 +54,13 @@ export function parseDeliveryStatus(text: string): DsnFields {
         out.envelopeSender = cleanAddress(stripType(value).rest);
         break;
       case "original-recipient":
-        if (current === null || current.originalRecipient !== "" || current.finalRecipient !== "") current = start();
+        if (
+          current === null ||
+          current.originalRecipient !== "" ||
+          (current.finalRecipient !== "" && (current.action !== "" || current.status !== ""))
+        ) {
+          current = start();
+        }
         current.originalRecipient = cleanAddress(stripType(value).rest);
         break;
       case "final-recipient":

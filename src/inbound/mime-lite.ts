@@ -201,7 +201,16 @@ function buildPart(raw: string, depth: number, counter: Counter, defaultType = "
 
   if (type.startsWith("multipart/") && params["boundary"] && !tooDeep) {
     const childDefault = type === "multipart/digest" ? "message/rfc822" : "text/plain";
-    for (const chunk of splitMultipart(body, params["boundary"])) {
+    let chunks = splitMultipart(body, params["boundary"]);
+    if (chunks.length === 0) {
+      // Some MTAs (and anonymised samples) declare one boundary and use another: take the delimiter
+      // line that actually recurs in the body.
+      const seen = new Map<string, number>();
+      for (const m of body.matchAll(/^--([^\s-][^\s]*?)(?:--)?[ \t]*$/gm)) seen.set(m[1] ?? "", (seen.get(m[1] ?? "") ?? 0) + 1);
+      const guess = [...seen.entries()].find(([, n]) => n >= 2)?.[0];
+      if (guess) chunks = splitMultipart(body, guess);
+    }
+    for (const chunk of chunks) {
       if (counter.parts >= MAX_MIME_PARTS) break;
       part.parts.push(buildPart(chunk, depth + 1, counter, childDefault));
     }

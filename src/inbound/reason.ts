@@ -266,6 +266,8 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /recipient suspend|user suspended|temporarily inactive|temporary locked/,
     /this account has been (disabled|temporarily suspended)|account is locked/,
     /mailbox unavailable or access denied/,
+    /account that you tried to reach is (disabled|inactive|suspended)/,
+    /recipient account is (blocked|locked|disabled)|compte du destinataire est bloque/,
     /deactivated mailbox|disabled or discontinued|is unavailable: user is terminated/,
   ],
   hasmoved: [/ has been replaced by /, /(mailbox|address|user) has moved/],
@@ -328,6 +330,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
   ],
   notcompliantrfc: [
     /not compliant with rfc|rfc ?5322|rfc ?2822|rfc ?822 (compliant|specification)/,
+    /multiple addresses in (the )?from|not rfc ?5322 compliant|rfcmessagenoncompliant/,
     /multiple .{0,30} headers?|duplicate (subject|from|to|date|message-id) header/,
     /message (is )?not (rfc|properly formatted)|does not conform to rfc|violates rfc/,
   ],
@@ -347,7 +350,11 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /(mail from|envelope sender|return path|from address) .{0,40}(rejected|refused|denied|not (allowed|accepted|permitted))/,
     /your (email )?address has been blacklisted|address (is )?(on|in) (our|the) (black|block)list/,
     /\bbad sender\b|invalid sender|sender .{0,20}(is )?(blacklisted|not permitted)|domain of sender/,
-    /access denied|you are not allowed to post|email address is not allowed/,
+    /access denied \((in reply to mail from|sender blacklisted)|you are not allowed to post|email address is not allowed/,
+    /sender was rejected|sender verify failed|null sender is not allowed|empty envelope senders|bogus mail from/,
+    /administrative prohibition|batv (failed|validation)|email address is not verified|returned mail not accepted here/,
+    /sender is (spammer|in my black ?list)|sender not pre-approved|invalid domain, see|fully qualified email address required/,
+    /(^|[^t] )address rejected|emetteur invalide|this server does not accept mail from|mail from not owned by user/,
     /not allowed to send (mail|email) to/,
     /unroutable sender|sender address is not valid|mail from .* not allowed/,
   ],
@@ -356,7 +363,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /(unknown|no such) (host|domain)/,
     /mail domain mentioned in email address is unknown|name or service not known/,
     /unrout(e)?able (mail )?(address|domain)|recipient domain must exist|unknown domain name/,
-    /the account or domain may not exist|no mx (record )?(for|found)|domain has no mx/,
+    /the account or domain may not exist/,
     /host or domain name not found|dns (error|lookup failed).{0,40}(nxdomain|not found)/,
   ],
   spamdetected: [
@@ -378,8 +385,8 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
   blocked: [
     /(black|block|deny|ban)[ -]?list(ed)?|\brbl\b|\bdnsbl\b|spamhaus|spamcop|barracudacentral|sorbs|abuseat/,
     /(your|client|sender|sending) (ip|host|network|server|mta)( address)? .{0,40}(blocked|rejected|refused|denied|banned|not allowed|listed|blacklisted)/,
-    /(ip|host|connection|access) .{0,30}(is |has been )?(blocked|banned|refused|denied)\b/,
-    /blocked (using|by|due to)|was blocked|refused to talk to me|go away/,
+    /(ip|host|connection|access) .{0,30}(is |has been )?(blocked|banned|refused)\b|banned sending ip|access denied, banned/,
+    /blocked (using|by|due to)|was blocked by|refused to talk to me|go away/,
     /helo command rejected|client host rejected|hosts with dynamic ip|dynamic ip|dial-?up|residential/,
     /connection (dropped|refused|reset)|not currently accepting mail from your ip|not accepting connections/,
     /please use the smtp server of your isp|open proxy|looks suspiciously like spammer|you are sending spam/,
@@ -394,26 +401,30 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /(local|security|site|mail|email|message) policy/,
     /prohibited (attachment|file|content)|attachment (type )?(not allowed|blocked|prohibited)|banned (attachment|file)/,
     /captcha|not allowed by (policy|administrator)|rejected by (the )?(administrator|policy)/,
-    /does not accept (e-?mail|mail) (from|with)|email not accepted for policy/,
+    /does not accept (e-?mail|mail) (from|with)|email not accepted for policy|rejected for policy reasons|denied by policy/,
+    /header error|header are not accepted|messages with multiple addresses|content presents a potential|organization(al)? (policy|settings)/,
+    /closed mailing list|members-only list|not subscribed to this group|mass mailer|illegal attachment|message given low priority|protocol violation/,
   ],
   systemerror: [
-    /forwarding loop|mail loop|loops back to myself|loop was found|routing loop|hop count exceeded|too many hops/,
+    /aliasing\/forwarding loop|would create a mail loop|loops back to myself|loop was found in the mail exchanger|unable to contact ldap server/,
     /can'?t create user output file|local configuration error|local error in processing|configuration error/,
-    /internal (server )?error|system (config )?error|server error|queue file write error|temporary local problem/,
+    /internal (server )?error|system config(uration)? error|queue file write error|temporary local problem|upstream error/,
     /interrupted system call|timeout waiting for input|misconfigured|could not load drd|there is no mdb/,
     /service currently unavailable|error while being processed|transaction failed /,
     /unable to connect .{0,40}daemon/,
   ],
   networkerror: [
-    /(dns|name server|nameserver) (lookup )?(error|failure|timeout|timed out|problem)|servfail|temporary (dns|lookup) failure/,
+    /(dns|name server|nameserver) (lookup )?(failure|timeout|timed out|problem)|servfail|temporary (dns|lookup) failure/,
     /network (error|is unreachable|unreachable)|no route to host|host is unreachable|mail routing error/,
-    /could not connect|unable to connect|connection (timed out|lost|closed)|lost connection|too many hops|route to host/,
-    /malformed or unexpected name server reply|unknown mail transport error/,
+    /could not connect and send|too many hops|hop count exceeded|mail forwarding loop|message looping|routing loop|forwarding loop count/,
+    /malformed (or unexpected )?name server reply|host name lookup failure|host not found, try again|unable to resolve route|unrouteable mail domain/,
+    /dns records for the destination computer could not be found|wasn'?t able to establish an smtp connection/,
   ],
   systemfull: [/mail system full|system (storage|disk) (is )?full|requested mail action aborted: exceeded storage allocation/],
   notaccept: [
     /does not accept (any )?mail|not accepting (any )?mail|null mx|no mx record|mail is not accepted/,
-    /host does not accept mail|domain does not accept mail|this domain does not receive mail/,
+    /host does not accept mail|domain does not accept mail|does not receive (e-?mail|mail)|mail receiving disabled|nullmx/,
+    /no mx record found for domain|no route for current request|smtp protocol returned a permanent error/,
   ],
   expired: [
     /(delivery|message|retry) (time |attempts? )?(has )?(expired|timed out)|expired after|message expired/,
@@ -421,13 +432,15 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /not reachable within the allowed queue period|unable to deliver (the )?message after|could not be delivered for .{0,20}days/,
     /retry time(out)? (not reached|exceeded)|retry timeout exceeded|connection timed out|server did not respond/,
     /could not find a gateway|delivery attempts will continue|failed to deliver to domain|not been collected/,
-    /was not delivered within|for more than \d+ (hours|days)|maximum time|undeliverable for \d+/,
+    /was not delivered within|could not be delivered for more than|maximum time|undeliverable for \d+/,
+    /did not accept our requests to connect|envelope expired|could not deliver for the last|queue period/,
   ],
   failedstarttls: [/starttls (is )?required|tls (is )?required|tls required but not supported|must issue a starttls/],
   securityerror: [
     /authentication (required|failed|credentials)|must (be )?authenticat|not authenticated|authentication is required/,
     /(certificate|tls) (verification|handshake) fail|encryption (needed|required)/,
-    /submission is not allowed|sender is not authorized|not authorized to (send|relay)/,
+    /submission is not allowed|sender is not authorized|not authorized to (send|relay)|unauthenticated senders not allowed/,
+    /smtp authentication|authentication turned on|authentication failure|verification failure|insecure mail relay|not subscribed to ses/,
   ],
   suppressed: [/on (the|our|your) (account'?s? )?suppression list|address is suppressed/],
   mailererror: [
@@ -475,7 +488,9 @@ function firstPass(f: FailureFacts, text: string, byStatus: BounceReason | undef
           const other: BounceReason[] = ["norelaying", "blocked", "mailboxfull", "hasmoved", "rejected", "notaccept"];
           return !other.some((r) => matches(r, text));
         }
-        return (cmd === "RCPT" || cmd === "") && matches("userunknown", text) && !matches("rejected", text);
+        if (cmd === "RCPT") return matches("userunknown", text);
+        // No command known: a permanent 55x reply naming an unknown user at the recipient stage.
+        return cmd === "" && byStatus !== "filtered" && /^55[0-3]$/.test(f.replyCode) && matches("userunknown", text) && !matches("filtered", text);
       },
     ],
     [
@@ -491,7 +506,16 @@ function firstPass(f: FailureFacts, text: string, byStatus: BounceReason | undef
     ["notcompliantrfc", () => matches("notcompliantrfc", text)],
     ["badreputation", () => matches("badreputation", text)],
     ["contenterror", () => byStatus === "contenterror" || matches("contenterror", text)],
-    ["rejected", () => byStatus === "rejected" || (cmd === "MAIL" && /\b5\d\d\b|sender|from/.test(text)) || matches("rejected", text)],
+    [
+      "rejected",
+      () => {
+        if (byStatus === "rejected") return true;
+        if (!matches("rejected", text)) return false;
+        if (cmd === "MAIL") return true;
+        if (cmd === "DATA") return byStatus !== "userunknown";
+        return byStatus === undefined || byStatus === "onhold" || byStatus === "undefined" || byStatus === "securityerror" || byStatus === "systemerror";
+      },
+    ],
     [
       "hostunknown",
       () => (byStatus === "hostunknown" ? !matches("networkerror", text) : matches("hostunknown", text)),
@@ -539,14 +563,37 @@ const SECOND_PASS: BounceReason[] = [
   "mailererror",
 ];
 
+/** Local delivery agents print their own errors; the agent's name tells a mailer error from an SMTP one. */
+const LOCAL_AGENT = /(?:^|[\s/(])(?:procmail|maildrop|mail\.local|vdelivermail|vdeliver|dovecot|deliver)\s*:|command output:|command died with status|command failed:|\|\| exit |pipe to \||was automatically rejected:/;
+
+function localAgentReason(text: string): BounceReason | undefined {
+  if (!LOCAL_AGENT.test(text)) return undefined;
+  if (matches("mailboxfull", text) || /over quota|quota exceeded/.test(text)) return "mailboxfull";
+  if (/no space left to finish writing/.test(text)) return "systemfull";
+  if (/account is locked/.test(text)) return "suspend";
+  if (/unknown user|user unknown|invalid mailbox path|cannot find system user|invalid user specified|no mailbox here by that name|mailbox doesn'?t exist|invalid or unknown/.test(text)) return "userunknown";
+  if (/temporary file write error|service unavailable/.test(text)) return "systemerror";
+  return "mailererror";
+}
+
 /** Decides the reason of one failure. */
 export function classifyFailure(f: FailureFacts): BounceReason {
+  const reason = classifyOnce(f);
+  // A name-server failure reported as temporary is a network problem, not a domain that does not exist.
+  if (reason === "hostunknown" && (f.status.startsWith("4") || (f.status === "" && f.replyCode.startsWith("4")))) return "networkerror";
+  return reason;
+}
+
+function classifyOnce(f: FailureFacts): BounceReason {
   const status = f.status.trim();
   if (status.startsWith("2.")) return "delivered";
   const text = normaliseDiagnostic(f.diagnostic);
   const cmd = f.command.toUpperCase();
   const byStatus = reasonOfStatus(status);
   if (f.presetReason && !VAGUE_STATUS_REASONS.has(f.presetReason)) return f.presetReason;
+
+  const local = localAgentReason(text);
+  if (local) return local;
 
   if (cmd === "STARTTLS" || ["523", "524", "538"].includes(f.replyCode) || matches("failedstarttls", text)) {
     return "failedstarttls";
