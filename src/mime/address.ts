@@ -232,7 +232,8 @@ export function headerAddress(mailbox: Mailbox): string {
  * printable ASCII, RFC 2047 encoded words when it contains non-ASCII.
  */
 export function formatDisplayName(name: string): string {
-  if (!isAscii(name)) return encodeWords(name).join(" ");
+  // 60-character words leave room for "Reply-To: " on the first line (RFC 2047 §2: 76 per line).
+  if (!isAscii(name)) return encodeWords(name, undefined, 60).join(" ");
   if (/^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]+$/.test(name) && !/=\?/.test(name)) return name;
   return `"${name.replace(/[\\"]/g, (c) => "\\" + c)}"`;
 }

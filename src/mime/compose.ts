@@ -301,7 +301,7 @@ export function composeMessage(input: ComposeInput, opts: ComposeOptions): Compo
   if (to.length === 0 && cc.length === 0) headerLines.push("To: undisclosed-recipients:;");
   if (input.subject !== undefined) {
     if (/[\r\n\0\u2028\u2029]/.test(input.subject)) throw new ComposeError("header_injection", "subject contains CR, LF or NUL", "subject");
-    headerLines.push(foldHeader("Subject", encodeUnstructured(input.subject)));
+    headerLines.push(foldHeader("Subject", encodeUnstructured(input.subject, "Subject")));
   }
   headerLines.push(`Date: ${formatRfc5322Date(now)}`);
   headerLines.push(foldHeader("Message-ID", `<${messageId}>`));
@@ -314,7 +314,7 @@ export function composeMessage(input: ComposeInput, opts: ComposeOptions): Compo
     const lower = name.toLowerCase();
     if (seen.has(lower)) throw new ComposeError("invalid_field", `header ${name} given twice`, `headers.${name}`);
     seen.add(lower);
-    headerLines.push(foldHeader(name, encodeUnstructured(value)));
+    headerLines.push(foldHeader(name, encodeUnstructured(value, name)));
   }
 
   headerLines.push(...bodyHeadersAndRaw(buildTree(input), random).split("\r\n"));

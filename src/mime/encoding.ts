@@ -209,11 +209,12 @@ export type EncodedWordEncoding = "B" | "Q";
  * RFC 2047 §5(3) allows inside phrases, so the words are valid in every header position.
  * Returns the words; join them with a folding space.
  */
-export function encodeWords(text: string, encoding?: EncodedWordEncoding): string[] {
+export function encodeWords(text: string, encoding?: EncodedWordEncoding, maxWordLength: number = ENCODED_WORD_LIMIT): string[] {
   const all = utf8Bytes(text);
   const chosen: EncodedWordEncoding = encoding ?? (qEncodedLength(all) <= Math.ceil(all.length / 3) * 4 ? "Q" : "B");
   const prefix = `=?UTF-8?${chosen}?`;
-  const room = ENCODED_WORD_LIMIT - prefix.length - 2;
+  // Room for the encoded text; at least 12 so any single character (4 bytes → 12 in Q) fits.
+  const room = Math.max(12, Math.min(maxWordLength, ENCODED_WORD_LIMIT) - prefix.length - 2);
   const maxBytesB = Math.floor(room / 4) * 3;
   const words: string[] = [];
   let chunk: number[] = [];
@@ -244,31 +245,35 @@ export function encodeWords(text: string, encoding?: EncodedWordEncoding): strin
 /**
  * Value for an unstructured header field (Subject, X-*): returned unchanged when it is
  * printable ASCII that cannot be mistaken for an encoded word and has no word too long to
- * fold; otherwise RFC 2047 encoded words separated by spaces.
+ * fold; otherwise RFC 2047 encoded words separated by spaces. Pass the field name so the
+ * words are short enough for `Name: word` to fit the 76-character line RFC 2047 §2 asks for.
  */
-export function encodeUnstructured(value: string): string {
+export function encodeUnstructured(value: string, fieldName = "Subject"): string {
   const printable = /^[\x20-\x7e\t]*$/.test(value);
   const looksEncoded = /=\?[^?]*\?[bBqQ]\?/.test(value);
   const longestWord = value.split(/[ \t]+/).reduce((m, w) => Math.max(m, w.length), 0);
   if (printable && !looksEncoded && longestWord <= HEADER_SOFT_LINE_LIMIT - 12) return value;
-  return encodeWords(value).join(" ");
+  return encodeWords(value, undefined, Math.max(24, ENCODED_LINE_LIMIT - fieldName.length - 2)).join(" ");
 }
 
 /**
- * Fold a header field (RFC 5322 §2.2.3) into lines of at most 78 characters where
- * whitespace allows, inserting CRLF before existing spaces or tabs. The result has no
+ * Fold a header field (RFC 5322 §2.2.3) into lines of at most 76 characters where
+ * whitespace allows (76 rather than RFC 5322's 78 because RFC 2047 §2 limits lines that
+ * carry encoded words to 76), inserting CRLF before existing spaces or tabs. The result has no
  * trailing CRLF. Throws when a line would still exceed 998 characters: callers encode
  * or refuse such values first.
  */
 export function foldHeader(name: string, value: string): string {
   const unfolded = `${name}: ${value}`;
-  if (unfolded.length <= HEADER_SOFT_LINE_LIMIT) return unfolded;
+  if (unfolded.length <= ENCODED_LINE_LIMIT) return unfolded;
   // Split before each whitespace run, keeping the whitespace with the following word.
   const pieces = unfolded.split(/(?=[ \t])/);
   const lines: string[] = [];
   let current = "";
   for (const piece of pieces) {
-    if (current.length > 0 && current.length + piece.length > HEADER_SOFT_LINE_LIMIT && current.trim().length > 0) {
+    // Never leave the field name alone on the first line.
+    const nameOnly = lines.length === 0 && current === `${name}:`;
+    if (!nameOnly && current.length > 0 && current.length + piece.length > ENCODED_LINE_LIMIT && current.trim().length > 0) {
       lines.push(current);
       current = piece;
     } else {

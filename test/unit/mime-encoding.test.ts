@@ -144,12 +144,12 @@ describe("RFC 2047 encoded words", () => {
 });
 
 describe("header folding", () => {
-  it("folds at whitespace to 78 characters", () => {
+  it("folds at whitespace to 76 characters", () => {
     const value = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ");
     const folded = foldHeader("X-Long", value);
     const lines = folded.split("\r\n");
     expect(lines.length).toBeGreaterThan(1);
-    for (const line of lines) expect(line.length).toBeLessThanOrEqual(78);
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(76);
     for (const line of lines.slice(1)) expect(line).toMatch(/^[ \t]\S/);
     expect(folded.replace(/\r\n/g, "")).toBe(`X-Long: ${value}`);
   });
