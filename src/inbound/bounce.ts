@@ -125,7 +125,8 @@ function htmlToText(html: string): string {
     .replace(/[ \t]+/g, " ");
 }
 
-const BOUNCE_FROM = /mailer-daemon|postmaster|mail delivery|mail administrator|delivery subsystem|mail-daemon|mailerdaemon|daemon@|bounce|mmdf|mail system|mailer@|delivery (status|failure)|\bmail(?:er)? returned\b|nobody@|autoreply@.*\bdocomo|error@|@.*\bmailer\b/i;
+const BOUNCE_BODY = /could not be delivered|couldn'?t be delivered|undeliverable|delivery (?:has )?failed|was not delivered|failed permanently|permanent (?:error|failure|fatal)|unable to deliver|delivery to the following|did not reach the following|returned mail|error delivering|mail delivery failed|rejected by (?:a |the )?(?:remote )?(?:mail )?server|delivery status notification|could not deliver/i;
+const BOUNCE_FROM = /mailer-daemon|post_?master|mail delivery|mail administrator|delivery subsystem|mail-daemon|mailerdaemon|daemon@|bounce|mmdf|mail system|mailer@|delivery (status|failure)|\bmail(?:er)? returned\b|nobody@|autoreply@.*\bdocomo|error@|@.*\bmailer\b/i;
 const BOUNCE_SUBJECT = /undeliver|undelivered|delivery (status|failure|notification|failed|problem|report|has failed|error|incomplete)|returned mail|failure notice|mail delivery|could not be delivered|couldn'?t be delivered|non[- ]?deliver|not delivered|delivery to the following|rejected|bounce|mail system error|warning: could not send|failed delivery|delivery fail|nondeliverable|unzustellbar|non remis|retour|message not delivered|permanent error|delayed mail|delivery delayed|could not send|mail failure|error sending|returned to sender|unable to deliver|notification d'état|undeliverable/i;
 
 const TEMPORARY_TEXT = /\btemporar(?:y|ily)\b|\bdelayed\b|\bdeferred\b|will (?:be )?retr(?:y|ied)|still (?:be )?trying|try again later|will continue to|not yet been delivered|\bgreylist/i;
@@ -399,6 +400,7 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
   const looksLikeBounce =
     fromSystem ||
     top.has("x-failed-recipients") ||
+    BOUNCE_BODY.test(text.slice(0, originalMessageOffset(text))) ||
     (autoReply?.reason !== "vacation" && autoReply?.reason !== "auto-replied" && /\b[45]\.\d{1,3}\.\d{1,3}\b|\b5[0-5]\d[ -]/.test(cut));
 
   if (autoReply && (autoReply.reason === "vacation" || (autoReply.reason === "auto-replied" && !fromSystem) || !looksLikeBounce)) {

@@ -21,7 +21,7 @@ const ORIGINAL_MARKERS: RegExp[] = [
   /^\s*(?:-+ ?)?(?:original message|the original message|your original message|unsent message|message headers?)(?: headers?)?(?: follows| is attached| was)?:?(?: ?-+)?\s*$/i,
   /^\s*content-type:\s*(?:message\/rfc822|text\/rfc822-headers)/i,
   /^\s*-{2,}\s*(?:the )?(?:header|headers) of your message/i,
-  /^\s*(?:return-path|received|dkim-signature|x-received|delivered-to):\s/i,
+  /^\s*(?:return-path|received|dkim-signature|x-received|delivered-to):\s?\S/i,
 ];
 
 /** Position in the text where the returned original message starts (text length if none). */
@@ -40,30 +40,48 @@ export function originalMessageOffset(text: string): number {
 interface RecipientLine {
   address: string;
   rest: string;
+  /** Weak lines ("To: addr") only count when no stronger recipient line exists. */
+  weak: boolean;
 }
 
-const RECIPIENT_LINE_PATTERNS: RegExp[] = [
-  // "<addr>:" alone (qmail, Yahoo), "addr" alone (Exim, Gmail), "<addr>"
-  new RegExp(String.raw`^\s*<?(${ADDR})>?\s*:?\s*$`),
+const RECIPIENT_LINE_PATTERNS: Array<{ re: RegExp; weak: boolean; keepLine: boolean }> = [
+  // "<addr>:" alone (qmail, Yahoo), "addr" alone (Exim, Gmail), "* addr" / "-- addr" bullets
+  { re: new RegExp(String.raw`^\s*(?:[*\u2022-]+\s*)?<?(${ADDR})>?\s*:?\s*$`), weak: false, keepLine: false },
   // "<addr>... reason" (Sendmail), "<addr>: reason" (qmail), "<addr>, reason"
-  new RegExp(String.raw`^\s*<(${ADDR})>\s*(?:\.\.\.|:|,|-)?\s*(.*)$`),
+  { re: new RegExp(String.raw`^\s*<(${ADDR})>\s*(?:\.\.\.|:|,|-)?\s*(.*)$`), weak: false, keepLine: false },
   // "addr... reason", "addr: reason", "addr - reason"
-  new RegExp(String.raw`^\s*(${ADDR})\s*(?:\.\.\.|:\s|\s-\s|,\s)\s*(.*)$`),
+  { re: new RegExp(String.raw`^\s*(${ADDR})\s*(?:\.\.\.|:\s|\s-\s|,\s)\s*(.*)$`), weak: false, keepLine: false },
+  // "addr on <date>" (Exchange 2003)
+  { re: new RegExp(String.raw`^\s*<?(${ADDR})>?\s+on\s+\S.*$`), weak: false, keepLine: false },
   // "addr [reason]" or "addr (reason)"
-  new RegExp(String.raw`^\s*<?(${ADDR})>?\s+([\[(].*)$`),
-  // "Recipient: addr", "Failed address: <addr>", "RCPT TO: addr", "To: addr"
-  new RegExp(
-    String.raw`^\s*(?:[-*>]\s*)?(?:failed |original |final |invalid |unknown |intended |bad )?(?:recipient|rcpt(?: to)?|address|addressee|e-?mail(?: address)?|to|destinataire|user|mailbox|delivery to)s?(?: address(?:es)?)?(?:\(es\))?\s*[:=]\s*<?(${ADDR})>?(.*)$`,
-    "i",
-  ),
+  { re: new RegExp(String.raw`^\s*<?(${ADDR})>?\s+([\[(].*)$`), weak: false, keepLine: false },
+  // "Recipient: addr", "Failed address: <addr>", "RCPT TO: addr", "Unknown user: addr", "Could not be delivered to: <addr>"
+  {
+    re: new RegExp(
+      String.raw`^\s*(?:[-*>]\s*)?(?:[A-Za-z'-]+ ){0,5}(?:recipients?|rcpt(?: to)?|address(?:es)?|addressee|e-?mail(?: address)?|destinataire|user|mailbox|delivered to|delivery to|sent to)(?:\(es\)|\(s\))?\s*[:=]\s*<?(${ADDR})>?(.*)$`,
+      "i",
+    ),
+    weak: false,
+    keepLine: true,
+  },
+  // A sentence that ends naming the recipient: "There was an error delivering your mail to <addr>."
+  {
+    re: new RegExp(String.raw`^.*\b(?:to|for|recipient)\s*:?\s*<(${ADDR})>\s*[.:]?\s*$`, "i"),
+    weak: false,
+    keepLine: true,
+  },
+  // "To: addr" (a summary of the original message; weak)
+  { re: new RegExp(String.raw`^\s*to\s*:\s*(?:[^<>@]*<)?(${ADDR})>?(.*)$`, "i"), weak: true, keepLine: false },
+  // "addr some text" (Zoho and other appliances)
+  { re: new RegExp(String.raw`^\s*<?(${ADDR})>?\s+(\S.*)$`), weak: false, keepLine: false },
 ];
 
 function recipientLine(line: string): RecipientLine | undefined {
-  for (const re of RECIPIENT_LINE_PATTERNS) {
+  for (const { re, weak, keepLine } of RECIPIENT_LINE_PATTERNS) {
     const m = re.exec(line);
     if (m) {
       const address = cleanAddress(m[1] ?? "");
-      if (address) return { address, rest: (m[2] ?? "").trim() };
+      if (address) return { address, rest: keepLine ? line.trim() : (m[2] ?? "").trim(), weak };
     }
   }
   return undefined;
@@ -82,11 +100,14 @@ const INLINE_RECIPIENT = new RegExp(
 export function parseTextReport(report: string, exclude: Set<string>): TextFailure[] {
   const lines = report.split("\n");
   const found = new Map<string, string[]>();
+  const weakOnly = new Set<string>();
   let current: string[] | null = null;
   let blankRun = 0;
   for (const line of lines) {
     const hit = recipientLine(line);
     if (hit && !exclude.has(hit.address)) {
+      if (hit.weak && !found.has(hit.address)) weakOnly.add(hit.address);
+      if (!hit.weak) weakOnly.delete(hit.address);
       const block = found.get(hit.address) ?? [];
       found.set(hit.address, block);
       if (hit.rest) block.push(hit.rest);
@@ -104,6 +125,7 @@ export function parseTextReport(report: string, exclude: Set<string>): TextFailu
     if (current.length < 40) current.push(line.trim());
   }
 
+  if (weakOnly.size < found.size) for (const a of weakOnly) found.delete(a);
   if (found.size === 0) {
     for (const m of report.matchAll(INLINE_RECIPIENT)) {
       const a = cleanAddress(m[1] ?? "");

@@ -236,7 +236,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /quota (exceeded|violation|full)/,
     /(disk|diskspace|storage|mail) quota/,
     /user(disk|'s disk| disk) quota/,
-    /insufficient (disk|system storage|storage)/,
+    /452 insufficient disk space|insufficient system storage/,
     /(not enough|not sufficient|no space left|does not have enough) (disk |storage )?space/,
     /(full mailbox|mailfolder is full|mailbox is full|inbox is full|box full|account is full)/,
     /exceeded storage allocation/,
@@ -273,6 +273,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
   hasmoved: [/ has been replaced by /, /(mailbox|address|user) has moved/],
   norelaying: [
     /relay(ing)? (access )?(denied|not (permitted|allowed)|prohibited|is not allowed)/,
+    /email address is not verified|as a relay|not local host|we don'?t handle mail for|specified domain is not allowed/,
     /not (permitted|allowed) to relay|unable to relay|we do not relay|cannot relay|relay not permitted/,
     /not a gateway|no relaying allowed|relaying mail to .* is not allowed/,
     /that domain isn't in my list of allowed rcpthosts/,
@@ -285,7 +286,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /\bdkim\b.{0,40}(fail|invalid|not valid|required)/,
     /is not allowed to send (mail )?from .* per it'?s spf/,
     /please inspect your spf settings|bad spf records/,
-    /domain authentication fail/,
+    /domain authentication fail|does not have authentication information|fails? to pass (authentication|spf|dkim|dmarc)/,
   ],
   userunknown: [
     /(user|recipient|mailbox|address|addressee|account|person|e-?mail( address)?|local ?part) (is )?(unknown|not found|does not exist|doesn'?t exist|not exist|not known|invalid|not listed)/,
@@ -297,7 +298,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /no (mailbox|account|one) (here )?(by that name|at this address|found|available)/,
     /mailbox (not present|not found|unavailable|is unavailable|unavaiable|inactive|does not exist)/,
     /user(name)? (not|doesn'?t|does not) (found|exist|active|here)/,
-    /(address|user|recipient) (unknown|rejected)\b/,
+    /(address|user|recipient) unknown\b/,
     /requested action not taken: mailbox unavailable/,
     /resolver\.adr\.recipient ?notfound|recipientnotfound/,
     /sorry, (no mailbox here|user unknown|badrcptto)|badrcptto list|not in my validrcptto/,
@@ -326,6 +327,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /(ptr|reverse dns|rdns|reverse lookup) (record )?(is )?(required|missing|not found|failed|lookup fail|check fail|does not match)/,
     /cannot find your hostname|unresolvable (relay )?host ?name|client host rejected: cannot find/,
     /(ip|host) name (lookup|resolution) failed|reverse dns validation failed/,
+    /fix reverse dns|mismatches client ip|ptr record setup|reverse dns (failed|required)|custom reverse dns/,
     /no reverse (dns|mapping)|not have a ptr|refer to the reverse dns|reverse dns entry/,
   ],
   notcompliantrfc: [
@@ -347,14 +349,15 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
   rejected: [
     /sender (address )?(rejected|denied|refused|blocked|not allowed|is not allowed|unknown|verify failed|verification failed)/,
     /(domain|address) of sender .*(does not exist|not resolve)|sender domain (does not exist|must exist|not found|is invalid)/,
-    /(mail from|envelope sender|return path|from address) .{0,40}(rejected|refused|denied|not (allowed|accepted|permitted))/,
     /your (email )?address has been blacklisted|address (is )?(on|in) (our|the) (black|block)list/,
+    /sending to\/from an address that has been blacklisted|sending this from a different address or alias|purported responsible address/,
+    /from: domain is invalid|sender address has been blacklisted|sender email address rejected|sender domain is empty/,
     /\bbad sender\b|invalid sender|sender .{0,20}(is )?(blacklisted|not permitted)|domain of sender/,
     /access denied \((in reply to mail from|sender blacklisted)|you are not allowed to post|email address is not allowed/,
     /sender was rejected|sender verify failed|null sender is not allowed|empty envelope senders|bogus mail from/,
-    /administrative prohibition|batv (failed|validation)|email address is not verified|returned mail not accepted here/,
+    /administrative prohibition|batv (failed|validation)|returned mail not accepted here/,
     /sender is (spammer|in my black ?list)|sender not pre-approved|invalid domain, see|fully qualified email address required/,
-    /(^|[^t] )address rejected|emetteur invalide|this server does not accept mail from|mail from not owned by user/,
+    /(^|[^t0] )address rejected|emetteur invalide|this server does not accept mail from|mail from not owned by user/,
     /not allowed to send (mail|email) to/,
     /unroutable sender|sender address is not valid|mail from .* not allowed/,
   ],
@@ -369,6 +372,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
   spamdetected: [
     /\bspam\b.{0,50}(detected|blocked|rejected|refused|identified|classified|content|filter|score|not accepted|suspected|complaint)/,
     /(detected|identified|classified|considered|scored|flagged|looks?(ed)? like|appears to be|appear to be|treated) (as )?(a )?(possible |probable )?(spam|junk|bulk|unsolicited)/,
+    /rejected due to spam|reject,? id=.{0,60}\bspam\b|- spam\b|mail rejete\. mail rejected\..{0,40}506/,
     /(is|as|probably|likely|be) spam\b|spam-like|spamlike|spam message|spam score|spam (points|probability)/,
     /junk mail|unsolicited (bulk|commercial|mail)|bulk mail|\buce\b/,
     /content (filter|rejected|policy)|rejected by .{0,30}content|message content (rejected|not accepted)/,
@@ -376,11 +380,14 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /uribl|surbl|dbl\.spamhaus|recurrent pattern detection|message (was )?rejected for policy reasons/,
     /greylisted.{0,40}try again|your message has been temporarily blocked by our filter/,
   ],
-  speeding: [/rate limit(ed)?|sending (too fast|at a rate)|please try again slower|receiving mail at a rate/],
+  speeding: [
+    /(temporarily|has been) rate limited|sending (too fast|at a rate)|please try again slower|receiving mail at a rate/,
+    /too many recipients this hour|sent too many messages (this|per) (hour|minute)/,
+  ],
   toomanyconn: [
     /too many (connections|concurrent|smtp sessions|errors from your ip|recipients|simultaneous)/,
     /connection (rate )?limit (exceeded|reached)|maximum connection limit|exceeds per-domain connection limit/,
-    /throttling failure|max emails per hour|trop de connexions|numerous attempts to deliver/,
+    /throttling failure|max emails per hour|trop de connexions|numerous attempts to deliver|frequency limited/,
   ],
   blocked: [
     /(black|block|deny|ban)[ -]?list(ed)?|\brbl\b|\bdnsbl\b|spamhaus|spamcop|barracudacentral|sorbs|abuseat/,
@@ -410,19 +417,19 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /can'?t create user output file|local configuration error|local error in processing|configuration error/,
     /internal (server )?error|system config(uration)? error|queue file write error|temporary local problem|upstream error/,
     /interrupted system call|timeout waiting for input|misconfigured|could not load drd|there is no mdb/,
-    /service currently unavailable|error while being processed|transaction failed /,
+    /service currently unavailable|error while being processed|transaction failed\b/,
     /unable to connect .{0,40}daemon/,
   ],
   networkerror: [
     /(dns|name server|nameserver) (lookup )?(failure|timeout|timed out|problem)|servfail|temporary (dns|lookup) failure/,
     /network (error|is unreachable|unreachable)|no route to host|host is unreachable|mail routing error/,
     /could not connect and send|too many hops|hop count exceeded|mail forwarding loop|message looping|routing loop|forwarding loop count/,
-    /malformed (or unexpected )?name server reply|host name lookup failure|host not found, try again|unable to resolve route|unrouteable mail domain/,
+    /had no relevant answers|malformed (or unexpected )?name server reply|host name lookup failure|host not found, try again|unable to resolve route|unrouteable mail domain/,
     /dns records for the destination computer could not be found|wasn'?t able to establish an smtp connection/,
   ],
   systemfull: [/mail system full|system (storage|disk) (is )?full|requested mail action aborted: exceeded storage allocation/],
   notaccept: [
-    /does not accept (any )?mail|not accepting (any )?mail|null mx|no mx record|mail is not accepted/,
+    /indicated no smtp service|does not accept (any )?mail|not accepting (any )?mail|null mx|no mx record|mail is not accepted/,
     /host does not accept mail|domain does not accept mail|does not receive (e-?mail|mail)|mail receiving disabled|nullmx/,
     /no mx record found for domain|no route for current request|smtp protocol returned a permanent error/,
   ],
@@ -456,6 +463,13 @@ function matches(reason: BounceReason, text: string): boolean {
   return list.some((re) => re.test(text));
 }
 
+/**
+ * Directory lookups that only ever mean "no such mailbox", whatever SMTP stage reported them
+ * (Exchange, Microsoft 365, Domino, Notes, carrier gateways).
+ */
+const STRONG_USER_UNKNOWN =
+  /recipient name is not recognized|not listed in (the )?(public name & address book|domino directory)|no valid recipients for this mm|recipient ?not ?found by smtp address lookup|resolver\.adr\.recipient ?not ?found|unknown recipient or mailbox unavailable|doesn'?t have an? .{1,40} account|#?5\.1\.0 address rejected|recipient address rejected: access denied/;
+
 const EARLY_COMMANDS = new Set(["CONN", "EHLO", "HELO", "MAIL", "RCPT"]);
 
 /** Collapses and lower-cases diagnostic text for phrase matching. */
@@ -483,14 +497,13 @@ function firstPass(f: FailureFacts, text: string, byStatus: BounceReason | undef
     [
       "userunknown",
       () => {
-        if (byStatus === "suspend") return false;
+        if (byStatus === "suspend" || cmd === "MAIL") return false;
         if (byStatus === "userunknown") {
-          const other: BounceReason[] = ["norelaying", "blocked", "mailboxfull", "hasmoved", "rejected", "notaccept"];
+          const other: BounceReason[] = ["norelaying", "blocked", "mailboxfull", "hasmoved", "rejected", "notaccept", "filtered", "speeding"];
           return !other.some((r) => matches(r, text));
         }
-        if (cmd === "RCPT") return matches("userunknown", text);
-        // No command known: a permanent 55x reply naming an unknown user at the recipient stage.
-        return cmd === "" && byStatus !== "filtered" && /^55[0-3]$/.test(f.replyCode) && matches("userunknown", text) && !matches("filtered", text);
+        if (STRONG_USER_UNKNOWN.test(text)) return true;
+        return cmd === "RCPT" && matches("userunknown", text);
       },
     ],
     [
@@ -505,7 +518,7 @@ function firstPass(f: FailureFacts, text: string, byStatus: BounceReason | undef
     ["requireptr", () => byStatus === "requireptr" || matches("requireptr", text)],
     ["notcompliantrfc", () => matches("notcompliantrfc", text)],
     ["badreputation", () => matches("badreputation", text)],
-    ["contenterror", () => byStatus === "contenterror" || matches("contenterror", text)],
+    ["contenterror", () => !matches("spamdetected", text) && (byStatus === "contenterror" || matches("contenterror", text))],
     [
       "rejected",
       () => {
@@ -568,10 +581,14 @@ const LOCAL_AGENT = /(?:^|[\s/(])(?:procmail|maildrop|mail\.local|vdelivermail|v
 
 function localAgentReason(text: string): BounceReason | undefined {
   if (!LOCAL_AGENT.test(text)) return undefined;
-  if (matches("mailboxfull", text) || /over quota|quota exceeded/.test(text)) return "mailboxfull";
+  if (matches("mailboxfull", text) || /over quota|quota exceeded|quota violation/.test(text)) return "mailboxfull";
   if (/no space left to finish writing/.test(text)) return "systemfull";
   if (/account is locked/.test(text)) return "suspend";
-  if (/unknown user|user unknown|invalid mailbox path|cannot find system user|invalid user specified|no mailbox here by that name|mailbox doesn'?t exist|invalid or unknown/.test(text)) return "userunknown";
+  // Only some agents look users up themselves (procmail does not: its "no such user" is a local mailer problem).
+  const looksUp = /(?:mail\.local|maildrop|vdelivermail|vdeliver|dovecot)\s*:|was automatically rejected:/.test(text);
+  if (looksUp && /unknown user|user unknown|invalid mailbox path|cannot find system user|invalid user specified|no mailbox here by that name|mailbox doesn'?t exist|invalid or unknown|user missing home directory/.test(text)) {
+    return "userunknown";
+  }
   if (/temporary file write error|service unavailable/.test(text)) return "systemerror";
   return "mailererror";
 }
@@ -611,6 +628,8 @@ function classifyOnce(f: FailureFacts): BounceReason {
   if (byStatus === undefined || VAGUE_STATUS_REASONS.has(byStatus) || dtype === "smtp") {
     for (const r of SECOND_PASS) if (matches(r, text)) return r;
   }
+  // A failure at MAIL FROM concerns the sender (or the sending host), never the recipient's mailbox.
+  if (cmd === "MAIL" && (byStatus === undefined || VAGUE_STATUS_REASONS.has(byStatus) || byStatus === "filtered")) return "rejected";
   if (byStatus && !/^[45]\.0\.9/.test(status)) return byStatus;
   const cls = status.slice(0, 3);
   if (cls === "5.6" || cls === "4.6") return "contenterror";

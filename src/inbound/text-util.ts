@@ -68,6 +68,14 @@ export function findCommand(text: string): string {
   const t = text.replace(/\s+/g, " ");
   const patterns: Array<[RegExp, string]> = [
     [/\b(?:in reply to|after|response to|for|in response to|after the|during)\s+(?:the\s+)?(?:end of\s+)?(?:data|message body)\b/i, "DATA"],
+    [/\bsmtp:\s?(?:rcpt|rcpt to)\b/i, "RCPT"],
+    [/\bsmtp:\s?mail\b/i, "MAIL"],
+    [/\bsmtp:\s?data\b/i, "DATA"],
+    [/\bdid not like our rcpt to\b/i, "RCPT"],
+    [/\bdid not like our mail from\b/i, "MAIL"],
+    [/\bsmtp command:? ?data\b/i, "DATA"],
+    [/\bsmtp command:? ?rcpt\b/i, "RCPT"],
+    [/\bsmtp command:? ?mail\b/i, "MAIL"],
     [/\bend of data\b|\bafter data\b|\bdata command\b|\bdata response\b|\(in reply to end of data command\)/i, "DATA"],
     [/\b(?:in reply to|after|response to|for|in response to)\s+(?:the\s+)?rcpt\b|\brcpt to\b|\bRCPT_TO\b|\brcpt command\b/i, "RCPT"],
     [/\b(?:in reply to|after|response to|for|in response to)\s+(?:the\s+)?mail\b|\bmail from\b|\bMAIL_FROM\b/i, "MAIL"],
