@@ -13,7 +13,7 @@ import { parseDeliveryStatus, type DsnRecipientFields } from "./dsn";
 import { decodeEncodedWords, flattenParts, parseHeaderBlock, parseMime, splitHeaderBody, type HeaderList, type MimePart } from "./mime-lite";
 import { originalMessageOffset, parseTextReport } from "./plain-text";
 import { classifyFailure, fallbackStatus, isHardBounce, reasonOfStatus, type BounceReason } from "./reason";
-import { cleanAddress, findAddresses, findCommand, findReplyCode, isSystemAddress, pickStatus, squash } from "./text-util";
+import { cleanAddress, findAddresses, findCommand, findReplyCode, isSystemAddress, pickStatus, reconcileStatus, squash } from "./text-util";
 
 export { isAutoReply } from "./auto-reply";
 export type { BounceReason } from "./reason";
@@ -152,16 +152,22 @@ function remoteReplyOf(diagnostic: string): string | undefined {
   return v ? v.slice(0, 1000) : undefined;
 }
 
+/**
+ * A mailing-list service that refuses a post (the group does not exist, or the sender may not post)
+ * rejects the sender, not a mailbox: Google Groups says so in its own words in many languages.
+ */
+function groupReason(address: string, text: string): BounceReason | undefined {
+  if (/@googlegroups\.com$/.test(address) || /groups\.google\.com\/support/i.test(text)) return "rejected";
+  return undefined;
+}
+
 /** Decides status, reason and hard/soft for one candidate, and turns it into a recipient entry. */
 function finishCandidate(c: Candidate): BounceRecipient {
   const text = c.diagnostic;
   const replyCode = c.replyCode || findReplyCode(text);
   const command = c.command || findCommand(text);
-  let status = c.status;
-  const textStatus = pickStatus(text, status ? status[0] : replyCode ? replyCode[0] : undefined);
-  if (status === "" || (/^[45]\.0\.0$/.test(status) && textStatus !== "" && textStatus[0] === status[0] && !/^\d\.0\.0$/.test(textStatus))) {
-    status = textStatus || status;
-  }
+  const textStatus = pickStatus(text, c.status ? c.status[0] : replyCode ? replyCode[0] : undefined);
+  let status = reconcileStatus(c.status, textStatus, replyCode);
   const reason = classifyFailure({
     status,
     replyCode,
@@ -169,13 +175,13 @@ function finishCandidate(c: Candidate): BounceRecipient {
     command,
     action: c.action,
     diagnosticType: c.diagnosticType,
-    presetReason: c.presetReason,
+    presetReason: c.presetReason ?? groupReason(c.address, text),
   });
 
   let temporary: boolean;
   if (status !== "") temporary = status.startsWith("4");
   else if (replyCode !== "") temporary = replyCode.startsWith("4");
-  else temporary = c.action === "delayed" || (reason !== "expired" && TEMPORARY_TEXT.test(text) && !/permanent/i.test(text));
+  else temporary = c.action === "delayed" || (TEMPORARY_TEXT.test(text) && !/permanent/i.test(text));
 
   if (status === "" || /^\d\.0\.0$/.test(status)) {
     if (status === "" || reasonOfStatus(status) === undefined) {

@@ -36,7 +36,6 @@ function stripType(value: string): { type: string; rest: string } {
 
 /** Parses the text of a message/delivery-status part. */
 export function parseDeliveryStatus(text: string): DsnFields {
-  const headers = parseHeaderBlock(text.replace(/\n[ \t]*\n/g, "\n"));
   const out: DsnFields = { reportingMta: "", envelopeSender: "", recipients: [] };
   let current: DsnRecipientFields | null = null;
   const start = (): DsnRecipientFields => {
@@ -44,8 +43,18 @@ export function parseDeliveryStatus(text: string): DsnFields {
     out.recipients.push(r);
     return r;
   };
-  for (const [name, value] of headers.entries) {
+  // Groups are separated by blank lines (RFC 3464 section 2.1); inside a group, a repeated
+  // recipient field starts the next recipient, for reports that leave the blank lines out.
+  const entries: Array<[string, string]> = [];
+  for (const block of text.split(/\n[ \t]*\n/)) {
+    const headers = parseHeaderBlock(block.replace(/^\s*\n/, ""));
+    entries.push(["", ""], ...headers.entries);
+  }
+  for (const [name, value] of entries) {
     switch (name) {
+      case "":
+        current = null;
+        break;
       case "reporting-mta":
         out.reportingMta = stripType(value).rest;
         break;
@@ -54,11 +63,7 @@ export function parseDeliveryStatus(text: string): DsnFields {
         out.envelopeSender = cleanAddress(stripType(value).rest);
         break;
       case "original-recipient":
-        if (
-          current === null ||
-          current.originalRecipient !== "" ||
-          (current.finalRecipient !== "" && (current.action !== "" || current.status !== ""))
-        ) {
+        if (current === null || current.originalRecipient !== "" || (current.finalRecipient !== "" && current.status !== "")) {
           current = start();
         }
         current.originalRecipient = cleanAddress(stripType(value).rest);

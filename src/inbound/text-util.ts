@@ -47,6 +47,11 @@ export function findStatusCodes(text: string): string[] {
  * `preferClass` (4 or 5) keeps codes of the same class when given.
  */
 export function pickStatus(text: string, preferClass?: string): string {
+  // A code right after a reply code ("550 5.1.1", "550-'5.7.1") is what the server said.
+  for (const m of text.matchAll(/(?:^|[^\d.])[245]\d\d[ -]['"]?([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)/g)) {
+    const code = m[1] ?? "";
+    if (!/^\d\.0\.0$/.test(code) && (!preferClass || code.startsWith(preferClass))) return code;
+  }
   let codes = findStatusCodes(text);
   if (preferClass) {
     const same = codes.filter((c) => c.startsWith(preferClass));
@@ -94,4 +99,28 @@ export function findCommand(text: string): string {
 /** Collapses whitespace and trims. */
 export function squash(text: string): string {
   return text.replace(/\s+/g, " ").trim();
+}
+
+/**
+ * Chooses between the Status field of a report and the code quoted in its diagnostic text:
+ * the more specific one, the one whose class agrees with the reply code, and never a code that
+ * RFC 3463 leaves vague (X.0.0, 4.4.7, 4.7.0, 5.3.x, X.5.x) when the server said something sharper.
+ */
+export function reconcileStatus(field: string, quoted: string, replyCode: string): string {
+  if (field === "") return quoted;
+  if (quoted === "" || quoted === field) return field;
+  const reply = replyCode.charAt(0);
+  if (reply !== "" && field[0] !== quoted[0]) {
+    if (reply === field[0]) return field;
+    if (reply === quoted[0]) return quoted;
+  }
+  if (field[0] !== quoted[0]) return field;
+  const generic = (c: string): boolean => /^\d\.0\.0$/.test(c);
+  if (generic(field)) return quoted;
+  if (generic(quoted)) return field;
+  if (/\.0(\.|$)/.test(field) && !/\.0(\.|$)/.test(quoted)) return quoted;
+  if (field === "4.4.7" || field === "4.7.0" || /^5\.3\./.test(field) || /^\d\.5\.[1245]$/.test(field)) return quoted;
+  if (field === "5.1.1") return /\.0(\.|$)/.test(quoted) || quoted.startsWith("5.5.") ? field : quoted;
+  if (field === "5.1.3" && quoted.startsWith("5.7.")) return quoted;
+  return field;
 }
