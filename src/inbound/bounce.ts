@@ -11,7 +11,7 @@ import { isAutoReply, headerSource, type AutoReplyReason } from "./auto-reply";
 import { parseFeedbackReport } from "./arf";
 import { parseDeliveryStatus, type DsnRecipientFields } from "./dsn";
 import { decodeEncodedWords, flattenParts, parseHeaderBlock, parseMime, splitHeaderBody, type HeaderList, type MimePart } from "./mime-lite";
-import { originalMessageOffset, parseTextReport } from "./plain-text";
+import { inlineDeliveryStatusOffset, originalMessageOffset, parseTextReport } from "./plain-text";
 import { classifyFailure, fallbackStatus, isHardBounce, reasonOfStatus, type BounceReason } from "./reason";
 import { cleanAddress, findAddresses, findCommand, findReplyCode, isSystemAddress, pickStatus, reconcileStatus, squash } from "./text-util";
 
@@ -157,7 +157,8 @@ function remoteReplyOf(diagnostic: string): string | undefined {
  * rejects the sender, not a mailbox: Google Groups says so in its own words in many languages.
  */
 function groupReason(address: string, text: string): BounceReason | undefined {
-  if (/@googlegroups\.com$/.test(address) || /groups\.google\.com\/support/i.test(text)) return "rejected";
+  if (/groups\.google\.com\/support/i.test(text)) return "rejected";
+  if (/@googlegroups\.com$/.test(address) && !/\b[245]\.\d{1,3}\.\d{1,3}\b|\b[45]\d\d\b/.test(text)) return "rejected";
   return undefined;
 }
 
@@ -351,11 +352,16 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
   }
 
   // RFC 3464 delivery status notification
-  const dsnParts = parts.filter((p) => /^message\/(?:global-)?delivery-status$/.test(p.contentType));
+  const dsnTexts = parts.filter((p) => /^message\/(?:global-)?delivery-status$/.test(p.contentType)).map((p) => p.text);
+  if (dsnTexts.length === 0) {
+    const beforeOriginal = text.slice(0, originalMessageOffset(text));
+    const at = inlineDeliveryStatusOffset(beforeOriginal);
+    if (at >= 0) dsnTexts.push(beforeOriginal.slice(at));
+  }
   const dsnRecipients: Array<{ fields: DsnRecipientFields; remoteMtaFallback: string }> = [];
   let envelopeSender = "";
-  for (const p of dsnParts) {
-    const dsn = parseDeliveryStatus(p.text);
+  for (const dsnText of dsnTexts) {
+    const dsn = parseDeliveryStatus(dsnText);
     if (dsn.envelopeSender) envelopeSender = dsn.envelopeSender;
     for (const r of dsn.recipients) dsnRecipients.push({ fields: r, remoteMtaFallback: dsn.reportingMta });
   }

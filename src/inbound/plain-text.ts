@@ -42,11 +42,15 @@ interface RecipientLine {
   rest: string;
   /** Weak lines ("To: addr") only count when no stronger recipient line exists. */
   weak: boolean;
+  /** The line says all there is; following lines belong to someone else. */
+  closed: boolean;
 }
 
-const RECIPIENT_LINE_PATTERNS: Array<{ re: RegExp; weak: boolean; keepLine: boolean }> = [
+const RECIPIENT_LINE_PATTERNS: Array<{ re: RegExp; weak: boolean; keepLine: boolean; closed?: boolean }> = [
   // "<addr>:" alone (qmail, Yahoo), "addr" alone (Exim, Gmail), "* addr" / "-- addr" bullets
-  { re: new RegExp(String.raw`^\s*(?:[*\u2022-]+\s*)?<?(${ADDR})>?\s*:?\s*$`), weak: false, keepLine: false },
+  { re: new RegExp(String.raw`^\s*(?:[*\u2022-]+\s*)?["<]?(${ADDR})[">]?\s*:?\s*$`), weak: false, keepLine: false },
+  // "554 <addr>... reason" (Sendmail V5 and others: one self-contained line per recipient)
+  { re: new RegExp(String.raw`^\s*[45]\d\d[ -]<(${ADDR})>\.\.\.\s*(.*)$`), weak: false, keepLine: true, closed: true },
   // "<addr>... reason" (Sendmail), "<addr>: reason" (qmail), "<addr>, reason"
   { re: new RegExp(String.raw`^\s*<(${ADDR})>\s*(?:\.\.\.|:|,|-)?\s*(.*)$`), weak: false, keepLine: false },
   // "addr... reason", "addr: reason", "addr - reason"
@@ -77,11 +81,11 @@ const RECIPIENT_LINE_PATTERNS: Array<{ re: RegExp; weak: boolean; keepLine: bool
 ];
 
 function recipientLine(line: string): RecipientLine | undefined {
-  for (const { re, weak, keepLine } of RECIPIENT_LINE_PATTERNS) {
+  for (const { re, weak, keepLine, closed } of RECIPIENT_LINE_PATTERNS) {
     const m = re.exec(line);
     if (m) {
       const address = cleanAddress(m[1] ?? "");
-      if (address) return { address, rest: keepLine ? line.trim() : (m[2] ?? "").trim(), weak };
+      if (address) return { address, rest: keepLine ? line.trim() : (m[2] ?? "").trim(), weak, closed: closed === true };
     }
   }
   return undefined;
@@ -111,7 +115,7 @@ export function parseTextReport(report: string, exclude: Set<string>): TextFailu
       const block = found.get(hit.address) ?? [];
       found.set(hit.address, block);
       if (hit.rest) block.push(hit.rest);
-      current = block;
+      current = hit.closed ? null : block;
       blankRun = 0;
       continue;
     }
@@ -135,4 +139,11 @@ export function parseTextReport(report: string, exclude: Set<string>): TextFailu
   const out: TextFailure[] = [];
   for (const [address, block] of found) out.push({ address, diagnostic: block.join("\n") });
   return out;
+}
+
+/** Where an RFC 3464 field block printed as plain text starts (some servers inline the report), or -1. */
+export function inlineDeliveryStatusOffset(text: string): number {
+  const m = /^(?:reporting-mta|original-envelope-id|final-recipient|original-recipient)\s*:/im.exec(text);
+  if (!m) return -1;
+  return /^final-recipient\s*:/im.test(text.slice(m.index)) ? m.index : -1;
 }
