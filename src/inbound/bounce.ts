@@ -102,7 +102,7 @@ function reportText(root: MimePart): string {
       for (const c of p.parts) walk(c, false);
       return;
     }
-    if (p.contentType === "text/plain" || (top && p.contentType.startsWith("text/"))) out.push(p.text);
+    if (p.contentType === "text/plain" || (top && /^(?:text|multipart)\//.test(p.contentType))) out.push(p.text);
     else if (p.contentType === "text/html" && out.length === 0) out.push(htmlToText(p.text));
   };
   walk(root, true);

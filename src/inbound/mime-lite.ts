@@ -141,6 +141,11 @@ export function parseHeaderBlock(block: string): HeaderList {
       continue;
     }
     const m = /^([^\s:][^:]*?)\s*:\s?(.*)$/.exec(line);
+    if (!m && name !== null && line.trim() !== "") {
+      // A continuation line that lost its indentation (seen in the wild: "boundary=..." on its own line).
+      value += " " + line.trim();
+      continue;
+    }
     if (name !== null) headers.add(name, value.trim());
     if (m) {
       name = m[1] ?? "";
