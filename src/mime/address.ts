@@ -32,7 +32,10 @@ export interface Mailbox {
   address: string;
   /** The domain part, lower-cased, in Unicode form when it was given in Unicode. */
   domain: string;
-  /** The domain in ASCII (A-label) form for DNS and for SMTP without SMTPUTF8. */
+  /**
+   * The domain in ASCII (A-label) form for DNS and for SMTP without SMTPUTF8. Compare this,
+   * not `domain`, when checking a sender domain: two Unicode spellings can share an A-label.
+   */
   asciiDomain: string;
   /**
    * True when the local part is not ASCII, so the message needs SMTPUTF8 (RFC 6531).
@@ -71,6 +74,12 @@ function fail(reason: AddressErrorReason, message: string): ParseAddressResult {
 // C0 controls, DEL and C1 controls; U+2028/2029 line/paragraph separators also count as line breaks.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
+// Invisible and formatting characters (soft hyphen, zero-width space, bidi overrides), Unicode
+// spaces and private-use/unpaired code points: legal UTF-8, but in an address they only serve
+// to make two different addresses look alike.
+const INVISIBLE = /[\p{Cf}\p{Z}\p{Co}\p{Cs}]/u;
+// Bidi embedding/override/isolate controls reorder what a reader sees in a display name.
+const BIDI_CONTROL = /[\u202a-\u202e\u2066-\u2069]/;
 // RFC 5322 atext plus RFC 6531 UTF8-non-ascii.
 const ATEXT = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10ffff}]+$/u;
 
@@ -105,6 +114,7 @@ export function parseAddress(input: AddressInput): ParseAddressResult {
 function checkDisplayName(name: string): ParseAddressResult | null {
   if (hasLoneSurrogate(name)) return fail("invalid_utf8", "display name is not valid UTF-8");
   if (CONTROL.test(name)) return fail("control_character", "display name contains a control character or line break");
+  if (BIDI_CONTROL.test(name)) return fail("display_name", "display name contains a bidirectional override character");
   if ([...name].length > MAX_DISPLAY_NAME_CHARS) return fail("display_name", `display name is longer than ${MAX_DISPLAY_NAME_CHARS} characters`);
   return null;
 }
@@ -142,6 +152,7 @@ function parseAddrSpec(raw: string): ParseAddressResult {
   if (address === "") return fail("empty", "address is empty");
   if (/[<>]/.test(address)) return fail("syntax", "address contains angle brackets");
   if (/\s/u.test(address) && !address.startsWith('"')) return fail("syntax", "address contains whitespace");
+  if (INVISIBLE.test(address.replace(/ /g, ""))) return fail("syntax", "address contains an invisible or formatting character");
   const at = address.lastIndexOf("@");
   if (at < 0) return fail("missing_at", "address has no @");
   const local = address.slice(0, at);
@@ -207,8 +218,16 @@ function checkDomain(raw: string): DomainResult {
     } catch {
       return bad("domain_syntax", "internationalised domain cannot be converted to ASCII");
     }
-    if (!/^[a-z0-9.-]+$/.test(ascii) || ascii.split(".").length !== labels.length) {
+    const asciiLabels = ascii.split(".");
+    if (!/^[a-z0-9.-]+$/.test(ascii) || asciiLabels.length !== labels.length) {
       return bad("domain_syntax", "internationalised domain cannot be converted to ASCII");
+    }
+    // A non-ASCII label that maps to a plain ASCII label (fullwidth "ｅxample") is a look-alike
+    // of a different domain: refuse it rather than send somewhere the sender did not write.
+    for (let i = 0; i < labels.length; i++) {
+      if (!isAscii(labels[i]!) && !asciiLabels[i]!.startsWith("xn--")) {
+        return bad("domain_syntax", "domain label is a look-alike of an ASCII label; write it in ASCII");
+      }
     }
   }
   if (ascii.length > MAX_DOMAIN_OCTETS) return bad("domain_too_long", `domain is longer than ${MAX_DOMAIN_OCTETS} octets`);

@@ -314,7 +314,9 @@ export function composeMessage(input: ComposeInput, opts: ComposeOptions): Compo
     const lower = name.toLowerCase();
     if (seen.has(lower)) throw new ComposeError("invalid_field", `header ${name} given twice`, `headers.${name}`);
     seen.add(lower);
-    headerLines.push(foldHeader(name, encodeUnstructured(value, name)));
+    // Printable ASCII is written as given (it may be structured: URLs, msg-ids, or words the
+    // sender already encoded); only non-ASCII values become encoded words.
+    headerLines.push(foldHeader(name, encodeUnstructured(value, name, true)));
   }
 
   headerLines.push(...bodyHeadersAndRaw(buildTree(input), random).split("\r\n"));

@@ -163,10 +163,6 @@ function encodeQpLine(line: string): string {
         out.push(current + "=");
         current = "";
       }
-      if (current.length + token.length > ENCODED_LINE_LIMIT - 1 && !isLastToken) {
-        out.push(current + "=");
-        current = "";
-      }
     }
     current += token;
   }
@@ -245,14 +241,15 @@ export function encodeWords(text: string, encoding?: EncodedWordEncoding, maxWor
 /**
  * Value for an unstructured header field (Subject, X-*): returned unchanged when it is
  * printable ASCII that cannot be mistaken for an encoded word and has no word too long to
- * fold; otherwise RFC 2047 encoded words separated by spaces. Pass the field name so the
+ * fold (`keepLongWords` keeps ASCII as given regardless, for structured custom headers such as
+ * List-Unsubscribe whose URLs must not be encoded); otherwise RFC 2047 encoded words. Pass the field name so the
  * words are short enough for `Name: word` to fit the 76-character line RFC 2047 §2 asks for.
  */
-export function encodeUnstructured(value: string, fieldName = "Subject"): string {
+export function encodeUnstructured(value: string, fieldName = "Subject", keepLongWords = false): string {
   const printable = /^[\x20-\x7e\t]*$/.test(value);
   const looksEncoded = /=\?[^?]*\?[bBqQ]\?/.test(value);
   const longestWord = value.split(/[ \t]+/).reduce((m, w) => Math.max(m, w.length), 0);
-  if (printable && !looksEncoded && longestWord <= HEADER_SOFT_LINE_LIMIT - 12) return value;
+  if (printable && (keepLongWords || (!looksEncoded && longestWord <= HEADER_SOFT_LINE_LIMIT - 12))) return value;
   return encodeWords(value, undefined, Math.max(24, ENCODED_LINE_LIMIT - fieldName.length - 2)).join(" ");
 }
 

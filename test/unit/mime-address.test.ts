@@ -72,6 +72,10 @@ describe("parseAddress: refused", () => {
     [{ name: "x".repeat(257), address: "a@example.com" }, "display_name"],
     [{ address: "a@example.com\ud800" }, "invalid_utf8"],
     ['"unterminated <a@example.com>', "display_name"],
+    ["user@ex\u00adample.com", "syntax"],
+    ["us\u200ber@example.com", "syntax"],
+    ["user@\uff45xample.com", "domain_syntax"],
+    [{ name: "Bank \u202etxt.exe", address: "a@example.com" }, "display_name"],
   ];
   for (const [input, reason] of cases) {
     it(`${JSON.stringify(input).slice(0, 60)} → ${reason}`, () => {

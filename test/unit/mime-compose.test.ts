@@ -215,6 +215,14 @@ describe("composeMessage: privacy and safety", () => {
     expect(p.inReplyTo).toBe("<a@b.example>");
   });
 
+  it("keeps long structured ASCII header values unencoded", async () => {
+    const url = `<https://example.com/unsubscribe?token=${"a1".repeat(150)}>`;
+    const m = compose({ from: "app@example.com", to: ["u@example.org"], text: "x", headers: { "List-Unsubscribe": `${url}, <mailto:u@example.com>` } });
+    checkWellFormed(m.raw);
+    const p = await PostalMime.parse(m.raw);
+    expect(p.headers.find((h) => h.key === "list-unsubscribe")?.value).toBe(`${url}, <mailto:u@example.com>`);
+  });
+
   const unsafe: [Record<string, string>, string][] = [
     [{ "X-Evil": "a\r\nBcc: victim@example.org" }, "header_injection"],
     [{ "X-Evil": "a\nb" }, "header_injection"],

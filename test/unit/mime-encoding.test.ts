@@ -143,6 +143,27 @@ describe("RFC 2047 encoded words", () => {
   });
 });
 
+describe("generated round trips", () => {
+  // Seeded so a failure is reproducible.
+  let seed = 12345;
+  const rnd = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  const alphabet = ["a", "Z", "0", " ", "\t", "=", "?", "_", ".", "\n", "\r\n", "é", "ß", "中", "😀", "\u0301", "\u00a0", "-", "\"", "F", "From "];
+  const randomText = (): string => Array.from({ length: Math.floor(rnd() * 300) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join("");
+
+  it("500 random texts survive quoted-printable and encoded words with legal lengths", () => {
+    for (let i = 0; i < 500; i++) {
+      const text = randomText();
+      const qp = encodeQuotedPrintable(text);
+      for (const line of qp.split("\r\n")) expect(line.length).toBeLessThanOrEqual(76);
+      expect(decodeQp(qp)).toBe(text.replace(/\r\n|\r|\n/g, "\r\n"));
+      const oneLine = text.replace(/[\r\n]/g, "");
+      const words = encodeWords(oneLine, undefined, 40 + Math.floor(rnd() * 36));
+      for (const w of words) expect(w.length).toBeLessThanOrEqual(75);
+      expect(words.map((w) => new TextDecoder().decode(decodeWord(w))).join("")).toBe(oneLine);
+    }
+  });
+});
+
 describe("header folding", () => {
   it("folds at whitespace to 76 characters", () => {
     const value = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ");
