@@ -275,7 +275,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /relay(ing)? (access )?(denied|not (permitted|allowed)|prohibited|is not allowed)/,
     /email address is not verified|as a relay|not local host|we don'?t handle mail for|specified domain is not allowed/,
     /not (permitted|allowed) to relay|unable to relay|we do not relay|cannot relay|relay not permitted/,
-    /not a gateway|no relaying allowed|relaying mail to .* is not allowed/,
+    /not a gateway|no relaying|relaying mail to .* is not allowed/,
     /that domain isn't in my list of allowed rcpthosts/,
     /mail server requires authentication when attempting to send to a non-local/,
   ],
@@ -356,7 +356,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /access denied \((in reply to mail from|sender blacklisted)|you are not allowed to post|email address is not allowed/,
     /sender was rejected|sender verify failed|null sender is not allowed|empty envelope senders|bogus mail from/,
     /administrative prohibition|batv (failed|validation)|returned mail not accepted here/,
-    /sender is (spammer|in my black ?list)|sender not pre-approved|invalid domain, see|fully qualified email address required/,
+    /is not a registered gateway user|sender is (spammer|in my black ?list)|sender not pre-approved|invalid domain, see|fully qualified email address required/,
     /(^|[^t0] )address rejected|emetteur invalide|this server does not accept mail from|mail from not owned by user/,
     /not allowed to send (mail|email) to/,
     /unroutable sender|sender address is not valid|mail from .* not allowed/,
@@ -367,6 +367,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /mail domain mentioned in email address is unknown|name or service not known/,
     /unrout(e)?able (mail )?(address|domain)|recipient domain must exist|unknown domain name/,
     /the account or domain may not exist/,
+    /(^|\s)[a-z0-9-]+(\.[a-z0-9-]+)+\.? does not exist/,
     /host or domain name not found|dns (error|lookup failed).{0,40}(nxdomain|not found)/,
   ],
   spamdetected: [
@@ -431,7 +432,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
   notaccept: [
     /indicated no smtp service|does not accept (any )?mail|not accepting (any )?mail|null mx|no mx record|mail is not accepted/,
     /host does not accept mail|domain does not accept mail|does not receive (e-?mail|mail)|mail receiving disabled|nullmx/,
-    /no mx record found for domain|no route for current request|smtp protocol returned a permanent error/,
+    /couldn'?t find a mail exchanger or ip address|no mx record found for domain|no route for current request|smtp protocol returned a permanent error/,
   ],
   expired: [
     /(delivery|message|retry) (time |attempts? )?(has )?(expired|timed out)|expired after|message expired/,
@@ -442,7 +443,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /was not delivered within|could not be delivered for more than|maximum time|undeliverable for \d+/,
     /did not accept our requests to connect|envelope expired|could not deliver for the last|queue period/,
   ],
-  failedstarttls: [/starttls (is )?required|tls (is )?required|tls required but not supported|must issue a starttls/],
+  failedstarttls: [/starttls (is )?required|tls (is )?required|tls required but not supported|must issue a starttls|does not support (starttls|tls)/],
   securityerror: [
     /authentication (required|failed|credentials)|must (be )?authenticat|not authenticated|authentication is required/,
     /(certificate|tls) (verification|handshake) fail|encryption (needed|required)/,
@@ -531,7 +532,9 @@ function firstPass(f: FailureFacts, text: string, byStatus: BounceReason | undef
     ],
     [
       "hostunknown",
-      () => (byStatus === "hostunknown" ? !matches("networkerror", text) : matches("hostunknown", text)),
+      () =>
+        !matches("notaccept", text) &&
+        (byStatus === "hostunknown" ? !matches("networkerror", text) : matches("hostunknown", text)),
     ],
     ["spamdetected", () => byStatus === "spamdetected" || (!EARLY_COMMANDS.has(cmd) && matches("spamdetected", text))],
     ["speeding", () => matches("speeding", text)],
@@ -617,7 +620,7 @@ function classifyOnce(f: FailureFacts): BounceReason {
   }
 
   const dtype = f.diagnosticType.toLowerCase();
-  if (dtype === "" || dtype === "smtp") {
+  if (!dtype.startsWith("x-unix")) {
     const first = firstPass(f, text, byStatus);
     if (first) return first;
   }
