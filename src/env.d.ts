@@ -1,13 +1,16 @@
-// Secrets are not in wrangler.toml, so `wrangler types` cannot see them; they are declared here.
+// Secrets are not in wrangler.toml, so `wrangler types` cannot see them; they are declared here, on both the
+// global `Env` (what the code uses) and `Cloudflare.Env` (what `cloudflare:workers` exports).
+interface EdgeRelaySecrets {
+  /** Admin API token (wrangler secret put ADMIN_TOKEN). */
+  ADMIN_TOKEN?: string;
+  /** Secret for HMAC tokens (return paths, unsubscribe links); at least 16 characters. */
+  SIGNING_SECRET?: string;
+  /** DKIM keys: JSON array of {domain, selector, privateKeyPem} (PKCS#8 PEM); see README "DKIM". */
+  DKIM_KEYS?: string;
+  /** https base URL of this relay for links in mail (one-click unsubscribe); default: the request's origin. */
+  PUBLIC_BASE_URL?: string;
+}
+interface Env extends EdgeRelaySecrets {}
 declare namespace Cloudflare {
-  interface Env {
-    /** Admin API token (wrangler secret put ADMIN_TOKEN). */
-    ADMIN_TOKEN?: string;
-    /** Secret for HMAC tokens (return paths, unsubscribe links). */
-    SIGNING_SECRET?: string;
-    /** DKIM keys: JSON array of {domain, selector, privateKeyPem} (PKCS#8 PEM); see README "DKIM". */
-    DKIM_KEYS?: string;
-    /** https base URL of this relay for links in mail (one-click unsubscribe); default: the request's origin. */
-    PUBLIC_BASE_URL?: string;
-  }
+  interface Env extends EdgeRelaySecrets {}
 }
