@@ -327,9 +327,11 @@ function foldBase64(value: string): string {
 }
 
 function normalizeLineEndings(text: string): string {
-  // Fast path: already CRLF everywhere (the common case for mail we composed ourselves).
-  if (!/(?:^|[^\r])\n/.test(text)) return text;
-  return text.replace(/\r?\n/g, "\r\n");
+  // Fast path: already CRLF everywhere (the common case for mail we composed ourselves); indexOf beats a regex.
+  for (let lf = text.indexOf("\n"); lf >= 0; lf = text.indexOf("\n", lf + 1)) {
+    if (lf === 0 || text.charCodeAt(lf - 1) !== 13) return text.replace(/\r?\n/g, "\r\n");
+  }
+  return text;
 }
 
 function splitMessage(text: string): { headerBlock: string; body: string } {
@@ -352,7 +354,7 @@ function parseHeaderFields(headerBlock: string): HeaderField[] {
     if (current) fields.push(current);
     const colon = line.indexOf(":");
     // A line without a colon is not a field; it cannot be signed, so it is skipped here and kept in the message.
-    current = colon > 0 ? { name: line.slice(0, colon).trim().toLowerCase(), raw: line } : null;
+    current = colon > 0 ? { name: trimWsp(line.slice(0, colon)).toLowerCase(), raw: line } : null;
   }
   if (current) fields.push(current);
   return fields;
@@ -361,13 +363,22 @@ function parseHeaderFields(headerBlock: string): HeaderField[] {
 /** RFC 6376 section 3.4.2 for one field, without the trailing CRLF. */
 function canonicalizeHeaderRelaxed(raw: string): string {
   const colon = raw.indexOf(":");
-  const name = raw.slice(0, colon).trim().toLowerCase();
-  const value = raw
-    .slice(colon + 1)
-    .replace(/\r\n/g, "")
-    .replace(/[ \t]+/g, " ")
-    .trim();
+  const name = trimWsp(raw.slice(0, colon)).toLowerCase();
+  const value = trimWsp(
+    raw
+      .slice(colon + 1)
+      .replace(/\r\n/g, "")
+      .replace(/[ \t]+/g, " "),
+  );
   return name + ":" + value;
+}
+
+/**
+ * Strips SP and HTAB only. String.prototype.trim would also strip U+00A0 and friends, which are content, and
+ * in octet mode 0xA0 is a UTF-8 continuation byte (as in "à" = C3 A0).
+ */
+function trimWsp(text: string): string {
+  return text.replace(/^[ \t]+|[ \t]+$/g, "");
 }
 
 /** RFC 6376 section 3.4.3: only trailing empty lines go; an empty body becomes one CRLF. */
@@ -378,7 +389,8 @@ function canonicalizeBodySimple(body: string): string {
 
 /** RFC 6376 section 3.4.4 (with erratum 3133: an empty body stays empty). */
 function canonicalizeBodyRelaxed(body: string): string {
-  const squeezed = body.replace(/[ \t]+(?=\r\n|$)/g, "").replace(/[ \t]+/g, " ");
+  // The second pattern skips single spaces, which are already canonical and by far the most common run.
+  const squeezed = body.replace(/[ \t]+(?=\r\n|$)/g, "").replace(/\t[ \t]*| [ \t]+/g, " ");
   const end = trimTrailingLineBreaks(squeezed);
   return end === 0 ? "" : squeezed.slice(0, end) + "\r\n";
 }
