@@ -533,6 +533,7 @@ function firstPass(f: FailureFacts, text: string, byStatus: BounceReason | undef
     [
       "hostunknown",
       () =>
+        cmd !== "MAIL" &&
         !matches("notaccept", text) &&
         (byStatus === "hostunknown" ? !matches("networkerror", text) : matches("hostunknown", text)),
     ],

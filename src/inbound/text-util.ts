@@ -48,7 +48,7 @@ export function findStatusCodes(text: string): string[] {
  */
 export function pickStatus(text: string, preferClass?: string): string {
   // A code right after a reply code ("550 5.1.1", "550-'5.7.1") is what the server said.
-  for (const m of text.matchAll(/(?:^|[^\d.])[245]\d\d[ -]['"]?([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)/g)) {
+  for (const m of text.matchAll(/(?<!\d)(?<!\d\.)[245]\d\d[ -]['"]?([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)/g)) {
     const code = m[1] ?? "";
     if (!/^\d\.0\.0$/.test(code) && (!preferClass || code.startsWith(preferClass))) return code;
   }
