@@ -319,13 +319,24 @@ export function composeMessage(input: ComposeInput, opts: ComposeOptions): Compo
     headerLines.push(foldHeader(name, encodeUnstructured(value, name, true)));
   }
 
-  headerLines.push(...bodyHeadersAndRaw(buildTree(input), random).split("\r\n"));
-  const raw = headerLines.join("\r\n") + "\r\n";
-  for (const line of raw.split("\r\n")) {
-    if (utf8Length(line) > LINE_HARD_LIMIT) throw new RangeError("composed message has a line longer than 998 octets");
-  }
+  const raw = headerLines.join("\r\n") + "\r\n" + bodyHeadersAndRaw(buildTree(input), random) + "\r\n";
+  assertLineLengths(raw);
   const size = utf8Length(raw);
   return { raw, messageId, smtputf8, eightBit: size !== raw.length, size };
+}
+
+/** Every producer above keeps lines short; this is the last guard for RFC 5322 §2.1.1's 998. */
+function assertLineLengths(raw: string): void {
+  let start = 0;
+  while (start < raw.length) {
+    let end = raw.indexOf("\r\n", start);
+    if (end < 0) end = raw.length;
+    // Characters ≤ octets ≤ 4 × characters, so only long-looking lines need measuring.
+    if (end - start > LINE_HARD_LIMIT / 4 && utf8Length(raw.slice(start, end)) > LINE_HARD_LIMIT) {
+      throw new RangeError("composed message has a line longer than 998 octets");
+    }
+    start = end + 2;
+  }
 }
 
 function buildTree(input: ComposeInput): Part {

@@ -36,34 +36,20 @@ export function hasLoneSurrogate(value: string): boolean {
   return /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(value);
 }
 
-const B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const B64_LOOKUP: Int16Array = (() => {
-  const table = new Int16Array(128).fill(-1);
-  for (let i = 0; i < B64_ALPHABET.length; i++) table[B64_ALPHABET.charCodeAt(i)] = i;
-  return table;
-})();
+/** Bytes per btoa call: a multiple of 57 (one 76-character line) and of 3 (no padding mid-stream). */
+const BASE64_CHUNK_BYTES = 57 * 256;
+
+function base64Chunk(bytes: Uint8Array): string {
+  // btoa is Web-standard (Workers and Node) and far faster than encoding by hand; it takes a
+  // "binary string" whose code units are the bytes.
+  return btoa(String.fromCharCode.apply(null, bytes as unknown as number[]));
+}
 
 /** Base64 (RFC 4648 §4) of the bytes, on one line. */
 export function encodeBase64(bytes: Uint8Array): string {
-  let out = "";
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = ((bytes[i] ?? 0) << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
-    out +=
-      B64_ALPHABET[(n >> 18) & 63]! +
-      B64_ALPHABET[(n >> 12) & 63]! +
-      B64_ALPHABET[(n >> 6) & 63]! +
-      B64_ALPHABET[n & 63]!;
-  }
-  const rest = bytes.length - i;
-  if (rest === 1) {
-    const n = (bytes[i] ?? 0) << 16;
-    out += B64_ALPHABET[(n >> 18) & 63]! + B64_ALPHABET[(n >> 12) & 63]! + "==";
-  } else if (rest === 2) {
-    const n = ((bytes[i] ?? 0) << 16) | ((bytes[i + 1] ?? 0) << 8);
-    out += B64_ALPHABET[(n >> 18) & 63]! + B64_ALPHABET[(n >> 12) & 63]! + B64_ALPHABET[(n >> 6) & 63]! + "=";
-  }
-  return out;
+  const parts: string[] = [];
+  for (let i = 0; i < bytes.length; i += BASE64_CHUNK_BYTES) parts.push(base64Chunk(bytes.subarray(i, i + BASE64_CHUNK_BYTES)));
+  return parts.join("");
 }
 
 /**
@@ -72,41 +58,22 @@ export function encodeBase64(bytes: Uint8Array): string {
  * returns null rather than guessing.
  */
 export function decodeBase64(input: string): Uint8Array | null {
-  const clean = input.replace(/[ \t\r\n]/g, "");
-  if (clean.length % 4 !== 0) return null;
-  let padding = 0;
-  if (clean.endsWith("==")) padding = 2;
-  else if (clean.endsWith("=")) padding = 1;
-  const body = clean.length - padding;
-  const out = new Uint8Array((clean.length / 4) * 3 - padding);
-  let o = 0;
-  for (let i = 0; i < clean.length; i += 4) {
-    let n = 0;
-    for (let j = 0; j < 4; j++) {
-      const idx = i + j;
-      const code = clean.charCodeAt(idx);
-      let v: number;
-      if (idx >= body) {
-        if (code !== 61 /* = */) return null;
-        v = 0;
-      } else {
-        v = code < 128 ? (B64_LOOKUP[code] ?? -1) : -1;
-        if (v < 0) return null;
-      }
-      n = (n << 6) | v;
-    }
-    if (o < out.length) out[o++] = (n >> 16) & 255;
-    if (o < out.length) out[o++] = (n >> 8) & 255;
-    if (o < out.length) out[o++] = n & 255;
-  }
+  const clean = input.replace(/[ \t\r\n]+/g, "");
+  if (clean.length % 4 !== 0 || !/^[A-Za-z0-9+/]*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(clean)) return null;
+  // Validated above, so atob's forgiving decoder has nothing left to forgive.
+  const binary = atob(clean);
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
   return out;
 }
 
 /** Base64 body for a MIME part: lines of at most 76 characters joined with CRLF (RFC 2045 §6.8). */
 export function encodeBase64Lines(bytes: Uint8Array): string {
-  const flat = encodeBase64(bytes);
   const lines: string[] = [];
-  for (let i = 0; i < flat.length; i += ENCODED_LINE_LIMIT) lines.push(flat.slice(i, i + ENCODED_LINE_LIMIT));
+  for (let i = 0; i < bytes.length; i += BASE64_CHUNK_BYTES) {
+    const chunk = base64Chunk(bytes.subarray(i, i + BASE64_CHUNK_BYTES));
+    for (let j = 0; j < chunk.length; j += ENCODED_LINE_LIMIT) lines.push(chunk.slice(j, j + ENCODED_LINE_LIMIT));
+  }
   return lines.join("\r\n");
 }
 
@@ -131,33 +98,34 @@ export function encodeQuotedPrintable(text: string): string {
   return lines.map(encodeQpLine).join("\r\n");
 }
 
+/** The quoted-printable form of each octet in the middle of a line. */
+const QP_TOKENS: readonly string[] = Array.from({ length: 256 }, (_, b) =>
+  (b >= 33 && b <= 126 && b !== 61) || b === 32 || b === 9 ? String.fromCharCode(b) : hex2(b),
+);
+
 function encodeQpLine(line: string): string {
+  // Fast path: short printable ASCII needing no escapes is its own encoding.
+  if (line.length <= ENCODED_LINE_LIMIT && /^[\x20-\x3c\x3e-\x7e\t]*$/.test(line) && !/^(\.|From )|[ \t]$/.test(line)) return line;
   const bytes = utf8Bytes(line);
-  // Encode each byte into a token, then pack tokens into lines of at most 75 chars + "=".
-  const tokens: string[] = [];
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i]!;
-    const isLast = i === bytes.length - 1;
-    const literal =
-      (b >= 33 && b <= 126 && b !== 61) || ((b === 32 || b === 9) && !isLast);
-    let token = literal ? String.fromCharCode(b) : hex2(b);
-    if (i === 0 && b === 46 /* . */) token = hex2(b);
-    if (i === 0 && b === 70 /* F */ && line.startsWith("From ")) token = hex2(b);
-    tokens.push(token);
-  }
+  const n = bytes.length;
   const out: string[] = [];
   let current = "";
-  for (let t = 0; t < tokens.length; t++) {
-    const token = tokens[t]!;
-    const isLastToken = t === tokens.length - 1;
+  for (let i = 0; i < n; i++) {
+    const b = bytes[i]!;
+    const isLast = i === n - 1;
+    let token = QP_TOKENS[b]!;
+    // Rule 3: whitespace at the end of a line is encoded. A leading "." or "From " is
+    // encoded so dot-stuffing bugs and mbox "From " quoting cannot alter the body.
+    if (isLast && (b === 32 || b === 9)) token = hex2(b);
+    else if (i === 0 && (b === 46 || (b === 70 && line.startsWith("From ")))) token = hex2(b);
     // The final line may use all 76 characters; other lines need room for the "=".
-    const limit = isLastToken ? ENCODED_LINE_LIMIT : ENCODED_LINE_LIMIT - 1;
+    const limit = isLast ? ENCODED_LINE_LIMIT : ENCODED_LINE_LIMIT - 1;
     if (current.length + token.length > limit) {
-      // A soft break must not leave a space or tab at the end of the line (rule 3).
+      // Escapes are never split. A soft break must not leave a space or tab at the end of
+      // the line either, so such a character moves to the next line, encoded.
       const lastChar = current.charCodeAt(current.length - 1);
       if (lastChar === 32 || lastChar === 9) {
-        current = current.slice(0, -1);
-        out.push(current + "=");
+        out.push(current.slice(0, -1) + "=");
         current = hex2(lastChar);
       } else {
         out.push(current + "=");
