@@ -266,6 +266,8 @@ async function unsubscribeMac(body: string, secret: HmacSecret): Promise<Uint8Ar
   return new Uint8Array(mac).subarray(0, UNSUBSCRIBE_MAC_BYTES);
 }
 
+/** HMAC keys kept per isolate; a relay has a handful of secrets, the cap only stops unbounded growth. */
+const MAX_CACHED_KEYS = 64;
 const keyCache = new Map<string, Promise<CryptoKey>>();
 
 function hmacKey(secret: HmacSecret): Promise<CryptoKey> {
@@ -275,6 +277,7 @@ function hmacKey(secret: HmacSecret): Promise<CryptoKey> {
   let key = keyCache.get(cacheKey);
   if (!key) {
     key = crypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    if (keyCache.size >= MAX_CACHED_KEYS) keyCache.delete(keyCache.keys().next().value as string);
     keyCache.set(cacheKey, key);
   }
   return key;

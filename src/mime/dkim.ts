@@ -211,7 +211,7 @@ async function signOne(
   if (!DOMAIN_PATTERN.test(domain)) throw new DkimSignError(`invalid DKIM signing domain: ${signer.domain}`);
   if (!SELECTOR_PATTERN.test(signer.selector)) throw new DkimSignError(`invalid DKIM selector: ${signer.selector}`);
   const canonicalization = signer.canonicalization ?? "relaxed/relaxed";
-  const [headerCanon, bodyCanon] = canonicalization.split("/") as ["simple" | "relaxed", "simple" | "relaxed"];
+  const [headerCanon, bodyCanon] = canonicalization.split("/");
   if (!isCanonMode(headerCanon) || !isCanonMode(bodyCanon)) {
     throw new DkimSignError(`invalid DKIM canonicalization: ${String(canonicalization)}`);
   }
@@ -407,6 +407,8 @@ interface SigningKey {
   sign(data: Uint8Array): Promise<Uint8Array>;
 }
 
+/** Imported keys kept per isolate; far more than one relay's selectors, small enough that rotation cannot grow it. */
+const MAX_CACHED_KEYS = 256;
 const keyCache = new Map<string, Promise<SigningKey>>();
 
 function signingKey(pem: string, requested: DkimAlgorithm | undefined): Promise<SigningKey> {
@@ -414,6 +416,7 @@ function signingKey(pem: string, requested: DkimAlgorithm | undefined): Promise<
   let key = keyCache.get(cacheKey);
   if (!key) {
     key = importSigningKey(pem, requested);
+    if (keyCache.size >= MAX_CACHED_KEYS) keyCache.delete(keyCache.keys().next().value as string);
     keyCache.set(cacheKey, key);
     // A bad key must not stay cached as a rejected promise once its configuration is fixed.
     key.catch(() => keyCache.delete(cacheKey));

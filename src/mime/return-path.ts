@@ -93,6 +93,8 @@ async function signature(messageId: string, recipientIndex: number, secret: Hmac
   return base32(new Uint8Array(mac)).slice(0, RETURN_PATH_SIGNATURE_LENGTH);
 }
 
+/** HMAC keys kept per isolate; a relay has a handful of secrets, the cap only stops unbounded growth. */
+const MAX_CACHED_KEYS = 64;
 const keyCache = new Map<string, Promise<CryptoKey>>();
 
 function hmacKey(secret: HmacSecret): Promise<CryptoKey> {
@@ -102,6 +104,7 @@ function hmacKey(secret: HmacSecret): Promise<CryptoKey> {
   let key = keyCache.get(cacheKey);
   if (!key) {
     key = crypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    if (keyCache.size >= MAX_CACHED_KEYS) keyCache.delete(keyCache.keys().next().value as string);
     keyCache.set(cacheKey, key);
   }
   return key;
