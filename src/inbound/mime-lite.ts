@@ -70,7 +70,7 @@ function decodeCharset(binary: string, charset: string | undefined): string {
   if (!/[\x80-\xff]/.test(binary)) return binary;
   const label = cs === "" ? "utf-8" : cs;
   try {
-    return new TextDecoder(label, { fatal: false }).decode(binaryToBytes(binary));
+    return new TextDecoder(label).decode(binaryToBytes(binary));
   } catch {
     return binary;
   }
