@@ -125,6 +125,15 @@ describe("composeMessage: structure", () => {
 });
 
 describe("composeMessage: encodings and round trips", () => {
+  it("composes a 15 MB attachment (no call-stack limits on large content)", async () => {
+    const bytes = Buffer.alloc(15 * 1024 * 1024);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) & 255;
+    const m = compose({ from: "app@example.com", to: ["u@example.org"], text: "x", attachments: [{ filename: "big.bin", content: bytes.toString("base64") }] });
+    expect(m.size).toBeGreaterThan(20 * 1024 * 1024);
+    const p = await PostalMime.parse(m.raw);
+    expect(Buffer.from(p.attachments[0]!.content as ArrayBuffer).equals(bytes)).toBe(true);
+  });
+
   it("non-ASCII subject, names and bodies round-trip through postal-mime", async () => {
     const subject = "Grüße – ваш заказ № 42 已发货 😀 ".repeat(4).trim();
     const text = "Привет, мир!\nこんにちは世界\n" + "Long line with ümlauts ".repeat(20) + "\nEnds with space ";

@@ -216,3 +216,58 @@ describe("fromMailChannelsRequest: errors use MailChannels field paths", () => {
     });
   }
 });
+
+describe("fromMailChannelsRequest: generated malformed requests", () => {
+  it("refuses CR/LF, NUL and lone surrogates in every string field and wrong types everywhere, never throwing", () => {
+    const poison = ["\r\n", "\n", "\0", "\ud800", "\r\nBcc: victim@evil.example"];
+    const wrong: unknown[] = [0, true, [], {}, [1], { a: 1 }, "x".repeat(3000)];
+    const setters: ((b: Record<string, unknown>, v: unknown) => void)[] = [
+      (b, v) => ((b.from as Record<string, unknown>).email = `a${String(v)}@example.com`),
+      (b, v) => ((b.from as Record<string, unknown>).name = `A${String(v)}`),
+      (b, v) => (b.subject = `S${String(v)}`),
+      (b, v) => (b.personalizations = [{ to: [{ email: `t${String(v)}@example.org` }] }]),
+      (b, v) => (b.personalizations = [{ to: [{ email: "t@example.org", name: `N${String(v)}` }] }]),
+      (b, v) => (b.personalizations = [{ to: [{ email: "t@example.org" }], subject: `P${String(v)}` }]),
+      (b, v) => (b.personalizations = [{ to: [{ email: "t@example.org" }], headers: { "X-A": `h${String(v)}` } }]),
+      (b, v) => (b.headers = { [`X-${String(v)}`]: "v" }),
+      (b, v) => (b.reply_to = { email: `r${String(v)}@example.org` }),
+      (b, v) => (b.attachments = [{ content: "YQ==", filename: `f${String(v)}.txt` }]),
+      (b, v) => (b.attachments = [{ content: "YQ==", filename: "f.txt", type: `text/plain${String(v)}` }]),
+      (b, v) => (b.campaign_id = `c${String(v)}`),
+      (b, v) => (b.dkim_domain = `d${String(v)}.example`),
+    ];
+    const fields = ["personalizations", "from", "reply_to", "subject", "content", "headers", "attachments", "tracking_settings", "campaign_id", "dkim_domain", "transactional", "mailfrom"];
+    const bodies: unknown[] = [];
+    for (const set of setters) {
+      for (const p of poison) {
+        const b = JSON.parse(WORKERS_EXAMPLE) as Record<string, unknown>;
+        set(b, p);
+        bodies.push(b);
+      }
+    }
+    for (const f of fields) {
+      for (const w of wrong) {
+        // Empty containers are valid for optional object/array fields, and any string is a subject.
+        if (f === "subject" && typeof w === "string") continue;
+        if (["headers", "tracking_settings"].includes(f) && JSON.stringify(w) === "{}") continue;
+        if (f === "attachments" && JSON.stringify(w) === "[]") continue;
+        if (f === "transactional" && typeof w === "boolean") continue;
+        bodies.push({ ...(JSON.parse(WORKERS_EXAMPLE) as Record<string, unknown>), [f]: w });
+      }
+    }
+    expect(bodies.length).toBeGreaterThan(140);
+    for (const body of bodies) {
+      let r: ReturnType<typeof fromMailChannelsRequest>;
+      try {
+        r = fromMailChannelsRequest(body);
+      } catch (e) {
+        throw new Error(`${JSON.stringify(body).slice(0, 200)} threw ${String(e)}`);
+      }
+      expect(r.ok, JSON.stringify(body).slice(0, 300)).toBe(false);
+      if (!r.ok) {
+        expect(SEND_ERROR_CODES).toContain(r.error.code);
+        expect(r.error.message).not.toBe("request could not be validated");
+      }
+    }
+  });
+});
