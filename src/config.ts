@@ -3,6 +3,8 @@
  * Constants carry their unit in the name and say where the number comes from.
  */
 
+import { DEFAULT_GATE_POLICY, parsePartialPolicy, type GatePolicy } from "./gate/policy";
+
 /** Cloudflare Queues accept messages up to 128 KB; keep headroom for the job's JSON envelope. */
 export const MAX_INLINE_BODY_BYTES = 100 * 1024;
 /** Cloudflare Queues cap `delaySeconds` at 12 hours. */
@@ -31,6 +33,14 @@ export interface RelayConfig {
   /** Delay before retry n (1-based) is retrySchedule[min(n, len) - 1]. */
   retryScheduleSeconds: number[];
   maxMessageAgeSeconds: number;
+  /** Send an RFC 3464 report to the envelope sender when a recipient bounces or expires. */
+  dsnEnabled: boolean;
+  /** Port for `mx:` routes that name none (RFC 5321: 25). */
+  mxPort: number;
+  /** DomainGate defaults for destinations without a preset or override. */
+  gateDefaults: GatePolicy;
+  /** Per-destination-key policy overrides (GATE_POLICIES), e.g. {"example.com": {"ratePerSecond": 2}}. */
+  gatePolicies: Record<string, Partial<GatePolicy>>;
 }
 
 export class ConfigError extends Error {
@@ -65,6 +75,24 @@ function positiveInt(name: string, value: string | undefined, fallback: number):
   return n;
 }
 
+function parseGatePolicies(value: string | undefined): Record<string, Partial<GatePolicy>> {
+  if (!value) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError("GATE_POLICIES must be a JSON object of destination -> policy");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new ConfigError("GATE_POLICIES must be a JSON object");
+  const out: Record<string, Partial<GatePolicy>> = {};
+  for (const [key, v] of Object.entries(parsed)) {
+    const p = parsePartialPolicy(v);
+    if (!p.ok) throw new ConfigError(`GATE_POLICIES[${key}]: ${p.error}`);
+    out[key.toLowerCase()] = p.policy;
+  }
+  return out;
+}
+
 /** Reads and checks the settings from the Worker's env; throws ConfigError naming the bad setting. */
 export function loadConfig(env: Env): RelayConfig {
   const relayHostname = env.RELAY_HOSTNAME;
@@ -79,6 +107,17 @@ export function loadConfig(env: Env): RelayConfig {
     retryScheduleSeconds: parseSchedule(env.RETRY_SCHEDULE_SECONDS),
     maxMessageAgeSeconds: positiveInt("MAX_MESSAGE_AGE_SECONDS", env.MAX_MESSAGE_AGE_SECONDS, 72 * 3600),
     maxRecipients: positiveInt("MAX_RECIPIENTS", (env as { MAX_RECIPIENTS?: string }).MAX_RECIPIENTS, DEFAULT_MAX_RECIPIENTS),
+    dsnEnabled: (env.DSN_ENABLED ?? "true").toLowerCase() !== "false",
+    mxPort: positiveInt("MX_PORT", env.MX_PORT, 25),
+    gateDefaults: {
+      ...DEFAULT_GATE_POLICY,
+      ratePerSecond: positiveInt("GATE_RATE_PER_SECOND", env.GATE_RATE_PER_SECOND, DEFAULT_GATE_POLICY.ratePerSecond),
+      burst: positiveInt("GATE_BURST", env.GATE_BURST, DEFAULT_GATE_POLICY.burst),
+      maxConnections: positiveInt("GATE_MAX_CONNECTIONS", env.GATE_MAX_CONNECTIONS, DEFAULT_GATE_POLICY.maxConnections),
+      maxMessagesPerConnection: positiveInt("GATE_MAX_MESSAGES_PER_CONNECTION", env.GATE_MAX_MESSAGES_PER_CONNECTION, DEFAULT_GATE_POLICY.maxMessagesPerConnection),
+      backoffPauseSeconds: positiveInt("GATE_BACKOFF_PAUSE_SECONDS", env.GATE_BACKOFF_PAUSE_SECONDS, DEFAULT_GATE_POLICY.backoffPauseSeconds),
+    },
+    gatePolicies: parseGatePolicies(env.GATE_POLICIES),
   };
 }
 

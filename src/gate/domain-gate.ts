@@ -1,31 +1,370 @@
 /**
- * DomainGate: one Durable Object per destination. Grants delivery permits under a token-bucket message rate.
- * The delivery engine issue extends this with concurrency, FIFO sequencing and adaptive backoff.
+ * DomainGate: one SQLite-backed Durable Object per destination key (a recipient domain, an MX provider such as
+ * `provider:google`, or an upstream relay `upstream:<name>`). It hands out delivery permits and learns from
+ * every outcome:
+ * - a message rate as a token bucket, kept as GCRA (theoretical arrival time), so each granted message gets its
+ *   own send time and a connection carrying ten messages cannot burst them out at once;
+ * - a cap on simultaneous connections (leases), granted in FIFO order of request; a request that finds every
+ *   connection busy waits in line for a bounded time;
+ * - a cap on messages per connection, and an optional daily quota;
+ * - a per-destination sequence number for every granted message (recorded on delivery events);
+ * - adaptive backoff: a throttling reply (421, 4.7.x) halves the rate and pauses the destination; consecutive
+ *   connection failures open a circuit; every successful connection restores the rate a step.
+ * Methods are called over RPC from the queue consumer and the admin API.
  */
 import { DurableObject } from "cloudflare:workers";
+import { DEFAULT_GATE_POLICY, mergePolicy, type GatePolicy } from "./policy";
 
-export interface GatePolicy {
-  /** Messages per second allowed to this destination. */
-  ratePerSecond: number;
-  /** Bucket size: how many messages may leave at once after a quiet period. */
-  burst: number;
+export { DEFAULT_GATE_POLICY, type GatePolicy } from "./policy";
+
+/** Lowest share of the configured rate adaptive backoff goes down to. */
+const MIN_RATE_FACTOR = 1 / 16;
+/** Rate share given back by each successful connection after a backoff. */
+const RESTORE_STEP = 0.1;
+const DAY_MS = 86_400_000;
+
+export interface PermitRequest {
+  /** The policy the consumer computed (config, preset, route); the gate's own override wins over it. */
+  policy: GatePolicy;
+  /** Messages the caller wants to carry on one connection. */
+  messages: number;
+  /** Who asks (for the admin view). */
+  holder: string;
+  /** How long to wait in line when every connection is busy. */
+  maxWaitMs: number;
+  /** Grant only send times within this many ms from now. */
+  horizonMs: number;
+  /** The lease ends by itself after this long if never released (a crashed invocation). */
+  leaseMs: number;
 }
 
-export const DEFAULT_GATE_POLICY: GatePolicy = { ratePerSecond: 20, burst: 20 };
+export type DenyReason = "paused" | "circuit_open" | "busy" | "quota" | "rate";
+
+export interface Permit {
+  /** Messages granted (0: denied). */
+  granted: number;
+  leaseId: string;
+  /** Sequence number of the first granted message; message i has seq + i. */
+  seq: number;
+  /** Epoch ms before which message i must not be sent. */
+  slots: number[];
+  /** When denied (or partly granted), when to ask again. */
+  retryAfterMs: number;
+  reason?: DenyReason;
+}
+
+export interface GateReport {
+  leaseId: string;
+  /** Messages the next hop accepted. */
+  delivered: number;
+  /** Granted send times not used (the connection ended early); given back when nothing was granted after them. */
+  unused: number;
+  /** The connection could not be opened (refused, timeout, TLS, greeting 4xx/5xx). */
+  connectionFailed?: boolean;
+  /** The next hop throttled us (421 or 4.7.x); retryAfterSeconds when the reply named a delay. */
+  throttled?: { retryAfterSeconds?: number; text?: string };
+}
+
+export interface GateState {
+  destination: string;
+  policy: GatePolicy;
+  override: Partial<GatePolicy> | null;
+  rateFactor: number;
+  effectiveRatePerSecond: number;
+  effectiveMaxConnections: number;
+  activeConnections: number;
+  waiting: number;
+  pausedUntil: string | null;
+  circuit: "closed" | "open" | "half-open";
+  circuitOpenUntil: string | null;
+  consecutiveConnectionFailures: number;
+  sequence: number;
+  quotaUsedToday: number;
+  totals: { granted: number; delivered: number; throttles: number; connectionFailures: number; denied: number };
+  lastThrottle: { at: string; text: string | null } | null;
+  leases: { id: string; holder: string; granted: number; since: string; expiresAt: string }[];
+}
+
+interface Lease {
+  id: string;
+  holder: string;
+  granted: number;
+  since: number;
+  expiresAt: number;
+  /** The gate's `tat` right after this grant, to tell whether unused times can be given back. */
+  tatAfter: number;
+  interval: number;
+}
+
+interface Persisted {
+  destination: string;
+  policy: GatePolicy;
+  override: Partial<GatePolicy> | null;
+  tat: number;
+  rateFactor: number;
+  pausedUntil: number;
+  circuitOpenUntil: number;
+  consecutiveFailures: number;
+  seq: number;
+  day: number;
+  dayCount: number;
+  leases: Lease[];
+  totals: GateState["totals"];
+  lastThrottle: { at: number; text: string | null } | null;
+}
+
+interface Waiter {
+  wake: () => void;
+}
 
 export class DomainGate extends DurableObject<Env> {
-  private tokens = DEFAULT_GATE_POLICY.burst;
-  private updatedAt = Date.now();
-  private policy = DEFAULT_GATE_POLICY;
+  private s: Persisted;
+  private readonly waiters: Waiter[] = [];
 
-  /** Asks for up to `wanted` permits; returns how many were granted and, if fewer, when to come back. */
-  async acquire(wanted: number): Promise<{ granted: number; retryAfterMs: number }> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS gate_state (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
+    const row = ctx.storage.sql.exec<{ v: string }>("SELECT v FROM gate_state WHERE k = 'state'").toArray()[0];
+    this.s = row
+      ? (JSON.parse(row.v) as Persisted)
+      : {
+          destination: "",
+          policy: DEFAULT_GATE_POLICY,
+          override: null,
+          tat: 0,
+          rateFactor: 1,
+          pausedUntil: 0,
+          circuitOpenUntil: 0,
+          consecutiveFailures: 0,
+          seq: 0,
+          day: 0,
+          dayCount: 0,
+          leases: [],
+          totals: { granted: 0, delivered: 0, throttles: 0, connectionFailures: 0, denied: 0 },
+          lastThrottle: null,
+        };
+  }
+
+  /** Asks for one connection carrying up to `messages` messages. Waits in FIFO order when connections are busy. */
+  async acquire(destination: string, req: PermitRequest): Promise<Permit> {
+    this.s.destination = destination;
+    this.s.policy = req.policy;
+    const deadline = Date.now() + req.maxWaitMs;
+    // FIFO: a newcomer goes behind anyone already waiting; a waiter woken by a release has its turn.
+    let turn = this.waiters.length === 0;
+    for (;;) {
+      const now = Date.now();
+      this.expireLeases(now);
+      const policy = this.policy();
+      const blocked = this.blocked(now, policy);
+      if (blocked) {
+        if (turn) this.wakeNext();
+        return this.deny(blocked.reason, blocked.retryAfterMs);
+      }
+      if (turn && this.s.leases.length < this.effectiveMaxConnections(policy)) {
+        const permit = this.grant(now, policy, req);
+        // Capacity may remain (several connections allowed): let the next in line try too.
+        if (this.s.leases.length < this.effectiveMaxConnections(policy)) this.wakeNext();
+        return permit;
+      }
+      if (now >= deadline) return this.deny("busy", this.busyHint(now));
+      turn = await this.waitInLine(deadline, turn);
+    }
+  }
+
+  /** Waits until woken by a release (true) or until the deadline (false). One who had its turn keeps the front. */
+  private waitInLine(deadline: number, front: boolean): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const waiter: Waiter = { wake: () => undefined };
+      const timer = setTimeout(() => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve(false);
+      }, Math.max(1, deadline - Date.now()));
+      waiter.wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      if (front) this.waiters.unshift(waiter);
+      else this.waiters.push(waiter);
+    });
+  }
+
+  /** Ends a lease and feeds the outcome into the adaptive state. */
+  async release(report: GateReport): Promise<void> {
     const now = Date.now();
-    this.tokens = Math.min(this.policy.burst, this.tokens + ((now - this.updatedAt) / 1000) * this.policy.ratePerSecond);
-    this.updatedAt = now;
-    const granted = Math.min(wanted, Math.floor(this.tokens));
-    this.tokens -= granted;
-    const missing = wanted - granted;
-    return { granted, retryAfterMs: missing > 0 ? Math.ceil((missing / this.policy.ratePerSecond) * 1000) : 0 };
+    const i = this.s.leases.findIndex((l) => l.id === report.leaseId);
+    const lease = i >= 0 ? this.s.leases.splice(i, 1)[0] : undefined;
+    const policy = this.policy();
+    // Give unused send times back when nothing was granted after them, so a failed connection costs no rate.
+    if (lease && report.unused > 0 && this.s.tat === lease.tatAfter) {
+      this.s.tat = Math.max(now, this.s.tat - report.unused * lease.interval);
+    }
+    this.s.totals.delivered += report.delivered;
+    if (report.connectionFailed) {
+      this.s.totals.connectionFailures++;
+      this.s.consecutiveFailures++;
+      if (this.s.consecutiveFailures >= policy.circuitFailures) this.s.circuitOpenUntil = now + policy.circuitOpenSeconds * 1000;
+    } else {
+      this.s.consecutiveFailures = 0;
+      this.s.circuitOpenUntil = 0;
+    }
+    if (report.throttled) {
+      this.s.totals.throttles++;
+      this.s.rateFactor = Math.max(MIN_RATE_FACTOR, this.s.rateFactor / 2);
+      const pauseMs = (report.throttled.retryAfterSeconds ?? policy.backoffPauseSeconds) * 1000;
+      this.s.pausedUntil = Math.max(this.s.pausedUntil, now + pauseMs);
+      this.s.tat = Math.max(this.s.tat, this.s.pausedUntil);
+      this.s.lastThrottle = { at: now, text: report.throttled.text ?? null };
+    } else if (report.delivered > 0 && !report.connectionFailed) {
+      this.s.rateFactor = Math.min(1, this.s.rateFactor + RESTORE_STEP);
+    }
+    this.save();
+    this.wakeNext();
+  }
+
+  /** Sets (or with null clears) this destination's policy override, which wins over config and presets. */
+  async setOverride(destination: string, override: Partial<GatePolicy> | null): Promise<GateState> {
+    this.s.destination = destination;
+    this.s.override = override;
+    this.save();
+    this.wakeNext();
+    return this.state();
+  }
+
+  /** Clears backoff, circuit and pause (an operator fixed the cause). */
+  async resetBackoff(): Promise<GateState> {
+    this.s.rateFactor = 1;
+    this.s.pausedUntil = 0;
+    this.s.circuitOpenUntil = 0;
+    this.s.consecutiveFailures = 0;
+    this.save();
+    this.wakeNext();
+    return this.state();
+  }
+
+  /** The gate's current state for the admin API. */
+  async state(): Promise<GateState> {
+    const now = Date.now();
+    this.expireLeases(now);
+    const policy = this.policy();
+    const iso = (ms: number) => (ms > now ? new Date(ms).toISOString() : null);
+    return {
+      destination: this.s.destination,
+      policy,
+      override: this.s.override,
+      rateFactor: this.s.rateFactor,
+      effectiveRatePerSecond: policy.ratePerSecond * this.s.rateFactor,
+      effectiveMaxConnections: this.effectiveMaxConnections(policy),
+      activeConnections: this.s.leases.length,
+      waiting: this.waiters.length,
+      pausedUntil: iso(this.s.pausedUntil),
+      circuit: this.circuit(now, policy),
+      circuitOpenUntil: iso(this.s.circuitOpenUntil),
+      consecutiveConnectionFailures: this.s.consecutiveFailures,
+      sequence: this.s.seq,
+      quotaUsedToday: this.s.day === Math.floor(now / DAY_MS) ? this.s.dayCount : 0,
+      totals: { ...this.s.totals },
+      lastThrottle: this.s.lastThrottle ? { at: new Date(this.s.lastThrottle.at).toISOString(), text: this.s.lastThrottle.text } : null,
+      leases: this.s.leases.map((l) => ({
+        id: l.id,
+        holder: l.holder,
+        granted: l.granted,
+        since: new Date(l.since).toISOString(),
+        expiresAt: new Date(l.expiresAt).toISOString(),
+      })),
+    };
+  }
+
+  private policy(): GatePolicy {
+    return mergePolicy(this.s.policy, this.s.override ?? undefined);
+  }
+
+  private circuit(now: number, policy: GatePolicy): GateState["circuit"] {
+    if (this.s.consecutiveFailures < policy.circuitFailures) return "closed";
+    return this.s.circuitOpenUntil > now ? "open" : "half-open";
+  }
+
+  /** While backing off, connections shrink with the rate (never below one). */
+  private effectiveMaxConnections(policy: GatePolicy): number {
+    if (this.circuit(Date.now(), policy) === "half-open") return 1;
+    return Math.max(1, Math.floor(policy.maxConnections * this.s.rateFactor));
+  }
+
+  private blocked(now: number, policy: GatePolicy): { reason: DenyReason; retryAfterMs: number } | undefined {
+    if (this.circuit(now, policy) === "open") return { reason: "circuit_open", retryAfterMs: this.s.circuitOpenUntil - now };
+    if (this.s.pausedUntil > now) return { reason: "paused", retryAfterMs: this.s.pausedUntil - now };
+    if (policy.quotaPerDay > 0) {
+      const day = Math.floor(now / DAY_MS);
+      if (this.s.day !== day) {
+        this.s.day = day;
+        this.s.dayCount = 0;
+      }
+      if (this.s.dayCount >= policy.quotaPerDay) return { reason: "quota", retryAfterMs: (day + 1) * DAY_MS - now };
+    }
+    return undefined;
+  }
+
+  private grant(now: number, policy: GatePolicy, req: PermitRequest): Permit {
+    const rate = policy.ratePerSecond * this.s.rateFactor;
+    const interval = 1000 / rate;
+    // Backing off: no bursts until the rate is fully restored.
+    const burst = this.s.rateFactor < 1 ? 1 : policy.burst;
+    const tau = (burst - 1) * interval;
+    let wanted = Math.min(req.messages, policy.maxMessagesPerConnection);
+    if (policy.quotaPerDay > 0) wanted = Math.min(wanted, policy.quotaPerDay - this.s.dayCount);
+    const slots: number[] = [];
+    let tat = Math.max(this.s.tat, now - tau);
+    for (let i = 0; i < wanted; i++) {
+      const t = Math.max(now, tat - tau);
+      if (t > now + req.horizonMs) break;
+      slots.push(Math.ceil(t));
+      tat = Math.max(tat, t) + interval;
+    }
+    if (!slots.length) return this.deny("rate", Math.ceil(tat - tau - now));
+    this.s.tat = tat;
+    const seq = this.s.seq + 1;
+    this.s.seq += slots.length;
+    this.s.dayCount += slots.length;
+    this.s.totals.granted += slots.length;
+    const lease: Lease = {
+      id: crypto.randomUUID(),
+      holder: req.holder,
+      granted: slots.length,
+      since: now,
+      expiresAt: now + req.leaseMs,
+      tatAfter: tat,
+      interval,
+    };
+    this.s.leases.push(lease);
+    this.save();
+    const partial = slots.length < req.messages;
+    return { granted: slots.length, leaseId: lease.id, seq, slots, retryAfterMs: partial ? Math.max(0, Math.ceil(tat - tau - now)) : 0 };
+  }
+
+  private deny(reason: DenyReason, retryAfterMs: number): Permit {
+    this.s.totals.denied++;
+    this.save();
+    return { granted: 0, leaseId: "", seq: 0, slots: [], retryAfterMs: Math.max(0, Math.ceil(retryAfterMs)), reason };
+  }
+
+  private busyHint(now: number): number {
+    const soonest = Math.min(...this.s.leases.map((l) => l.expiresAt));
+    return Number.isFinite(soonest) ? Math.min(5000, Math.max(250, soonest - now)) : 250;
+  }
+
+  private expireLeases(now: number): void {
+    const before = this.s.leases.length;
+    this.s.leases = this.s.leases.filter((l) => l.expiresAt > now);
+    if (this.s.leases.length !== before) this.wakeNext();
+  }
+
+  private wakeNext(): void {
+    const w = this.waiters.shift();
+    w?.wake();
+  }
+
+  private save(): void {
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO gate_state (k, v) VALUES ('state', ?)", JSON.stringify(this.s));
   }
 }
