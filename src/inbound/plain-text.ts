@@ -80,7 +80,11 @@ const RECIPIENT_LINE_PATTERNS: Array<{ re: RegExp; weak: boolean; keepLine: bool
   { re: new RegExp(String.raw`^\s*<?(${ADDR})>?\s+(\S.*)$`), weak: false, keepLine: false },
 ];
 
+/** Longer lines are prose or encoded data, never a recipient line; skipping them bounds regex work. */
+const MAX_RECIPIENT_LINE_CHARS = 600;
+
 function recipientLine(line: string): RecipientLine | undefined {
+  if (line.length > MAX_RECIPIENT_LINE_CHARS) return undefined;
   for (const { re, weak, keepLine, closed } of RECIPIENT_LINE_PATTERNS) {
     const m = re.exec(line);
     if (m) {

@@ -233,7 +233,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
   mailboxfull: [
     /mail ?box (is |was )?(full|over ?quota|exceeded|size limit exceeded|has exceeded|quota usage exceeded|would exceed)/,
     /(over|exceeded|exceeds|exceeding|over the allowed|out of) (the |its |their |his |her )?(mailbox |disk |storage |diskspace |allowed )?quota/,
-    /quota (exceeded|violation|full)/,
+    /quota (exceeded|violation|full)|quotaexceeded|over quota/,
     /(disk|diskspace|storage|mail) quota/,
     /user(disk|'s disk| disk) quota/,
     /452 insufficient disk space|insufficient system storage/,
@@ -366,7 +366,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /(unknown|no such) (host|domain)/,
     /mail domain mentioned in email address is unknown|name or service not known/,
     /unrout(e)?able (mail )?(address|domain)|recipient domain must exist|unknown domain name/,
-    /the account or domain may not exist/,
+    /the account or domain may not exist|all relevant mx records point to non-existent hosts/,
     /(^|\s)[a-z0-9-]+(\.[a-z0-9-]+)+\.? does not exist/,
     /host or domain name not found|dns (error|lookup failed).{0,40}(nxdomain|not found)/,
   ],
@@ -394,7 +394,8 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /(black|block|deny|ban)[ -]?list(ed)?|\brbl\b|\bdnsbl\b|spamhaus|spamcop|barracudacentral|sorbs|abuseat/,
     /(your|client|sender|sending) (ip|host|network|server|mta)( address)? .{0,40}(blocked|rejected|refused|denied|banned|not allowed|listed|blacklisted)/,
     /(ip|host|connection|access) .{0,30}(is |has been )?(blocked|banned|refused)\b|banned sending ip|access denied, banned/,
-    /blocked (using|by|due to)|was blocked by|refused to talk to me|go away/,
+    /blocked (using|by|due to)|was blocked by|refused to talk to me|go away|traffic not accepted from this ip/,
+    /(will be )?permanently deferred|unusual rate of unsolicited mail/,
     /helo command rejected|client host rejected|hosts with dynamic ip|dynamic ip|dial-?up|residential/,
     /connection (dropped|refused|reset)|not currently accepting mail from your ip|not accepting connections/,
     /please use the smtp server of your isp|open proxy|looks suspiciously like spammer|you are sending spam/,
@@ -469,7 +470,7 @@ function matches(reason: BounceReason, text: string): boolean {
  * (Exchange, Microsoft 365, Domino, Notes, carrier gateways).
  */
 const STRONG_USER_UNKNOWN =
-  /recipient name is not recognized|not listed in (the )?(public name & address book|domino directory)|no valid recipients for this mm|recipient ?not ?found by smtp address lookup|resolver\.adr\.recipient ?not ?found|unknown recipient or mailbox unavailable|doesn'?t have an? .{1,40} account|#?5\.1\.0 address rejected|recipient address rejected: access denied/;
+  /recipient name is not recognized|not listed in (the )?(public name & address book|domino directory)|no valid recipients for this mm|recipient ?not ?found by smtp address lookup|resolver\.adr\.recip(ient)? ?not ?found|unknown recipient or mailbox unavailable|doesn'?t have an? .{1,40} account|#?5\.1\.0 address rejected|recipient address rejected: access denied/;
 
 const EARLY_COMMANDS = new Set(["CONN", "EHLO", "HELO", "MAIL", "RCPT"]);
 
