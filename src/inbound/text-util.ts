@@ -47,11 +47,14 @@ export function findStatusCodes(text: string): string[] {
  * `preferClass` (4 or 5) keeps codes of the same class when given.
  */
 export function pickStatus(text: string, preferClass?: string): string {
-  // A code right after a reply code ("550 5.1.1", "550-'5.7.1") is what the server said.
+  // A code right after a reply code ("550 5.1.1", "550-'5.7.1") is what the server said. When a reply
+  // quotes another ("554 4.4.7 expired <421 4.4.2 timed out>"), the innermost (last) one is the cause.
+  let quoted = "";
   for (const m of text.matchAll(/(?<!\d)(?<!\d\.)[245]\d\d[ -]['"]?([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)/g)) {
     const code = m[1] ?? "";
-    if (!/^\d\.0\.0$/.test(code) && (!preferClass || code.startsWith(preferClass))) return code;
+    if (!/^\d\.0\.0$/.test(code) && (!preferClass || code.startsWith(preferClass))) quoted = code;
   }
+  if (quoted) return quoted;
   let codes = findStatusCodes(text);
   if (preferClass) {
     const same = codes.filter((c) => c.startsWith(preferClass));
