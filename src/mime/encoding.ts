@@ -252,13 +252,6 @@ export function foldHeader(name: string, value: string): string {
   return lines.join("\r\n");
 }
 
-const TSPECIALS_OR_CTL = /[\x00-\x20()<>@,;:\\"/[\]?=\x7f]/;
-
-/** RFC 2045 token: printable ASCII without tspecials. */
-export function isMimeToken(value: string): boolean {
-  return value.length > 0 && isAscii(value) && !TSPECIALS_OR_CTL.test(value);
-}
-
 /**
  * A MIME parameter `name=value` list item. ASCII values use a quoted string; non-ASCII or
  * very long values use RFC 2231 extended syntax (`name*=UTF-8''...`, with `name*0*=`
