@@ -74,6 +74,8 @@ const RECIPIENT_LINE_PATTERNS: Array<{ re: RegExp; weak: boolean; keepLine: bool
     weak: false,
     keepLine: true,
   },
+  // A transcript line "In: RCPT TO:<addr> ORCPT=..." or ">>> RCPT To:<addr>"
+  { re: new RegExp(String.raw`^.*\brcpt to:\s*<?(${ADDR})>?(.*)$`, "i"), weak: false, keepLine: true },
   // "To: addr" (a summary of the original message; weak)
   { re: new RegExp(String.raw`^\s*to\s*:\s*(?:[^<>@]*<)?(${ADDR})>?(.*)$`, "i"), weak: true, keepLine: false },
   // "addr some text" (Zoho and other appliances)

@@ -50,12 +50,14 @@ export function pickStatus(text: string, preferClass?: string): string {
   // A code right after a reply code ("550 5.1.1", "550-'5.7.1") is what the server said. When a reply
   // quotes another ("554 4.4.7 expired <421 4.4.2 timed out>"), the innermost (last) one is the cause.
   let quoted = "";
-  for (const m of text.matchAll(/(?<!\d)(?<!\d\.)[245]\d\d[ -]['"]?([245]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)/g)) {
+  for (const m of text.matchAll(/(?<!\d)(?<!\d\.)[45]\d\d[ -]['"]?([45]\.\d{1,3}\.\d{1,3})(?![\d]|\.\d)/g)) {
     const code = m[1] ?? "";
     if (!/^\d\.0\.0$/.test(code) && (!preferClass || code.startsWith(preferClass))) quoted = code;
   }
   if (quoted) return quoted;
   let codes = findStatusCodes(text);
+  // Success codes in a transcript ("250 2.1.5 Ok") say nothing about the failure.
+  if (codes.some((c) => c[0] !== "2")) codes = codes.filter((c) => c[0] !== "2");
   if (preferClass) {
     const same = codes.filter((c) => c.startsWith(preferClass));
     if (same.length > 0) codes = same;
@@ -64,9 +66,9 @@ export function pickStatus(text: string, preferClass?: string): string {
   return specific ?? codes[0] ?? "";
 }
 
-/** The first SMTP reply code (4xx/5xx, or 2xx) a server said in a text. */
+/** The first failure reply code (4xx/5xx) a server said in a text. */
 export function findReplyCode(text: string): string {
-  const m = /(?:^|[\s:(\[<"'])([245][0-5]\d)(?=[\s-](?!\d+\.\d+\.\d+\.\d)|$|[.:,)\]])/m.exec(text);
+  const m = /(?:^|[\s:(\[<"'])([45][0-5]\d)(?=[\s-](?!\d+\.\d+\.\d+\.\d)|$|[.:,)\]])/m.exec(text);
   if (!m) return "";
   return m[1] ?? "";
 }
