@@ -166,6 +166,7 @@ function parseAddrSpec(raw: string): ParseAddressResult {
   const domain = checkDomain(domainRaw);
   if (!domain.ok) return domain;
 
+  if (utf8Length(local) + 1 + domain.ascii.length > MAX_ADDRESS_OCTETS) return fail("domain_too_long", `address is longer than ${MAX_ADDRESS_OCTETS} octets`);
   const utf8 = !isAscii(local);
   return {
     ok: true,

@@ -73,6 +73,7 @@ describe("parseAddress: refused", () => {
     [{ address: "a@example.com\ud800" }, "invalid_utf8"],
     ['"unterminated <a@example.com>', "display_name"],
     ["user@ex\u00adample.com", "syntax"],
+    [`${"a".repeat(64)}@${Array.from({ length: 5 }, () => "b".repeat(40)).join(".")}.com`, "domain_too_long"],
     ["us\u200ber@example.com", "syntax"],
     ["user@\uff45xample.com", "domain_syntax"],
     [{ name: "Bank \u202etxt.exe", address: "a@example.com" }, "display_name"],
