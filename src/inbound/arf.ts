@@ -1,7 +1,7 @@
 /**
- * Reads complaint reports: ARF (RFC 5965 message/feedback-report), Microsoft's JMRP/Outlook.com reports
- * (a forwarded copy with X-HmXmrOriginalRecipient) and Amazon SES complaint notifications are handled by
- * their own callers; this module owns the ARF fields. Pure: no Workers imports.
+ * Reads the machine-readable part of an ARF complaint report (RFC 5965 message/feedback-report):
+ * the feedback type and the recipients it names. (Microsoft JMRP reports and Amazon SES complaint
+ * notifications carry no such part; bounce.ts recognises those.) Pure: no Workers imports.
  */
 import { parseHeaderBlock } from "./mime-lite";
 import { cleanAddress } from "./text-util";

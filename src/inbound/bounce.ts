@@ -140,7 +140,6 @@ interface Candidate {
   command: string;
   action: string;
   remoteMta: string;
-  originalRecipient: string;
   presetReason?: BounceReason | undefined;
 }
 
@@ -267,7 +266,6 @@ function parseSesNotification(text: string): BounceReport | undefined {
           command: "",
           action: typeof r["action"] === "string" ? r["action"] : transient ? "delayed" : "failed",
           remoteMta: "",
-          originalRecipient: "",
           presetReason: suppressed ? "suppressed" : undefined,
         }),
       );
@@ -358,12 +356,12 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
     const at = inlineDeliveryStatusOffset(beforeOriginal);
     if (at >= 0) dsnTexts.push(beforeOriginal.slice(at));
   }
-  const dsnRecipients: Array<{ fields: DsnRecipientFields; remoteMtaFallback: string }> = [];
+  const dsnRecipients: Array<{ fields: DsnRecipientFields }> = [];
   let envelopeSender = "";
   for (const dsnText of dsnTexts) {
     const dsn = parseDeliveryStatus(dsnText);
     if (dsn.envelopeSender) envelopeSender = dsn.envelopeSender;
-    for (const r of dsn.recipients) dsnRecipients.push({ fields: r, remoteMtaFallback: dsn.reportingMta });
+    for (const r of dsn.recipients) dsnRecipients.push({ fields: r });
   }
   if (dsnRecipients.length > 0) {
     const failed = dsnRecipients.filter((r) => !/^(delivered|relayed|expanded)$/.test(r.fields.action) && !r.fields.status.startsWith("2."));
@@ -394,7 +392,6 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
           command,
           action: fields.action,
           remoteMta: fields.remoteMta,
-          originalRecipient: fields.originalRecipient,
         }),
       );
       if (fields.originalRecipient && !report.originalRecipient) report.originalRecipient = fields.originalRecipient;
@@ -444,7 +441,6 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
         command: "",
         action: "",
         remoteMta: "",
-        originalRecipient: "",
         presetReason: undefined,
       }),
     );

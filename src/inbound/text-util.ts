@@ -68,7 +68,7 @@ export function pickStatus(text: string, preferClass?: string): string {
 
 /** The first failure reply code (4xx/5xx) a server said in a text. */
 export function findReplyCode(text: string): string {
-  const m = /(?:^|[\s:(\[<"'])([45][0-5]\d)(?=[\s-](?!\d+\.\d+\.\d+\.\d)|$|[.:,)\]])/m.exec(text);
+  const m = /(?:^|[\s:(\[<"'#])([45][0-5]\d)(?=[\s-](?!\d+\.\d+\.\d+\.\d)|$|[.:,)\]])/m.exec(text);
   if (!m) return "";
   return m[1] ?? "";
 }
