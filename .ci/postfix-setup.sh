@@ -31,6 +31,9 @@ if [ ! -f "$CERT_DIR/cert.pem" ]; then
   chmod 600 "$CERT_DIR/key.pem"
 fi
 
+# One recipient the test expects Postfix to refuse (texthash: needs no postmap).
+printf 'rejected@postfix.test.example REJECT 5.1.1 no such user (test)\n' > "$CERT_DIR/recipient_access"
+
 postconf -e \
   "myhostname = postfix.test.example" \
   "mydestination =" \
@@ -41,7 +44,7 @@ postconf -e \
   "default_transport = discard:edge-relay test instance" \
   "relay_transport = discard:edge-relay test instance" \
   "local_transport = discard:edge-relay test instance" \
-  "smtpd_recipient_restrictions = check_recipient_access inline:{ rejected@postfix.test.example=REJECT 5.1.1 no such user (test) }, permit_mynetworks, reject_unauth_destination" \
+  "smtpd_recipient_restrictions = check_recipient_access texthash:$CERT_DIR/recipient_access, permit_mynetworks, reject_unauth_destination" \
   "smtpd_tls_cert_file = $CERT_DIR/cert.pem" \
   "smtpd_tls_key_file = $CERT_DIR/key.pem" \
   "smtpd_tls_security_level = may" \
