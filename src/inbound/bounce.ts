@@ -161,11 +161,22 @@ function groupReason(address: string, text: string): BounceReason | undefined {
   return undefined;
 }
 
+/**
+ * A server that names the recipient next to "user unknown" in the Postfix/IMail style
+ * ("<addr>: User unknown", "Unknown user: addr") is answering for that recipient, i.e. at RCPT.
+ */
+function impliedRecipientStage(address: string, text: string): string {
+  if (address === "") return "";
+  const a = address.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const re = new RegExp(`<${a}>:\\s*(?:user unknown|unknown user|recipient address rejected)|^\\s*unknown user:\\s*<?${a}\\b`, "im");
+  return re.test(text) ? "RCPT" : "";
+}
+
 /** Decides status, reason and hard/soft for one candidate, and turns it into a recipient entry. */
 function finishCandidate(c: Candidate): BounceRecipient {
   const text = c.diagnostic;
   const replyCode = c.replyCode || findReplyCode(text);
-  const command = c.command || findCommand(text);
+  const command = c.command || findCommand(text) || impliedRecipientStage(c.address, text);
   const textStatus = pickStatus(text, c.status ? c.status[0] : replyCode ? replyCode[0] : undefined);
   let status = reconcileStatus(c.status, textStatus, replyCode);
   const reason = classifyFailure({
