@@ -26,6 +26,6 @@ export function parseFeedbackReport(text: string): FeedbackFields {
   return {
     feedbackType: (headers.get("feedback-type") ?? "other").trim().toLowerCase(),
     recipients,
-    originalMailFrom: cleanAddress(headers.get("original-mail-from") ?? ""),
+    originalMailFrom: cleanAddress(headers.get("original-mail-from") ?? "", true),
   };
 }

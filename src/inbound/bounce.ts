@@ -90,7 +90,7 @@ function messageIdOf(headers: HeaderList | undefined): string | undefined {
 function envelopeFromOf(headers: HeaderList | undefined): string | undefined {
   const v = headers?.get("return-path");
   if (!v) return undefined;
-  return cleanAddress(v) || undefined;
+  return cleanAddress(v, true) || undefined;
 }
 
 /** Text parts outside the returned original, in order, as one string. */
@@ -243,7 +243,7 @@ function parseSesNotification(text: string): BounceReport | undefined {
   const mail = isRecord(data["mail"]) ? data["mail"] : {};
   const report: BounceReport = { kind: "unknown", recipients: [] };
   if (typeof mail["messageId"] === "string") report.originalMessageId = mail["messageId"];
-  if (typeof mail["source"] === "string") report.originalEnvelopeFrom = cleanAddress(mail["source"]) || undefined;
+  if (typeof mail["source"] === "string") report.originalEnvelopeFrom = cleanAddress(mail["source"], true) || undefined;
   if (type === "Complaint") {
     const complaint = isRecord(data["complaint"]) ? data["complaint"] : {};
     report.kind = "complaint";

@@ -60,7 +60,7 @@ export function parseDeliveryStatus(text: string): DsnFields {
         break;
       case "x-postfix-sender":
       case "x-original-envelope-from":
-        out.envelopeSender = cleanAddress(stripType(value).rest);
+        out.envelopeSender = cleanAddress(stripType(value).rest, true);
         break;
       case "original-recipient":
         if (current === null || current.originalRecipient !== "" || (current.finalRecipient !== "" && current.status !== "")) {

@@ -15,8 +15,11 @@ export function findAddresses(text: string): string[] {
   return out;
 }
 
-/** Normalises one address: strips brackets, quotes, `rfc822;` prefixes and trailing punctuation. */
-export function cleanAddress(value: string): string {
+/**
+ * Normalises one address: strips brackets, quotes, `rfc822;` prefixes and trailing punctuation, and
+ * lower-cases it unless `keepCase` (VERP return paths may carry case-sensitive tokens).
+ */
+export function cleanAddress(value: string, keepCase = false): string {
   let v = value.trim();
   const typed = /^(?:rfc822|utf-8|x-[a-z0-9-]+)\s*;\s*(.*)$/i.exec(v);
   if (typed) v = typed[1] ?? "";
@@ -25,7 +28,7 @@ export function cleanAddress(value: string): string {
   v = v.replace(/^["'(<\s]+|[>"'),;:.\s\]]+$/g, "");
   v = v.replace(/^mailto:/i, "");
   if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(v)) return "";
-  return v.toLowerCase();
+  return keepCase ? v : v.toLowerCase();
 }
 
 /** Addresses that belong to mail systems, never to a failed recipient. */

@@ -42,7 +42,7 @@ describe("parseBounce on our own samples", () => {
     const r = parseBounce(read("postfix-dsn-verp.eml"));
     expect(r.kind).toBe("bounce");
     expect(r.originalMessageId).toBe("msg_01J0AB@relay.example.org");
-    expect(r.originalEnvelopeFrom).toBe("bounces+msg_01j0ab.rcpt_7@relay.example.org");
+    expect(r.originalEnvelopeFrom).toBe("bounces+msg_01J0AB.rcpt_7@relay.example.org");
     expect(r.recipients.map((x) => [x.address, x.status, x.reason, x.hard, x.action])).toEqual([
       ["nobody@customer.example", "5.1.1", "userunknown", true, "failed"],
       ["full@customer.example", "4.2.2", "mailboxfull", false, "delayed"],
