@@ -1,17 +1,425 @@
 /**
- * Queue consumer for OUTBOX: delivers each (message, destination) job to its next hop and records the outcome
- * of every recipient in D1, then acks, retries with a delay, or ends the job.
+ * Queue consumer for OUTBOX: the delivery engine. For each batch it
+ * 1. drops recipients that already reached a final state (Queues deliver at least once);
+ * 2. groups jobs by route and destination, and resolves each destination's next hops (relay upstreams in
+ *    failover order, MX hosts over DNS-over-HTTPS, or the Cloudflare send_email binding);
+ * 3. asks each destination's DomainGate for permits, opens as few connections as it can (never more than
+ *    MAX_CONNECTIONS_PER_INVOCATION at once) and carries several messages per connection, each message sent no
+ *    earlier than the send time its permit names;
+ * 4. writes every outcome to D1 in batched statements, feeds hard bounces to the suppression list, sends DSNs
+ *    for bounced and expired recipients, re-enqueues deferred recipients with a delay, and acks.
  */
-import { loadConfig, MAX_QUEUE_DELAY_SECONDS, parseNextHop, type RelayConfig } from "../config";
+import { loadConfig, MAX_QUEUE_DELAY_SECONDS, type RelayConfig } from "../config";
+import { acceptMessage } from "../accept/accept";
+import type { DomainGate, GateReport, Permit } from "../gate/domain-gate";
+import { mergePolicy, presetForMxHosts, type GatePolicy } from "../gate/policy";
+import { openSmtpSession, SmtpError, type SmtpSession, type TlsMode } from "../smtp/client";
+import { cloudflareSocketFactory } from "../smtp/cloudflare-socket";
 import { recordOutcome, type RecipientOutcome } from "../store/messages";
 import { findRoutes } from "../store/routes";
+import { addSuppressionStatement } from "../store/suppressions";
+import { composeDsn, type DsnRecipient } from "./dsn";
 import { isDeliveryJob, type DeliveryJob } from "./job";
-import { sendSimple } from "./simple-smtp";
+import { DnsFailure, DohResolver } from "./mx";
+import { isHardAddressBounce, isThrottleReply, retryDelaySeconds, retryHintSeconds } from "./retry";
+import { resolveSmtpHop, RouteError, selectRouteSet, type RouteCandidate } from "./routes";
 
-/** Delay before the given retry (1-based), from the configured schedule; the last entry repeats. */
-export function retryDelaySeconds(schedule: number[], retry: number): number {
-  const s = schedule[Math.min(retry, schedule.length) - 1] ?? 60;
-  return Math.min(s, MAX_QUEUE_DELAY_SECONDS);
+/** A Worker invocation may hold at most 6 simultaneous outbound connections (Workers platform limit). */
+export const MAX_CONNECTIONS_PER_INVOCATION = 6;
+/** How long a connection waits in a DomainGate's FIFO line before its jobs are re-queued instead. */
+const GATE_WAIT_MS = 3000;
+/** Send times granted at most this far ahead; messages beyond wait in the queue rather than in memory. */
+const GATE_HORIZON_MS = 20_000;
+/** A gate's "not yet" shorter than this is waited out in the invocation instead of re-queueing. */
+const SHORT_WAIT_MS = 5000;
+/** No new connection starts after this much of an invocation (queue consumers may run up to 15 minutes). */
+const INVOCATION_BUDGET_MS = 5 * 60_000;
+/** D1 statements per batch call. */
+const D1_BATCH_STATEMENTS = 100;
+/** Queue sendBatch takes at most 100 messages. */
+const QUEUE_SEND_BATCH = 100;
+/** A job that arrives this early before its due time is re-queued for the rest of the wait. */
+const DUE_SLACK_MS = 1000;
+
+type Gate = DurableObjectStub<DomainGate>;
+
+const resolvers = new Map<string, DohResolver>();
+function resolverFor(dohUrl: string): DohResolver {
+  let r = resolvers.get(dohUrl);
+  if (!r) resolvers.set(dohUrl, (r = new DohResolver(dohUrl)));
+  return r;
+}
+
+/** What happened to one recipient on this attempt. */
+interface Attempted {
+  status: "delivered" | "deferred" | "bounced";
+  code?: number;
+  enhanced?: string;
+  text: string;
+  host?: string;
+  tls?: boolean;
+  latencyMs?: number;
+  seq?: number;
+  command?: string;
+  hintSeconds?: number;
+}
+
+interface Work {
+  msg: Message<unknown>;
+  job: DeliveryJob;
+  /** Recipients still pending (not in a final state in D1). */
+  pending: { idx: number; address: string }[];
+  raw?: string;
+  routes: RouteCandidate[];
+  results: Map<number, Attempted>;
+  /** Recipients not tried in this invocation (no permit, connection budget): re-queued without an attempt. */
+  notAttempted: { idx: number; address: string }[];
+  notAttemptedAfterMs: number;
+  notAttemptedWhy: string;
+}
+
+/** One way to reach a destination: its gate key, policy, and either SMTP endpoints or a send_email binding. */
+interface Target {
+  gateKey: string;
+  policy: GatePolicy;
+  label: string;
+  endpoints: { host: string; address: string; port: number; tls: TlsMode; auth?: { user: string; pass: string } }[];
+  binding?: string;
+}
+
+function sleep(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
+}
+
+function senderDomain(mailFrom: string): string {
+  return mailFrom.includes("@") ? mailFrom.slice(mailFrom.lastIndexOf("@") + 1).toLowerCase() : "";
+}
+
+/** A counting semaphore for the invocation's connection budget. */
+class Semaphore {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((r) => this.waiting.push(r));
+  }
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+function gateFor(env: Env, key: string): Gate {
+  return env.DOMAIN_GATE.get(env.DOMAIN_GATE.idFromName(key));
+}
+
+function policyFor(config: RelayConfig, key: string, route: RouteCandidate, preset?: Partial<GatePolicy>): GatePolicy {
+  return mergePolicy(config.gateDefaults, preset, route.policy, config.gatePolicies[key]);
+}
+
+/** Resolves the next hops of one route for a destination. DnsFailure and RouteError propagate. */
+async function targetsFor(env: Env, config: RelayConfig, route: RouteCandidate, destination: string): Promise<Target[]> {
+  const t = route.target;
+  if (t.kind === "cloudflare") {
+    const key = `cloudflare:${t.binding}`;
+    return [{ gateKey: key, policy: policyFor(config, key, route), label: key, endpoints: [], binding: t.binding }];
+  }
+  if (t.kind === "smtp") {
+    const hop = resolveSmtpHop(t.url, env);
+    const key = `upstream:${route.name}`;
+    return [
+      {
+        gateKey: key,
+        policy: policyFor(config, key, route),
+        label: `${hop.host}:${hop.port}`,
+        endpoints: [{ host: hop.host, address: hop.host, port: hop.port, tls: hop.tls, ...(hop.auth ? { auth: hop.auth } : {}) }],
+      },
+    ];
+  }
+  const resolver = resolverFor(config.dohUrl);
+  const mx = await resolver.mxHosts(destination);
+  const port = t.port ?? config.mxPort;
+  const endpoints: Target["endpoints"] = [];
+  let lastDns: DnsFailure | undefined;
+  for (const h of mx) {
+    try {
+      for (const address of await resolver.addresses(h.host)) endpoints.push({ host: h.host, address, port, tls: t.tls });
+    } catch (e) {
+      if (!(e instanceof DnsFailure)) throw e;
+      lastDns = e;
+    }
+  }
+  if (!endpoints.length) throw lastDns ?? new DnsFailure(`no MX host of ${destination} has an address`, false, "4.4.4");
+  const preset = presetForMxHosts(mx.map((h) => h.host));
+  const key = preset ? `provider:${preset.name}` : destination;
+  return [{ gateKey: key, policy: policyFor(config, key, route, preset?.policy), label: mx.map((h) => h.host).join(","), endpoints }];
+}
+
+function fromSmtpError(e: SmtpError, host: string | undefined, tls: boolean | undefined): Attempted {
+  return {
+    status: e.temporary ? "deferred" : "bounced",
+    ...(e.code !== undefined ? { code: e.code } : {}),
+    ...(e.enhanced !== undefined ? { enhanced: e.enhanced } : {}),
+    text: e.reply?.text ?? e.message,
+    ...(host ? { host } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+    command: e.command,
+    ...(retryHintSeconds(e.reply?.text ?? e.message) !== undefined ? { hintSeconds: retryHintSeconds(e.reply?.text ?? e.message)! } : {}),
+  };
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Opens a session to the first endpoint that answers (next MX / address on connection failure). */
+async function connect(config: RelayConfig, target: Target): Promise<{ session: SmtpSession; host: string } | { error: SmtpError; host: string }> {
+  let last: { error: SmtpError; host: string } | undefined;
+  for (const ep of target.endpoints) {
+    const host = ep.address === ep.host ? `${ep.host}:${ep.port}` : `${ep.host}:${ep.port} [${ep.address}]`;
+    try {
+      const session = await openSmtpSession({
+        socketFactory: cloudflareSocketFactory,
+        host: ep.address,
+        port: ep.port,
+        tls: ep.tls,
+        heloName: config.relayHostname,
+        tlsServerName: ep.host,
+        ...(ep.auth ? { auth: ep.auth } : {}),
+        timeouts: { connectMs: 15_000, greetingMs: 60_000, commandMs: 60_000 },
+      });
+      return { session, host };
+    } catch (e) {
+      if (!(e instanceof SmtpError)) throw e;
+      last = { error: e, host };
+    }
+  }
+  return last ?? { error: new SmtpError({ kind: "connection", command: "CONNECT", message: `no endpoint for ${target.label}` }), host: target.label };
+}
+
+/** Delivers one job's pending recipients over an open session. Throws SmtpError when the connection failed. */
+async function sendOne(session: SmtpSession, host: string, w: Work, seq: number): Promise<void> {
+  const started = Date.now();
+  const rcpts = w.pending.filter((r) => !w.results.has(r.idx));
+  try {
+    const result = await session.sendMail({ mailFrom: w.job.mailFrom, rcptTo: rcpts.map((r) => r.address), eightBit: w.job.eightBit, smtputf8: w.job.smtputf8 }, w.raw!);
+    const latencyMs = Date.now() - started;
+    rcpts.forEach((r, i) => {
+      const rr = result.recipients[i]!;
+      if (rr.delivered) {
+        const reply = result.dataReply;
+        w.results.set(r.idx, {
+          status: "delivered",
+          ...(reply ? { code: reply.code, text: reply.text } : { text: "accepted" }),
+          ...(reply?.enhanced ? { enhanced: reply.enhanced } : {}),
+          host,
+          tls: session.tls,
+          latencyMs,
+          seq,
+        });
+      } else {
+        const err = rr.error ?? result.error ?? new SmtpError({ kind: "reply", command: "RCPT", reply: rr.reply });
+        w.results.set(r.idx, { ...fromSmtpError(err, host, session.tls), latencyMs, seq });
+      }
+    });
+  } catch (e) {
+    if (!(e instanceof SmtpError)) throw e;
+    const latencyMs = Date.now() - started;
+    for (const r of rcpts) w.results.set(r.idx, { ...fromSmtpError(e, host, session.tls), status: e.temporary ? "deferred" : "bounced", latencyMs, seq });
+    throw e;
+  }
+}
+
+/** Cloudflare Email Service error codes that will not succeed on retry (the message or recipient is refused). */
+const CLOUDFLARE_PERMANENT = /RECIPIENT|VALIDATION|INVALID|TOO_LARGE|TOO_MANY|SUPPRESSED|NOT_ALLOWED|HEADER/;
+
+/** Delivers one job through a send_email binding, one recipient per EmailMessage. */
+async function sendCloudflare(env: Env, binding: string, w: Work, seq: number): Promise<void> {
+  const target = (env as unknown as Record<string, unknown>)[binding] as SendEmail | undefined;
+  const { EmailMessage } = await import("cloudflare:email");
+  for (const r of w.pending) {
+    if (w.results.has(r.idx)) continue;
+    const started = Date.now();
+    if (!target || typeof target.send !== "function") {
+      w.results.set(r.idx, { status: "deferred", text: `send_email binding ${binding} is not configured`, host: `cloudflare:${binding}`, seq });
+      continue;
+    }
+    try {
+      const res = await target.send(new EmailMessage(w.job.mailFrom, r.address, w.raw!));
+      w.results.set(r.idx, { status: "delivered", text: `accepted as ${res.messageId}`, host: `cloudflare:${binding}`, tls: true, latencyMs: Date.now() - started, seq });
+    } catch (e) {
+      const code = typeof (e as { code?: unknown }).code === "string" ? (e as { code: string }).code : "";
+      // Sender and account problems (unverified sender, not entitled, rate and daily limits, internal errors) are
+      // temporary, like an SMTP AUTH failure: fixing the account delivers the queue. Refusals of the message or
+      // recipient are permanent.
+      const permanent = CLOUDFLARE_PERMANENT.test(code) && !/SENDER|LIMIT|INTERNAL/.test(code);
+      w.results.set(r.idx, {
+        status: permanent ? "bounced" : "deferred",
+        enhanced: permanent ? "5.0.0" : "4.0.0",
+        text: `${code || "error"}: ${errorText(e)}`,
+        host: `cloudflare:${binding}`,
+        latencyMs: Date.now() - started,
+        seq,
+      });
+    }
+  }
+}
+
+/** Marks work not tried in this invocation; it is re-queued without counting an attempt. */
+function postpone(items: Work[], afterMs: number, why: string): void {
+  for (const w of items) {
+    w.notAttempted = w.pending.filter((r) => !w.results.has(r.idx));
+    w.notAttemptedAfterMs = Math.max(w.notAttemptedAfterMs, afterMs);
+    w.notAttemptedWhy = why;
+  }
+}
+
+function failAll(items: Work[], a: Attempted): void {
+  for (const w of items) for (const r of w.pending) if (!w.results.has(r.idx)) w.results.set(r.idx, a);
+}
+
+/**
+ * Delivers a destination's jobs over up to `policy.maxConnections` parallel lanes. Each lane takes a connection
+ * slot from the invocation, a permit from the gate, then carries messages until its permit is used up.
+ */
+async function deliverDestination(env: Env, config: RelayConfig, items: Work[], targets: Target[], slots: Semaphore, startedAt: number, holder: string): Promise<void> {
+  const queue = [...items];
+  const first = targets[0]!;
+  const lanes = Math.max(1, Math.min(first.policy.maxConnections, Math.ceil(queue.length / first.policy.maxMessagesPerConnection), MAX_CONNECTIONS_PER_INVOCATION));
+  let stop: { afterMs: number; why: string } | undefined;
+
+  const lane = async () => {
+    while (queue.length && !stop) {
+      if (Date.now() - startedAt > INVOCATION_BUDGET_MS) {
+        stop = { afterMs: 0, why: "invocation time budget used" };
+        break;
+      }
+      await slots.take();
+      let waitMs = 0;
+      try {
+        waitMs = await connection();
+      } finally {
+        slots.give();
+      }
+      // The gate asked for a short wait (next send time, a connection about to free up): wait here, not in the queue.
+      await sleep(waitMs);
+    }
+  };
+
+  /** One connection (or none); returns how long to wait before the next try when the gate said "shortly". */
+  const connection = async (): Promise<number> => {
+    if (!queue.length || stop) return 0;
+    let lastFailure: { error: SmtpError; host: string } | undefined;
+    let soonest = Number.POSITIVE_INFINITY;
+    let why = "";
+    let denials = 0;
+    for (const target of targets) {
+      if (!queue.length) return 0;
+      const gate = gateFor(env, target.gateKey);
+      const permit: Permit = await gate.acquire(target.gateKey, {
+        policy: target.policy,
+        messages: queue.length,
+        holder,
+        maxWaitMs: GATE_WAIT_MS,
+        horizonMs: GATE_HORIZON_MS,
+        leaseMs: GATE_HORIZON_MS + 5 * 60_000,
+      });
+      if (!permit.granted) {
+        // Paused, circuit open, over quota or busy: try the next upstream, if any.
+        soonest = Math.min(soonest, permit.retryAfterMs);
+        why = `${target.gateKey}: ${permit.reason ?? "denied"}`;
+        if (permit.reason === "rate" || permit.reason === "busy") denials++;
+        continue;
+      }
+      const batch = queue.splice(0, permit.granted);
+      const report: GateReport = { leaseId: permit.leaseId, delivered: 0, unused: batch.length };
+      try {
+        if (target.binding) {
+          for (let i = 0; i < batch.length; i++) {
+            await sleep(permit.slots[i]! - Date.now());
+            await sendCloudflare(env, target.binding, batch[i]!, permit.seq + i);
+            report.unused--;
+            if ([...batch[i]!.results.values()].some((a) => a.status === "delivered")) report.delivered++;
+          }
+          return 0;
+        }
+        const opened = await connect(config, target);
+        if ("error" in opened) {
+          report.connectionFailed = true;
+          lastFailure = opened;
+          queue.unshift(...batch);
+          if (opened.error.code && isThrottleReply(opened.error.code, opened.error.enhanced)) {
+            report.throttled = { text: opened.error.reply?.text ?? opened.error.message, ...hint(opened.error) };
+          }
+          continue; // next upstream
+        }
+        const { session, host } = opened;
+        try {
+          for (let i = 0; i < batch.length; i++) {
+            const w = batch[i]!;
+            await sleep(permit.slots[i]! - Date.now());
+            if (!session.usable) {
+              queue.unshift(...batch.slice(i));
+              break;
+            }
+            report.unused--;
+            try {
+              await sendOne(session, host, w, permit.seq + i);
+              if ([...w.results.values()].some((a) => a.status === "delivered")) report.delivered++;
+              const throttle = [...w.results.values()].find((a) => a.status === "deferred" && isThrottleReply(a.code, a.enhanced));
+              if (throttle) {
+                report.throttled = { text: throttle.text, ...(throttle.hintSeconds ? { retryAfterSeconds: throttle.hintSeconds } : {}) };
+                postpone(batch.slice(i + 1), (throttle.hintSeconds ?? target.policy.backoffPauseSeconds) * 1000, `${target.gateKey}: throttled`);
+                stop = { afterMs: (throttle.hintSeconds ?? target.policy.backoffPauseSeconds) * 1000, why: `${target.gateKey}: throttled` };
+                break;
+              }
+            } catch (e) {
+              if (!(e instanceof SmtpError)) throw e;
+              if (isThrottleReply(e.code, e.enhanced)) {
+                report.throttled = { text: e.reply?.text ?? e.message, ...hint(e) };
+                const pause = (hint(e).retryAfterSeconds ?? target.policy.backoffPauseSeconds) * 1000;
+                postpone(batch.slice(i + 1), pause, `${target.gateKey}: throttled`);
+                stop = { afterMs: pause, why: `${target.gateKey}: throttled` };
+              } else {
+                // The connection broke (drop, timeout): the rest of the batch goes back for another connection.
+                queue.unshift(...batch.slice(i + 1));
+              }
+              break;
+            }
+          }
+        } finally {
+          await session.quit();
+        }
+        return 0;
+      } finally {
+        await gate.release(report);
+      }
+    }
+    // No target took the batch.
+    if (lastFailure) {
+      // Every next hop refused the connection: this is an attempt for the whole line, recorded as deferred.
+      const all = queue.splice(0, queue.length);
+      failAll(all, { ...fromSmtpError(lastFailure.error, lastFailure.host, undefined), status: "deferred" });
+      stop = { afterMs: 0, why: "connection failed" };
+    } else if (denials === targets.length && soonest <= SHORT_WAIT_MS && Date.now() - startedAt < INVOCATION_BUDGET_MS) {
+      return Math.max(50, soonest);
+    } else {
+      stop = { afterMs: Number.isFinite(soonest) ? soonest : 1000, why };
+    }
+    return 0;
+  };
+
+  await Promise.all(Array.from({ length: lanes }, lane));
+  if (queue.length) postpone(queue, stop?.afterMs ?? 1000, stop?.why ?? "not reached in this invocation");
+}
+
+function hint(e: SmtpError): { retryAfterSeconds?: number } {
+  const h = retryHintSeconds(e.reply?.text ?? e.message);
+  return h !== undefined ? { retryAfterSeconds: h } : {};
 }
 
 async function loadBody(env: Env, job: DeliveryJob): Promise<string | null> {
@@ -20,43 +428,34 @@ async function loadBody(env: Env, job: DeliveryJob): Promise<string | null> {
   return obj ? obj.text() : null;
 }
 
-async function deliverJob(env: Env, config: RelayConfig, job: DeliveryJob): Promise<{ retry: boolean; outcomes: RecipientOutcome[] }> {
-  const attempt = job.attempt + 1;
-  const started = Date.now();
-  const base = { messageId: job.messageId, tenantId: job.tenantId, attempt };
-  const routes = await findRoutes(env.DB, job.destination, job.tenantId);
-  const hop = routes[0] ? parseNextHop(routes[0].next_hop_url) : config.nextHop;
-  const raw = await loadBody(env, job);
-  if (raw === null) {
-    return {
-      retry: false,
-      outcomes: job.recipients.map((r) => ({ ...base, idx: r.idx, address: r.address, status: "failed", at: Date.now(), text: "message body missing from storage" })),
-    };
+/** Final (message, idx) pairs among the batch's recipients, so duplicates of finished work are skipped. */
+async function finalRecipients(db: D1Database, jobs: DeliveryJob[]): Promise<Set<string>> {
+  const ids = [...new Set(jobs.map((j) => j.messageId))];
+  const done = new Set<string>();
+  for (let i = 0; i < ids.length; i += 90) {
+    const chunk = ids.slice(i, i + 90);
+    const { results } = await db
+      .prepare(`SELECT message_id, idx FROM recipients WHERE final_at IS NOT NULL AND message_id IN (${chunk.map(() => "?").join(",")})`)
+      .bind(...chunk)
+      .all<{ message_id: string; idx: number }>();
+    for (const r of results) done.add(`${r.message_id}|${r.idx}`);
   }
-  const result = await sendSimple(hop.host, hop.port, config.relayHostname, job.mailFrom, job.recipients.map((r) => r.address), raw);
-  const now = Date.now();
-  const expired = now - job.acceptedAt >= config.maxMessageAgeSeconds * 1000;
-  const outcomes: RecipientOutcome[] = job.recipients.map((r) => {
-    const per = result.perRecipient.find((p) => p.address === r.address);
-    let code = result.code;
-    let text = result.text;
-    let temporary = result.temporary;
-    let ok = result.ok;
-    if (per && per.code >= 400) {
-      code = per.code;
-      text = per.text;
-      temporary = per.code < 500;
-      ok = false;
-    }
-    const status = ok ? "delivered" : temporary ? (expired ? "expired" : "deferred") : "bounced";
-    return { ...base, idx: r.idx, address: r.address, status, at: now, code: code || null, text, host: `${hop.host}:${hop.port}`, tls: false, latencyMs: now - started };
-  });
-  return { retry: outcomes.some((o) => o.status === "deferred"), outcomes };
+  return done;
+}
+
+function dsnStatus(a: Attempted | undefined, expired: boolean): string {
+  if (a?.enhanced) return a.enhanced;
+  if (expired) return "4.4.7";
+  return a?.code && a.code >= 500 ? "5.0.0" : "4.0.0";
 }
 
 /** Handles one batch from OUTBOX. */
 export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const config = loadConfig(env);
+  const startedAt = Date.now();
+  const requeue: { body: DeliveryJob; delaySeconds: number }[] = [];
+  const work: Work[] = [];
+
   for (const msg of batch.messages) {
     if (!isDeliveryJob(msg.body)) {
       console.error("outbox: dropping malformed job", msg.id);
@@ -64,20 +463,199 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
       continue;
     }
     const job = msg.body;
-    try {
-      const { retry, outcomes } = await deliverJob(env, config, job);
-      await env.DB.batch(outcomes.flatMap((o) => recordOutcome(env.DB, o)));
-      if (retry) {
-        // Re-enqueue only the recipients still pending, as a new job, so acked work is never redone.
-        const pending = new Set(outcomes.filter((o) => o.status === "deferred").map((o) => o.idx));
-        const next: DeliveryJob = { ...job, attempt: job.attempt + 1, recipients: job.recipients.filter((r) => pending.has(r.idx)) };
-        await env.OUTBOX.send(next, { contentType: "json", delaySeconds: retryDelaySeconds(config.retryScheduleSeconds, next.attempt) });
-      }
-      msg.ack();
-    } catch (e) {
-      console.error("outbox: job failed, will retry", job.messageId, e);
-      msg.retry({ delaySeconds: retryDelaySeconds(config.retryScheduleSeconds, job.attempt + 1) });
+    // Delays longer than a Queue allows are made of several hops; this one is not due yet.
+    if (job.dueAt !== undefined && job.dueAt - startedAt > DUE_SLACK_MS) {
+      requeue.push({ body: job, delaySeconds: Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil((job.dueAt - startedAt) / 1000)) });
+      continue;
     }
+    work.push({ msg, job, pending: job.recipients, routes: [], results: new Map(), notAttempted: [], notAttemptedAfterMs: 0, notAttemptedWhy: "" });
+  }
+
+  const done = work.length ? await finalRecipients(env.DB, work.map((w) => w.job)) : new Set<string>();
+  for (const w of work) w.pending = w.job.recipients.filter((r) => !done.has(`${w.job.messageId}|${r.idx}`));
+  const live = work.filter((w) => w.pending.length);
+
+  // Load bodies and routes; group by destination key of the route's first candidate.
+  const routeCache = new Map<string, RouteCandidate[]>();
+  const groups = new Map<string, Work[]>();
+  for (const w of live) {
+    const raw = await loadBody(env, w.job);
+    if (raw === null) {
+      failAll([w], { status: "bounced", enhanced: "5.3.0", text: "message body missing from storage" });
+      continue;
+    }
+    w.raw = raw;
+    const key = `${w.job.tenantId}|${senderDomain(w.job.mailFrom)}|${w.job.destination}`;
+    let routes = routeCache.get(key);
+    if (!routes) {
+      routes = selectRouteSet(await findRoutes(env.DB, w.job.destination, w.job.tenantId, senderDomain(w.job.mailFrom)), env.NEXT_HOP_URL);
+      routeCache.set(key, routes);
+    }
+    w.routes = routes;
+    const list = groups.get(key) ?? [];
+    list.push(w);
+    groups.set(key, list);
+  }
+
+  const slots = new Semaphore(MAX_CONNECTIONS_PER_INVOCATION);
+  const holder = `outbox:${batch.messages[0]?.id ?? "empty"}`;
+  await Promise.all(
+    [...groups.values()].map(async (items) => {
+      const destination = items[0]!.job.destination;
+      const targets: Target[] = [];
+      try {
+        for (const route of items[0]!.routes) targets.push(...(await targetsFor(env, config, route, destination)));
+        if (!targets.length) throw new RouteError(`no usable route for ${destination}`);
+      } catch (e) {
+        if (e instanceof DnsFailure) {
+          failAll(items, { status: e.permanent ? "bounced" : "deferred", enhanced: e.enhanced, text: e.message, command: "DNS" });
+          return;
+        }
+        if (e instanceof RouteError) {
+          failAll(items, { status: "deferred", enhanced: "4.3.5", text: e.message });
+          return;
+        }
+        throw e;
+      }
+      await deliverDestination(env, config, items, targets, slots, startedAt, holder);
+    }),
+  );
+
+  // Turn results into recorded outcomes, retries, suppressions and DSNs.
+  const now = Date.now();
+  const statements: D1PreparedStatement[] = [];
+  const dsns: { w: Work; recipients: DsnRecipient[]; expired: boolean }[] = [];
+  for (const w of work) {
+    const job = w.job;
+    const route = w.routes[0];
+    const maxAgeMs = (route?.maxMessageAgeSeconds ?? config.maxMessageAgeSeconds) * 1000;
+    const deadline = job.acceptedAt + maxAgeMs;
+    const schedule = route?.retryScheduleSeconds ?? config.retryScheduleSeconds;
+    const attempt = job.attempt + 1;
+    const deferred: { idx: number; address: string }[] = [];
+    const failedForDsn: DsnRecipient[] = [];
+    let expiredAny = false;
+    let delaySeconds = 0;
+    for (const r of w.pending) {
+      const a = w.results.get(r.idx);
+      if (!a) continue;
+      let status: RecipientOutcome["status"] = a.status;
+      let nextAttemptAt: number | null = null;
+      if (a.status === "deferred") {
+        if (now >= deadline) {
+          status = "expired";
+        } else {
+          const d = Math.max(1, Math.min(a.hintSeconds ?? retryDelaySeconds(schedule, attempt), Math.ceil((deadline - now) / 1000)));
+          delaySeconds = Math.max(delaySeconds, d);
+          nextAttemptAt = now + d * 1000;
+          deferred.push(r);
+        }
+      }
+      statements.push(
+        ...recordOutcome(env.DB, {
+          messageId: job.messageId,
+          tenantId: job.tenantId,
+          idx: r.idx,
+          address: r.address,
+          status,
+          at: now,
+          attempt,
+          code: a.code ?? null,
+          enhanced: a.enhanced ?? null,
+          text: status === "expired" ? `expired after ${Math.round((now - job.acceptedAt) / 1000)} s; last: ${a.text}` : a.text,
+          host: a.host ?? null,
+          tls: a.tls ?? null,
+          latencyMs: a.latencyMs ?? null,
+          seq: a.seq ?? null,
+          nextAttemptAt,
+        }),
+      );
+      if (status === "bounced" && isHardAddressBounce(a.code, a.enhanced, a.command)) {
+        statements.push(
+          addSuppressionStatement(env.DB, {
+            tenantId: job.tenantId,
+            address: r.address,
+            scope: "all",
+            reason: "hard_bounce",
+            detail: [a.code, a.enhanced, a.text].filter((x) => x !== undefined).join(" ").slice(0, 500),
+            messageId: job.messageId,
+            createdAt: now,
+          }),
+        );
+      }
+      if (status === "bounced" || status === "expired") {
+        expiredAny ||= status === "expired";
+        failedForDsn.push({
+          address: r.address,
+          action: "failed",
+          status: dsnStatus(a, status === "expired"),
+          remoteMta: a.host ? a.host.replace(/:\d+.*$/, "") : null,
+          diagnostic: a.code ? `smtp; ${a.code}${a.enhanced ? ` ${a.enhanced}` : ""} ${a.text}` : `x-edge-relay; ${a.text}`,
+          lastAttemptAt: now,
+          reason: status === "expired" ? `delivery time expired (${a.text})` : a.text,
+        });
+      }
+    }
+    // Recipients nobody tried: back to the queue, no attempt counted — unless their time is up.
+    if (w.notAttempted.length) {
+      if (now >= deadline) {
+        for (const r of w.notAttempted) {
+          statements.push(
+            ...recordOutcome(env.DB, { messageId: job.messageId, tenantId: job.tenantId, idx: r.idx, address: r.address, status: "expired", at: now, attempt: job.attempt, enhanced: "4.4.7", text: `expired before a delivery slot was free (${w.notAttemptedWhy})` }),
+          );
+          expiredAny = true;
+          failedForDsn.push({ address: r.address, action: "failed", status: "4.4.7", lastAttemptAt: now, reason: `delivery time expired (${w.notAttemptedWhy})` });
+        }
+      } else {
+        const d = Math.max(1, Math.ceil(Math.min(w.notAttemptedAfterMs, deadline - now) / 1000));
+        requeue.push(nextJob({ ...job, recipients: w.notAttempted }, d, now));
+      }
+    }
+    if (deferred.length) requeue.push(nextJob({ ...job, recipients: deferred, attempt }, delaySeconds, now));
+    if (failedForDsn.length && config.dsnEnabled && job.mailFrom !== "") dsns.push({ w, recipients: failedForDsn, expired: expiredAny });
+  }
+
+  for (let i = 0; i < statements.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(statements.slice(i, i + D1_BATCH_STATEMENTS));
+  for (let i = 0; i < requeue.length; i += QUEUE_SEND_BATCH) {
+    await env.OUTBOX.sendBatch(requeue.slice(i, i + QUEUE_SEND_BATCH).map((r) => ({ body: r.body, contentType: "json" as const, delaySeconds: r.delaySeconds })));
+  }
+  for (const d of dsns) await sendDsn(env, config, d.w, d.recipients, d.expired);
+  batch.ackAll();
+}
+
+/** The job that carries `job`'s recipients again after `delaySeconds`; longer than a Queue delay: via dueAt. */
+function nextJob(job: DeliveryJob, delaySeconds: number, now: number): { body: DeliveryJob; delaySeconds: number } {
+  const { dueAt: _previous, ...rest } = job;
+  const body: DeliveryJob = delaySeconds > MAX_QUEUE_DELAY_SECONDS ? { ...rest, dueAt: now + delaySeconds * 1000 } : rest;
+  return { body, delaySeconds: Math.min(delaySeconds, MAX_QUEUE_DELAY_SECONDS) };
+}
+
+/** Sends an RFC 3464 report to the envelope sender through the normal accept and delivery path. */
+async function sendDsn(env: Env, config: RelayConfig, w: Work, recipients: DsnRecipient[], expired: boolean): Promise<void> {
+  const dsn = composeDsn({
+    reportingMta: config.relayHostname,
+    to: w.job.mailFrom,
+    originalMessageId: w.job.messageId,
+    arrivalAt: w.job.acceptedAt,
+    recipients,
+    originalRaw: w.raw ?? "",
+    expired,
+  });
+  try {
+    await acceptMessage(env, {
+      tenantId: w.job.tenantId,
+      mailFrom: "",
+      headerFrom: dsn.from,
+      subject: dsn.subject,
+      messageIdHeader: dsn.messageId,
+      raw: dsn.raw,
+      recipients: [w.job.mailFrom],
+      tags: ["dsn"],
+      metadata: { dsn_for: w.job.messageId },
+    });
+  } catch (e) {
+    // The outcome is recorded either way; a lost DSN must not redeliver the original.
+    console.error("outbox: could not queue the DSN for", w.job.messageId, e);
   }
 }
 
@@ -102,6 +680,6 @@ export async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env):
       );
     }
   }
-  if (stmts.length) await env.DB.batch(stmts);
+  for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
   batch.ackAll();
 }

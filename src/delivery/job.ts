@@ -19,6 +19,11 @@ export interface DeliveryJob {
   acceptedAt: number;
   /** Delivery attempts already made (0 on the first run). */
   attempt: number;
+  /**
+   * Epoch ms before which the job must not be tried. Set when a retry waits longer than a Queue delay allows
+   * (12 h): the consumer re-enqueues the job until it is due.
+   */
+  dueAt?: number;
 }
 
 export function isDeliveryJob(x: unknown): x is DeliveryJob {
