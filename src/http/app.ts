@@ -4,6 +4,8 @@ import { HTTPException } from "hono/http-exception";
 import { EnqueueError } from "../accept/accept";
 import { ConfigError } from "../config";
 import { admin } from "./admin";
+import { adminGates } from "./admin-gates";
+import { adminRoutes } from "./admin-routes";
 import type { AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { messages } from "./messages";
@@ -12,6 +14,8 @@ export const app = new Hono<AppEnv>();
 
 app.get("/health", (c) => c.json({ ok: true }));
 app.route("/", messages);
+app.route("/", adminGates);
+app.route("/", adminRoutes);
 app.route("/", admin);
 
 app.notFound(() => {
