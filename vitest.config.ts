@@ -41,6 +41,17 @@ export default defineConfig({
           testTimeout: 60_000,
         },
       },
+      {
+        // bridge: the SMTP bridge (plain Node) in front of the real Worker, which each test file starts with
+        // wrangler's unstable_startWorker on local D1/Queues/R2; Postfix joins in where it is installed.
+        test: {
+          name: "bridge",
+          include: ["test/bridge/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });
