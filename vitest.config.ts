@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
@@ -29,6 +30,9 @@ export default defineConfig({
                 ADMIN_TOKEN: "test-admin-token",
                 RETRY_SCHEDULE_SECONDS: "1",
                 TEST_MIGRATIONS: JSON.stringify(await readMigrations()),
+                // HMAC secret for VERP return paths and unsubscribe tokens; DKIM keys for signed.example (RSA + Ed25519).
+                SIGNING_SECRET: "test-signing-secret-0123456789",
+                DKIM_KEYS: JSON.stringify(testDkimKeys()),
               },
             },
           })),
@@ -55,6 +59,18 @@ export default defineConfig({
     ],
   },
 });
+
+/** Fresh test DKIM keys per run: the tests read the public halves back from GET /v1/domains/:domain/dns. */
+function testDkimKeys() {
+  const pem = (type: "rsa" | "ed25519") =>
+    type === "rsa"
+      ? generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString()
+      : generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  return [
+    { domain: "signed.example", selector: "rsa1", privateKeyPem: pem("rsa") },
+    { domain: "signed.example", selector: "ed1", privateKeyPem: pem("ed25519") },
+  ];
+}
 
 async function readMigrations() {
   const { readD1Migrations } = await import("@cloudflare/vitest-plugin");

@@ -9,6 +9,8 @@ interface EdgeRelaySecrets {
   DKIM_KEYS?: string;
   /** https base URL of this relay for links in mail (one-click unsubscribe); default: the request's origin. */
   PUBLIC_BASE_URL?: string;
+  /** SPF include(s) of the upstream relay, comma-separated (e.g. "amazonses.com"), for the records we suggest. */
+  SPF_INCLUDE?: string;
 }
 interface Env extends EdgeRelaySecrets {}
 declare namespace Cloudflare {

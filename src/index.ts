@@ -1,4 +1,5 @@
 /** Worker entry point: wires the HTTP app, the queue consumers and the Durable Object. No logic here. */
+import { runAcceptHousekeeping } from "./accept/scheduled";
 import { handleDeadLetters, handleOutbox } from "./delivery/consumer";
 import { loadConfig } from "./config";
 import { app } from "./http/app";
@@ -14,5 +15,6 @@ export default {
   },
   async scheduled(_controller, env, ctx) {
     ctx.waitUntil(expireAbandonedRecipients(env.DB, loadConfig(env).maxMessageAgeSeconds));
+    ctx.waitUntil(runAcceptHousekeeping(env));
   },
 } satisfies ExportedHandler<Env>;

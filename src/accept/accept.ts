@@ -3,8 +3,9 @@
  * and its recipients in D1, and enqueue one delivery job per destination. Shared by the HTTP API, Email
  * Routing forwarding and the SMTP bridge (through the raw endpoint).
  */
-import { MAX_INLINE_BODY_BYTES } from "../config";
+import { MAX_INLINE_BODY_BYTES, MAX_QUEUE_DELAY_SECONDS } from "../config";
 import type { DeliveryJob } from "../delivery/job";
+import { bounceDomainFor, encodeReturnPath } from "../mime/return-path";
 import { newId } from "../store/ids";
 import { insertMessage, recordOutcome, type RecipientStatus } from "../store/messages";
 
@@ -36,6 +37,13 @@ export interface AcceptInput {
   /** Recipients (lowercase addresses) that must not be mailed; they get a `suppressed` final state. */
   suppressed?: Set<string>;
   id?: string;
+  /**
+   * VERP: when set, each recipient gets its own envelope sender `bounce+<id>-<idx>-<sig>@bounces.<fromDomain>`
+   * (and so its own delivery job), so a bounce names the message and recipient it belongs to.
+   */
+  verp?: { secret: string; fromDomain: string };
+  /** Scheduled delivery time (epoch ms); jobs further ahead than a Queue delay allows wait in D1 for the cron. */
+  sendAt?: number;
 }
 
 export interface AcceptResult {
@@ -51,6 +59,9 @@ function domainOf(address: string): string {
 export async function acceptMessage(env: Env, input: AcceptInput): Promise<AcceptResult> {
   const id = input.id ?? newId();
   const now = Date.now();
+  const bounceDomain = input.verp ? bounceDomainFor(input.verp.fromDomain) : null;
+  const returnPath = (idx: number): Promise<string> =>
+    input.verp && bounceDomain ? encodeReturnPath({ messageId: id, recipientIndex: idx }, input.verp.secret, bounceDomain) : Promise.resolve(input.mailFrom);
   const bytes = new TextEncoder().encode(input.raw);
   const inline = bytes.byteLength <= MAX_INLINE_BODY_BYTES;
   const bodyKey = inline ? null : `bodies/${id}`;
@@ -67,7 +78,8 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     insertMessage(env.DB, {
       id,
       tenantId: input.tenantId,
-      mailFrom: input.mailFrom,
+      // The envelope sender actually used: recipient 0's return path under VERP (the others differ only in index).
+      mailFrom: await returnPath(0),
       headerFrom: input.headerFrom,
       subject: input.subject,
       messageIdHeader: input.messageIdHeader,
@@ -77,35 +89,50 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
       tags: input.tags ?? [],
       metadata: input.metadata ?? {},
       createdAt: now,
-      sendAt: null,
+      sendAt: input.sendAt ?? null,
       recipients,
     }),
   );
 
-  const byDestination = new Map<string, { idx: number; address: string }[]>();
+  // One job per destination, or per recipient under VERP (each recipient has its own envelope sender).
+  const groups = new Map<string, { destination: string; mailFrom: string; rcpts: { idx: number; address: string }[] }>();
   for (const r of recipients) {
     if (r.status !== "queued") continue;
-    const list = byDestination.get(r.domain) ?? [];
-    list.push({ idx: r.idx, address: r.address });
-    byDestination.set(r.domain, list);
+    const key = input.verp ? `${r.idx}` : r.domain;
+    const group = groups.get(key) ?? { destination: r.domain, mailFrom: await returnPath(r.idx), rcpts: [] };
+    group.rcpts.push({ idx: r.idx, address: r.address });
+    groups.set(key, group);
   }
-  const jobs: DeliveryJob[] = [...byDestination].map(([destination, rcpts]) => ({
+  const jobs: DeliveryJob[] = [...groups.values()].map(({ destination, mailFrom, rcpts }) => ({
     v: 1,
     messageId: id,
     tenantId: input.tenantId,
-    mailFrom: input.mailFrom,
+    mailFrom,
     recipients: rcpts,
     destination,
     ...(inline ? { body: input.raw } : { bodyKey: bodyKey! }),
     sizeBytes: bytes.byteLength,
     smtputf8: input.smtputf8 ?? false,
     eightBit: input.eightBit ?? false,
-    acceptedAt: now,
+    // A scheduled message's age (for expiry) counts from its send time.
+    acceptedAt: input.sendAt !== undefined && input.sendAt > now ? input.sendAt : now,
     attempt: 0,
   }));
+  const delaySeconds = input.sendAt !== undefined ? Math.ceil((input.sendAt - now) / 1000) : 0;
   if (jobs.length) {
     try {
-      await env.OUTBOX.sendBatch(jobs.map((body) => ({ body, contentType: "json" as const })));
+      if (delaySeconds > MAX_QUEUE_DELAY_SECONDS) {
+        await env.DB.batch(
+          jobs.map((j) => env.DB.prepare("INSERT INTO scheduled_jobs (message_id, release_at, job) VALUES (?, ?, ?)").bind(id, input.sendAt!, JSON.stringify(j))),
+        );
+      } else {
+        // sendBatch takes at most 100 messages per call.
+        for (let i = 0; i < jobs.length; i += 100) {
+          await env.OUTBOX.sendBatch(
+            jobs.slice(i, i + 100).map((body) => ({ body, contentType: "json" as const, ...(delaySeconds > 0 ? { delaySeconds } : {}) })),
+          );
+        }
+      }
     } catch (e) {
       // The message is recorded but could not be queued: end its recipients as failed so none is left
       // pending forever, and let the caller report the failure (the client may retry with its idempotency key).

@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { parseNextHop, ConfigError } from "../config";
 import { newId } from "../store/ids";
-import { createApiKey, createTenant } from "../store/keys";
+import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, removeSenderDomain, updateTenant } from "../store/keys";
 import { insertRoute } from "../store/routes";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
@@ -77,4 +77,60 @@ admin.post("/admin/routes", async (c) => {
     priority: typeof b.priority === "number" ? b.priority : 100,
   });
   return c.json({ id }, 201);
+});
+
+admin.get("/admin/tenants", async (c) => {
+  const limitRaw = c.req.query("limit") ?? "100";
+  if (!/^\d{1,4}$/.test(limitRaw) || Number(limitRaw) < 1 || Number(limitRaw) > 1000) throw new ApiError(400, "invalid_field", "limit must be 1-1000", "limit");
+  const cursor = c.req.query("cursor") ?? null;
+  if (cursor !== null && !/^[a-z0-9][a-z0-9-]{0,62}$/.test(cursor)) throw new ApiError(400, "invalid_field", "cursor is not one returned by this endpoint", "cursor");
+  const rows = await listTenants(c.env.DB, Number(limitRaw), cursor);
+  return c.json({ data: rows, next_cursor: rows.length === Number(limitRaw) ? rows[rows.length - 1]!.id : null });
+});
+
+admin.get("/admin/tenants/:id", async (c) => {
+  const t = await getTenant(c.env.DB, c.req.param("id"));
+  if (!t) throw new ApiError(404, "not_found", "no such tenant");
+  return c.json(t);
+});
+
+/** Suspend/resume, rename, set the per-minute rate limit (null: unlimited) or the default stream. */
+admin.patch("/admin/tenants/:id", async (c) => {
+  const b = await json(c.req.raw);
+  for (const k of Object.keys(b)) {
+    if (!["name", "suspended", "rate_limit_per_minute", "default_stream"].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
+  }
+  if (b.name !== undefined && (typeof b.name !== "string" || !b.name.trim() || b.name.length > 200 || /[\x00-\x1f]/.test(b.name))) throw new ApiError(400, "invalid_field", "name must be 1-200 characters", "name");
+  if (b.suspended !== undefined && typeof b.suspended !== "boolean") throw new ApiError(400, "invalid_field", "suspended must be a boolean", "suspended");
+  const rl = b.rate_limit_per_minute;
+  if (rl !== undefined && rl !== null && (typeof rl !== "number" || !Number.isInteger(rl) || rl < 1 || rl > 1_000_000)) {
+    throw new ApiError(400, "invalid_field", "rate_limit_per_minute must be an integer from 1 to 1000000, or null for no limit", "rate_limit_per_minute");
+  }
+  if (b.default_stream !== undefined && b.default_stream !== "transactional" && b.default_stream !== "broadcast") throw new ApiError(400, "invalid_field", 'default_stream must be "transactional" or "broadcast"', "default_stream");
+  const ok = await updateTenant(c.env.DB, c.req.param("id"), {
+    ...(typeof b.name === "string" ? { name: b.name.trim() } : {}),
+    ...(typeof b.suspended === "boolean" ? { suspended: b.suspended } : {}),
+    ...(rl !== undefined ? { rateLimitPerMinute: rl as number | null } : {}),
+    ...(b.default_stream !== undefined ? { defaultStream: b.default_stream as "transactional" | "broadcast" } : {}),
+  });
+  if (!ok) throw new ApiError(404, "not_found", "no such tenant");
+  return c.json(await getTenant(c.env.DB, c.req.param("id")));
+});
+
+admin.post("/admin/tenants/:id/domains", async (c) => {
+  const b = await json(c.req.raw);
+  if (typeof b.domain !== "string" || !DOMAIN.test(b.domain)) throw new ApiError(400, "invalid_field", "domain must be a domain name", "domain");
+  if (!(await getTenant(c.env.DB, c.req.param("id")))) throw new ApiError(404, "not_found", "no such tenant");
+  try {
+    await addSenderDomain(c.env.DB, c.req.param("id"), b.domain);
+  } catch (e) {
+    if (String(e).includes("UNIQUE")) throw new ApiError(409, "conflict", "the domain already belongs to a tenant", "domain");
+    throw e;
+  }
+  return c.json({ tenant_id: c.req.param("id"), domain: b.domain.toLowerCase() }, 201);
+});
+
+admin.delete("/admin/tenants/:id/domains/:domain", async (c) => {
+  if (!(await removeSenderDomain(c.env.DB, c.req.param("id"), c.req.param("domain")))) throw new ApiError(404, "not_found", "the tenant has no such domain");
+  return c.json({ tenant_id: c.req.param("id"), domain: c.req.param("domain").toLowerCase(), removed: true });
 });

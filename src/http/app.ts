@@ -8,12 +8,20 @@ import { adminGates } from "./admin-gates";
 import { adminRoutes } from "./admin-routes";
 import type { AppEnv } from "./auth";
 import { ApiError } from "./errors";
+import { domains } from "./domains";
+import { mailchannels } from "./mailchannels";
 import { messages } from "./messages";
+import { openapi } from "./openapi";
+import { suppressions } from "./suppressions";
 
 export const app = new Hono<AppEnv>();
 
 app.get("/health", (c) => c.json({ ok: true }));
 app.route("/", messages);
+app.route("/", mailchannels);
+app.route("/", suppressions);
+app.route("/", domains);
+app.route("/", openapi);
 app.route("/", adminGates);
 app.route("/", adminRoutes);
 app.route("/", admin);
@@ -23,7 +31,7 @@ app.notFound(() => {
 });
 
 app.onError((err, c) => {
-  if (err instanceof ApiError) return c.json(err.toJSON(), err.status);
+  if (err instanceof ApiError) return c.json(err.toJSON(), err.status, err.headers);
   if (err instanceof HTTPException) {
     const e = new ApiError(err.status === 413 ? 413 : 400, err.status === 413 ? "too_large" : "invalid_field", err.message);
     return c.json(e.toJSON(), e.status);

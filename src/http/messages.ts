@@ -1,76 +1,149 @@
-/** Send API routes: POST /v1/messages and GET /v1/messages/:id. Thin: logic lives in accept/ and store/. */
-import { Hono } from "hono";
-import { acceptMessage } from "../accept/accept";
-import { composeSimple } from "../accept/simple-compose";
+/**
+ * Send API routes: POST /v1/messages (JSON), /v1/messages/batch, /v1/messages/raw (RFC 5322), and the read side:
+ * GET /v1/messages/:id, GET /v1/messages (search), GET /v1/events. Thin: logic lives in accept/ and store/.
+ */
+import { Hono, type Context } from "hono";
+import { publicBaseUrl } from "../accept/outbound";
+import { acceptRaw, readBodyLimited } from "../accept/raw";
+import { refusalToApiError, sendRequest, type SendContext } from "../accept/send";
 import { loadConfig } from "../config";
-import { tenantOwnsDomain } from "../store/keys";
-import { getMessage } from "../store/messages";
+import { validateSendRequest } from "../mime/validate";
+import { listEvents, listMessages } from "../store/message-list";
+import { getMessage, type RecipientStatus } from "../store/messages";
 import { requireApiKey, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
+import { enforceRateLimit, idempotent, limitParam, maxJsonBytes, readJsonBody, stringParam, timeParam } from "./request";
 
-const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/;
+/** Postmark and Resend take at most 500/100 messages per batch call; we take 100. */
+export const MAX_BATCH_MESSAGES = 100;
+const ID = /^[0-9a-z]{1,32}$/;
+const STATUSES: readonly RecipientStatus[] = ["queued", "deferred", "delivered", "bounced", "expired", "suppressed", "failed"];
 
-async function readJson(req: Request): Promise<unknown> {
-  const type = req.headers.get("content-type") ?? "";
-  if (!/^application\/json\b/i.test(type)) throw new ApiError(415, "unsupported_media_type", "send JSON with Content-Type: application/json");
-  const text = await req.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ApiError(400, "invalid_json", "the request body is not valid JSON");
-  }
-}
-
-function str(body: Record<string, unknown>, field: string, required: boolean): string | undefined {
-  const v = body[field];
-  if (v === undefined || v === null) {
-    if (required) throw new ApiError(400, "missing_field", `${field} is required`, field);
-    return undefined;
-  }
-  if (typeof v !== "string") throw new ApiError(400, "invalid_field", `${field} must be a string`, field);
-  if (/[\r\n\0]/.test(v) && field !== "text" && field !== "html") throw new ApiError(400, "header_injection", `${field} must not contain CR, LF or NUL`, field);
-  return v;
+export function sendContext(c: Context<AppEnv>, protocol?: string): SendContext {
+  const url = new URL(c.req.url);
+  return {
+    env: c.env,
+    config: loadConfig(c.env),
+    tenant: c.get("tenant"),
+    protocol: protocol ?? (url.protocol === "https:" ? "HTTPS" : "HTTP"),
+    publicBaseUrl: publicBaseUrl(c.env, c.req.url),
+  };
 }
 
 export const messages = new Hono<AppEnv>();
 
 messages.post("/v1/messages", requireApiKey, async (c) => {
-  const config = loadConfig(c.env);
-  const body = await readJson(c.req.raw);
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-  const b = body as Record<string, unknown>;
-  const from = str(b, "from", true)!;
-  if (!ADDRESS.test(from)) throw new ApiError(422, "invalid_sender", "from is not a valid address", "from");
-  const to = b.to;
-  if (!Array.isArray(to) || to.length === 0) throw new ApiError(400, "missing_field", "to must be a non-empty array of addresses", "to");
-  if (to.length > config.maxRecipients) throw new ApiError(422, "too_many_recipients", `at most ${config.maxRecipients} recipients`, "to");
-  to.forEach((a, i) => {
-    if (typeof a !== "string" || !ADDRESS.test(a)) throw new ApiError(422, "invalid_recipient", "not a valid address", `to[${i}]`);
+  const ctx = sendContext(c);
+  const { value, bytes } = await readJsonBody(c.req.raw, maxJsonBytes(ctx.config.maxMessageBytes));
+  return idempotent(c, bytes, async () => {
+    const v = validateSendRequest(value, { maxRecipients: ctx.config.maxRecipients });
+    if (!v.ok) throw refusalToApiError(v.error);
+    await enforceRateLimit(c, 1);
+    const result = await sendRequest(ctx, v.value);
+    return c.json(result, 202);
   });
-  const subject = str(b, "subject", true)!;
-  const text = str(b, "text", false);
-  const html = str(b, "html", false);
-  if (text === undefined && html === undefined) throw new ApiError(400, "missing_field", "text or html is required", "text");
-  const tenant = c.get("tenant");
-  const fromDomain = from.slice(from.lastIndexOf("@") + 1).toLowerCase();
-  if (!(await tenantOwnsDomain(c.env.DB, tenant.id, fromDomain))) {
-    throw new ApiError(403, "sender_domain_not_allowed", `this key may not send from ${fromDomain}`, "from");
-  }
-  const composed = composeSimple({ from, to: to as string[], subject, text, html }, fromDomain);
-  const result = await acceptMessage(c.env, {
-    tenantId: tenant.id,
-    mailFrom: from,
-    headerFrom: from,
-    subject,
-    messageIdHeader: composed.messageId,
-    raw: composed.raw,
-    recipients: to as string[],
+});
+
+messages.post("/v1/messages/batch", requireApiKey, async (c) => {
+  const ctx = sendContext(c);
+  const { value, bytes } = await readJsonBody(c.req.raw, maxJsonBytes(ctx.config.maxMessageBytes));
+  const list = Array.isArray(value) ? value : typeof value === "object" && value !== null && Array.isArray((value as { messages?: unknown }).messages) ? (value as { messages: unknown[] }).messages : null;
+  if (!list) throw new ApiError(400, "invalid_field", "the body must be an array of messages or { messages: [...] }", "messages");
+  if (list.length === 0) throw new ApiError(400, "missing_field", "messages must not be empty", "messages");
+  if (list.length > MAX_BATCH_MESSAGES) throw new ApiError(422, "too_many_recipients", `at most ${MAX_BATCH_MESSAGES} messages per batch`, "messages");
+  return idempotent(c, bytes, async () => {
+    await enforceRateLimit(c, list.length);
+    const results: unknown[] = [];
+    let accepted = 0;
+    for (const [index, item] of list.entries()) {
+      try {
+        const v = validateSendRequest(item, { maxRecipients: ctx.config.maxRecipients });
+        if (!v.ok) throw refusalToApiError(v.error);
+        const r = await sendRequest(ctx, v.value);
+        accepted++;
+        results.push({ index, ...r });
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        results.push({ index, status: "failed", error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}), status: e.status } });
+      }
+    }
+    return c.json({ accepted, failed: list.length - accepted, results }, 200);
   });
-  return c.json({ id: result.id, status: "accepted", recipients: result.recipients }, 202);
+});
+
+/** Splits a header that may be given several times (the Fetch API joins repeats with ", "). */
+function listHeader(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+messages.post("/v1/messages/raw", requireApiKey, async (c) => {
+  const ctx = sendContext(c);
+  const type = c.req.header("content-type") ?? "";
+  if (!/^message\/rfc822\s*(;|$)/i.test(type)) throw new ApiError(415, "unsupported_media_type", "send the message with Content-Type: message/rfc822");
+  const stream = c.req.header("x-stream") ?? ctx.tenant.defaultStream;
+  if (stream !== "transactional" && stream !== "broadcast") throw new ApiError(400, "invalid_field", 'X-Stream must be "transactional" or "broadcast"', "stream");
+  const tags = listHeader(c.req.header("x-tags"));
+  if (tags.length > 10 || tags.some((t) => !/^[\x21-\x7e]{1,64}$/.test(t))) throw new ApiError(400, "invalid_field", "X-Tags: up to 10 comma-separated tags of 1-64 printable characters", "tags");
+  const to = listHeader(c.req.header("x-envelope-to"));
+  const from = c.req.header("x-envelope-from");
+  const helo = c.req.header("x-client-helo");
+  if (helo !== undefined && !/^[A-Za-z0-9.:\-[\]_]{1,255}$/.test(helo)) throw new ApiError(400, "invalid_field", "X-Client-Helo must be a host name or address literal", "client_helo");
+  const protocol = c.req.header("x-client-protocol");
+  if (protocol !== undefined && !/^(ESMTP|ESMTPS|ESMTPA|ESMTPSA|SMTP|LMTP)$/.test(protocol)) throw new ApiError(400, "invalid_field", "X-Client-Protocol must be an RFC 3848 protocol name", "client_protocol");
+  const bytes = await readBodyLimited(c.req.raw, ctx.config.maxMessageBytes);
+  const envelopeKey = new TextEncoder().encode(`${from ?? ""}\n${to.join(",")}\n${stream}\n${tags.join(",")}\n`);
+  const keyed = new Uint8Array(envelopeKey.byteLength + bytes.byteLength);
+  keyed.set(envelopeKey);
+  keyed.set(bytes, envelopeKey.byteLength);
+  return idempotent(c, keyed, async () => {
+    await enforceRateLimit(c, 1);
+    const result = await acceptRaw(
+      { ...ctx, ...(protocol ? { protocol } : {}), ...(helo ? { clientName: helo } : {}) },
+      bytes,
+      { ...(from !== undefined ? { from } : {}), to, stream, tags },
+    );
+    return c.json(result, 202);
+  });
 });
 
 messages.get("/v1/messages/:id", requireApiKey, async (c) => {
-  const view = await getMessage(c.env.DB, c.req.param("id"), c.get("tenant").id);
+  const id = c.req.param("id");
+  if (!ID.test(id)) throw new ApiError(404, "not_found", "no such message");
+  const view = await getMessage(c.env.DB, id, c.get("tenant").id);
   if (!view) throw new ApiError(404, "not_found", "no such message");
   return c.json(view);
+});
+
+messages.get("/v1/messages", requireApiKey, async (c) => {
+  const limit = limitParam(c);
+  const status = stringParam(c, "status", /^[a-z_]{1,20}$/, "a recipient status");
+  if (status !== null && !STATUSES.includes(status as RecipientStatus)) throw new ApiError(400, "invalid_field", `status must be one of ${STATUSES.join(", ")}`, "status");
+  const page = await listMessages(c.env.DB, c.get("tenant").id, {
+    recipient: stringParam(c, "recipient", /^[^\s<>]{3,320}$/, "an address"),
+    tag: stringParam(c, "tag", /^[^\x00-\x1f]{1,64}$/, "a tag of 1-64 characters"),
+    status: status as RecipientStatus | null,
+    since: timeParam(c, "since"),
+    until: timeParam(c, "until"),
+    before: stringParam(c, "cursor", ID, "a cursor returned by this endpoint"),
+    limit,
+  });
+  return c.json({ data: page, next_cursor: page.length === limit ? page[page.length - 1]!.id : null });
+});
+
+messages.get("/v1/events", requireApiKey, async (c) => {
+  const limit = limitParam(c, 100, 1000);
+  const cursor = stringParam(c, "cursor", /^\d{1,15}$/, "a cursor returned by this endpoint");
+  const page = await listEvents(c.env.DB, c.get("tenant").id, {
+    type: stringParam(c, "type", /^[a-z_]{1,20}$/, "an event type"),
+    messageId: stringParam(c, "message_id", ID, "a message id"),
+    recipient: stringParam(c, "recipient", /^[^\s<>]{3,320}$/, "an address"),
+    since: timeParam(c, "since"),
+    after: cursor === null ? null : Number(cursor),
+    limit,
+  });
+  // The cursor always moves forward, so a client can poll with the last one it got.
+  return c.json({ data: page, next_cursor: page.length ? String(page[page.length - 1]!.id) : cursor });
 });

@@ -95,3 +95,129 @@ export async function tenantOwnsDomain(db: D1Database, tenantId: string, domain:
     .first<{ ok: number }>();
   return row !== null;
 }
+
+/** Changes a tenant's name, suspension, rate limit or default stream; returns false when there is no such tenant. */
+export async function updateTenant(
+  db: D1Database,
+  id: string,
+  patch: { name?: string; suspended?: boolean; rateLimitPerMinute?: number | null; defaultStream?: "transactional" | "broadcast" },
+): Promise<boolean> {
+  const sets: string[] = [];
+  const values: (string | number | null)[] = [];
+  if (patch.name !== undefined) (sets.push("name = ?"), values.push(patch.name));
+  if (patch.suspended !== undefined) (sets.push("suspended = ?"), values.push(patch.suspended ? 1 : 0));
+  if (patch.rateLimitPerMinute !== undefined) (sets.push("rate_limit_per_minute = ?"), values.push(patch.rateLimitPerMinute));
+  if (patch.defaultStream !== undefined) (sets.push("default_stream = ?"), values.push(patch.defaultStream));
+  if (!sets.length) return (await getTenant(db, id)) !== null;
+  const r = await db.prepare(`UPDATE tenants SET ${sets.join(", ")} WHERE id = ?`).bind(...values, id).run();
+  return (r.meta.changes ?? 0) > 0;
+}
+
+export interface TenantView {
+  id: string;
+  name: string;
+  suspended: boolean;
+  rate_limit_per_minute: number | null;
+  default_stream: string;
+  created_at: string;
+  domains: string[];
+  keys: { id: string; prefix: string; name: string | null; created_at: string; revoked_at: string | null }[];
+}
+
+/** A tenant with its domains and keys (never key hashes). */
+export async function getTenant(db: D1Database, id: string): Promise<TenantView | null> {
+  const [t, d, k] = await db.batch([
+    db.prepare("SELECT * FROM tenants WHERE id = ?").bind(id),
+    db.prepare("SELECT domain FROM sender_domains WHERE tenant_id = ? ORDER BY domain").bind(id),
+    db.prepare("SELECT id, prefix, name, created_at, revoked_at FROM api_keys WHERE tenant_id = ? ORDER BY created_at").bind(id),
+  ]);
+  const row = t?.results[0] as { id: string; name: string; suspended: number; rate_limit_per_minute: number | null; default_stream: string; created_at: number } | undefined;
+  if (!row) return null;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    id: row.id,
+    name: row.name,
+    suspended: row.suspended === 1,
+    rate_limit_per_minute: row.rate_limit_per_minute,
+    default_stream: row.default_stream,
+    created_at: iso(row.created_at),
+    domains: ((d?.results ?? []) as { domain: string }[]).map((r) => r.domain),
+    keys: ((k?.results ?? []) as { id: string; prefix: string; name: string | null; created_at: number; revoked_at: number | null }[]).map((r) => ({
+      id: r.id,
+      prefix: r.prefix,
+      name: r.name,
+      created_at: iso(r.created_at),
+      revoked_at: r.revoked_at === null ? null : iso(r.revoked_at),
+    })),
+  };
+}
+
+/** Tenants, oldest first, after the cursor (a tenant id). */
+export async function listTenants(db: D1Database, limit: number, after: string | null): Promise<{ id: string; name: string; suspended: boolean }[]> {
+  const { results } = await db
+    .prepare("SELECT id, name, suspended FROM tenants WHERE (? IS NULL OR id > ?) ORDER BY id LIMIT ?")
+    .bind(after, after, limit)
+    .all<{ id: string; name: string; suspended: number }>();
+  return results.map((r) => ({ id: r.id, name: r.name, suspended: r.suspended === 1 }));
+}
+
+/** Adds a sender domain to a tenant; throws on a domain another tenant already owns (UNIQUE). */
+export async function addSenderDomain(db: D1Database, tenantId: string, domain: string): Promise<void> {
+  await db.prepare("INSERT INTO sender_domains (domain, tenant_id, created_at) VALUES (?, ?, ?)").bind(domain.toLowerCase(), tenantId, Date.now()).run();
+}
+
+export async function removeSenderDomain(db: D1Database, tenantId: string, domain: string): Promise<boolean> {
+  const r = await db.prepare("DELETE FROM sender_domains WHERE domain = ? AND tenant_id = ?").bind(domain.toLowerCase(), tenantId).run();
+  return (r.meta.changes ?? 0) > 0;
+}
+
+export interface SenderDomainRow {
+  domain: string;
+  tenant_id: string;
+  created_at: number;
+  verified_at: number | null;
+  last_check_at: number | null;
+  last_check: string | null;
+}
+
+export async function getSenderDomain(db: D1Database, tenantId: string, domain: string): Promise<SenderDomainRow | null> {
+  return db.prepare("SELECT * FROM sender_domains WHERE domain = ? AND tenant_id = ?").bind(domain.toLowerCase(), tenantId).first<SenderDomainRow>();
+}
+
+export async function listSenderDomains(db: D1Database, tenantId: string): Promise<SenderDomainRow[]> {
+  const { results } = await db.prepare("SELECT * FROM sender_domains WHERE tenant_id = ? ORDER BY domain").bind(tenantId).all<SenderDomainRow>();
+  return results;
+}
+
+/** Records the outcome of a DNS check of a sender domain. */
+export async function recordDomainCheck(db: D1Database, domain: string, ok: boolean, report: unknown, now = Date.now()): Promise<void> {
+  await db
+    .prepare("UPDATE sender_domains SET last_check_at = ?, last_check = ?, verified_at = CASE WHEN ? THEN COALESCE(verified_at, ?) ELSE NULL END WHERE domain = ?")
+    .bind(now, JSON.stringify(report), ok ? 1 : 0, now, domain.toLowerCase())
+    .run();
+}
+
+/**
+ * Counts `n` sends against the tenant's per-minute limit (fixed one-minute windows) and returns the number of
+ * seconds until the window ends when the limit is exceeded, or 0 when the sends are allowed.
+ */
+export async function consumeRateLimit(db: D1Database, tenantId: string, limitPerMinute: number, n: number, now = Date.now()): Promise<number> {
+  const windowStart = now - (now % 60_000);
+  const row = await db
+    .prepare(
+      `INSERT INTO rate_counters (tenant_id, window_start, count) VALUES (?, ?, ?)
+       ON CONFLICT (tenant_id, window_start) DO UPDATE SET count = count + excluded.count RETURNING count`,
+    )
+    .bind(tenantId, windowStart, n)
+    .first<{ count: number }>();
+  const count = row?.count ?? n;
+  if (count <= limitPerMinute) return 0;
+  // Refused sends do not count against the next attempt in this window.
+  await db.prepare("UPDATE rate_counters SET count = count - ? WHERE tenant_id = ? AND window_start = ?").bind(n, tenantId, windowStart).run();
+  return Math.max(1, Math.ceil((windowStart + 60_000 - now) / 1000));
+}
+
+/** Housekeeping: drops rate counters of past windows. */
+export async function expireRateCounters(db: D1Database, now = Date.now()): Promise<void> {
+  await db.prepare("DELETE FROM rate_counters WHERE window_start < ?").bind(now - 120_000).run();
+}

@@ -28,7 +28,8 @@ describe("walking skeleton", () => {
       const msgs = await receivedAt(sinkPort());
       return msgs.find((m) => m.raw.includes(subject));
     }, 15_000, "message at the sink");
-    expect(arrived.mailFrom).toBe(`app@${domain}`);
+    // The envelope sender is the VERP return path on the bounce domain aligned with From (issue 6).
+    expect(arrived.mailFrom).toMatch(new RegExp(`^bounce\\+${id}-0-[a-z2-7]{10}@bounces\\.${domain.replace(/\./g, "\\.")}$`));
     expect(arrived.rcptTo).toEqual([rcpt]);
     expect(arrived.raw).toContain("\r\n.leading dot line");
 

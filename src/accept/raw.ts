@@ -1,0 +1,217 @@
+/**
+ * Accept for complete RFC 5322 messages (`POST /v1/messages/raw`, used by migrations and the SMTP bridge):
+ * read the body with the size limit enforced while streaming, check it is a message we can relay, fill in
+ * missing Message-ID/Date/MIME-Version, drop Bcc and Return-Path, then the same headers, signing, suppression
+ * and accept as every other message. Existing DKIM signatures are kept; ours is added.
+ */
+import { ApiError } from "../http/errors";
+import { parseAddress, type Mailbox } from "../mime/address";
+import { formatRfc5322Date } from "../mime/compose";
+import { DkimSignError } from "../mime/dkim";
+import { HeaderValueError } from "../mime/deliverability";
+import { newId } from "../store/ids";
+import { findSuppressed } from "../store/suppressions";
+import { acceptMessage } from "./accept";
+import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
+import { envelopeAddress, requireSenderDomain, type SendContext, type SendOutcome } from "./send";
+
+/** RFC 5322 section 2.1.1: a line is at most 998 characters excluding CRLF. */
+const MAX_LINE_OCTETS = 998;
+/** Header sections larger than this are not mail anyone means to send; bounds the header parser's work. */
+const MAX_HEADER_SECTION_BYTES = 256 * 1024;
+
+/** Reads a request body, refusing with 413 as soon as more than `maxBytes` have arrived. */
+export async function readBodyLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > maxBytes) throw new ApiError(413, "too_large", `the body is larger than ${maxBytes} bytes`);
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw new ApiError(413, "too_large", `the body is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+export interface RawEnvelope {
+  /** MAIL FROM as the client gave it (X-Envelope-From); defaults to the From header's address. */
+  from?: string;
+  /** RCPT TO addresses (X-Envelope-To). */
+  to: string[];
+  stream: "transactional" | "broadcast";
+  tags: string[];
+}
+
+interface HeaderField {
+  name: string;
+  /** The field's raw lines joined with CRLF, without the final CRLF. */
+  raw: string;
+  /** Unfolded value, leading whitespace trimmed. */
+  value: string;
+}
+
+/** Splits the header section into fields; throws ApiError for anything that is not a header field. */
+function parseHeaderSection(section: string): HeaderField[] {
+  const fields: HeaderField[] = [];
+  const lines = section.split("\r\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.startsWith(" ") || line.startsWith("\t")) {
+      const last = fields[fields.length - 1];
+      if (!last) throw new ApiError(422, "invalid_field", "the message starts with a continuation line", "body");
+      last.raw += "\r\n" + line;
+      last.value += " " + line.trim();
+      continue;
+    }
+    const m = /^([\x21-\x39\x3b-\x7e]+)[ \t]*:(.*)$/.exec(line);
+    if (!m) throw new ApiError(422, "invalid_field", `header line ${i + 1} is not a header field (name: value)`, "body");
+    fields.push({ name: m[1]!, raw: line, value: m[2]!.trim() });
+  }
+  return fields;
+}
+
+/** The single mailbox of a From field, accepting `Name <addr>`, `"Name" <addr>`, encoded-word names and bare addresses. */
+function fromMailbox(value: string): Mailbox | null {
+  const direct = parseAddress(value);
+  if (direct.ok) return direct.value;
+  // Display names with encoded words or comments: take the last angle-bracketed address if there is exactly one.
+  const angles = value.match(/<[^<>]*>/g);
+  if (angles?.length === 1) {
+    const r = parseAddress(angles[0]!.slice(1, -1));
+    if (r.ok) return r.value;
+  }
+  return null;
+}
+
+/** Parses the envelope recipients; `to[i]` names the offending one. */
+export function parseEnvelopeRecipients(list: string[], max: number): Mailbox[] {
+  if (list.length === 0) throw new ApiError(400, "missing_field", "at least one recipient is required (X-Envelope-To)", "to");
+  if (list.length > max) throw new ApiError(422, "too_many_recipients", `at most ${max} recipients`, "to");
+  const seen = new Set<string>();
+  const out: Mailbox[] = [];
+  list.forEach((a, i) => {
+    const r = parseAddress(a.trim().replace(/^<(.*)>$/, "$1"));
+    if (!r.ok) throw new ApiError(422, "invalid_recipient", r.error.message, `to[${i}]`);
+    const key = envelopeAddress(r.value).toLowerCase();
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(r.value);
+    }
+  });
+  return out;
+}
+
+/** Accepts a raw message for the given envelope. */
+export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: RawEnvelope): Promise<SendOutcome> {
+  if (bytes.byteLength === 0) throw new ApiError(400, "missing_field", "the body must be a complete RFC 5322 message", "body");
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    throw new ApiError(400, "invalid_utf8", "the message is not valid UTF-8 (send 8-bit text as UTF-8, or encode it with quoted-printable/base64)", "body");
+  }
+  if (text.includes("\0")) throw new ApiError(400, "invalid_field", "the message contains a NUL character", "body");
+  text = text.replace(/\r?\n/g, "\r\n").replace(/\r(?!\n)/g, "\r\n");
+  const split = text.indexOf("\r\n\r\n");
+  const headerSection = split >= 0 ? text.slice(0, split) : text.replace(/\r\n$/, "");
+  const bodyPart = split >= 0 ? text.slice(split + 4) : "";
+  if (headerSection.length > MAX_HEADER_SECTION_BYTES) throw new ApiError(413, "too_large", "the header section is too large", "body");
+  for (const line of text.split("\r\n")) {
+    if (line.length > MAX_LINE_OCTETS && new TextEncoder().encode(line).byteLength > MAX_LINE_OCTETS) {
+      throw new ApiError(422, "invalid_field", "the message has a line longer than 998 octets (RFC 5322 section 2.1.1)", "body");
+    }
+  }
+  const fields = parseHeaderSection(headerSection);
+  const named = (n: string) => fields.filter((f) => f.name.toLowerCase() === n);
+
+  const froms = named("from");
+  if (froms.length !== 1) throw new ApiError(422, "invalid_sender", "the message must have exactly one From field", "from");
+  const from = fromMailbox(froms[0]!.value);
+  if (!from) throw new ApiError(422, "invalid_sender", "the From field must hold exactly one valid mailbox", "from");
+  await requireSenderDomain(ctx, from.asciiDomain, "from");
+
+  let mailFrom: Mailbox = from;
+  if (envelope.from !== undefined && envelope.from.trim() !== "") {
+    const r = parseAddress(envelope.from.trim().replace(/^<(.*)>$/, "$1"));
+    if (!r.ok) throw new ApiError(422, "invalid_sender", `X-Envelope-From: ${r.error.message}`, "envelope_from");
+    mailFrom = r.value;
+    await requireSenderDomain(ctx, mailFrom.asciiDomain, "envelope_from");
+  }
+  const rcpts = parseEnvelopeRecipients(envelope.to, ctx.config.maxRecipients);
+  const recipients = rcpts.map(envelopeAddress);
+  if (envelope.stream === "broadcast" && recipients.length !== 1) {
+    throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient", "to");
+  }
+
+  // Bcc must not travel (RFC 5322 section 3.6.3); Return-Path is written by the final delivery (RFC 5321 section 4.4).
+  let kept = fields.filter((f) => !["bcc", "return-path"].includes(f.name.toLowerCase()));
+  const fromDomain = from.asciiDomain;
+  let messageIdHeader = named("message-id")[0]?.value.replace(/^<(.*)>$/, "$1") ?? null;
+  const added: string[] = [];
+  if (!messageIdHeader) {
+    messageIdHeader = `${newId()}@${fromDomain}`;
+    added.push(`Message-ID: <${messageIdHeader}>`);
+  }
+  if (!named("date").length) added.push(`Date: ${formatRfc5322Date(new Date())}`);
+  if (!named("mime-version").length) added.push("MIME-Version: 1.0");
+  kept = [...kept, ...added.map((raw) => ({ name: raw.slice(0, raw.indexOf(":")), raw, value: "" }))];
+  const raw = kept.map((f) => f.raw).join("\r\n") + "\r\n\r\n" + bodyPart;
+
+  const id = newId();
+  let outbound;
+  try {
+    outbound = await prepareOutbound(ctx.env, ctx.config.relayHostname, raw, {
+      id,
+      tenantId: ctx.tenant.id,
+      stream: envelope.stream,
+      tags: envelope.tags,
+      fromDomain,
+      recipients,
+      protocol: ctx.protocol,
+      ...(ctx.clientName ? { clientName: ctx.clientName } : {}),
+      publicBaseUrl: ctx.publicBaseUrl,
+    });
+  } catch (e) {
+    if (e instanceof OutboundError) throw new ApiError(422, "invalid_field", e.message, "stream");
+    if (e instanceof DkimSignError || e instanceof HeaderValueError) throw new ApiError(422, "invalid_field", e.message, "body");
+    throw e;
+  }
+  const size = new TextEncoder().encode(outbound.raw).byteLength;
+  if (size > ctx.config.maxMessageBytes) throw new ApiError(413, "too_large", `the message is ${size} bytes with our headers; the limit is ${ctx.config.maxMessageBytes}`);
+
+  const subject = named("subject")[0]?.value ?? null;
+  const suppressed = await findSuppressed(ctx.env.DB, ctx.tenant.id, recipients, envelope.stream);
+  const secret = signingSecret(ctx.env);
+  const nonAscii = /[^\x00-\x7f]/;
+  const result = await acceptMessage(ctx.env, {
+    id,
+    tenantId: ctx.tenant.id,
+    mailFrom: envelopeAddress(mailFrom),
+    headerFrom: from.address,
+    subject: subject && subject.length > 998 ? subject.slice(0, 998) : subject,
+    messageIdHeader,
+    raw: outbound.raw,
+    recipients,
+    stream: envelope.stream,
+    tags: envelope.tags,
+    smtputf8: rcpts.some((m) => m.utf8) || mailFrom.utf8 || nonAscii.test(headerSection),
+    eightBit: nonAscii.test(outbound.raw),
+    suppressed,
+    ...(secret ? { verp: { secret, fromDomain } } : {}),
+  });
+  return { ...result, status: "accepted", message_id: messageIdHeader };
+}

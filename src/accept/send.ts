@@ -1,0 +1,139 @@
+/**
+ * Accept for structured send requests (JSON API, batch, MailChannels compatibility): check the sender domain,
+ * compose, add the relay's headers, sign, check suppressions, and hand over to `acceptMessage`.
+ */
+import type { RelayConfig } from "../config";
+import { ApiError } from "../http/errors";
+import type { Mailbox } from "../mime/address";
+import { ComposeError, composeMessage } from "../mime/compose";
+import { DkimSignError, type DkimSigner } from "../mime/dkim";
+import { HeaderValueError } from "../mime/deliverability";
+import type { SendError, SendRequest } from "../mime/validate";
+import { newId } from "../store/ids";
+import { tenantOwnsDomain, type Tenant } from "../store/keys";
+import { findSuppressed } from "../store/suppressions";
+import { acceptMessage, type AcceptResult } from "./accept";
+import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
+
+/** Who is sending and through which door. */
+export interface SendContext {
+  env: Env;
+  config: RelayConfig;
+  tenant: Tenant;
+  /** "HTTPS" or "HTTP" for the API; an SMTP protocol name for the bridge. */
+  protocol: string;
+  publicBaseUrl: string | null;
+  clientName?: string;
+}
+
+export interface SendOutcome extends AcceptResult {
+  status: "accepted" | "scheduled";
+  /** The Message-ID header, without angle brackets. */
+  message_id: string;
+}
+
+const FIELD_STATUS: Partial<Record<SendError["code"], 400 | 413 | 422>> = {
+  invalid_sender: 422,
+  invalid_recipient: 422,
+  too_many_recipients: 422,
+  reserved_header: 422,
+  invalid_attachment: 422,
+  invalid_send_at: 422,
+};
+
+/** The HTTP error for a validation refusal from `src/mime/validate.ts` (or the MailChannels mapper). */
+export function refusalToApiError(e: SendError, prefix = ""): ApiError {
+  const field = prefix + e.field;
+  if (e.code === "too_large") return new ApiError(e.field === "" ? 413 : 422, "too_large", e.message, field || undefined);
+  return new ApiError(FIELD_STATUS[e.code] ?? 400, e.code, e.message, field || undefined);
+}
+
+/** The SMTP form of an address: local part as given, domain in ASCII (A-labels). */
+export function envelopeAddress(m: Mailbox): string {
+  return `${m.address.slice(0, m.address.lastIndexOf("@"))}@${m.asciiDomain}`;
+}
+
+/** 403 unless the tenant may send from this domain (the open-relay guard). */
+export async function requireSenderDomain(ctx: SendContext, domain: string, field: string): Promise<void> {
+  if (!(await tenantOwnsDomain(ctx.env.DB, ctx.tenant.id, domain))) {
+    throw new ApiError(403, "sender_domain_not_allowed", `this key may not send from ${domain}`, field);
+  }
+}
+
+export interface SendOptions {
+  /** Prefix for field names in errors, e.g. `personalizations[2].` or `messages[3].`. */
+  fieldPrefix?: string;
+  /** Compose and sign but do not record or queue; returns the signed message. */
+  dryRun?: boolean;
+  extraSigners?: DkimSigner[];
+  /** Envelope sender the client asked for (MailChannels `mailfrom`); its domain must be the tenant's too. */
+  mailFrom?: Mailbox;
+}
+
+/** Composes, signs and accepts one validated request. */
+export async function sendRequest(ctx: SendContext, req: SendRequest, opts: SendOptions & { dryRun: true }): Promise<{ raw: string }>;
+export async function sendRequest(ctx: SendContext, req: SendRequest, opts?: SendOptions): Promise<SendOutcome>;
+export async function sendRequest(ctx: SendContext, req: SendRequest, opts: SendOptions = {}): Promise<SendOutcome | { raw: string }> {
+  const p = opts.fieldPrefix ?? "";
+  const fromDomain = req.sender.asciiDomain;
+  await requireSenderDomain(ctx, fromDomain, `${p}from`);
+  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, `${p}mailfrom`);
+  const recipients = req.recipients.map(envelopeAddress);
+  if (req.stream === "broadcast" && recipients.length !== 1) {
+    throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient (the batch endpoint takes 100)", `${p}to`);
+  }
+  const id = newId();
+  let composed;
+  try {
+    composed = composeMessage(req, { messageIdDomain: fromDomain });
+  } catch (e) {
+    if (e instanceof ComposeError) throw refusalToApiError({ code: e.code, message: e.message, field: e.field }, p);
+    throw e;
+  }
+  let outbound;
+  try {
+    outbound = await prepareOutbound(ctx.env, ctx.config.relayHostname, composed.raw, {
+      id,
+      tenantId: ctx.tenant.id,
+      stream: req.stream,
+      tags: req.tags,
+      fromDomain,
+      recipients,
+      protocol: ctx.protocol,
+      ...(ctx.clientName ? { clientName: ctx.clientName } : {}),
+      publicBaseUrl: ctx.publicBaseUrl,
+      ...(opts.extraSigners ? { extraSigners: opts.extraSigners } : {}),
+    });
+  } catch (e) {
+    if (e instanceof OutboundError) throw new ApiError(422, "invalid_field", e.message, `${p}stream`);
+    if (e instanceof DkimSignError) throw new ApiError(422, "invalid_field", `DKIM signing failed: ${e.message}`, `${p}dkim_private_key`);
+    if (e instanceof HeaderValueError) throw new ApiError(422, "invalid_field", e.message, `${p}headers`);
+    throw e;
+  }
+  const size = new TextEncoder().encode(outbound.raw).byteLength;
+  if (size > ctx.config.maxMessageBytes) throw new ApiError(413, "too_large", `the composed message is ${size} bytes; the limit is ${ctx.config.maxMessageBytes}`, p ? p.replace(/\.$/, "") : undefined);
+  if (opts.dryRun) return { raw: outbound.raw };
+
+  const suppressed = await findSuppressed(ctx.env.DB, ctx.tenant.id, recipients, req.stream);
+  const secret = signingSecret(ctx.env);
+  const sendAt = req.send_at && req.send_at.getTime() > Date.now() ? req.send_at.getTime() : undefined;
+  const result = await acceptMessage(ctx.env, {
+    id,
+    tenantId: ctx.tenant.id,
+    mailFrom: opts.mailFrom ? envelopeAddress(opts.mailFrom) : envelopeAddress(req.sender),
+    headerFrom: req.sender.address,
+    subject: req.subject ?? null,
+    messageIdHeader: composed.messageId,
+    raw: outbound.raw,
+    recipients,
+    stream: req.stream,
+    tags: req.tags,
+    metadata: req.metadata,
+    smtputf8: composed.smtputf8,
+    eightBit: composed.eightBit,
+    suppressed,
+    ...(secret ? { verp: { secret, fromDomain } } : {}),
+    ...(sendAt !== undefined ? { sendAt } : {}),
+  });
+  return { ...result, status: sendAt !== undefined ? "scheduled" : "accepted", message_id: composed.messageId };
+}

@@ -1,0 +1,71 @@
+/**
+ * MailChannels Email API compatibility: `POST /tx/v1/send` with their request shape (personalizations,
+ * content[], per-personalization DKIM, `?dry-run=true`), so Workers apps switch by changing the base URL and key.
+ * Responses: 202 `{ request_id, results: [{ index, message_id, status: "sent", reason }] }`, or for dry runs
+ * 200 `{ data: ["<signed message>", ...] }`. Errors use this API's JSON error shape.
+ */
+import { Hono } from "hono";
+import { sendRequest } from "../accept/send";
+import { refusalToApiError, requireSenderDomain } from "../accept/send";
+import type { DkimSigner } from "../mime/dkim";
+import { fromMailChannelsRequest, type MailChannelsDkim } from "../mime/mailchannels";
+import { newId } from "../store/ids";
+import { requireApiKey, type AppEnv } from "./auth";
+import { ApiError } from "./errors";
+import { sendContext } from "./messages";
+import { enforceRateLimit, idempotent, maxJsonBytes, readJsonBody } from "./request";
+
+/** MailChannels accepts the key as base64 of the PKCS#8 DER; turn that into PEM for the signer. */
+function dkimPem(key: string): string {
+  if (key.includes("-----BEGIN")) return key.replace(/\\n/g, "\n");
+  const b64 = key.replace(/\s+/g, "");
+  return `-----BEGIN PRIVATE KEY-----\n${b64.match(/.{1,64}/g)?.join("\n") ?? ""}\n-----END PRIVATE KEY-----\n`;
+}
+
+function signerFrom(dkim: MailChannelsDkim): DkimSigner {
+  return { domain: dkim.domain.toLowerCase(), selector: dkim.selector, privateKeyPem: dkimPem(dkim.privateKey) };
+}
+
+export const mailchannels = new Hono<AppEnv>();
+
+mailchannels.post("/tx/v1/send", requireApiKey, async (c) => {
+  const ctx = sendContext(c);
+  const dryRunParam = c.req.query("dry-run");
+  if (dryRunParam !== undefined && dryRunParam !== "true" && dryRunParam !== "false") throw new ApiError(400, "invalid_field", "dry-run must be true or false", "dry-run");
+  const dryRun = dryRunParam === "true";
+  const { value, bytes } = await readJsonBody(c.req.raw, maxJsonBytes(ctx.config.maxMessageBytes));
+  const mapped = fromMailChannelsRequest(value, { maxRecipients: ctx.config.maxRecipients });
+  if (!mapped.ok) throw refusalToApiError(mapped.error);
+  const sends = mapped.value;
+  const run = async () => {
+    if (!dryRun) await enforceRateLimit(c, sends.length);
+    // Refuse before anything is queued: every personalization must send as the tenant's domain.
+    for (const s of sends) {
+      await requireSenderDomain(ctx, s.request.sender.asciiDomain, `personalizations[${s.personalization}].from`);
+      if (s.campaignId && !s.request.tags.includes(s.campaignId)) s.request.tags = [s.campaignId, ...s.request.tags].slice(0, 10);
+    }
+    const data: string[] = [];
+    const results: { index: number; message_id: string; status: "sent"; reason: string; recipients: { address: string; status: string }[] }[] = [];
+    for (const s of sends) {
+      const prefix = `personalizations[${s.personalization}].`;
+      const extraSigners: DkimSigner[] = [];
+      if (s.dkim) {
+        // A request may only sign as a domain the tenant owns: the From domain or a parent of it.
+        const from = s.request.sender.asciiDomain;
+        const d = s.dkim.domain.toLowerCase();
+        if (from !== d && !from.endsWith(`.${d}`)) throw new ApiError(403, "sender_domain_not_allowed", "dkim_domain must be the From domain or a parent of it", `${prefix}dkim_domain`);
+        extraSigners.push(signerFrom(s.dkim));
+      }
+      const opts = { fieldPrefix: prefix, extraSigners, ...(s.mailfrom ? { mailFrom: s.mailfrom } : {}) };
+      if (dryRun) {
+        data.push((await sendRequest(ctx, s.request, { ...opts, dryRun: true })).raw);
+      } else {
+        const r = await sendRequest(ctx, s.request, opts);
+        results.push({ index: s.personalization, message_id: r.id, status: "sent", reason: "", recipients: r.recipients });
+      }
+    }
+    if (dryRun) return c.json({ data }, 200);
+    return c.json({ request_id: newId(), results }, 202);
+  };
+  return dryRun ? run() : idempotent(c, bytes, run);
+});

@@ -1,0 +1,350 @@
+/**
+ * The OpenAPI 3.1 document of the HTTP API, served at GET /openapi.json. Tests validate real responses against
+ * the schemas here (test/workers/api-schema.ts), so the document stays true.
+ */
+import { Hono } from "hono";
+import type { AppEnv } from "./auth";
+import { ERROR_CODES } from "./errors";
+
+type Schema = Record<string, unknown>;
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const str: Schema = { type: "string" };
+const nstr: Schema = { type: ["string", "null"] };
+const int: Schema = { type: "integer" };
+const nint: Schema = { type: ["integer", "null"] };
+const time: Schema = { type: "string", format: "date-time" };
+const ntime: Schema = { type: ["string", "null"], format: "date-time" };
+const obj = (properties: Record<string, Schema>, required: string[] = Object.keys(properties), extra = false): Schema => ({
+  type: "object",
+  properties,
+  required,
+  additionalProperties: extra,
+});
+const RECIPIENT_STATUS = ["queued", "deferred", "delivered", "bounced", "expired", "suppressed", "failed"];
+
+const address: Schema = {
+  oneOf: [
+    { type: "string", description: "addr@example.com or Name <addr@example.com>" },
+    obj({ name: str, address: str }, ["address"]),
+  ],
+};
+const addressList: Schema = { oneOf: [address, { type: "array", items: address }] };
+
+const schemas: Record<string, Schema> = {
+  Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES] }, message: str, field: str }, ["code", "message"]) }),
+  SendRequest: obj(
+    {
+      from: address,
+      to: addressList,
+      cc: addressList,
+      bcc: { ...addressList, description: "Envelope only: never written into the headers." },
+      reply_to: addressList,
+      subject: str,
+      text: str,
+      html: str,
+      attachments: {
+        type: "array",
+        items: obj({ filename: str, content: { type: "string", contentEncoding: "base64" }, content_type: str, content_id: str, disposition: { enum: ["attachment", "inline"] } }, ["filename", "content"]),
+      },
+      headers: { type: "object", additionalProperties: str, description: "Custom headers; addressing, trace, MIME and authentication headers are reserved." },
+      tags: { type: "array", items: str, maxItems: 10 },
+      metadata: { type: "object", additionalProperties: str },
+      send_at: { ...time, description: "Scheduled send, up to 30 days ahead." },
+      stream: { enum: ["transactional", "broadcast"], description: "broadcast adds List-Unsubscribe (one-click) and needs exactly one recipient." },
+    },
+    ["from"],
+  ),
+  RecipientResult: obj({ address: str, status: { type: "string", enum: RECIPIENT_STATUS } }),
+  SendResult: obj({ id: str, status: { enum: ["accepted", "scheduled"] }, message_id: str, recipients: { type: "array", items: ref("RecipientResult") } }),
+  BatchResult: obj({
+    accepted: int,
+    failed: int,
+    results: {
+      type: "array",
+      items: {
+        oneOf: [
+          obj({ index: int, id: str, status: { enum: ["accepted", "scheduled"] }, message_id: str, recipients: { type: "array", items: ref("RecipientResult") } }),
+          obj({ index: int, status: { const: "failed" }, error: obj({ code: { type: "string", enum: [...ERROR_CODES] }, message: str, field: str, status: int }, ["code", "message", "status"]) }),
+        ],
+      },
+    },
+  }),
+  Message: obj({
+    id: str,
+    tenant_id: str,
+    mail_from: str,
+    header_from: nstr,
+    subject: nstr,
+    message_id_header: nstr,
+    stream: str,
+    size_bytes: int,
+    tags: { type: "array", items: str },
+    metadata: { type: "object", additionalProperties: str },
+    created_at: time,
+    status: str,
+    recipients: {
+      type: "array",
+      items: obj({ address: str, status: { type: "string", enum: RECIPIENT_STATUS }, attempts: int, last_code: nint, last_enhanced: nstr, last_text: nstr, updated_at: time }),
+    },
+    events: {
+      type: "array",
+      items: obj({ type: str, at: time, recipient: nstr, attempt: nint, code: nint, enhanced: nstr, text: nstr, host: nstr, tls: { type: ["boolean", "null"] }, latency_ms: nint, seq: nint }),
+    },
+  }),
+  MessageSummary: obj({
+    id: str,
+    created_at: time,
+    send_at: ntime,
+    from: nstr,
+    subject: nstr,
+    message_id: nstr,
+    stream: str,
+    tags: { type: "array", items: str },
+    status: str,
+    recipients: { type: "array", items: ref("RecipientResult") },
+  }),
+  MessageList: obj({ data: { type: "array", items: ref("MessageSummary") }, next_cursor: nstr }),
+  Event: obj({ id: int, message_id: str, type: str, at: time, recipient: nstr, attempt: nint, code: nint, enhanced: nstr, text: nstr, host: nstr, tls: { type: ["boolean", "null"] }, latency_ms: nint }),
+  EventList: obj({ data: { type: "array", items: ref("Event") }, next_cursor: nstr }),
+  Suppression: obj({ address: str, scope: { enum: ["transactional", "broadcast", "all"] }, reason: str, detail: nstr, message_id: nstr, created_at: time, expires_at: ntime }),
+  SuppressionList: obj({ data: { type: "array", items: ref("Suppression") }, next_cursor: nstr }),
+  SuppressionAdd: obj({
+    suppressions: {
+      type: "array",
+      maxItems: 1000,
+      items: obj(
+        {
+          address: str,
+          scope: { enum: ["transactional", "broadcast", "all"], default: "all" },
+          reason: { enum: ["hard_bounce", "soft_bounce", "complaint", "unsubscribe", "manual"], default: "manual" },
+          detail: str,
+          expires_at: ntime,
+        },
+        ["address"],
+      ),
+    },
+  }),
+  SuppressionAdded: obj({ added: int, data: { type: "array", items: obj({ address: str, scope: str, reason: str, expires_at: ntime }) } }),
+  SuppressionRemoved: obj({ address: str, removed: int }),
+  Unsubscribed: obj({ unsubscribed: { const: true } }),
+  DnsRecord: obj({ purpose: { enum: ["dkim", "spf", "dmarc", "bounce-mx", "mta-sts", "tls-rpt"] }, type: { enum: ["TXT", "MX"] }, name: str, value: str, priority: int, required: { type: "boolean" }, note: str }, [
+    "purpose",
+    "type",
+    "name",
+    "value",
+    "required",
+    "note",
+  ]),
+  DomainList: obj({ data: { type: "array", items: obj({ domain: str, verified: { type: "boolean" }, verified_at: ntime, last_check_at: ntime, dkim_selectors: { type: "array", items: str } }) } }),
+  DomainDns: obj({ domain: str, bounce_domain: str, records: { type: "array", items: ref("DnsRecord") } }),
+  DomainVerify: obj({
+    domain: str,
+    verified: { type: "boolean" },
+    results: { type: "array", items: obj({ record: ref("DnsRecord"), status: { enum: ["ok", "missing", "mismatch", "error"] }, found: { type: "array", items: str }, message: str }) },
+  }),
+  MailChannelsSend: { type: "object", description: "The MailChannels Email API request body (personalizations, from, subject, content[], attachments, headers, dkim_*)." },
+  MailChannelsResult: obj({
+    request_id: str,
+    results: { type: "array", items: obj({ index: int, message_id: str, status: { const: "sent" }, reason: str, recipients: { type: "array", items: ref("RecipientResult") } }) },
+  }),
+  MailChannelsDryRun: obj({ data: { type: "array", items: str } }),
+  Tenant: obj({
+    id: str,
+    name: str,
+    suspended: { type: "boolean" },
+    rate_limit_per_minute: nint,
+    default_stream: str,
+    created_at: time,
+    domains: { type: "array", items: str },
+    keys: { type: "array", items: obj({ id: str, prefix: str, name: nstr, created_at: time, revoked_at: ntime }) },
+  }),
+  TenantList: obj({ data: { type: "array", items: obj({ id: str, name: str, suspended: { type: "boolean" } }) }, next_cursor: nstr }),
+  TenantCreated: obj({ id: str, name: str, domains: { type: "array", items: str } }),
+  KeyCreated: obj({ id: str, key: str, note: str }),
+  KeyRevoked: obj({ id: str, revoked: { const: true } }),
+  RouteCreated: obj({ id: str }),
+  DomainAdded: obj({ tenant_id: str, domain: str }),
+  DomainRemoved: obj({ tenant_id: str, domain: str, removed: { const: true } }),
+  Health: obj({ ok: { const: true } }),
+};
+
+const ERROR_STATUSES: Record<string, string> = {
+  "400": "Malformed request: bad JSON, wrong type, unknown field, header injection, invalid UTF-8",
+  "401": "Missing, unknown or revoked API key",
+  "403": "Sender domain not allowed for this key, or account suspended",
+  "404": "Not found (or not this account's)",
+  "409": "Idempotency-Key reused with a different request, or still in progress; or a conflicting resource",
+  "413": "Body or message larger than the limit",
+  "415": "Wrong Content-Type",
+  "422": "Well-formed but refused: invalid address, too many recipients, reserved header, bad attachment, bad send_at",
+  "429": "Rate limit exceeded (Retry-After says when to try again)",
+};
+
+function errors(...codes: string[]): Record<string, Schema> {
+  return Object.fromEntries(codes.map((c) => [c, { description: ERROR_STATUSES[c] ?? c, content: { "application/json": { schema: ref("Error") } } }]));
+}
+function ok(status: string, schema: string, description: string): Record<string, Schema> {
+  return { [status]: { description, content: { "application/json": { schema: ref(schema) } } } };
+}
+function jsonBody(schema: string): Schema {
+  return { required: true, content: { "application/json": { schema: ref(schema) } } };
+}
+const key = [{ apiKey: [] }, { bearer: [] }];
+const adminSec = [{ bearer: [] }];
+const idempotencyHeader = { name: "Idempotency-Key", in: "header", required: false, schema: str, description: "Same key + same request within 24 h returns the first response; a different request gets 409." };
+const q = (name: string, description: string, schema: Schema = str): Schema => ({ name, in: "query", required: false, schema, description });
+const p = (name: string): Schema => ({ name, in: "path", required: true, schema: str });
+const SEND_ERRORS = ["400", "401", "403", "409", "413", "415", "422", "429"];
+
+export const OPENAPI_DOCUMENT = {
+  openapi: "3.1.0",
+  info: {
+    title: "Edge Relay API",
+    version: "1.0.0",
+    description: "Send mail through an outbound SMTP relay on Cloudflare Workers. Errors always have the shape of the Error schema.",
+  },
+  components: {
+    securitySchemes: {
+      bearer: { type: "http", scheme: "bearer", description: "Authorization: Bearer <API key> (or the admin token for /admin)" },
+      apiKey: { type: "apiKey", in: "header", name: "X-Api-Key" },
+    },
+    schemas,
+  },
+  paths: {
+    "/health": { get: { summary: "Liveness", responses: ok("200", "Health", "ok") } },
+    "/openapi.json": { get: { summary: "This document", responses: { "200": { description: "OpenAPI 3.1 document", content: { "application/json": { schema: { type: "object" } } } } } } },
+    "/v1/messages": {
+      post: {
+        summary: "Send one message (JSON)",
+        security: key,
+        parameters: [idempotencyHeader],
+        requestBody: jsonBody("SendRequest"),
+        responses: { ...ok("202", "SendResult", "Accepted; suppressed recipients are listed with status suppressed"), ...errors(...SEND_ERRORS) },
+      },
+      get: {
+        summary: "Search messages, newest first",
+        security: key,
+        parameters: [
+          q("recipient", "recipient address"),
+          q("tag", "tag"),
+          q("status", "messages with a recipient in this status", { enum: RECIPIENT_STATUS }),
+          q("since", "RFC 3339 or epoch ms"),
+          q("until", "RFC 3339 or epoch ms"),
+          q("cursor", "next_cursor of the previous page"),
+          q("limit", "1-100, default 50", int),
+        ],
+        responses: { ...ok("200", "MessageList", "A page of messages"), ...errors("400", "401", "403") },
+      },
+    },
+    "/v1/messages/batch": {
+      post: {
+        summary: "Send up to 100 messages; one result per message",
+        security: key,
+        parameters: [idempotencyHeader],
+        requestBody: { required: true, content: { "application/json": { schema: { oneOf: [{ type: "array", items: ref("SendRequest"), maxItems: 100 }, obj({ messages: { type: "array", items: ref("SendRequest"), maxItems: 100 } })] } } } },
+        responses: { ...ok("200", "BatchResult", "Per-message results (each accepted or failed with its error)"), ...errors(...SEND_ERRORS) },
+      },
+    },
+    "/v1/messages/raw": {
+      post: {
+        summary: "Send a complete RFC 5322 message (migrations, the SMTP bridge)",
+        description:
+          "Body: the message (Content-Type: message/rfc822, UTF-8 or 7-bit, size limit enforced while reading). Envelope in request headers: " +
+          "X-Envelope-To (required; comma-separated or repeated), X-Envelope-From (optional MAIL FROM; its domain must be the account's), " +
+          "X-Stream, X-Tags, X-Client-Helo, X-Client-Protocol. Bcc and Return-Path fields are removed; Message-ID, Date and MIME-Version are added when missing; " +
+          "existing DKIM signatures are kept and ours is added. Recipient errors name the recipient as to[i].",
+        security: key,
+        parameters: [
+          idempotencyHeader,
+          { name: "X-Envelope-To", in: "header", required: true, schema: str },
+          { name: "X-Envelope-From", in: "header", required: false, schema: str },
+          { name: "X-Stream", in: "header", required: false, schema: { enum: ["transactional", "broadcast"] } },
+          { name: "X-Tags", in: "header", required: false, schema: str },
+          { name: "X-Client-Helo", in: "header", required: false, schema: str },
+          { name: "X-Client-Protocol", in: "header", required: false, schema: str },
+        ],
+        requestBody: { required: true, content: { "message/rfc822": { schema: { type: "string" } } } },
+        responses: { ...ok("202", "SendResult", "Accepted"), ...errors(...SEND_ERRORS) },
+      },
+    },
+    "/v1/messages/{id}": {
+      get: { summary: "A message with its recipients and timeline", security: key, parameters: [p("id")], responses: { ...ok("200", "Message", "The message"), ...errors("401", "403", "404") } },
+    },
+    "/v1/events": {
+      get: {
+        summary: "Events, oldest first; poll with next_cursor",
+        security: key,
+        parameters: [q("type", "event type"), q("message_id", "message id"), q("recipient", "address"), q("since", "RFC 3339 or epoch ms"), q("cursor", "next_cursor"), q("limit", "1-1000, default 100", int)],
+        responses: { ...ok("200", "EventList", "A page of events"), ...errors("400", "401", "403") },
+      },
+    },
+    "/v1/suppressions": {
+      get: {
+        summary: "The suppression list",
+        security: key,
+        parameters: [q("address", "one address"), q("cursor", "next_cursor"), q("limit", "1-1000, default 100", int)],
+        responses: { ...ok("200", "SuppressionList", "A page of entries"), ...errors("400", "401", "403") },
+      },
+      post: {
+        summary: "Add up to 1000 entries (expiry by reason unless expires_at is given)",
+        security: key,
+        requestBody: jsonBody("SuppressionAdd"),
+        responses: { ...ok("201", "SuppressionAdded", "Added"), ...errors("400", "401", "403", "413", "415", "422") },
+      },
+    },
+    "/v1/suppressions/{address}": {
+      delete: {
+        summary: "Remove an address (every scope, or ?scope=)",
+        security: key,
+        parameters: [p("address"), q("scope", "one scope", { enum: ["transactional", "broadcast", "all"] })],
+        responses: { ...ok("200", "SuppressionRemoved", "Removed"), ...errors("400", "401", "403", "404") },
+      },
+    },
+    "/unsubscribe/{token}": {
+      post: { summary: "RFC 8058 one-click unsubscribe", parameters: [p("token")], responses: { ...ok("200", "Unsubscribed", "The recipient will get no more broadcast mail from this sender"), ...errors("404") } },
+      get: { summary: "A page with a button that POSTs to the same URL", parameters: [p("token")], responses: { "200": { description: "HTML", content: { "text/html": { schema: str } } } } },
+    },
+    "/v1/domains": { get: { summary: "The account's sender domains", security: key, responses: { ...ok("200", "DomainList", "Domains"), ...errors("401", "403") } } },
+    "/v1/domains/{domain}/dns": {
+      get: { summary: "DNS records to publish", security: key, parameters: [p("domain")], responses: { ...ok("200", "DomainDns", "Records"), ...errors("401", "403", "404") } },
+    },
+    "/v1/domains/{domain}/verify": {
+      post: { summary: "Look the records up over DNS-over-HTTPS", security: key, parameters: [p("domain")], responses: { ...ok("200", "DomainVerify", "What is there, missing or wrong"), ...errors("401", "403", "404") } },
+    },
+    "/tx/v1/send": {
+      post: {
+        summary: "MailChannels Email API compatible send",
+        security: key,
+        parameters: [q("dry-run", "true: compose and sign, return the messages, send nothing", { enum: ["true", "false"] }), idempotencyHeader],
+        requestBody: jsonBody("MailChannelsSend"),
+        responses: { ...ok("202", "MailChannelsResult", "Accepted"), ...ok("200", "MailChannelsDryRun", "Dry run"), ...errors(...SEND_ERRORS) },
+      },
+    },
+    "/admin/tenants": {
+      post: { summary: "Create a tenant with sender domains", security: adminSec, responses: { ...ok("201", "TenantCreated", "Created"), ...errors("400", "401", "403", "409") } },
+      get: { summary: "List tenants", security: adminSec, parameters: [q("cursor", "next_cursor"), q("limit", "1-1000", int)], responses: { ...ok("200", "TenantList", "Tenants"), ...errors("400", "401", "403") } },
+    },
+    "/admin/tenants/{id}": {
+      get: { summary: "A tenant with domains and keys", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "Tenant", "Tenant"), ...errors("401", "403", "404") } },
+      patch: { summary: "Suspend/resume, rename, rate limit, default stream", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "Tenant", "Updated"), ...errors("400", "401", "403", "404") } },
+    },
+    "/admin/tenants/{id}/keys": {
+      post: { summary: "Create an API key (shown once)", security: adminSec, parameters: [p("id")], responses: { ...ok("201", "KeyCreated", "Created"), ...errors("400", "401", "403", "404") } },
+    },
+    "/admin/tenants/{id}/domains": {
+      post: { summary: "Add a sender domain", security: adminSec, parameters: [p("id")], responses: { ...ok("201", "DomainAdded", "Added"), ...errors("400", "401", "403", "404", "409") } },
+    },
+    "/admin/tenants/{id}/domains/{domain}": {
+      delete: { summary: "Remove a sender domain", security: adminSec, parameters: [p("id"), p("domain")], responses: { ...ok("200", "DomainRemoved", "Removed"), ...errors("401", "403", "404") } },
+    },
+    "/admin/keys/{id}": {
+      delete: { summary: "Revoke a key", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "KeyRevoked", "Revoked"), ...errors("401", "403", "404") } },
+    },
+    "/admin/routes": {
+      post: { summary: "Add a delivery route", security: adminSec, responses: { ...ok("201", "RouteCreated", "Created"), ...errors("400", "401", "403") } },
+    },
+  },
+} as const;
+
+export const openapi = new Hono<AppEnv>();
+openapi.get("/openapi.json", (c) => c.json(OPENAPI_DOCUMENT));

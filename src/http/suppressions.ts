@@ -1,0 +1,140 @@
+/**
+ * Suppression list API: GET /v1/suppressions (paged), POST /v1/suppressions (bulk add, up to 1000),
+ * DELETE /v1/suppressions/:address (optionally ?scope=). And the one-click unsubscribe endpoint of RFC 8058:
+ * POST /unsubscribe/:token adds the recipient to the tenant's broadcast suppressions.
+ */
+import { Hono } from "hono";
+import { signingSecret } from "../accept/outbound";
+import { parseAddress } from "../mime/address";
+import { verifyUnsubscribeToken } from "../mime/deliverability";
+import {
+  SUPPRESSION_REASONS,
+  SUPPRESSION_SCOPES,
+  addSuppression,
+  addSuppressionStatement,
+  expiryFor,
+  listSuppressions,
+  removeSuppression,
+  type SuppressionRow,
+  type SuppressionScope,
+} from "../store/suppressions";
+import { requireApiKey, type AppEnv } from "./auth";
+import { ApiError } from "./errors";
+import { limitParam, readJsonBody, stringParam } from "./request";
+
+/** Bulk adds are one D1 batch; 1000 entries keep it well inside D1's per-batch limits. */
+export const MAX_SUPPRESSIONS_PER_REQUEST = 1000;
+
+function view(r: SuppressionRow) {
+  return {
+    address: r.address,
+    scope: r.scope,
+    reason: r.reason,
+    detail: r.detail,
+    message_id: r.message_id,
+    created_at: new Date(r.created_at).toISOString(),
+    expires_at: r.expires_at === null ? null : new Date(r.expires_at).toISOString(),
+  };
+}
+
+function encodeCursor(r: SuppressionRow): string {
+  return btoa(JSON.stringify([r.created_at, r.address, r.scope])).replace(/=+$/, "");
+}
+
+function decodeCursor(v: string | null): { createdAt: number; address: string; scope: string } | null {
+  if (v === null) return null;
+  try {
+    const [createdAt, address, scope] = JSON.parse(atob(v)) as unknown[];
+    if (typeof createdAt === "number" && typeof address === "string" && typeof scope === "string") return { createdAt, address, scope };
+  } catch {
+    /* refused below */
+  }
+  throw new ApiError(400, "invalid_field", "cursor is not one returned by this endpoint", "cursor");
+}
+
+export const suppressions = new Hono<AppEnv>();
+
+suppressions.get("/v1/suppressions", requireApiKey, async (c) => {
+  const limit = limitParam(c, 100, 1000);
+  const address = stringParam(c, "address", /^[^\s<>]{3,320}$/, "an address");
+  const rows = await listSuppressions(c.env.DB, c.get("tenant").id, {
+    limit,
+    cursor: decodeCursor(stringParam(c, "cursor", /^[A-Za-z0-9+/]{1,600}$/, "a cursor returned by this endpoint")),
+    ...(address ? { address } : {}),
+  });
+  return c.json({ data: rows.map(view), next_cursor: rows.length === limit ? encodeCursor(rows[rows.length - 1]!) : null });
+});
+
+suppressions.post("/v1/suppressions", requireApiKey, async (c) => {
+  const { value } = await readJsonBody(c.req.raw, 1024 * 1024);
+  const list = Array.isArray(value) ? value : typeof value === "object" && value !== null && Array.isArray((value as { suppressions?: unknown }).suppressions) ? (value as { suppressions: unknown[] }).suppressions : null;
+  if (!list) throw new ApiError(400, "invalid_field", "the body must be { suppressions: [{ address, scope?, reason?, expires_at? }] }", "suppressions");
+  if (list.length === 0) throw new ApiError(400, "missing_field", "suppressions must not be empty", "suppressions");
+  if (list.length > MAX_SUPPRESSIONS_PER_REQUEST) throw new ApiError(413, "too_large", `at most ${MAX_SUPPRESSIONS_PER_REQUEST} entries per request`, "suppressions");
+  const tenantId = c.get("tenant").id;
+  const now = Date.now();
+  const entries = list.map((item, i) => {
+    const f = `suppressions[${i}]`;
+    if (typeof item !== "object" || item === null || Array.isArray(item)) throw new ApiError(400, "invalid_field", "each entry must be an object", f);
+    const e = item as Record<string, unknown>;
+    for (const k of Object.keys(e)) if (!["address", "scope", "reason", "detail", "expires_at"].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, `${f}.${k}`);
+    if (typeof e.address !== "string") throw new ApiError(400, "missing_field", "address is required", `${f}.address`);
+    const parsed = parseAddress(e.address);
+    if (!parsed.ok || parsed.value.name !== undefined) throw new ApiError(422, "invalid_recipient", parsed.ok ? "give the bare address" : parsed.error.message, `${f}.address`);
+    const scope = e.scope ?? "all";
+    if (typeof scope !== "string" || !SUPPRESSION_SCOPES.includes(scope as SuppressionScope)) throw new ApiError(400, "invalid_field", `scope must be one of ${SUPPRESSION_SCOPES.join(", ")}`, `${f}.scope`);
+    const reason = e.reason ?? "manual";
+    if (typeof reason !== "string" || !(SUPPRESSION_REASONS as readonly string[]).includes(reason)) throw new ApiError(400, "invalid_field", `reason must be one of ${SUPPRESSION_REASONS.join(", ")}`, `${f}.reason`);
+    if (e.detail !== undefined && (typeof e.detail !== "string" || e.detail.length > 1000 || /[\x00-\x08\x0b-\x1f]/.test(e.detail))) throw new ApiError(400, "invalid_field", "detail must be text of at most 1000 characters", `${f}.detail`);
+    let expiresAt: number | null = expiryFor(reason, now);
+    if (e.expires_at !== undefined && e.expires_at !== null) {
+      const t = typeof e.expires_at === "string" ? Date.parse(e.expires_at) : NaN;
+      if (Number.isNaN(t) || t <= now) throw new ApiError(400, "invalid_field", "expires_at must be a future RFC 3339 date-time", `${f}.expires_at`);
+      expiresAt = t;
+    } else if (e.expires_at === null) expiresAt = null;
+    return { tenantId, address: `${parsed.value.address.slice(0, parsed.value.address.lastIndexOf("@"))}@${parsed.value.asciiDomain}`, scope: scope as SuppressionScope, reason, detail: (e.detail as string | undefined) ?? null, createdAt: now, expiresAt };
+  });
+  await c.env.DB.batch(entries.map((e) => addSuppressionStatement(c.env.DB, e)));
+  return c.json({ added: entries.length, data: entries.map((e) => ({ address: e.address.toLowerCase(), scope: e.scope, reason: e.reason, expires_at: e.expiresAt === null ? null : new Date(e.expiresAt).toISOString() })) }, 201);
+});
+
+suppressions.delete("/v1/suppressions/:address", requireApiKey, async (c) => {
+  const address = c.req.param("address");
+  const scope = stringParam(c, "scope", /^[a-z]{1,20}$/, "a scope");
+  if (scope !== null && !SUPPRESSION_SCOPES.includes(scope as SuppressionScope)) throw new ApiError(400, "invalid_field", `scope must be one of ${SUPPRESSION_SCOPES.join(", ")}`, "scope");
+  const removed = await removeSuppression(c.env.DB, c.get("tenant").id, address, (scope as SuppressionScope | null) ?? undefined);
+  if (!removed) throw new ApiError(404, "not_found", "the address is not on the suppression list");
+  return c.json({ address: address.toLowerCase(), removed });
+});
+
+async function unsubscribe(env: Env, token: string): Promise<{ recipient: string } | null> {
+  const secret = signingSecret(env);
+  if (!secret) return null;
+  const payload = await verifyUnsubscribeToken(token, secret);
+  if (!payload) return null;
+  await addSuppression(env.DB, {
+    tenantId: payload.sender,
+    address: payload.recipient,
+    scope: "broadcast",
+    reason: "unsubscribe",
+    detail: "one-click unsubscribe (RFC 8058)",
+    messageId: payload.messageId ?? null,
+  });
+  return { recipient: payload.recipient };
+}
+
+/** RFC 8058: the mailbox provider POSTs `List-Unsubscribe=One-Click` to the URL; no login, no confirmation. */
+suppressions.post("/unsubscribe/:token", async (c) => {
+  const done = await unsubscribe(c.env, c.req.param("token"));
+  if (!done) throw new ApiError(404, "not_found", "this unsubscribe link is not valid");
+  return c.json({ unsubscribed: true });
+});
+
+/** A person following the link in a browser gets a one-button page that POSTs to the same URL. */
+suppressions.get("/unsubscribe/:token", (c) => {
+  return c.html(
+    `<!doctype html><html><head><meta charset="utf-8"><title>Unsubscribe</title></head><body>` +
+      `<form method="post"><p>Stop receiving these emails?</p><button type="submit" name="List-Unsubscribe" value="One-Click">Unsubscribe</button></form>` +
+      `</body></html>`,
+  );
+});
