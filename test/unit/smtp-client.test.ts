@@ -476,7 +476,7 @@ describe("message bytes", () => {
     const body = `Subject: long lines\r\n\r\n${l997}\r\n${l998}\r\n${lutf}\r\n`;
     const got = await send(body);
     expect(got.equals(Buffer.from(body, "utf8"))).toBe(true);
-    expect(got.toString("utf8").split("\r\n").map((l) => Buffer.byteLength(l))).toEqual([19, 0, 997, 998, 998, 0]);
+    expect(got.toString("utf8").split("\r\n").map((l: string) => Buffer.byteLength(l))).toEqual([19, 0, 997, 998, 998, 0]);
   });
 
   it("streams a body from a ReadableStream in odd-sized chunks", async () => {
