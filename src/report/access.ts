@@ -1,0 +1,86 @@
+/**
+ * Cloudflare Access in front of the reporting page: validates the `Cf-Access-Jwt-Assertion` JWT (RS256) against
+ * the team's published signing keys (https://<team>.cloudflareaccess.com/cdn-cgi/access/certs), the
+ * application's audience tag, the issuer and the expiry, as Cloudflare's Access docs prescribe.
+ */
+
+export interface AccessSettings {
+  /** e.g. "myteam.cloudflareaccess.com" (ACCESS_TEAM_DOMAIN). */
+  teamDomain: string;
+  /** The Access application's audience (AUD) tag (ACCESS_AUD). */
+  aud: string;
+}
+
+export interface AccessIdentity {
+  sub: string;
+  email: string | null;
+}
+
+type Jwk = JsonWebKey & { kid?: string };
+export type KeyLoader = (teamDomain: string) => Promise<Jwk[]>;
+
+/** Access rotates keys every 6 weeks and publishes the next one early; an hour's cache is safe. */
+const CERTS_CACHE_MS = 3_600_000;
+const certsCache = new Map<string, { keys: Jwk[]; at: number }>();
+
+export const fetchAccessKeys: KeyLoader = async (teamDomain) => {
+  const cached = certsCache.get(teamDomain);
+  if (cached && Date.now() - cached.at < CERTS_CACHE_MS) return cached.keys;
+  const res = await fetch(`https://${teamDomain}/cdn-cgi/access/certs`);
+  if (!res.ok) throw new Error(`Access certs: HTTP ${res.status}`);
+  const body = (await res.json()) as { keys?: Jwk[] };
+  const keys = body.keys ?? [];
+  certsCache.set(teamDomain, { keys, at: Date.now() });
+  return keys;
+};
+
+function b64urlBytes(s: string): Uint8Array {
+  const b64 = s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4);
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+function b64urlJson(s: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(new TextDecoder().decode(b64urlBytes(s)));
+    return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The identity in a valid Access JWT, or null for anything malformed, unsigned by the team, expired or for another app. */
+export async function verifyAccessJwt(
+  token: string,
+  settings: AccessSettings,
+  loadKeys: KeyLoader = fetchAccessKeys,
+  nowS = Math.floor(Date.now() / 1000),
+): Promise<AccessIdentity | null> {
+  const parts = token.split(".");
+  if (parts.length !== 3) return null;
+  const [h, p, s] = parts as [string, string, string];
+  const header = b64urlJson(h);
+  const payload = b64urlJson(p);
+  if (!header || !payload || header.alg !== "RS256") return null;
+  const keys = await loadKeys(settings.teamDomain);
+  const jwk = keys.find((k) => k.kid === header.kid);
+  if (!jwk) return null;
+  const key = await crypto.subtle.importKey("jwk", jwk, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]);
+  const ok = await crypto.subtle.verify("RSASSA-PKCS1-v1_5", key, b64urlBytes(s), new TextEncoder().encode(`${h}.${p}`));
+  if (!ok) return null;
+  const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+  if (!aud.includes(settings.aud)) return null;
+  if (payload.iss !== `https://${settings.teamDomain}`) return null;
+  if (typeof payload.exp !== "number" || payload.exp < nowS) return null;
+  if (typeof payload.nbf === "number" && payload.nbf > nowS + 60) return null;
+  if (typeof payload.sub !== "string") return null;
+  return { sub: payload.sub, email: typeof payload.email === "string" ? payload.email : null };
+}
+
+/** Access settings from the env, or null when Access is not configured (then the admin-token login is used). */
+export function accessSettings(env: Env): AccessSettings | null {
+  const vars = env as unknown as Record<string, unknown>;
+  const teamDomain = vars.ACCESS_TEAM_DOMAIN;
+  const aud = vars.ACCESS_AUD;
+  if (typeof teamDomain !== "string" || !teamDomain || typeof aud !== "string" || !aud) return null;
+  return { teamDomain: teamDomain.replace(/^https?:\/\//, "").replace(/\/$/, ""), aud };
+}

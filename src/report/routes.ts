@@ -1,0 +1,167 @@
+/**
+ * The reporting page at /dashboard: server-rendered HTML (hono/html escapes every value), no JavaScript,
+ * behind the admin-token session or Cloudflare Access. Reads rollups and indexed tables only.
+ */
+import { Hono, type Context } from "hono";
+import { html } from "hono/html";
+import { advanceRollups } from "../store/rollups";
+import { ALL_TENANTS, listTenants, REPORT_WINDOWS, type ReportWindow, type TenantScope } from "../store/report";
+import { addSuppression, removeSuppression, SUPPRESSION_REASONS, SUPPRESSION_SCOPES, type SuppressionReason, type SuppressionScope } from "../store/suppressions";
+import { renderPage, sendPage, href, type Html, type Section } from "./layout";
+import { destinationsPage } from "./pages/destinations";
+import { loginBody } from "./pages/login";
+import { messagePage, messagesPage } from "./pages/messages";
+import { overviewPage } from "./pages/overview";
+import { SUPPRESSION_NOTICES, suppressionsPage, type SuppressionNotice } from "./pages/suppressions";
+import { webhooksPage } from "./pages/webhooks";
+import {
+  closeSession,
+  csrfValid,
+  isAdminToken,
+  loginNonce,
+  loginNonceValid,
+  openSession,
+  requireDashboardSession,
+  type DashEnv,
+} from "./session";
+import { DASHBOARD_CSS } from "./styles";
+
+const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/;
+
+function tenantParam(v: string | undefined): TenantScope {
+  return v && TENANT_ID.test(v) ? v : ALL_TENANTS;
+}
+
+function windowParam(v: string | undefined): ReportWindow {
+  return (REPORT_WINDOWS as readonly string[]).includes(v ?? "") ? (v as ReportWindow) : "24h";
+}
+
+/** Only paths inside the dashboard are followed after login (no open redirect). */
+function safeNext(v: unknown): string {
+  return typeof v === "string" && /^\/dashboard(\/|\?|$)/.test(v) && !v.includes("//") && !v.includes("\\") ? v : "/dashboard";
+}
+
+function field(form: Record<string, unknown>, name: string): string {
+  const v = form[name];
+  return typeof v === "string" ? v.trim() : "";
+}
+
+async function page(c: Context<DashEnv>, section: Section | null, title: string, body: (tenant: TenantScope) => Promise<Html>, status: 200 | 404 = 200) {
+  const tenant = tenantParam(c.req.query("tenant"));
+  const [tenants, content] = await Promise.all([listTenants(c.env.DB), body(tenant)]);
+  return sendPage(c, renderPage({ title, section, tenant, tenants, csrf: c.get("session").csrf, body: content }), status);
+}
+
+export const dashboard = new Hono<DashEnv>();
+
+dashboard.get("/dashboard/assets/app.css", (c) => {
+  c.header("content-type", "text/css; charset=utf-8");
+  c.header("cache-control", "public, max-age=3600");
+  c.header("x-content-type-options", "nosniff");
+  return c.body(DASHBOARD_CSS);
+});
+
+dashboard.get("/dashboard/login", (c) => {
+  const body = loginBody(loginNonce(c), safeNext(c.req.query("next")), null);
+  return sendPage(c, renderPage({ title: "Sign in", section: null, tenant: ALL_TENANTS, tenants: [], csrf: null, body }));
+});
+
+dashboard.post("/dashboard/login", async (c) => {
+  const form = await c.req.parseBody();
+  const next = safeNext(form.next);
+  const fail = (message: string, status: 400 | 403) =>
+    sendPage(c, renderPage({ title: "Sign in", section: null, tenant: ALL_TENANTS, tenants: [], csrf: null, body: loginBody(loginNonce(c), next, message) }), status);
+  if (!c.env.ADMIN_TOKEN) return fail("The reporting page is disabled: set the ADMIN_TOKEN secret.", 403);
+  if (!loginNonceValid(c, form.nonce)) return fail("The form expired; try again.", 400);
+  if (!(await isAdminToken(c.env, field(form, "token")))) return fail("That is not the admin token.", 403);
+  await openSession(c);
+  return c.redirect(next, 303);
+});
+
+dashboard.use("/dashboard", requireDashboardSession);
+dashboard.use("/dashboard/*", async (c, next) => {
+  const p = new URL(c.req.url).pathname;
+  if (p === "/dashboard/login" || p.startsWith("/dashboard/assets/")) return next();
+  return requireDashboardSession(c, next);
+});
+
+dashboard.post("/dashboard/logout", async (c) => {
+  const form = await c.req.parseBody();
+  if (!csrfValid(c, form.csrf)) return c.text("invalid form token", 400);
+  await closeSession(c);
+  return c.redirect("/dashboard/login", 303);
+});
+
+dashboard.get("/dashboard", async (c) => {
+  // Fold in the events written since the last cron run (bounded to one pass) so the numbers are current.
+  await advanceRollups(c.env.DB, 1);
+  const window = windowParam(c.req.query("window"));
+  return page(c, "overview", "Overview", (t) => overviewPage(c.env.DB, t, window));
+});
+
+dashboard.get("/dashboard/destinations", async (c) => {
+  await advanceRollups(c.env.DB, 1);
+  const window = windowParam(c.req.query("window"));
+  return page(c, "destinations", "Destinations", (t) => destinationsPage(c.env, t, window));
+});
+
+dashboard.get("/dashboard/messages", (c) =>
+  page(c, "messages", "Messages", (t) => messagesPage(c.env.DB, t, c.req.query("field") ?? "", c.req.query("q") ?? "")),
+);
+
+dashboard.get("/dashboard/messages/:id", async (c) => {
+  const tenant = tenantParam(c.req.query("tenant"));
+  const body = await messagePage(c.env.DB, tenant, c.req.param("id"));
+  if (!body) return page(c, "messages", "Not found", async () => html`<h1>No such message</h1><p><a href="${href("/dashboard/messages", tenant)}">Search messages</a></p>`, 404);
+  return page(c, "messages", "Message", async () => body);
+});
+
+dashboard.get("/dashboard/suppressions", (c) => {
+  const n = c.req.query("notice");
+  const notice = n && n in SUPPRESSION_NOTICES ? (n as SuppressionNotice) : null;
+  return page(c, "suppressions", "Suppressions", async (t) =>
+    suppressionsPage(c.env.DB, t, await listTenants(c.env.DB), c.req.query("q") ?? "", c.get("session").csrf, notice),
+  );
+});
+
+function backToSuppressions(c: Context<DashEnv>, form: Record<string, unknown>, notice: SuppressionNotice) {
+  return c.redirect(href("/dashboard/suppressions", tenantParam(field(form, "tenant") || undefined), { notice }), 303);
+}
+
+dashboard.post("/dashboard/suppressions", async (c) => {
+  const form = await c.req.parseBody();
+  if (!csrfValid(c, form.csrf)) return backToSuppressions(c, form, "csrf");
+  const tenantId = field(form, "tenant_id");
+  const address = field(form, "address").toLowerCase();
+  const scope = field(form, "scope") as SuppressionScope;
+  const reason = (field(form, "reason") || "manual") as SuppressionReason;
+  const known = TENANT_ID.test(tenantId) && (await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(tenantId).first());
+  if (!known || address.length > 320 || !ADDRESS.test(address) || !SUPPRESSION_SCOPES.includes(scope) || !SUPPRESSION_REASONS.includes(reason)) {
+    return backToSuppressions(c, form, "invalid");
+  }
+  const detail = field(form, "detail").slice(0, 200) || "added on the reporting page";
+  await addSuppression(c.env.DB, { tenantId, address, scope, reason, detail });
+  return backToSuppressions(c, form, "added");
+});
+
+dashboard.post("/dashboard/suppressions/remove", async (c) => {
+  const form = await c.req.parseBody();
+  if (!csrfValid(c, form.csrf)) return backToSuppressions(c, form, "csrf");
+  const scope = field(form, "scope") as SuppressionScope;
+  if (!TENANT_ID.test(field(form, "tenant_id")) || !SUPPRESSION_SCOPES.includes(scope)) return backToSuppressions(c, form, "invalid");
+  await removeSuppression(c.env.DB, field(form, "tenant_id"), field(form, "address"), scope);
+  return backToSuppressions(c, form, "removed");
+});
+
+dashboard.get("/dashboard/webhooks", (c) => page(c, "webhooks", "Webhooks", (t) => webhooksPage(c.env.DB, t)));
+
+dashboard.all("/dashboard/*", (c) =>
+  page(c, null, "Not found", async () => html`<h1>Not found</h1><p><a href="/dashboard">Back to the overview</a></p>`, 404),
+);
+
+dashboard.onError((err, c) => {
+  console.error("dashboard error", err);
+  c.header("content-security-policy", "default-src 'none'; style-src 'self'");
+  return c.html(html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error · Edge Relay</title><link rel="stylesheet" href="/dashboard/assets/app.css"></head><body><main><h1>Something went wrong</h1><p>The error was logged. <a href="/dashboard">Back to the overview</a></p></main></body></html>`, 500);
+});

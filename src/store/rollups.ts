@@ -1,0 +1,121 @@
+/**
+ * Rollups of the event log for the reporting page: counts per time bucket, tenant, recipient domain and next
+ * hop, and a histogram of accept-to-delivery time. They are built incrementally from `events` by id
+ * watermark (see `advanceRollups`), so every writer of events is covered without having to remember to
+ * update them, and the page reads only these small tables.
+ */
+
+/** Bucket sizes in seconds: 5 minutes (for the 1h window, kept 2 days) and one hour (kept forever). */
+export const ROLLUP_PERIODS_S = [300, 3600] as const;
+export type RollupPeriod = (typeof ROLLUP_PERIODS_S)[number];
+/** 5-minute rollups are kept this long; only the 1h window reads them. */
+export const FINE_ROLLUP_RETENTION_MS = 2 * 86_400_000;
+/** Events rolled up per pass: one D1 batch stays well under D1's 30 s statement limit at this size. */
+export const ROLLUP_PASS_EVENTS = 10_000;
+
+/**
+ * Upper bounds (ms) of the accept-to-delivery histogram. Close steps below a minute (relay-to-upstream
+ * times), then the retry schedule's steps up to MAX_MESSAGE_AGE_SECONDS' default of 72 h.
+ */
+export const LATENCY_BOUNDS_MS = [
+  100, 250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000, 3_600_000, 7_200_000,
+  21_600_000, 43_200_000, 86_400_000, 259_200_000, 9_007_199_254_740_991,
+] as const;
+
+const GUARD = "(SELECT last_event_id FROM report_watermarks WHERE name = 'rollup') = ?1";
+
+const EVENTS_IN_RANGE = `FROM events e
+  LEFT JOIN messages m ON m.id = e.message_id
+  LEFT JOIN recipients r ON r.message_id = e.message_id AND r.idx = e.recipient_idx
+  WHERE e.id > ?1 AND e.id <= ?2 AND ${GUARD}`;
+
+/** The same rows at each (period, level, tenant) a page reads: totals, per domain, per next hop; own tenant and '*'. */
+function dimensions(valueColumn: string): string {
+  return `dims AS (
+    SELECT 300 AS period, 'total' AS level, tenant_id, '' AS key, ${valueColumn}, at FROM ev
+    UNION ALL SELECT 300, 'total', '*', '', ${valueColumn}, at FROM ev
+    UNION ALL SELECT 3600, 'total', tenant_id, '', ${valueColumn}, at FROM ev
+    UNION ALL SELECT 3600, 'total', '*', '', ${valueColumn}, at FROM ev
+    UNION ALL SELECT 3600, 'domain', tenant_id, domain, ${valueColumn}, at FROM ev WHERE domain <> ''
+    UNION ALL SELECT 3600, 'domain', '*', domain, ${valueColumn}, at FROM ev WHERE domain <> ''
+    UNION ALL SELECT 3600, 'route', tenant_id, route, ${valueColumn}, at FROM ev WHERE route <> ''
+    UNION ALL SELECT 3600, 'route', '*', route, ${valueColumn}, at FROM ev WHERE route <> ''
+  )`;
+}
+
+const COUNTS_SQL = `WITH ev AS (
+    SELECT e.type AS type, COALESCE(e.tenant_id, m.tenant_id, '') AS tenant_id, COALESCE(r.domain, '') AS domain,
+           COALESCE(e.host, '') AS route, e.at AS at
+    ${EVENTS_IN_RANGE}
+  ), ${dimensions("type")}
+  INSERT INTO report_rollups (period, level, tenant_id, bucket, key, type, count)
+  SELECT period, level, tenant_id, (at / (period * 1000)) * (period * 1000), key, type, COUNT(*) FROM dims WHERE true
+  GROUP BY 1, 2, 3, 4, 5, 6
+  ON CONFLICT (period, level, tenant_id, bucket, key, type) DO UPDATE SET count = count + excluded.count`;
+
+const LATENCY_CASE = `CASE ${LATENCY_BOUNDS_MS.slice(0, -1)
+  .map((b) => `WHEN e.at - m.created_at <= ${b} THEN ${b}`)
+  .join(" ")} ELSE ${LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.length - 1]} END`;
+
+const LATENCY_SQL = `WITH ev AS (
+    SELECT COALESCE(e.tenant_id, m.tenant_id, '') AS tenant_id, COALESCE(r.domain, '') AS domain,
+           COALESCE(e.host, '') AS route, e.at AS at, ${LATENCY_CASE} AS le_ms
+    ${EVENTS_IN_RANGE} AND e.type = 'delivered' AND m.created_at IS NOT NULL
+  ), ${dimensions("le_ms")}
+  INSERT INTO report_latency (period, level, tenant_id, bucket, key, le_ms, count)
+  SELECT period, level, tenant_id, (at / (period * 1000)) * (period * 1000), key, le_ms, COUNT(*) FROM dims WHERE true
+  GROUP BY 1, 2, 3, 4, 5, 6
+  ON CONFLICT (period, level, tenant_id, bucket, key, le_ms) DO UPDATE SET count = count + excluded.count`;
+
+const TAGS_SQL = `INSERT OR IGNORE INTO report_message_tags (tag, message_id, tenant_id)
+  SELECT j.value, m.id, m.tenant_id FROM events e JOIN messages m ON m.id = e.message_id,
+    json_each(CASE WHEN json_valid(m.tags) THEN m.tags ELSE '[]' END) j
+  WHERE e.id > ?1 AND e.id <= ?2 AND ${GUARD} AND e.type = 'accepted' AND j.type = 'text'`;
+
+/**
+ * Statements that fold events (lo, hi] into the rollups and move the watermark from lo to hi, for one
+ * `db.batch` (a transaction). Every statement re-checks that the watermark is still lo, so two passes racing
+ * over the same range (cron and a page load) count each event once: the second finds the watermark moved.
+ */
+export function rollupStatements(db: D1Database, lo: number, hi: number, now = Date.now()): D1PreparedStatement[] {
+  return [
+    db.prepare(COUNTS_SQL).bind(lo, hi),
+    db.prepare(LATENCY_SQL).bind(lo, hi),
+    db.prepare(TAGS_SQL).bind(lo, hi),
+    db.prepare("UPDATE report_watermarks SET last_event_id = ?2, updated_at = ?3 WHERE name = 'rollup' AND last_event_id = ?1").bind(lo, hi, now),
+  ];
+}
+
+export interface RollupProgress {
+  /** Events folded in by this call. */
+  rolledUp: number;
+  /** The watermark after this call. */
+  watermark: number;
+  /** Events still waiting (0 when caught up). */
+  behind: number;
+}
+
+/**
+ * Folds new events into the rollups, at most `maxPasses` batches of ROLLUP_PASS_EVENTS ids. Called by the cron
+ * trigger (until caught up) and by the reporting page before it reads (one pass), so the page is current.
+ */
+export async function advanceRollups(db: D1Database, maxPasses = 1, now = Date.now()): Promise<RollupProgress> {
+  let rolledUp = 0;
+  let watermark = 0;
+  let top = 0;
+  for (let pass = 0; pass < maxPasses; pass++) {
+    const row = await db
+      .prepare("SELECT w.last_event_id AS lo, (SELECT MAX(id) FROM events) AS top FROM report_watermarks w WHERE w.name = 'rollup'")
+      .first<{ lo: number; top: number | null }>();
+    if (!row) throw new Error("report_watermarks has no 'rollup' row: apply migration 0004_report.sql");
+    watermark = row.lo;
+    top = row.top ?? 0;
+    if (top <= watermark) break;
+    const hi = Math.min(top, watermark + ROLLUP_PASS_EVENTS);
+    const results = await db.batch(rollupStatements(db, watermark, hi, now));
+    const moved = (results[results.length - 1]?.meta.changes ?? 0) > 0;
+    if (moved) rolledUp += hi - watermark;
+    watermark = moved ? hi : watermark;
+  }
+  return { rolledUp, watermark, behind: Math.max(0, top - watermark) };
+}
