@@ -13,6 +13,8 @@ import { mailchannels } from "./mailchannels";
 import { messages } from "./messages";
 import { openapi } from "./openapi";
 import { suppressions } from "./suppressions";
+import { dashboard } from "../report/routes";
+import { webhookAdmin } from "../webhooks/admin";
 
 export const app = new Hono<AppEnv>();
 
@@ -24,6 +26,8 @@ app.route("/", domains);
 app.route("/", openapi);
 app.route("/", adminGates);
 app.route("/", adminRoutes);
+app.route("/", dashboard);
+app.route("/", webhookAdmin);
 app.route("/", admin);
 
 app.notFound(() => {
