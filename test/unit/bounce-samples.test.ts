@@ -7,6 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { isAutoReply, parseBounce } from "../../src/inbound/bounce";
+import { bounceFixturesDir } from "../support/fixtures";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const samples = path.resolve(here, "../fixtures/inbound");
@@ -59,9 +60,7 @@ describe("parseBounce on our own samples", () => {
   });
 });
 
-const corpus = [path.resolve(here, "../../../shared/fixtures/bounces"), process.env["BOUNCE_FIXTURES"] ?? ""].find(
-  (d) => d !== "" && existsSync(d),
-);
+const corpus = bounceFixturesDir();
 
 describe.skipIf(corpus === undefined)("parseBounce input shapes", () => {
   it("gives the same report for LF text and CRLF bytes", () => {
