@@ -8,6 +8,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { dkimVerify } from "mailauth/lib/dkim/verify";
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 
 /** One reply rule for a scripted SMTP server. */
@@ -264,6 +265,8 @@ export interface Peers {
  * - DELETE /smtp/:port                                       -> stops it
  * - POST /dns               body: { name, type, entry: DnsEntry }
  * - GET  /dns-query?name=&type=                              -> DoH JSON answer
+ * - POST /verify-dkim       body: { raw }  -> [{ domain, selector, result, info }] from mailauth's verifier,
+ *                           resolving DKIM keys from the TXT records registered with POST /dns
  */
 export async function startPeers(): Promise<Peers> {
   const sink = await startSmtpServer({ name: "sink.test.example" });
@@ -299,6 +302,20 @@ export async function startPeers(): Promise<Peers> {
         const { name, type, entry } = JSON.parse(await readBody(req)) as { name: string; type: string; entry: DnsEntry };
         dns.set(`${name.toLowerCase().replace(/\.$/, "")}|${type.toUpperCase()}`, entry);
         return send(200, { ok: true });
+      }
+      if (req.method === "POST" && url.pathname === "/verify-dkim") {
+        const { raw } = JSON.parse(await readBody(req)) as { raw: string }; // latin1, as ReceivedMessage.raw
+        const resolver = async (name: string, type: string): Promise<string[][]> => {
+          const entry = dns.get(`${name.toLowerCase().replace(/\.$/, "")}|${type.toUpperCase()}`);
+          if (!entry?.Answer?.length) throw Object.assign(new Error(`stub DNS: no ${type} for ${name}`), { code: "ENOTFOUND" });
+          // DoH TXT data is quoted; mailauth wants the strings of each record.
+          return entry.Answer.map((a) => [a.data.replace(/^"|"$/g, "").replace(/" "/g, "")]);
+        };
+        const result = await dkimVerify(Buffer.from(raw, "latin1"), { resolver });
+        return send(
+          200,
+          result.results.map((r) => ({ domain: r.signingDomain, selector: r.selector, result: r.status.result, info: r.info })),
+        );
       }
       if (url.pathname === "/dns-query") {
         const name = (url.searchParams.get("name") ?? "").toLowerCase().replace(/\.$/, "");
