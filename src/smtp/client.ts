@@ -7,7 +7,7 @@
 import { cramMd5Response, DEFAULT_AUTH_METHODS, base64, plainResponse, type AuthMethod } from "./auth";
 import { heloCapabilities, parseEhloReply, type SmtpCapabilities } from "./capabilities";
 import { SmtpConnection } from "./connection";
-import { DataEncoder, encodeData, encodeDataStream } from "./data-encoding";
+import { encodeData, encodeDataPieces, encodeDataStream } from "./data-encoding";
 import { SmtpError, type SmtpCommand } from "./errors";
 import type { SmtpReply } from "./reply";
 import type { SocketFactory } from "./socket";
@@ -120,6 +120,8 @@ export interface SmtpSession {
   /**
    * Runs one mail transaction. Resolves with per-recipient results, also when the server refused the transaction;
    * rejects with an SmtpError when the connection failed (timeout, drop, 421), after which the session is unusable.
+   * A ReadableStream body is read only once the server said 354; if the transaction fails before that it is left
+   * unread and the caller still owns it (cancel it, or send it on another connection).
    */
   sendMail(envelope: SmtpEnvelope, body: Uint8Array | string | ReadableStream<Uint8Array>): Promise<TransactionResult>;
   /** RSET (RFC 5321 4.1.1.5). */
@@ -334,19 +336,15 @@ class Session implements SmtpSession {
     const t = this.t;
 
     // In-memory bodies are encoded up front: that gives the SIZE and tells whether BODY=8BITMIME is needed.
-    let encoded: Uint8Array | undefined;
+    let encoded: Uint8Array[] | undefined;
     let size = envelope.size;
     let eightBit = envelope.eightBit ?? false;
     if (!(body instanceof ReadableStream)) {
-      const enc = new DataEncoder();
-      const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
-      const head = enc.push(bytes);
-      const tail = enc.end();
-      encoded = new Uint8Array(head.length + tail.length);
-      encoded.set(head, 0);
-      encoded.set(tail, head.length);
-      size ??= bytes.length;
-      eightBit ||= enc.eightBit;
+      const result = encodeDataPieces(typeof body === "string" ? new TextEncoder().encode(body) : body);
+      encoded = result.pieces;
+      // RFC 1870: the size with CRLF line ends, before dot-stuffing; the terminator ".\r\n" is not part of it.
+      size ??= encoded.reduce((n, p) => n + p.length, 0) - 3;
+      eightBit ||= result.eightBit;
     }
     const smtputf8 = envelope.smtputf8 || !isAscii(envelope.mailFrom) || envelope.rcptTo.some((r) => !isAscii(r));
 
@@ -469,7 +467,7 @@ class Session implements SmtpSession {
     }
 
     if (encoded) {
-      await conn.write(encoded, "DATA", t.dataBlockMs);
+      for (const piece of encoded) await conn.write(piece, "DATA", t.dataBlockMs);
     } else {
       for await (const piece of encodeDataStream(body as ReadableStream<Uint8Array>)) await conn.write(piece, "DATA", t.dataBlockMs);
     }

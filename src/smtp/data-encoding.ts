@@ -99,9 +99,27 @@ export class DataEncoder {
 
 /** Encodes a whole in-memory body, terminator included. */
 export function encodeData(body: Uint8Array | string): Uint8Array {
-  const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  return encodeWith(new DataEncoder(), typeof body === "string" ? new TextEncoder().encode(body) : body);
+}
+
+/**
+ * Encodes an in-memory body into pieces of about `pieceBytes` (the terminator in the last one), so a large body
+ * costs one extra copy of itself rather than the encoder's worst-case scratch space, and goes out in bounded writes.
+ */
+export function encodeDataPieces(body: Uint8Array, pieceBytes = DATA_WRITE_CHUNK_BYTES): { pieces: Uint8Array[]; eightBit: boolean } {
   const enc = new DataEncoder();
-  const a = enc.push(bytes);
+  if (body.length <= pieceBytes) return { pieces: [encodeWith(enc, body)], eightBit: enc.eightBit };
+  const pieces: Uint8Array[] = [];
+  for (let o = 0; o < body.length; o += pieceBytes) {
+    const slice = body.subarray(o, o + pieceBytes);
+    pieces.push(o + pieceBytes >= body.length ? encodeWith(enc, slice) : enc.push(slice).slice());
+  }
+  return { pieces, eightBit: enc.eightBit };
+}
+
+/** Encodes the last bytes of a body and the terminator into one buffer. */
+function encodeWith(enc: DataEncoder, last: Uint8Array): Uint8Array {
+  const a = enc.push(last);
   const b = enc.end();
   const out = new Uint8Array(a.length + b.length);
   out.set(a, 0);

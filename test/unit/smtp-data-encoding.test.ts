@@ -107,3 +107,16 @@ describe("encodeData", () => {
     expect(cancelled).toBe(true);
   });
 });
+
+describe("encodeDataPieces", () => {
+  it("splits a large body into bounded pieces with the same bytes as encodeData", async () => {
+    const { encodeDataPieces } = await import("../../src/smtp/data-encoding");
+    const body = new TextEncoder().encode(`${".dot\nline ü\r".repeat(30_000)}tail`);
+    const { pieces, eightBit } = encodeDataPieces(body, 10_000);
+    expect(eightBit).toBe(true);
+    expect(pieces.length).toBeGreaterThan(30);
+    expect(Math.max(...pieces.map((p) => p.length))).toBeLessThanOrEqual(20_005);
+    expect(text(Buffer.concat(pieces))).toBe(text(encodeData(body)));
+    expect(encodeDataPieces(new TextEncoder().encode("short")).pieces).toHaveLength(1);
+  });
+});
