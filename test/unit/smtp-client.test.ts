@@ -62,6 +62,12 @@ async function withSession<T>(opts: SmtpClientOptions, fn: (s: SmtpSession) => P
 const raw = (s: ScriptedServer, i = 0) => Buffer.from(s.messages[i]!.raw, "latin1");
 const message = (subject: string, body = "Hello.\r\n") => `From: a@sender.example\r\nTo: b@dest.example\r\nSubject: ${subject}\r\n\r\n${body}`;
 
+/** Waits (up to 5 s) until the server saw `n` connections closed; the close travels asynchronously. */
+async function closedSoon(s: ScriptedServer, n: number): Promise<void> {
+  for (let i = 0; i < 100 && s.connections.filter((c) => c.closedAt).length < n; i++) await new Promise((r) => setTimeout(r, 50));
+  expect(s.connections.filter((c) => c.closedAt)).toHaveLength(n);
+}
+
 async function rejection(p: Promise<unknown>): Promise<SmtpError> {
   try {
     await p;
@@ -280,6 +286,25 @@ describe("broken connections", () => {
     } finally {
       await session.close();
     }
+  });
+
+  it("times out a server that stalls after the final dot", async () => {
+    const s = await server({ rules: [{ stage: "data", stallMs: 3_000 }] });
+    const session = await openSmtpSession(options(s.port, { timeouts: { dataTerminationMs: 300 } }));
+    try {
+      const e = await rejection(session.sendMail({ mailFrom: "a@sender.example", rcptTo: ["b@dest.example"] }, message("stall data")));
+      expect(e).toMatchObject({ kind: "timeout", command: "DATA", temporary: true });
+      expect(session.usable).toBe(false);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it("closes its socket after QUIT and after a failed open", async () => {
+    const s = await server();
+    await withSession(options(s.port), async () => undefined);
+    await expect(openSmtpSession(options(s.port, { tls: "starttls-required" }))).rejects.toBeInstanceOf(SmtpError);
+    await closedSoon(s, 2);
   });
 
   it("times out a server that never greets", async () => {
@@ -565,6 +590,30 @@ describe("odd servers (raw TCP peer)", () => {
     try {
       const e = await rejection(openSmtpSession(options(peer.port, { socketFactory: insecureFactory, tls: "starttls-required" })));
       expect(e).toMatchObject({ kind: "protocol", command: "STARTTLS" });
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it("goes on in plaintext when an opportunistic STARTTLS is declined with 454", async () => {
+    const peer = await rawPeer("220 busy.example ESMTP\r\n", (line) =>
+      line.startsWith("EHLO")
+        ? "250-busy.example\r\n250-PIPELINING\r\n250 STARTTLS\r\n"
+        : line === "STARTTLS"
+          ? "454 4.7.0 TLS not available due to temporary reason\r\n"
+          : line === "DATA"
+            ? "354 go\r\n"
+            : line === "QUIT"
+              ? "221 bye\r\n"
+              : "250 ok\r\n",
+    );
+    try {
+      await withSession(options(peer.port, { tls: "starttls-opportunistic" }), async (session) => {
+        expect(session.tls).toBe(false);
+        expect((await session.sendMail({ mailFrom: "a@sender.example", rcptTo: ["b@dest.example"] }, message("454"))).error).toBeUndefined();
+      });
+      const e = await rejection(openSmtpSession(options(peer.port, { tls: "starttls-required" })));
+      expect(e).toMatchObject({ kind: "tls", command: "STARTTLS", code: 454, temporary: true });
     } finally {
       await peer.close();
     }
