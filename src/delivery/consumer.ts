@@ -336,13 +336,17 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
         continue;
       }
       const batch = queue.splice(0, permit.granted);
-      const report: GateReport = { leaseId: permit.leaseId, delivered: 0, unused: batch.length };
+      const report: GateReport = { leaseId: permit.leaseId, delivered: 0, unused: batch.length, usedUntil: 0 };
       try {
         if (target.binding) {
+          const pick = slotPicker(permit, report);
           for (let i = 0; i < batch.length; i++) {
-            await sleep(permit.slots[i]! - Date.now());
-            await sendCloudflare(env, target.binding, batch[i]!, permit.seq + i);
-            report.unused--;
+            const slot = await pick();
+            if (slot === undefined) {
+              queue.unshift(...batch.slice(i));
+              break;
+            }
+            await sendCloudflare(env, target.binding, batch[i]!, slot.seq);
             if ([...batch[i]!.results.values()].some((a) => a.status === "delivered")) report.delivered++;
           }
           return 0;
@@ -358,17 +362,18 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
           continue; // next upstream
         }
         const { session, host } = opened;
+        const pick = slotPicker(permit, report);
         try {
           for (let i = 0; i < batch.length; i++) {
             const w = batch[i]!;
-            await sleep(permit.slots[i]! - Date.now());
-            if (!session.usable) {
+            const slot = await pick();
+            if (slot === undefined || !session.usable) {
+              // Out of send times (the connection fell behind its schedule) or the connection broke.
               queue.unshift(...batch.slice(i));
               break;
             }
-            report.unused--;
             try {
-              await sendOne(session, host, w, permit.seq + i);
+              await sendOne(session, host, w, slot.seq);
               if ([...w.results.values()].some((a) => a.status === "delivered")) report.delivered++;
               const throttle = [...w.results.values()].find((a) => a.status === "deferred" && isThrottleReply(a.code, a.enhanced));
               if (throttle) {
@@ -415,6 +420,26 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
 
   await Promise.all(Array.from({ length: lanes }, lane));
   if (queue.length) postpone(queue, stop?.afterMs ?? 1000, stop?.why ?? "not reached in this invocation");
+}
+
+/**
+ * Hands out a permit's send times in order. Each time owns the window up to the next one (GCRA emission
+ * interval); a sender that fell behind skips the times already past instead of catching up in a burst, so the
+ * next hop never sees more than the gate granted, across all connections.
+ */
+function slotPicker(permit: Permit, report: GateReport): () => Promise<{ seq: number } | undefined> {
+  let next = 0;
+  return async () => {
+    const now = Date.now();
+    // Half a window of lateness is tolerated: a send then still lands closer to its own time than to the next one.
+    while (next < permit.slots.length && permit.slots[next]! + permit.intervalMs / 2 <= now) next++;
+    if (next >= permit.slots.length) return undefined;
+    const j = next++;
+    report.unused--;
+    report.usedUntil = permit.slots[j]! + permit.intervalMs;
+    await sleep(permit.slots[j]! - now);
+    return { seq: permit.seq + j };
+  };
 }
 
 function hint(e: SmtpError): { retryAfterSeconds?: number } {

@@ -46,8 +46,12 @@ export interface Permit {
   leaseId: string;
   /** Sequence number of the first granted message; message i has seq + i. */
   seq: number;
-  /** Epoch ms before which message i must not be sent. */
+  /**
+   * Epoch ms before which message i must not be sent; each send time owns the window up to slots[i] + intervalMs.
+   * A message that cannot be sent inside its window must not use it (see the consumer's slot picker).
+   */
   slots: number[];
+  intervalMs: number;
   /** When denied (or partly granted), when to ask again. */
   retryAfterMs: number;
   reason?: DenyReason;
@@ -57,8 +61,13 @@ export interface GateReport {
   leaseId: string;
   /** Messages the next hop accepted. */
   delivered: number;
-  /** Granted send times not used (the connection ended early); given back when nothing was granted after them. */
+  /** Granted send times not used (the connection ended early or fell behind). */
   unused: number;
+  /**
+   * End of the window of the last send time used (0: none). Times after it are given back when nothing was
+   * granted after them, so a failed connection costs no rate.
+   */
+  usedUntil: number;
   /** The connection could not be opened (refused, timeout, TLS, greeting 4xx/5xx). */
   connectionFailed?: boolean;
   /** The next hop throttled us (421 or 4.7.x); retryAfterSeconds when the reply named a delay. */
@@ -198,7 +207,7 @@ export class DomainGate extends DurableObject<Env> {
     const policy = this.policy();
     // Give unused send times back when nothing was granted after them, so a failed connection costs no rate.
     if (lease && report.unused > 0 && this.s.tat === lease.tatAfter) {
-      this.s.tat = Math.max(now, this.s.tat - report.unused * lease.interval);
+      this.s.tat = Math.min(this.s.tat, Math.max(now, report.usedUntil));
     }
     this.s.totals.delivered += report.delivered;
     if (report.connectionFailed) {
@@ -339,13 +348,13 @@ export class DomainGate extends DurableObject<Env> {
     this.s.leases.push(lease);
     this.save();
     const partial = slots.length < req.messages;
-    return { granted: slots.length, leaseId: lease.id, seq, slots, retryAfterMs: partial ? Math.max(0, Math.ceil(tat - tau - now)) : 0 };
+    return { granted: slots.length, leaseId: lease.id, seq, slots, intervalMs: Math.floor(interval), retryAfterMs: partial ? Math.max(0, Math.ceil(tat - tau - now)) : 0 };
   }
 
   private deny(reason: DenyReason, retryAfterMs: number): Permit {
     this.s.totals.denied++;
     this.save();
-    return { granted: 0, leaseId: "", seq: 0, slots: [], retryAfterMs: Math.max(0, Math.ceil(retryAfterMs)), reason };
+    return { granted: 0, leaseId: "", seq: 0, slots: [], intervalMs: 0, retryAfterMs: Math.max(0, Math.ceil(retryAfterMs)), reason };
   }
 
   private busyHint(now: number): number {
