@@ -5,18 +5,22 @@
 import { connect } from "cloudflare:sockets";
 import type { SmtpSocket, SocketFactory } from "./socket";
 
-function wrap(socket: Socket): SmtpSocket {
+function wrap(socket: Socket, hostname: string): SmtpSocket {
   return {
     readable: socket.readable as ReadableStream<Uint8Array>,
     writable: socket.writable as WritableStream<Uint8Array>,
     closed: socket.closed,
     opened: socket.opened,
     close: () => socket.close(),
-    startTls: (opts) =>
-      wrap(socket.startTls(opts?.expectedServerHostname ? { expectedServerHostname: opts.expectedServerHostname } : undefined)),
+    // The runtime verifies the certificate against the connect() host name. expectedServerHostname is passed only
+    // when it differs, because some workerd builds reject the option ("unsupported expectedServerHostname").
+    startTls: (opts) => {
+      const name = opts?.expectedServerHostname;
+      return wrap(socket.startTls(name && name !== hostname ? { expectedServerHostname: name } : undefined), name ?? hostname);
+    },
   };
 }
 
 /** Connects with `cloudflare:sockets`. Note that Cloudflare's network refuses outbound port 25. */
 export const cloudflareSocketFactory: SocketFactory = (address, options) =>
-  wrap(connect(address, { secureTransport: options.secureTransport, allowHalfOpen: options.allowHalfOpen }));
+  wrap(connect(address, { secureTransport: options.secureTransport, allowHalfOpen: options.allowHalfOpen }), address.hostname);

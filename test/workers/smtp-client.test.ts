@@ -2,11 +2,14 @@
  * The SMTP client inside the Workers runtime, over `connect()` from `cloudflare:sockets` (the production
  * adapter), against scripted SMTP servers on 127.0.0.1 started through the peers control server.
  */
+/// <reference types="vite/client" />
 import { env } from "cloudflare:workers";
 import { describe, expect, inject, it } from "vitest";
 import { openSmtpSession } from "../../src/smtp/client";
 import { cloudflareSocketFactory } from "../../src/smtp/cloudflare-socket";
 import type { ReceivedMessage, SmtpServerScript } from "../support/peers";
+import testOnlyCert from "../fixtures/tls/test-only-cert.pem?raw";
+import testOnlyKey from "../fixtures/tls/test-only-key.pem?raw";
 
 // Talks to the peers control server directly rather than through ./helpers, so these tests only load src/smtp.
 const control = () => `http://127.0.0.1:${inject("controlPort")}`;
@@ -64,5 +67,21 @@ describe("SMTP client on cloudflare:sockets", () => {
     }
     expect((await receivedAt(port)).length).toBe(1);
     await expect(openSmtpSession({ ...options(port), tls: "starttls-required" })).rejects.toMatchObject({ kind: "tls", temporary: true });
+  });
+
+  it("never trusts a self-signed certificate: opportunistic falls back to plaintext once, required fails", async () => {
+    // workerd verifies certificates and cannot be told otherwise, so the handshake with this test-only
+    // self-signed certificate fails: the opportunistic mode retries in plaintext, the required mode fails.
+    const port = await startSmtp({ tls: { key: testOnlyKey, cert: testOnlyCert } });
+    const session = await openSmtpSession(options(port));
+    try {
+      expect(session.tls).toBe(false);
+      expect((await session.sendMail({ mailFrom: "app@sender.example", rcptTo: ["a@dest.example"] }, "Subject: fallback\r\n\r\nx\r\n")).error).toBeUndefined();
+    } finally {
+      await session.quit();
+    }
+    const [received] = await receivedAt(port);
+    expect(received!.secure).toBe(false);
+    await expect(openSmtpSession({ ...options(port), tls: "starttls-required" })).rejects.toMatchObject({ kind: "tls", command: "STARTTLS", temporary: true });
   });
 });
