@@ -3,6 +3,7 @@ import { runAcceptHousekeeping } from "./accept/scheduled";
 import { handleDeadLetters, handleOutbox } from "./delivery/consumer";
 import { loadConfig } from "./config";
 import { app } from "./http/app";
+import { handleEmail } from "./inbound/handler";
 import { runReportHousekeeping } from "./report/housekeeping";
 import { expireAbandonedRecipients } from "./store/housekeeping";
 import { handleWebhookBatch } from "./webhooks/consumer";
@@ -11,6 +12,7 @@ export { DomainGate } from "./gate/domain-gate";
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+  email: (message, env) => handleEmail(message, env),
   async queue(batch, env) {
     if (batch.queue.startsWith("edge-relay-webhooks")) return handleWebhookBatch(batch, env);
     if (batch.queue.endsWith("-dlq")) return handleDeadLetters(batch, env);

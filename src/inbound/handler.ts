@@ -1,0 +1,141 @@
+/**
+ * The `email()` handler: everything Cloudflare Email Routing hands the Worker, routed on the envelope recipient.
+ *
+ * - `bounce+<id>-<idx>-<sig>@bounces.<domain>` (our VERP return paths): bounces, complaints and auto-replies
+ *   about that recipient, recorded by `applyReport`. A return path whose signature does not verify is refused.
+ * - `SRS0=…@<alias domain>` / `SRS1=…`: mail returned to a sender we rewrote while forwarding; recorded on the
+ *   forwarded message when it is a bounce, and passed back to the original sender with the null sender.
+ * - a forwarding alias (`/admin/aliases`): forwarded through accept to its destinations.
+ * - `unsubscribe@bounces.<domain>`: the mailto form of List-Unsubscribe (token in the subject).
+ * - any other address at `bounces.<domain>` of a tenant's sender domain: reports whose return path was lost
+ *   (feedback-loop addresses, DSNs to a bare bounce address), attributed by Message-ID or address.
+ * - anything else: refused with 5.1.1.
+ *
+ * Every message ends with a row in `inbound_messages` saying what was done with it.
+ */
+import { signingSecret } from "../accept/outbound";
+import { loadConfig, type RelayConfig } from "../config";
+import { verifyUnsubscribeToken } from "../mime/deliverability";
+import { decodeReturnPath, isReturnPathAddress } from "../mime/return-path";
+import { findAlias } from "../store/aliases";
+import { logInbound, tenantOfDomain, type InboundKind, type InboundLogEntry } from "../store/inbound";
+import { addSuppression } from "../store/suppressions";
+import { forwardToAlias, returnToSender } from "./forward";
+import { readRaw, type InboundEmail } from "./read-raw";
+import { applyReport, type ReportContext } from "./reports";
+import { isSrsAddress, srsReverse } from "./srs";
+import { parseBounce } from "./bounce";
+
+/**
+ * Reports are parsed from their first 2 MiB: the human-readable and machine-readable parts come before the
+ * returned original (RFC 3462/6522 part order), which is what can be large.
+ */
+export const MAX_REPORT_BYTES = 2 * 1024 * 1024;
+/** The first label of our bounce domains (see `bounceDomainFor` in src/mime/return-path.ts). */
+const BOUNCE_LABEL = "bounces";
+
+function bare(address: string): string {
+  return address.trim().replace(/^<(.*)>$/, "$1");
+}
+
+/** Handles one message from Email Routing. */
+export async function handleEmail(message: InboundEmail, env: Env): Promise<void> {
+  const config = loadConfig(env);
+  const to = bare(message.to);
+  const lowerTo = to.toLowerCase();
+  const from = bare(message.from);
+  const at = lowerTo.lastIndexOf("@");
+  const local = lowerTo.slice(0, at);
+  const domain = lowerTo.slice(at + 1);
+  const secret = signingSecret(env);
+  const base = { envelopeFrom: from, envelopeTo: lowerTo, sizeBytes: message.rawSize };
+  const reject = async (reason: string, kind: InboundKind, detail: string, tenantId: string | null = null) => {
+    message.setReject(reason);
+    await logInbound(env.DB, { ...base, kind, outcome: "rejected", tenantId, detail: `${detail}: ${reason}` });
+  };
+
+  if (at <= 0) return reject("5.1.3 Bad recipient address syntax", "rejected", "no @ in the recipient");
+
+  if (isReturnPathAddress(lowerTo)) {
+    const token = secret ? await decodeReturnPath(lowerTo, secret) : null;
+    if (!token) return reject(`5.1.1 <${to}>: unknown return path`, "rejected", secret ? "return path signature does not verify" : "SIGNING_SECRET is not set");
+    return report(message, env, { token, tenantId: null, secret, headers: message.headers, now: Date.now() }, base);
+  }
+
+  if (isSrsAddress(lowerTo)) return srsReturn(message, env, config, to, base, reject);
+
+  const alias = await findAlias(env.DB, lowerTo);
+  if (alias) {
+    const r = await forwardToAlias(message, env, config, alias);
+    if (!r.ok) return reject(r.reject, "forward", r.detail, alias.tenantId);
+    await logInbound(env.DB, {
+      ...base,
+      kind: "forward",
+      outcome: "forwarded",
+      tenantId: alias.tenantId,
+      messageId: r.messageId,
+      detail: [`to ${r.recipients.map((x) => `${x.address} (${x.status})`).join(", ")} from <${r.mailFrom}>`, r.note].filter(Boolean).join("; "),
+    });
+    return;
+  }
+
+  if (domain.startsWith(`${BOUNCE_LABEL}.`)) {
+    const owner = await tenantOfDomain(env.DB, domain.slice(BOUNCE_LABEL.length + 1));
+    if (owner) {
+      if (local === "unsubscribe") return unsubscribeByMail(message, env, secret, owner.tenantId, base, reject);
+      return report(message, env, { token: null, tenantId: owner.tenantId, secret, headers: message.headers, now: Date.now() }, base);
+    }
+  }
+  return reject(`5.1.1 <${to}>: no such recipient here`, "rejected", "unknown recipient");
+}
+
+type LogBase = Pick<InboundLogEntry, "envelopeFrom" | "envelopeTo" | "sizeBytes">;
+type Reject = (reason: string, kind: InboundKind, detail: string, tenantId?: string | null) => Promise<void>;
+
+async function report(message: InboundEmail, env: Env, c: ReportContext, base: LogBase): Promise<void> {
+  const read = await readRaw(message.raw, MAX_REPORT_BYTES, "truncate");
+  if (!read.ok) return;
+  const outcomes = await applyReport(env.DB, read.bytes, c, base.envelopeFrom ?? "");
+  for (const o of outcomes) {
+    await logInbound(env.DB, { ...base, kind: o.kind, outcome: o.outcome, tenantId: o.tenantId, messageId: o.messageId, detail: read.truncated ? `${o.detail} (parsed the first ${MAX_REPORT_BYTES} bytes)` : o.detail });
+  }
+}
+
+/** Mail to an SRS address: a bounce (or reply) to a message we forwarded goes back to its original sender. */
+async function srsReturn(message: InboundEmail, env: Env, config: RelayConfig, to: string, base: LogBase, reject: Reject): Promise<void> {
+  const secret = signingSecret(env);
+  if (!secret) return reject(`5.1.1 <${to}>: unknown address`, "srs_bounce", "SIGNING_SECRET is not set");
+  const original = await srsReverse(to, secret);
+  if (!original.ok) return reject(`5.1.1 <${to}>: ${original.error}`, "srs_bounce", "bad SRS address");
+  const owner = await tenantOfDomain(env.DB, to.slice(to.lastIndexOf("@") + 1));
+  if (!owner) return reject(`5.1.1 <${to}>: not a forwarding domain of this relay`, "srs_bounce", "unknown SRS domain");
+  if (message.rawSize > config.maxMessageBytes) return reject(`5.3.4 Message too big: ${message.rawSize} bytes, the limit is ${config.maxMessageBytes} bytes`, "srs_bounce", "size limit", owner.tenantId);
+  const read = await readRaw(message.raw, config.maxMessageBytes, "refuse");
+  if (!read.ok) return reject(`5.3.4 Message too big: more than ${config.maxMessageBytes} bytes`, "srs_bounce", "size limit", owner.tenantId);
+
+  // Record the bounce on the message we forwarded (found by the returned original's Message-ID).
+  if (parseBounce(read.bytes).kind === "bounce") {
+    const outcomes = await applyReport(env.DB, read.bytes, { token: null, tenantId: owner.tenantId, secret, headers: message.headers, now: Date.now() }, base.envelopeFrom ?? "");
+    for (const o of outcomes) await logInbound(env.DB, { ...base, kind: o.kind, outcome: o.outcome, tenantId: o.tenantId, messageId: o.messageId, detail: o.detail });
+  }
+  const r = await returnToSender(read.bytes, env, config, { tenantId: owner.tenantId, srsAddress: to, to: original.address });
+  if (!r.ok) return reject(r.reject, "srs_bounce", r.detail, owner.tenantId);
+  await logInbound(env.DB, { ...base, kind: "srs_bounce", outcome: "forwarded", tenantId: owner.tenantId, messageId: r.messageId, detail: `returned to ${original.address}` });
+}
+
+/** `mailto:unsubscribe@bounces.<domain>?subject=unsubscribe <token>` (List-Unsubscribe, RFC 2369). */
+async function unsubscribeByMail(message: InboundEmail, env: Env, secret: string | null, tenantId: string, base: LogBase, reject: Reject): Promise<void> {
+  const subject = message.headers.get("subject") ?? "";
+  const token = /unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)/i.exec(subject)?.[1];
+  const payload = token && secret ? await verifyUnsubscribeToken(token, secret) : null;
+  if (!payload || payload.sender !== tenantId) return reject("5.7.1 This unsubscribe request is not valid", "unsubscribe", "bad or missing token", tenantId);
+  await addSuppression(env.DB, {
+    tenantId,
+    address: payload.recipient,
+    scope: "broadcast",
+    reason: "unsubscribe",
+    detail: "unsubscribe by mail (List-Unsubscribe mailto)",
+    messageId: payload.messageId ?? null,
+  });
+  await logInbound(env.DB, { ...base, kind: "unsubscribe", outcome: "recorded", tenantId, messageId: payload.messageId ?? null, detail: payload.recipient });
+}

@@ -1,0 +1,190 @@
+/**
+ * What the email() handler does with mail to a return path or bounce domain: parse it (bounce, complaint,
+ * auto-reply) with `parseBounce`, find the message and recipient it is about, and record it.
+ *
+ * Attribution, strongest first: the VERP return path the report was sent to (HMAC-signed, so it cannot be
+ * forged); a VERP return path quoted in the report (the original's Return-Path or the DSN's envelope sender);
+ * the Message-ID of the returned original (or In-Reply-To/References of an auto-reply) matched to
+ * `messages.message_id_header`; and last, the tenant's latest message to the reported address (or the DSN's
+ * Original-Recipient) in the past ATTRIBUTION_WINDOW_DAYS. The weaker steps only run when the tenant is known
+ * from the signed return path or from the bounce domain the report came to, and only look at that tenant's mail.
+ */
+import { decodeReturnPath, isReturnPathAddress, type ReturnPathToken } from "../mime/return-path";
+import { parseBounce, type BounceReport } from "./bounce";
+import {
+  findLatestRecipientByAddress,
+  findRecipient,
+  findRecipientsByMessageIdHeader,
+  findRecipientsOfMessage,
+  recordAsyncBounce,
+  recordAutoReply,
+  recordComplaint,
+  type InboundKind,
+  type InboundOutcome,
+  type RecipientRef,
+  type ReportedComplaint,
+} from "../store/inbound";
+import type { SuppressionReason } from "../store/suppressions";
+
+/** How far back the address-only fallback looks for the message a bounce is about. */
+export const ATTRIBUTION_WINDOW_DAYS = 30;
+
+/** What the report was sent to and what we know from that. */
+export interface ReportContext {
+  /** The verified return path the report came to, if any. */
+  token: ReturnPathToken | null;
+  /** The tenant owning the bounce domain, when the report came to one. */
+  tenantId: string | null;
+  secret: string | null;
+  /** Headers of the report itself (for In-Reply-To / References of auto-replies). */
+  headers: Headers;
+  now: number;
+}
+
+/** One line of the handler's account of a report. */
+export interface ReportOutcome {
+  kind: InboundKind;
+  outcome: InboundOutcome;
+  tenantId: string | null;
+  messageId: string | null;
+  detail: string;
+}
+
+function messageIdsIn(value: string | null): string[] {
+  return [...(value ?? "").matchAll(/<([^<>\s]+)>/g)].map((m) => m[1]!);
+}
+
+interface Attribution {
+  ref: RecipientRef;
+  how: string;
+}
+
+/** Finds our recipient for one reported address ("" when the report names none, e.g. a redacted complaint). */
+async function attribute(db: D1Database, report: BounceReport, reported: string, c: ReportContext, tokenRef: RecipientRef | null): Promise<Attribution | null> {
+  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+  const pickIn = (refs: RecipientRef[]): RecipientRef | null => {
+    const candidates = [reported, report.originalRecipient ?? ""].filter((a) => a !== "");
+    const byAddress = refs.find((r) => candidates.some((a) => same(a, r.address)));
+    if (byAddress) return byAddress;
+    // A message with a single recipient is that recipient even when the report names a forwarded address.
+    const messages = new Set(refs.map((r) => r.messageId));
+    return messages.size === 1 && refs.length === 1 ? refs[0]! : null;
+  };
+
+  if (tokenRef) {
+    if (!reported || same(reported, tokenRef.address) || report.recipients.length <= 1) return { ref: tokenRef, how: "verp" };
+    // Several failures reported to one recipient's return path: the one naming another recipient of the same message is that one.
+    const sibling = (await findRecipientsOfMessage(db, tokenRef.messageId)).find((r) => same(r.address, reported));
+    return { ref: sibling ?? tokenRef, how: "verp" };
+  }
+  let tenantId = c.tenantId;
+
+  // A return path quoted in the report (our own VERP address as the original's envelope sender).
+  const quoted = report.originalEnvelopeFrom;
+  if (quoted && c.secret && isReturnPathAddress(quoted)) {
+    const t = await decodeReturnPath(quoted, c.secret);
+    const ref = t ? await findRecipient(db, t.messageId, t.recipientIndex) : null;
+    if (ref && (tenantId === null || ref.tenantId === tenantId)) {
+      if (!reported || same(reported, ref.address) || report.recipients.length <= 1) return { ref, how: "original-verp" };
+      tenantId = ref.tenantId;
+    }
+  }
+  if (tenantId === null) return null;
+
+  const ids = [report.originalMessageId ?? "", ...messageIdsIn(c.headers.get("in-reply-to")), ...messageIdsIn(c.headers.get("references")).reverse()].filter(
+    (id, i, all) => id !== "" && all.indexOf(id) === i,
+  );
+  for (const id of ids) {
+    const ref = pickIn(await findRecipientsByMessageIdHeader(db, id, tenantId));
+    if (ref) return { ref, how: "message-id" };
+  }
+  for (const address of [reported, report.originalRecipient ?? ""]) {
+    if (!address) continue;
+    const ref = await findLatestRecipientByAddress(db, tenantId, address, c.now - ATTRIBUTION_WINDOW_DAYS * 86_400_000);
+    if (ref) return { ref, how: "address" };
+  }
+  return null;
+}
+
+/** The suppression a complaint's feedback type calls for (RFC 5965 section 7.3 types, plus SES's). */
+function complaintSuppression(feedbackType: string): ReportedComplaint["suppress"] {
+  const t = feedbackType.toLowerCase();
+  if (t === "opt-out" || t === "unsubscribe") return { reason: "unsubscribe" satisfies SuppressionReason, scope: "broadcast" };
+  // not-spam reverses a complaint; fraud, virus and auth-failure report abuse of the domain, not the recipient's wish.
+  if (["not-spam", "fraud", "virus", "auth-failure", "dmarc"].includes(t)) return null;
+  return { reason: "complaint", scope: "all" };
+}
+
+/** Parses a report and records what it says; returns one outcome per reported recipient (at least one). */
+export async function applyReport(db: D1Database, raw: Uint8Array, c: ReportContext, envelopeFrom: string): Promise<ReportOutcome[]> {
+  const report = parseBounce(raw);
+  const tokenRef = c.token ? await findRecipient(db, c.token.messageId, c.token.recipientIndex) : null;
+  const knownTenant = tokenRef?.tenantId ?? c.tenantId;
+  const out: ReportOutcome[] = [];
+
+  if (report.kind === "bounce") {
+    const failures = report.recipients.length ? report.recipients : [];
+    for (const r of failures) {
+      if (r.action === "delayed") {
+        out.push({ kind: "bounce", outcome: "ignored", tenantId: tokenRef?.tenantId ?? c.tenantId, messageId: tokenRef?.messageId ?? null, detail: `delay notice for ${r.address} (${r.status}): not final` });
+        continue;
+      }
+      const a = await attribute(db, report, r.address, c, tokenRef);
+      if (!a) {
+        out.push({ kind: "bounce", outcome: "unattributed", tenantId: knownTenant, messageId: null, detail: `${r.address} ${r.status} ${r.reason}` });
+        continue;
+      }
+      const recorded = await recordAsyncBounce(
+        db,
+        a.ref,
+        {
+          status: r.status,
+          replyCode: r.replyCode && /^\d{3}$/.test(r.replyCode) ? Number(r.replyCode) : null,
+          text: r.remoteReply ?? r.diagnosticCode ?? null,
+          reason: r.reason,
+          hard: r.hard,
+          reportedAddress: r.address,
+          remoteMta: r.remoteMta ?? null,
+          attribution: a.how,
+        },
+        c.now,
+      );
+      out.push({
+        kind: "bounce",
+        outcome: recorded ? "recorded" : "duplicate",
+        tenantId: a.ref.tenantId,
+        messageId: a.ref.messageId,
+        detail: `${a.ref.address} ${r.status} ${r.reason} ${r.hard ? "hard" : "soft"} (by ${a.how})`,
+      });
+    }
+    if (!out.length) out.push({ kind: "bounce", outcome: "unattributed", tenantId: knownTenant, messageId: null, detail: "a bounce naming no recipient" });
+    return out;
+  }
+
+  if (report.kind === "complaint") {
+    const feedbackType = report.feedbackType ?? "abuse";
+    const reported = report.recipients.length ? report.recipients.map((r) => r.address) : [""];
+    for (const address of reported) {
+      const a = await attribute(db, report, address, c, tokenRef);
+      if (!a) {
+        out.push({ kind: "complaint", outcome: "unattributed", tenantId: knownTenant, messageId: null, detail: `${address || "(redacted)"} ${feedbackType}` });
+        continue;
+      }
+      const recorded = await recordComplaint(db, a.ref, { feedbackType, reportedAddress: address, attribution: a.how, suppress: complaintSuppression(feedbackType) }, c.now);
+      out.push({ kind: "complaint", outcome: recorded ? "recorded" : "duplicate", tenantId: a.ref.tenantId, messageId: a.ref.messageId, detail: `${a.ref.address} ${feedbackType} (by ${a.how})` });
+    }
+    return out;
+  }
+
+  if (report.kind === "auto-reply") {
+    const from = report.recipients[0]?.address ?? envelopeFrom;
+    const a = await attribute(db, report, from, c, tokenRef);
+    const reason = report.autoReply?.reason ?? "auto-replied";
+    if (!a) return [{ kind: "auto_reply", outcome: "unattributed", tenantId: knownTenant, messageId: null, detail: `${from} ${reason}` }];
+    const recorded = await recordAutoReply(db, a.ref, { reason, from, subject: c.headers.get("subject"), attribution: a.how }, c.now);
+    return [{ kind: "auto_reply", outcome: recorded ? "recorded" : "duplicate", tenantId: a.ref.tenantId, messageId: a.ref.messageId, detail: `${a.ref.address} ${reason} (by ${a.how})` }];
+  }
+
+  const kind: InboundKind = report.kind === "delivered" ? "delivery_report" : "unknown";
+  return [{ kind, outcome: "ignored", tenantId: tokenRef?.tenantId ?? c.tenantId, messageId: tokenRef?.messageId ?? null, detail: report.kind === "delivered" ? "a success notification" : "not a bounce, complaint or auto-reply" }];
+}

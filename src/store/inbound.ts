@@ -1,0 +1,276 @@
+/**
+ * D1 side of the email() handler: finding the message and recipient a bounce, complaint or auto-reply belongs
+ * to, recording it, and the inbound log.
+ *
+ * Asynchronous bounces: a recipient the relay already recorded `delivered` (the next hop said 250) can later
+ * be returned by a mailbox further down the line. `recordOutcome` never moves a recipient out of a final state
+ * (that protects against late duplicate queue outcomes), so this module has its own transition: `delivered`
+ * (or a still pending `queued`/`deferred`) → `bounced`, with the reported status, and an event of type
+ * `bounced` whose data says `async: true`. A recipient already `bounced` is left alone and no second event is
+ * written, which makes a repeated report (Email Routing retries, our own DSN coming back) a no-op. Complaints
+ * and auto-replies are events only: they do not change where a recipient stands.
+ */
+import { addSuppressionStatement, type SuppressionReason } from "./suppressions";
+
+/** One recipient of one of our messages, as attribution finds it. */
+export interface RecipientRef {
+  messageId: string;
+  tenantId: string;
+  idx: number;
+  address: string;
+  status: string;
+  stream: string;
+}
+
+const REF_COLUMNS = "r.message_id AS message_id, m.tenant_id AS tenant_id, r.idx AS idx, r.address AS address, r.status AS status, m.stream AS stream";
+
+interface RefRow {
+  message_id: string;
+  tenant_id: string;
+  idx: number;
+  address: string;
+  status: string;
+  stream: string;
+}
+
+function toRef(r: RefRow): RecipientRef {
+  return { messageId: r.message_id, tenantId: r.tenant_id, idx: r.idx, address: r.address, status: r.status, stream: r.stream };
+}
+
+/** The recipient a (verified) return path names. */
+export async function findRecipient(db: D1Database, messageId: string, idx: number): Promise<RecipientRef | null> {
+  const row = await db
+    .prepare(`SELECT ${REF_COLUMNS} FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.message_id = ? AND r.idx = ?`)
+    .bind(messageId, idx)
+    .first<RefRow>();
+  return row ? toRef(row) : null;
+}
+
+/** Every recipient of one message. */
+export async function findRecipientsOfMessage(db: D1Database, messageId: string): Promise<RecipientRef[]> {
+  const { results } = await db
+    .prepare(`SELECT ${REF_COLUMNS} FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.message_id = ? ORDER BY r.idx`)
+    .bind(messageId)
+    .all<RefRow>();
+  return results.map(toRef);
+}
+
+/** Every recipient of the message(s) with this Message-ID header (without angle brackets), optionally of one tenant. */
+export async function findRecipientsByMessageIdHeader(db: D1Database, messageIdHeader: string, tenantId: string | null): Promise<RecipientRef[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT ${REF_COLUMNS} FROM messages m JOIN recipients r ON r.message_id = m.id
+        WHERE m.message_id_header = ? AND (? IS NULL OR m.tenant_id = ?) ORDER BY m.id DESC, r.idx LIMIT 200`,
+    )
+    .bind(messageIdHeader, tenantId, tenantId)
+    .all<RefRow>();
+  return results.map(toRef);
+}
+
+/** The tenant's most recent message to `address` (any letter case) accepted after `since` (epoch ms). */
+export async function findLatestRecipientByAddress(db: D1Database, tenantId: string, address: string, since: number): Promise<RecipientRef | null> {
+  const row = await db
+    .prepare(
+      `SELECT ${REF_COLUMNS} FROM recipients r JOIN messages m ON m.id = r.message_id
+        WHERE r.address = ? COLLATE NOCASE AND m.tenant_id = ? AND m.created_at > ? ORDER BY m.created_at DESC LIMIT 1`,
+    )
+    .bind(address, tenantId, since)
+    .first<RefRow>();
+  return row ? toRef(row) : null;
+}
+
+/**
+ * The tenant owning a sender domain, or the closest parent domain that is one (so `bounces.acme.example` finds
+ * the owner of `acme.example`).
+ */
+export async function tenantOfDomain(db: D1Database, domain: string): Promise<{ tenantId: string; domain: string } | null> {
+  const labels = domain.toLowerCase().replace(/\.$/, "").split(".");
+  const candidates: string[] = [];
+  for (let i = 0; i < labels.length - 1; i++) candidates.push(labels.slice(i).join("."));
+  if (!candidates.length) return null;
+  const { results } = await db
+    .prepare(`SELECT domain, tenant_id FROM sender_domains WHERE domain IN (${candidates.map(() => "?").join(", ")})`)
+    .bind(...candidates)
+    .all<{ domain: string; tenant_id: string }>();
+  for (const c of candidates) {
+    const hit = results.find((r) => r.domain === c);
+    if (hit) return { tenantId: hit.tenant_id, domain: hit.domain };
+  }
+  return null;
+}
+
+/** What a returned report says about one recipient. */
+export interface ReportedFailure {
+  /** Enhanced status code, e.g. "5.1.1". */
+  status: string;
+  replyCode: number | null;
+  /** The remote server's reply, or the report's diagnostic text. */
+  text: string | null;
+  reason: string;
+  hard: boolean;
+  /** The address the report named (may differ from ours after forwarding). */
+  reportedAddress: string;
+  remoteMta: string | null;
+  /** How the report was matched to the recipient: verp, original-verp, message-id, address. */
+  attribution: string;
+}
+
+const OPEN_OR_DELIVERED = "('delivered', 'queued', 'deferred')";
+
+/** An event row inserted only when `condition` (SQL over `recipients` for this message and idx) holds. */
+function conditionalEvent(
+  db: D1Database,
+  ref: RecipientRef,
+  type: string,
+  at: number,
+  fields: { code?: number | null; enhanced?: string | null; text?: string | null; host?: string | null; data: unknown },
+  /** SQL over `recipients`/`events` for this message and idx: `?` stands for the message id, then the idx. */
+  condition: string,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO events (message_id, tenant_id, recipient_idx, recipient, type, at, code, enhanced, text, host, data)
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${condition}`,
+    )
+    .bind(
+      ref.messageId,
+      ref.tenantId,
+      ref.idx,
+      ref.address,
+      type,
+      at,
+      fields.code ?? null,
+      fields.enhanced ?? null,
+      fields.text ?? null,
+      fields.host ?? null,
+      JSON.stringify(fields.data),
+      ref.messageId,
+      ref.idx,
+    );
+}
+
+/**
+ * Records an asynchronous bounce: the `bounced` event, the recipient moved to `bounced`, and for a hard bounce a
+ * suppression of the address (all streams). Returns false when the recipient was already bounced (or never
+ * sent), in which case nothing was written.
+ */
+export async function recordAsyncBounce(db: D1Database, ref: RecipientRef, f: ReportedFailure, at = Date.now()): Promise<boolean> {
+  const text = f.text ? f.text.slice(0, 1000) : null;
+  const stmts: D1PreparedStatement[] = [
+    conditionalEvent(
+      db,
+      ref,
+      "bounced",
+      at,
+      {
+        code: f.replyCode,
+        enhanced: f.status || null,
+        text,
+        host: f.remoteMta,
+        data: { async: true, reason: f.reason, hard: f.hard, reported_recipient: f.reportedAddress, attribution: f.attribution },
+      },
+      `EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND idx = ? AND status IN ${OPEN_OR_DELIVERED})`,
+    ),
+    db
+      .prepare(
+        `UPDATE recipients SET status = 'bounced', last_code = ?, last_enhanced = ?, last_text = ?, next_attempt_at = NULL,
+                updated_at = ?, final_at = COALESCE(final_at, ?)
+          WHERE message_id = ? AND idx = ? AND status IN ${OPEN_OR_DELIVERED}`,
+      )
+      .bind(f.replyCode, f.status || null, text, at, at, ref.messageId, ref.idx),
+  ];
+  const [event] = await db.batch(stmts);
+  const recorded = (event?.meta.changes ?? 0) > 0;
+  if (recorded && f.hard) {
+    await addSuppressionStatement(db, {
+      tenantId: ref.tenantId,
+      address: ref.address,
+      scope: "all",
+      reason: "hard_bounce",
+      detail: [f.replyCode, f.status, f.text].filter((x) => x !== null && x !== "").join(" ").slice(0, 500) || f.reason,
+      messageId: ref.messageId,
+      createdAt: at,
+    }).run();
+  }
+  return recorded;
+}
+
+/** What a complaint report says. */
+export interface ReportedComplaint {
+  feedbackType: string;
+  reportedAddress: string;
+  attribution: string;
+  /** The suppression to add, if the feedback type calls for one. */
+  suppress: { reason: SuppressionReason; scope: "all" | "broadcast" } | null;
+}
+
+/**
+ * Records a complaint: a `complained` event (once per recipient) and, when asked, a suppression. The recipient's
+ * status does not change. Returns false for a repeated complaint.
+ */
+export async function recordComplaint(db: D1Database, ref: RecipientRef, c: ReportedComplaint, at = Date.now()): Promise<boolean> {
+  const [event] = await db.batch([
+    conditionalEvent(
+      db,
+      ref,
+      "complained",
+      at,
+      { text: `feedback-type: ${c.feedbackType}`, data: { feedback_type: c.feedbackType, reported_recipient: c.reportedAddress, attribution: c.attribution } },
+      `NOT EXISTS (SELECT 1 FROM events WHERE message_id = ? AND recipient_idx = ? AND type = 'complained')`,
+    ),
+  ]);
+  const recorded = (event?.meta.changes ?? 0) > 0;
+  if (recorded && c.suppress) {
+    await addSuppressionStatement(db, {
+      tenantId: ref.tenantId,
+      address: ref.address,
+      scope: c.suppress.scope,
+      reason: c.suppress.reason,
+      detail: `feedback report (${c.feedbackType})`,
+      messageId: ref.messageId,
+      createdAt: at,
+    }).run();
+  }
+  return recorded;
+}
+
+/** Records an automatic reply (vacation, out of office ...) as an `auto_replied` event, once per recipient. */
+export async function recordAutoReply(db: D1Database, ref: RecipientRef, a: { reason: string; from: string; subject: string | null; attribution: string }, at = Date.now()): Promise<boolean> {
+  const [event] = await db.batch([
+    conditionalEvent(
+      db,
+      ref,
+      "auto_replied",
+      at,
+      { text: a.subject ? a.subject.slice(0, 300) : null, data: { reason: a.reason, from: a.from, attribution: a.attribution } },
+      `NOT EXISTS (SELECT 1 FROM events WHERE message_id = ? AND recipient_idx = ? AND type = 'auto_replied')`,
+    ),
+  ]);
+  return (event?.meta.changes ?? 0) > 0;
+}
+
+export type InboundKind = "bounce" | "complaint" | "auto_reply" | "delivery_report" | "unknown" | "unsubscribe" | "forward" | "srs_bounce" | "rejected";
+export type InboundOutcome = "recorded" | "duplicate" | "unattributed" | "forwarded" | "rejected" | "ignored";
+
+export interface InboundLogEntry {
+  at?: number;
+  envelopeFrom: string | null;
+  envelopeTo: string;
+  sizeBytes: number | null;
+  kind: InboundKind;
+  outcome: InboundOutcome;
+  tenantId?: string | null;
+  messageId?: string | null;
+  detail?: string | null;
+}
+
+/** Appends one row to the inbound log. */
+export async function logInbound(db: D1Database, e: InboundLogEntry): Promise<void> {
+  await db
+    .prepare(
+      `INSERT INTO inbound_messages (at, envelope_from, envelope_to, size_bytes, kind, outcome, tenant_id, message_id, detail)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(e.at ?? Date.now(), e.envelopeFrom, e.envelopeTo, e.sizeBytes, e.kind, e.outcome, e.tenantId ?? null, e.messageId ?? null, e.detail ? e.detail.slice(0, 1000) : null)
+    .run();
+}
