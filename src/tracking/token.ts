@@ -1,0 +1,106 @@
+/**
+ * Signed tracking tokens: what `/t/c/<token>` (click) and `/t/o/<token>` (open) stand for.
+ *
+ * A token is `<payload>.<mac>`: the payload is base64url of `kind \n messageId \n recipientIdx [\n url]`
+ * (UTF-8, so the original URL travels byte for byte, non-ASCII included) and the mac is the first 128 bits
+ * of HMAC-SHA256 over a domain-separation label and the payload. The label keeps these tokens from ever
+ * verifying as a return path or unsubscribe token made with the same SIGNING_SECRET, and the mac makes the
+ * click endpoint no open redirect: only URLs the relay itself put in a message can come back out.
+ *
+ * Pure: Web Crypto only, runs in Node and in Workers.
+ */
+
+/** A click or open of one recipient of one message. */
+export type TrackingToken =
+  | { kind: "click"; messageId: string; recipientIdx: number; url: string }
+  | { kind: "open"; messageId: string; recipientIdx: number };
+
+/** Internal message ids (src/store/ids.ts): lowercase base36, at most 32 characters. */
+const MESSAGE_ID = /^[0-9a-z]{1,32}$/;
+/** Recipients of one message: MAX_RECIPIENTS is 50 by default; this bound only keeps tokens well-formed. */
+const MAX_RECIPIENT_IDX = 999_999;
+/** Links longer than this are left untracked: a token is 4/3 of the URL, and some clients cut links near 8 KB. */
+export const MAX_TRACKED_URL_CHARS = 2048;
+/** 128 bits of HMAC-SHA256: forging one takes 2^128 guesses against an endpoint that answers 404 to each. */
+const MAC_BYTES = 16;
+/** Domain separation from the other HMACs made with SIGNING_SECRET (return paths, unsubscribe tokens). */
+const LABEL = "edge-relay tracking v1\n";
+
+const keys = new Map<string, Promise<CryptoKey>>();
+
+function hmacKey(secret: string): Promise<CryptoKey> {
+  let key = keys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    keys.set(secret, key);
+  }
+  return key;
+}
+
+async function mac(payload: string, secret: string): Promise<string> {
+  const sig = await crypto.subtle.sign("HMAC", await hmacKey(secret), new TextEncoder().encode(LABEL + payload));
+  return base64url(new Uint8Array(sig, 0, MAC_BYTES));
+}
+
+/** base64url without padding (RFC 4648 section 5). */
+export function base64url(bytes: Uint8Array): string {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromBase64url(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4);
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function constantTimeEqual(a: string, b: string): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a.charCodeAt(i) || 0) ^ (b.charCodeAt(i) || 0);
+  return diff === 0;
+}
+
+function payloadOf(t: TrackingToken): string {
+  if (!MESSAGE_ID.test(t.messageId)) throw new RangeError(`tracking token: message id must match [0-9a-z]{1,32}: ${t.messageId}`);
+  if (!Number.isInteger(t.recipientIdx) || t.recipientIdx < 0 || t.recipientIdx > MAX_RECIPIENT_IDX) {
+    throw new RangeError(`tracking token: recipient index out of range: ${t.recipientIdx}`);
+  }
+  if (t.kind === "open") return `o\n${t.messageId}\n${t.recipientIdx}`;
+  if (/[\r\n]/.test(t.url)) throw new RangeError("tracking token: the URL contains a line break");
+  return `c\n${t.messageId}\n${t.recipientIdx}\n${t.url}`;
+}
+
+/** The signed token for a click or an open. Throws RangeError for ids or URLs outside the documented shape. */
+export async function signTrackingToken(t: TrackingToken, secret: string): Promise<string> {
+  const payload = base64url(new TextEncoder().encode(payloadOf(t)));
+  return `${payload}.${await mac(payload, secret)}`;
+}
+
+/** What a token stands for, or null when it is malformed, of the wrong kind, or its signature does not match. */
+export async function verifyTrackingToken(token: string, secret: string, kind?: TrackingToken["kind"]): Promise<TrackingToken | null> {
+  // A token for the longest trackable URL (4 bytes per character at most, 4/3 for base64) plus the mac.
+  if (token.length > ((MAX_TRACKED_URL_CHARS * 4 + 64) * 4) / 3 + 32) return null;
+  const dot = token.lastIndexOf(".");
+  if (dot <= 0) return null;
+  const payload = token.slice(0, dot);
+  if (!constantTimeEqual(token.slice(dot + 1), await mac(payload, secret))) return null;
+  const bytes = fromBase64url(payload);
+  if (!bytes) return null;
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return null;
+  }
+  const parts = text.split("\n");
+  const [k, messageId = "", idxText = ""] = parts;
+  if (!MESSAGE_ID.test(messageId) || !/^(0|[1-9]\d{0,5})$/.test(idxText)) return null;
+  const recipientIdx = Number(idxText);
+  if (k === "o" && parts.length === 3 && (kind === undefined || kind === "open")) return { kind: "open", messageId, recipientIdx };
+  if (k === "c" && parts.length === 4 && (kind === undefined || kind === "click")) return { kind: "click", messageId, recipientIdx, url: parts[3]! };
+  return null;
+}
