@@ -92,7 +92,7 @@ export async function verifyTrackingToken(token: string, secret: string, kind?: 
   if (!bytes) return null;
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     return null;
   }
