@@ -9,6 +9,8 @@ interface EdgeRelaySecrets {
   DKIM_KEYS?: string;
   /** https base URL of this relay for links in mail (one-click unsubscribe); default: the request's origin. */
   PUBLIC_BASE_URL?: string;
+  /** https base URL of the open/click tracking links (a tracking domain routed to this Worker); default PUBLIC_BASE_URL. */
+  TRACKING_BASE_URL?: string;
   /** SPF include(s) of the upstream relay, comma-separated (e.g. "amazonses.com"), for the records we suggest. */
   SPF_INCLUDE?: string;
 }
