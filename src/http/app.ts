@@ -14,6 +14,7 @@ import { mailchannels } from "./mailchannels";
 import { messages } from "./messages";
 import { openapi } from "./openapi";
 import { suppressions } from "./suppressions";
+import { tracking } from "./tracking";
 import { dashboard } from "../report/routes";
 import { webhookAdmin } from "../webhooks/admin";
 
@@ -30,6 +31,7 @@ app.route("/", adminRoutes);
 app.route("/", adminAliases);
 app.route("/", dashboard);
 app.route("/", webhookAdmin);
+app.route("/", tracking);
 app.route("/", admin);
 
 app.notFound(() => {
