@@ -57,6 +57,9 @@ export interface SendRequest extends ComposeInput {
   recipients: Mailbox[];
   /** True when any address needs SMTPUTF8. */
   smtputf8: boolean;
+  /** Open / click tracking for this message; absent: the tenant's stream or tenant-wide setting applies. */
+  track_opens?: boolean;
+  track_clicks?: boolean;
 }
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; error: SendError };
@@ -127,6 +130,8 @@ const TOP_LEVEL_FIELDS = new Set([
   "metadata",
   "send_at",
   "stream",
+  "track_opens",
+  "track_clicks",
 ]);
 const ATTACHMENT_FIELDS = new Set(["filename", "content", "content_type", "content_id", "disposition"]);
 const ADDRESS_OBJECT_FIELDS = new Set(["name", "address"]);
@@ -177,6 +182,13 @@ function optionalString(obj: Record<string, unknown>, key: string, path: string)
   const value = obj[key];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== "string") refuse("invalid_field", `${key} must be a string`, fieldPath(path, key));
+  return value;
+}
+
+function optionalBoolean(obj: Record<string, unknown>, key: string): boolean | undefined {
+  const value = obj[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "boolean") refuse("invalid_field", `${key} must be true or false`, key);
   return value;
 }
 
@@ -413,6 +425,8 @@ function validateOrThrow(input: unknown, given: Partial<SendLimits>): SendReques
   const sendAt = readSendAt(body, limits, now);
   const streamValue = body.stream ?? "transactional";
   if (streamValue !== "transactional" && streamValue !== "broadcast") refuse("invalid_field", 'stream must be "transactional" or "broadcast"', "stream");
+  const trackOpens = optionalBoolean(body, "track_opens");
+  const trackClicks = optionalBoolean(body, "track_clicks");
 
   const recipients: Mailbox[] = [];
   const seen = new Set<string>();
@@ -442,6 +456,8 @@ function validateOrThrow(input: unknown, given: Partial<SendLimits>): SendReques
   if (text !== undefined) result.text = text;
   if (html !== undefined) result.html = html;
   if (sendAt !== undefined) result.send_at = sendAt;
+  if (trackOpens !== undefined) result.track_opens = trackOpens;
+  if (trackClicks !== undefined) result.track_clicks = trackClicks;
   return result;
 }
 
