@@ -116,6 +116,8 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     eightBit: input.eightBit ?? false,
     // A scheduled message's age (for expiry) counts from its send time.
     acceptedAt: input.sendAt !== undefined && input.sendAt > now ? input.sendAt : now,
+    // The consumer re-queues a job that arrives before this (a scheduled send released early by the cron).
+    ...(input.sendAt !== undefined && input.sendAt > now ? { dueAt: input.sendAt } : {}),
     attempt: 0,
   }));
   const delaySeconds = input.sendAt !== undefined ? Math.ceil((input.sendAt - now) / 1000) : 0;

@@ -1,0 +1,174 @@
+/** Security paths: the relay is never open, keys and tenants are enforced on every route, tenants are isolated. */
+import { describe, expect, it } from "vitest";
+import { checkResponse } from "./api-schema";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, unique } from "./helpers";
+
+type ErrorBody = { error: { code: string; field?: string } };
+const ROUTES: [string, string][] = [
+  ["POST", "/v1/messages"],
+  ["POST", "/v1/messages/batch"],
+  ["POST", "/v1/messages/raw"],
+  ["POST", "/tx/v1/send"],
+  ["GET", "/v1/messages"],
+  ["GET", "/v1/messages/abc"],
+  ["GET", "/v1/events"],
+  ["GET", "/v1/suppressions"],
+  ["POST", "/v1/suppressions"],
+  ["DELETE", "/v1/suppressions/a@b.example"],
+  ["GET", "/v1/domains"],
+  ["GET", "/v1/domains/x.example/dns"],
+  ["POST", "/v1/domains/x.example/verify"],
+];
+
+async function expectError(res: Response, method: string, path: string, status: number, code: string): Promise<void> {
+  expect(res.status, `${method} ${path}`).toBe(status);
+  const body = await checkResponse<ErrorBody>(res, method, path);
+  expect(body.error.code, `${method} ${path}`).toBe(code);
+}
+
+async function count(tenantId: string): Promise<number> {
+  return (await env.DB.prepare("SELECT COUNT(*) AS n FROM messages WHERE tenant_id = ?").bind(tenantId).first<{ n: number }>())!.n;
+}
+
+describe("open-relay guard", () => {
+  it("every route needs a key: none or unknown -> 401", async () => {
+    for (const [method, path] of ROUTES) {
+      await expectError(await call(path, { method, ...(method === "GET" || method === "DELETE" ? {} : { json: {} }) }), method, path, 401, "unauthorized");
+      await expectError(await call(path, { method, headers: { "x-api-key": "er_guess" } }), method, path, 401, "unauthorized");
+    }
+  });
+
+  it("a key for domain A cannot send as domain B through any door -> 403, nothing queued", async () => {
+    const a = `${unique("a")}.example`;
+    const { key, tenantId } = await createTenantWithKey([a]);
+    const b = `${unique("b")}.example`;
+    await createTenantWithKey([b]);
+    const msg = { from: `ceo@${b}`, to: ["x@sink.example"], subject: "s", text: "t" };
+    const check = async (res: Response, method: string, path: string, field?: string) => {
+      expect(res.status).toBe(403);
+      const body = await checkResponse<ErrorBody>(res, method, path);
+      expect(body.error.code).toBe("sender_domain_not_allowed");
+      if (field) expect(body.error.field).toBe(field);
+    };
+    await check(await call("/v1/messages", { method: "POST", key, json: msg }), "POST", "/v1/messages", "from");
+    // Look-alike and parent/child domains are different domains.
+    await check(await call("/v1/messages", { method: "POST", key, json: { ...msg, from: `x@sub.${a}` } }), "POST", "/v1/messages", "from");
+    await check(await call("/v1/messages", { method: "POST", key, json: { ...msg, from: `x@${a}.evil.example` } }), "POST", "/v1/messages", "from");
+    const raw = (from: string, envFrom?: string) =>
+      call("/v1/messages/raw", {
+        method: "POST",
+        key,
+        headers: { "content-type": "message/rfc822", "x-envelope-to": "x@sink.example", ...(envFrom ? { "x-envelope-from": envFrom } : {}) },
+        body: `From: ${from}\r\nSubject: s\r\n\r\nbody\r\n`,
+      });
+    await check(await raw(`Boss <boss@${b}>`), "POST", "/v1/messages/raw", "from");
+    await check(await raw(`app@${a}`, `bounce@${b}`), "POST", "/v1/messages/raw", "envelope_from");
+    await check(await raw(`"app@${a}" <boss@${b}>`), "POST", "/v1/messages/raw", "from");
+    const mc = { personalizations: [{ to: [{ email: "x@sink.example" }] }], from: { email: `ceo@${b}` }, subject: "s", content: [{ type: "text/plain", value: "t" }] };
+    await check(await call("/tx/v1/send", { method: "POST", key, json: mc }), "POST", "/tx/v1/send", "personalizations[0].from");
+    const batch = await call("/v1/messages/batch", { method: "POST", key, json: [msg] });
+    expect(((await batch.json()) as { results: { error?: { code: string } }[] }).results[0]!.error?.code).toBe("sender_domain_not_allowed");
+    expect(await count(tenantId)).toBe(0);
+  });
+
+  it("a MailChannels request may not sign with a DKIM domain it does not own", async () => {
+    const a = `${unique("dk")}.example`;
+    const { key, tenantId } = await createTenantWithKey([a]);
+    const mc = {
+      personalizations: [{ to: [{ email: "x@sink.example" }], dkim_domain: "bank.example", dkim_selector: "s1", dkim_private_key: "MC4CAQAwBQYDK2VwBCIEIE" }],
+      from: { email: `app@${a}` },
+      subject: "s",
+      content: [{ type: "text/plain", value: "t" }],
+    };
+    const res = await call("/tx/v1/send", { method: "POST", key, json: mc });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as ErrorBody).error.field).toBe("personalizations[0].dkim_domain");
+    expect(await count(tenantId)).toBe(0);
+  });
+
+  it("a revoked key -> 401 key_revoked; a suspended tenant -> 403 tenant_suspended", async () => {
+    const a = `${unique("rv")}.example`;
+    const { key, keyId, tenantId } = await createTenantWithKey([a]);
+    const msg = { from: `x@${a}`, to: ["x@sink.example"], subject: "s", text: "t" };
+    const revoke = await call(`/admin/keys/${keyId}`, { method: "DELETE", key: ADMIN_TOKEN });
+    await checkResponse(revoke, "DELETE", `/admin/keys/${keyId}`);
+    for (const [method, path] of ROUTES) await expectError(await call(path, { method, key, ...(method === "POST" ? { json: msg } : {}) }), method, path, 401, "key_revoked");
+
+    const k2 = await call(`/admin/tenants/${tenantId}/keys`, { method: "POST", key: ADMIN_TOKEN, json: { name: "second" } });
+    const { key: key2 } = await checkResponse<{ key: string }>(k2, "POST", `/admin/tenants/${tenantId}/keys`);
+    expect((await call("/v1/messages", { method: "POST", key: key2, json: msg })).status).toBe(202);
+    await call(`/admin/tenants/${tenantId}`, { method: "PATCH", key: ADMIN_TOKEN, json: { suspended: true } });
+    for (const [method, path] of ROUTES) await expectError(await call(path, { method, key: key2, ...(method === "POST" ? { json: msg } : {}) }), method, path, 403, "tenant_suspended");
+    expect(await count(tenantId)).toBe(1);
+  });
+
+  it("a tenant over its rate limit gets 429 with Retry-After; batches count every message", async () => {
+    const a = `${unique("rl")}.example`;
+    const { key, tenantId } = await createTenantWithKey([a]);
+    await call(`/admin/tenants/${tenantId}`, { method: "PATCH", key: ADMIN_TOKEN, json: { rate_limit_per_minute: 3 } });
+    const msg = { from: `x@${a}`, to: ["x@sink.example"], subject: "s", text: "t" };
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await call("/v1/messages", { method: "POST", key, json: msg })).status);
+    // The window may roll over between requests; then all three are still allowed.
+    expect(statuses).toEqual([202, 202, 202]);
+    const over = await call("/v1/messages", { method: "POST", key, json: msg });
+    if (over.status === 202) return; // a new minute began exactly here; the counting is covered by the batch below
+    await expectError(over, "POST", "/v1/messages", 429, "rate_limited");
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(await count(tenantId)).toBe(3);
+  });
+
+  it("a batch larger than the remaining allowance is refused whole", async () => {
+    const a = `${unique("rb")}.example`;
+    const { key, tenantId } = await createTenantWithKey([a]);
+    await call(`/admin/tenants/${tenantId}`, { method: "PATCH", key: ADMIN_TOKEN, json: { rate_limit_per_minute: 2 } });
+    const msg = { from: `x@${a}`, to: ["x@sink.example"], subject: "s", text: "t" };
+    await expectError(await call("/v1/messages/batch", { method: "POST", key, json: [msg, msg, msg] }), "POST", "/v1/messages/batch", 429, "rate_limited");
+    expect(await count(tenantId)).toBe(0);
+  });
+
+  it("the admin API needs the admin token, and API keys are not admin tokens", async () => {
+    const { key } = await createTenantWithKey([`${unique("ad")}.example`]);
+    for (const [method, path] of [["POST", "/admin/tenants"], ["GET", "/admin/tenants"], ["GET", "/admin/tenants/x"], ["PATCH", "/admin/tenants/x"], ["DELETE", "/admin/keys/x"], ["POST", "/admin/tenants/x/domains"]] as const) {
+      await expectError(await call(path, { method, key, ...(method === "GET" || method === "DELETE" ? {} : { json: {} }) }), method, path, 401, "unauthorized");
+      await expectError(await call(path, { method, ...(method === "GET" || method === "DELETE" ? {} : { json: {} }) }), method, path, 401, "unauthorized");
+    }
+  });
+});
+
+describe("tenant isolation", () => {
+  it("one tenant cannot read, search, suppress-list or inspect another's messages and domains", async () => {
+    const a = `${unique("ia")}.example`;
+    const b = `${unique("ib")}.example`;
+    const ta = await createTenantWithKey([a]);
+    const tb = await createTenantWithKey([b]);
+    const sent = await call("/v1/messages", { method: "POST", key: ta.key, json: { from: `x@${a}`, to: ["secret@sink.example"], subject: "private", text: "t", tags: ["iso"] } });
+    const { id } = (await sent.json()) as { id: string };
+    await call("/v1/suppressions", { method: "POST", key: ta.key, json: { suppressions: [{ address: "only-a@sink.example" }] } });
+    await expectError(await call(`/v1/messages/${id}`, { key: tb.key }), "GET", "/v1/messages/x", 404, "not_found");
+    const search = (await (await call("/v1/messages?tag=iso", { key: tb.key })).json()) as { data: unknown[] };
+    expect(search.data).toEqual([]);
+    const events = (await (await call(`/v1/events?message_id=${id}`, { key: tb.key })).json()) as { data: unknown[] };
+    expect(events.data).toEqual([]);
+    const sup = (await (await call("/v1/suppressions", { key: tb.key })).json()) as { data: unknown[] };
+    expect(sup.data).toEqual([]);
+    await expectError(await call(`/v1/suppressions/only-a@sink.example`, { method: "DELETE", key: tb.key }), "DELETE", "/v1/suppressions/x", 404, "not_found");
+    await expectError(await call(`/v1/domains/${a}/dns`, { key: tb.key }), "GET", "/v1/domains/x/dns", 404, "not_found");
+    // B's suppression of the same address does not affect A.
+    await call("/v1/suppressions", { method: "POST", key: tb.key, json: { suppressions: [{ address: "shared@sink.example" }] } });
+    const r = (await (await call("/v1/messages", { method: "POST", key: ta.key, json: { from: `x@${a}`, to: ["shared@sink.example"], subject: "s", text: "t" } })).json()) as { recipients: { status: string }[] };
+    expect(r.recipients[0]!.status).toBe("queued");
+  });
+
+  it("Idempotency-Keys are per tenant", async () => {
+    const a = `${unique("ka")}.example`;
+    const b = `${unique("kb")}.example`;
+    const ta = await createTenantWithKey([a]);
+    const tb = await createTenantWithKey([b]);
+    const k = unique("shared-key");
+    const ra = (await (await call("/v1/messages", { method: "POST", key: ta.key, json: { from: `x@${a}`, to: ["x@sink.example"], subject: "s", text: "t" }, headers: { "idempotency-key": k } })).json()) as { id: string };
+    const resB = await call("/v1/messages", { method: "POST", key: tb.key, json: { from: `x@${b}`, to: ["x@sink.example"], subject: "s", text: "t" }, headers: { "idempotency-key": k } });
+    expect(resB.status).toBe(202);
+    expect(((await resB.json()) as { id: string }).id).not.toBe(ra.id);
+  });
+});
