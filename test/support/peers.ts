@@ -9,6 +9,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dkimVerify } from "mailauth/lib/dkim/verify";
+import { handleHookRequest } from "./hook-receiver";
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
 
 /** One reply rule for a scripted SMTP server. */
@@ -265,6 +266,7 @@ export interface Peers {
  * - DELETE /smtp/:port                                       -> stops it
  * - POST /dns               body: { name, type, entry: DnsEntry }
  * - GET  /dns-query?name=&type=                              -> DoH JSON answer
+ * - POST|GET /hooks/:name, POST /hooks/:name/config -> a webhook receiver (see hook-receiver.ts)
  * - POST /verify-dkim       body: { raw }  -> [{ domain, selector, result, info }] from mailauth's verifier,
  *                           resolving DKIM keys from the TXT records registered with POST /dns
  */
@@ -317,6 +319,7 @@ export async function startPeers(): Promise<Peers> {
           result.results.map((r) => ({ domain: r.signingDomain, selector: r.selector, result: r.status.result, info: r.info })),
         );
       }
+      if (await handleHookRequest(req, res, parts, () => readBody(req))) return;
       if (url.pathname === "/dns-query") {
         const name = (url.searchParams.get("name") ?? "").toLowerCase().replace(/\.$/, "");
         const typeParam = (url.searchParams.get("type") ?? "A").toUpperCase();
