@@ -7,20 +7,24 @@ import { handleEmail } from "./inbound/handler";
 import { runReportHousekeeping } from "./report/housekeeping";
 import { expireAbandonedRecipients } from "./store/housekeeping";
 import { handleWebhookBatch } from "./webhooks/consumer";
+import { emitNewEventsLogged } from "./webhooks/emit";
 
 export { DomainGate } from "./gate/domain-gate";
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
   email: (message, env) => handleEmail(message, env),
-  async queue(batch, env) {
+  async queue(batch, env, ctx) {
     if (batch.queue.startsWith("edge-relay-webhooks")) return handleWebhookBatch(batch, env);
-    if (batch.queue.endsWith("-dlq")) return handleDeadLetters(batch, env);
-    return handleOutbox(batch, env);
+    const handled = batch.queue.endsWith("-dlq") ? handleDeadLetters(batch, env) : handleOutbox(batch, env);
+    const emit = () => emitNewEventsLogged(env);
+    ctx.waitUntil(handled.then(emit, emit));
+    return handled;
   },
   async scheduled(_controller, env, ctx) {
     ctx.waitUntil(expireAbandonedRecipients(env.DB, loadConfig(env).maxMessageAgeSeconds));
     ctx.waitUntil(runAcceptHousekeeping(env));
     ctx.waitUntil(runReportHousekeeping(env));
+    ctx.waitUntil(emitNewEventsLogged(env));
   },
 } satisfies ExportedHandler<Env>;

@@ -99,10 +99,10 @@ export interface SuppressionListRow {
   expires_at: number | null;
 }
 
-/** Bound: ?1 all-tenants flag, ?2 tenant, ?3 now, ?4 address filter (prefix) or null, ?5 limit. */
+/** Bound: ?1 all-tenants flag, ?2 tenant, ?3 now, ?4 text the address must contain, or null, ?5 limit. */
 export const SUPPRESSIONS_SQL = `SELECT * FROM suppressions
   WHERE (?1 = 1 OR tenant_id = ?2) AND (expires_at IS NULL OR expires_at > ?3)
-    AND (?4 IS NULL OR address LIKE ?4 ESCAPE '\\')
+    AND (?4 IS NULL OR instr(address, ?4) > 0)
   ORDER BY created_at DESC LIMIT ?5`;
 
 /** Live suppressions newest first, optionally only addresses containing `filter`, across tenants or for one. */
@@ -114,10 +114,9 @@ export async function listSuppressionsForReport(
   now = Date.now(),
 ): Promise<SuppressionListRow[]> {
   const f = filter.trim().toLowerCase();
-  const like = f ? `%${f.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%` : null;
   const { results } = await db
     .prepare(SUPPRESSIONS_SQL)
-    .bind(tenant === ALL_TENANTS ? 1 : 0, tenant, now, like, limit)
+    .bind(tenant === ALL_TENANTS ? 1 : 0, tenant, now, f || null, limit)
     .all<SuppressionListRow>();
   return results;
 }

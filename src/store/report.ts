@@ -20,6 +20,21 @@ export interface WindowSpec {
   steps: number;
 }
 
+
+/** The SQL of the overview and destinations (exported for the EXPLAIN QUERY PLAN test). */
+export const REPORT_SQL = {
+  totals: `SELECT type, SUM(count) AS n FROM report_rollups
+        WHERE period = ? AND level = 'total' AND tenant_id = ? AND bucket >= ? GROUP BY type`,
+  series: `SELECT (bucket / ?1) * ?1 AS step, type, SUM(count) AS n FROM report_rollups
+        WHERE period = ?2 AND level = 'total' AND tenant_id = ?3 AND bucket >= ?4 GROUP BY step, type`,
+  latency: `SELECT le_ms, SUM(count) AS n FROM report_latency
+        WHERE period = ? AND level = 'total' AND tenant_id = ? AND bucket >= ? GROUP BY le_ms ORDER BY le_ms`,
+  destinationCounts: `SELECT key, type, SUM(count) AS n FROM report_rollups
+          WHERE period = 3600 AND level = ? AND tenant_id = ? AND bucket >= ? GROUP BY key, type`,
+  destinationLatency: `SELECT key, le_ms, SUM(count) AS n FROM report_latency
+          WHERE period = 3600 AND level = ? AND tenant_id = ? AND bucket >= ? GROUP BY key, le_ms ORDER BY key, le_ms`,
+};
+
 const HOUR_MS = 3_600_000;
 export const WINDOW_SPECS: Record<ReportWindow, WindowSpec> = {
   "1h": { period: 300, stepMs: 300_000, steps: 12 },
@@ -47,8 +62,7 @@ export async function windowTotals(db: D1Database, tenant: TenantScope, window: 
   const { period } = WINDOW_SPECS[window];
   const { results } = await db
     .prepare(
-      `SELECT type, SUM(count) AS n FROM report_rollups
-        WHERE period = ? AND level = 'total' AND tenant_id = ? AND bucket >= ? GROUP BY type`,
+      REPORT_SQL.totals,
     )
     .bind(period, tenant, windowStart(window, now))
     .all<{ type: string; n: number }>();
@@ -66,8 +80,7 @@ export async function windowSeries(db: D1Database, tenant: TenantScope, window: 
   const start = windowStart(window, now);
   const { results } = await db
     .prepare(
-      `SELECT (bucket / ?1) * ?1 AS step, type, SUM(count) AS n FROM report_rollups
-        WHERE period = ?2 AND level = 'total' AND tenant_id = ?3 AND bucket >= ?4 GROUP BY step, type`,
+      REPORT_SQL.series,
     )
     .bind(spec.stepMs, spec.period, tenant, start)
     .all<{ step: number; type: string; n: number }>();
@@ -84,8 +97,7 @@ export async function windowLatency(db: D1Database, tenant: TenantScope, window:
   const { period } = WINDOW_SPECS[window];
   const { results } = await db
     .prepare(
-      `SELECT le_ms, SUM(count) AS n FROM report_latency
-        WHERE period = ? AND level = 'total' AND tenant_id = ? AND bucket >= ? GROUP BY le_ms ORDER BY le_ms`,
+      REPORT_SQL.latency,
     )
     .bind(period, tenant, windowStart(window, now))
     .all<{ le_ms: number; n: number }>();
@@ -162,14 +174,12 @@ export async function destinations(
   const [counts, latency] = await db.batch<{ key: string; type?: string; le_ms?: number; n: number }>([
     db
       .prepare(
-        `SELECT key, type, SUM(count) AS n FROM report_rollups
-          WHERE period = 3600 AND level = ? AND tenant_id = ? AND bucket >= ? GROUP BY key, type`,
+        REPORT_SQL.destinationCounts,
       )
       .bind(level, tenant, start),
     db
       .prepare(
-        `SELECT key, le_ms, SUM(count) AS n FROM report_latency
-          WHERE period = 3600 AND level = ? AND tenant_id = ? AND bucket >= ? GROUP BY key, le_ms ORDER BY key, le_ms`,
+        REPORT_SQL.destinationLatency,
       )
       .bind(level, tenant, start),
   ]);
@@ -211,33 +221,26 @@ export interface QueueHealth {
   deferredByDomain: { domain: string; n: number }[];
 }
 
+const SCOPED = "(?1 = 1 OR m.tenant_id = ?2)";
+/** Queue health SQL; bound ?1 all-tenants flag, ?2 tenant. */
+export const QUEUE_SQL = {
+  counts: `SELECT r.status, COUNT(*) AS n FROM recipients r JOIN messages m ON m.id = r.message_id
+            WHERE r.status IN ('queued', 'deferred') AND ${SCOPED} GROUP BY r.status`,
+  deferredByDomain: `SELECT r.domain, COUNT(*) AS n FROM recipients r JOIN messages m ON m.id = r.message_id
+            WHERE r.status = 'deferred' AND ${SCOPED} GROUP BY r.domain ORDER BY n DESC, r.domain LIMIT 10`,
+  oldest: (status: "queued" | "deferred") => `SELECT r.message_id, r.address, r.status, r.attempts, r.last_text, r.next_attempt_at, m.created_at
+            FROM recipients r JOIN messages m ON m.id = r.message_id
+           WHERE r.status = '${status}' AND ${SCOPED} ORDER BY r.message_id LIMIT 1`,
+};
+
 /** Pending recipients: the deferred backlog and the oldest recipient not yet in a final state. */
 export async function queueHealth(db: D1Database, tenant: TenantScope): Promise<QueueHealth> {
   const all = tenant === ALL_TENANTS ? 1 : 0;
-  const scoped = "(?1 = 1 OR m.tenant_id = ?2)";
-  const oldest = (status: string) =>
-    db
-      .prepare(
-        `SELECT r.message_id, r.address, r.status, r.attempts, r.last_text, r.next_attempt_at, m.created_at
-           FROM recipients r JOIN messages m ON m.id = r.message_id
-          WHERE r.status = '${status}' AND ${scoped} ORDER BY r.message_id LIMIT 1`,
-      )
-      .bind(all, tenant);
   const [counts, byDomain, oldestQueued, oldestDeferred] = await db.batch<Record<string, string | number | null>>([
-    db
-      .prepare(
-        `SELECT r.status, COUNT(*) AS n FROM recipients r JOIN messages m ON m.id = r.message_id
-          WHERE r.status IN ('queued', 'deferred') AND ${scoped} GROUP BY r.status`,
-      )
-      .bind(all, tenant),
-    db
-      .prepare(
-        `SELECT r.domain, COUNT(*) AS n FROM recipients r JOIN messages m ON m.id = r.message_id
-          WHERE r.status = 'deferred' AND ${scoped} GROUP BY r.domain ORDER BY n DESC, r.domain LIMIT 10`,
-      )
-      .bind(all, tenant),
-    oldest("queued"),
-    oldest("deferred"),
+    db.prepare(QUEUE_SQL.counts).bind(all, tenant),
+    db.prepare(QUEUE_SQL.deferredByDomain).bind(all, tenant),
+    db.prepare(QUEUE_SQL.oldest("queued")).bind(all, tenant),
+    db.prepare(QUEUE_SQL.oldest("deferred")).bind(all, tenant),
   ]);
   const count = (s: string) => Number(counts?.results.find((r) => r.status === s)?.n ?? 0);
   const candidates = [...(oldestQueued?.results ?? []), ...(oldestDeferred?.results ?? [])].sort((a, b) =>

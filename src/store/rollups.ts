@@ -29,17 +29,18 @@ const EVENTS_IN_RANGE = `FROM events e
   LEFT JOIN recipients r ON r.message_id = e.message_id AND r.idx = e.recipient_idx
   WHERE e.id > ?1 AND e.id <= ?2 AND ${GUARD}`;
 
-/** The same rows at each (period, level, tenant) a page reads: totals, per domain, per next hop; own tenant and '*'. */
+/**
+ * Each event counted at every (period, level, tenant) a page reads: totals every 5 minutes and every hour, per
+ * recipient domain and per next hop every hour; under its own tenant and under '*'. A VALUES table rather than
+ * UNION ALL: D1 caps compound SELECTs at a few terms.
+ */
 function dimensions(valueColumn: string): string {
   return `dims AS (
-    SELECT 300 AS period, 'total' AS level, tenant_id, '' AS key, ${valueColumn}, at FROM ev
-    UNION ALL SELECT 300, 'total', '*', '', ${valueColumn}, at FROM ev
-    UNION ALL SELECT 3600, 'total', tenant_id, '', ${valueColumn}, at FROM ev
-    UNION ALL SELECT 3600, 'total', '*', '', ${valueColumn}, at FROM ev
-    UNION ALL SELECT 3600, 'domain', tenant_id, domain, ${valueColumn}, at FROM ev WHERE domain <> ''
-    UNION ALL SELECT 3600, 'domain', '*', domain, ${valueColumn}, at FROM ev WHERE domain <> ''
-    UNION ALL SELECT 3600, 'route', tenant_id, route, ${valueColumn}, at FROM ev WHERE route <> ''
-    UNION ALL SELECT 3600, 'route', '*', route, ${valueColumn}, at FROM ev WHERE route <> ''
+    SELECT d.column1 AS period, d.column2 AS level, CASE d.column3 WHEN 1 THEN '*' ELSE ev.tenant_id END AS tenant_id,
+           CASE d.column2 WHEN 'domain' THEN ev.domain WHEN 'route' THEN ev.route ELSE '' END AS key, ev.${valueColumn} AS ${valueColumn}, ev.at AS at
+      FROM ev JOIN (VALUES (300, 'total', 0), (300, 'total', 1), (3600, 'total', 0), (3600, 'total', 1),
+                           (3600, 'domain', 0), (3600, 'domain', 1), (3600, 'route', 0), (3600, 'route', 1)) d
+     WHERE (d.column2 <> 'domain' OR ev.domain <> '') AND (d.column2 <> 'route' OR ev.route <> '')
   )`;
 }
 

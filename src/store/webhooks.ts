@@ -69,13 +69,18 @@ export async function createWebhook(
     updated_at: now,
     disabled_at: null,
   };
-  await db
-    .prepare(
-      `INSERT INTO webhooks (id, tenant_id, url, event_types, secret, description, created_at, updated_at, disabled_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
-    )
-    .bind(row.id, row.tenant_id, row.url, row.event_types, row.secret, row.description, now, now)
-    .run();
+  await db.batch([
+    db
+      .prepare(
+        `INSERT INTO webhooks (id, tenant_id, url, event_types, secret, description, created_at, updated_at, disabled_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+      )
+      .bind(row.id, row.tenant_id, row.url, row.event_types, row.secret, row.description, now, now),
+    // The first endpoint starts webhook emission at the newest event: history is not replayed to it.
+    db
+      .prepare("INSERT OR IGNORE INTO report_watermarks (name, last_event_id, updated_at) SELECT 'webhooks', COALESCE(MAX(id), 0), ? FROM events")
+      .bind(now),
+  ]);
   return row;
 }
 

@@ -1,11 +1,12 @@
 /**
- * Emission: after events are written to D1, `emitEvents` enqueues one WEBHOOKS job per (event, subscribed
- * endpoint). Delivery (signing, POST, retries) happens in the webhook consumer, never in the caller's path.
+ * Emission: webhook jobs are made from the event log itself, by event-id watermark (like the rollups), so every
+ * writer of events (accept, delivery, inbound bounces and complaints, housekeeping) is covered without calling
+ * anything, and an event is never lost between its D1 write and the queue send. `emitNewEvents` runs after each
+ * OUTBOX batch and on the cron trigger. Jobs carry a delivery id made of the endpoint and event ids, so a
+ * receiver can drop the rare duplicate (Queues deliver at least once).
  */
-import { newId } from "../store/ids";
-import type { EventRecord } from "../store/messages";
 import { enabledWebhooksOf, parseEventTypes } from "../store/webhooks";
-import { toPayload, type WebhookPayload } from "./events";
+import type { WebhookPayload } from "./events";
 
 export interface WebhookJob {
   v: 1;
@@ -21,51 +22,129 @@ export function isWebhookJob(v: unknown): v is WebhookJob {
 
 /** Cloudflare Queues take at most 100 messages per sendBatch. */
 const SEND_BATCH_MAX = 100;
+/** Events read per pass; small enough that one pass's jobs are a few sendBatch calls. */
+const EMIT_PASS_EVENTS = 500;
 
-/** The jobs for these events: one per (event, enabled endpoint of the event's tenant subscribed to its type). */
-export async function webhookJobs(db: D1Database, events: readonly EventRecord[]): Promise<WebhookJob[]> {
-  if (!events.length) return [];
-  const missing = [...new Set(events.filter((e) => !e.tenantId).map((e) => e.messageId))];
-  const tenantOf = new Map<string, string>();
-  for (let i = 0; i < missing.length; i += 90) {
-    const chunk = missing.slice(i, i + 90);
-    const { results } = await db
-      .prepare(`SELECT id, tenant_id FROM messages WHERE id IN (${chunk.map(() => "?").join(", ")})`)
-      .bind(...chunk)
-      .all<{ id: string; tenant_id: string }>();
-    for (const r of results) tenantOf.set(r.id, r.tenant_id);
+interface EventRow {
+  id: number;
+  message_id: string;
+  tenant_id: string | null;
+  recipient: string | null;
+  type: string;
+  at: number;
+  attempt: number | null;
+  code: number | null;
+  enhanced: string | null;
+  text: string | null;
+  host: string | null;
+  tls: number | null;
+  latency_ms: number | null;
+  data: string | null;
+}
+
+function payloadOf(webhookId: string, e: EventRow & { tenant_id: string }): WebhookPayload {
+  let extra: unknown;
+  try {
+    extra = e.data === null ? undefined : JSON.parse(e.data);
+  } catch {
+    extra = e.data;
   }
-  const resolved = events.flatMap((e) => {
-    const tenantId = e.tenantId ?? tenantOf.get(e.messageId);
-    return tenantId ? [{ ...e, tenantId }] : [];
-  });
-  const hooks = await enabledWebhooksOf(db, [...new Set(resolved.map((e) => e.tenantId))]);
-  if (!hooks.length) return [];
+  return {
+    id: `${webhookId}-${e.id}`,
+    event_id: e.id,
+    type: e.type,
+    created_at: new Date(e.at).toISOString(),
+    tenant_id: e.tenant_id,
+    message_id: e.message_id,
+    recipient: e.recipient,
+    data: {
+      attempt: e.attempt,
+      code: e.code,
+      enhanced: e.enhanced,
+      text: e.text,
+      host: e.host,
+      tls: e.tls === null ? null : e.tls === 1,
+      latency_ms: e.latency_ms,
+      ...(extra !== undefined ? { extra } : {}),
+    },
+  };
+}
+
+/** The jobs for a range of events: one per (event, enabled endpoint of its tenant subscribed to its type). */
+export async function webhookJobsFor(db: D1Database, lo: number, hi: number): Promise<WebhookJob[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT e.id, e.message_id, COALESCE(e.tenant_id, m.tenant_id) AS tenant_id, e.recipient, e.type, e.at, e.attempt, e.code,
+              e.enhanced, e.text, e.host, e.tls, e.latency_ms, e.data
+         FROM events e LEFT JOIN messages m ON m.id = e.message_id WHERE e.id > ? AND e.id <= ? ORDER BY e.id`,
+    )
+    .bind(lo, hi)
+    .all<EventRow>();
+  const events = results.filter((e): e is EventRow & { tenant_id: string } => e.tenant_id !== null);
+  const hooks = await enabledWebhooksOf(db, [...new Set(events.map((e) => e.tenant_id))]);
   const jobs: WebhookJob[] = [];
-  for (const e of resolved) {
+  for (const e of events) {
     for (const h of hooks) {
-      if (h.tenant_id !== e.tenantId) continue;
+      if (h.tenant_id !== e.tenant_id) continue;
       const types = parseEventTypes(h.event_types);
-      if (!types.includes("*") && !types.includes(e.type)) continue;
-      jobs.push({ v: 1, webhookId: h.id, payload: toPayload(newId(e.at), e) });
+      if (types.includes("*") || types.includes(e.type)) jobs.push({ v: 1, webhookId: h.id, payload: payloadOf(h.id, e) });
     }
   }
   return jobs;
 }
 
 /**
- * Enqueues webhook deliveries for events already written to D1. Never throws: a webhook problem must not
- * fail the send or the delivery that produced the events; it is logged instead.
+ * Enqueues webhook deliveries for events written since the last call, at most `maxPasses` × 500 events. Each pass
+ * first claims its range by moving the 'webhooks' watermark (so concurrent callers never send a range twice),
+ * then sends; if sending fails the claim is given back and the error is thrown for the caller to log.
  */
-export async function emitEvents(env: Env, events: readonly EventRecord[]): Promise<number> {
-  try {
-    const jobs = await webhookJobs(env.DB, events);
-    for (let i = 0; i < jobs.length; i += SEND_BATCH_MAX) {
-      await env.WEBHOOKS.sendBatch(jobs.slice(i, i + SEND_BATCH_MAX).map((body) => ({ body, contentType: "json" as const })));
+export async function emitNewEvents(env: Env, maxPasses = 10, now = Date.now()): Promise<number> {
+  const db = env.DB;
+  let sent = 0;
+  for (let pass = 0; pass < maxPasses; pass++) {
+    const row = await db
+      .prepare(
+        `SELECT w.last_event_id AS lo, (SELECT MAX(id) FROM events) AS top,
+                (SELECT COUNT(*) FROM webhooks WHERE disabled_at IS NULL) AS hooks
+           FROM report_watermarks w WHERE w.name = 'webhooks'`,
+      )
+      .first<{ lo: number; top: number | null; hooks: number }>();
+    // No row: no endpoint was ever created (createWebhook starts the watermark at the newest event).
+    if (!row || (row.top ?? 0) <= row.lo) return sent;
+    const hi = row.hooks ? Math.min(row.top!, row.lo + EMIT_PASS_EVENTS) : row.top!;
+    const claim = await db
+      .prepare("UPDATE report_watermarks SET last_event_id = ?, updated_at = ? WHERE name = 'webhooks' AND last_event_id = ?")
+      .bind(hi, now, row.lo)
+      .run();
+    if (!claim.meta.changes) return sent;
+    if (!row.hooks) continue;
+    try {
+      const jobs = await webhookJobsFor(db, row.lo, hi);
+      for (let i = 0; i < jobs.length; i += SEND_BATCH_MAX) {
+        await env.WEBHOOKS.sendBatch(jobs.slice(i, i + SEND_BATCH_MAX).map((body) => ({ body, contentType: "json" as const })));
+      }
+      sent += jobs.length;
+    } catch (e) {
+      const back = await db
+        .prepare("UPDATE report_watermarks SET last_event_id = ? WHERE name = 'webhooks' AND last_event_id = ?")
+        .bind(row.lo, hi)
+        .run();
+      throw new Error(
+        back.meta.changes
+          ? `webhooks: could not enqueue events ${row.lo + 1}..${hi}; they will be retried`
+          : `webhooks: could not enqueue events ${row.lo + 1}..${hi} and a later pass already moved on: they are not delivered`,
+        { cause: e },
+      );
     }
-    return jobs.length;
+  }
+  return sent;
+}
+
+/** Runs `emitNewEvents` and logs (never throws): for waitUntil after queue batches and on the cron trigger. */
+export async function emitNewEventsLogged(env: Env): Promise<void> {
+  try {
+    await emitNewEvents(env);
   } catch (e) {
-    console.error("webhooks: could not enqueue events", e);
-    return 0;
+    console.error(String(e), e instanceof Error ? e.cause : undefined);
   }
 }
