@@ -29,6 +29,7 @@ export default defineConfig({
                 PEERS_URL: `http://127.0.0.1:${inject<number>("controlPort")}`,
                 ADMIN_TOKEN: "test-admin-token",
                 RETRY_SCHEDULE_SECONDS: "1",
+                WEBHOOK_RETRY_SCHEDULE_SECONDS: "1",
                 TEST_MIGRATIONS: JSON.stringify(await readMigrations()),
                 // HMAC secret for VERP return paths and unsubscribe tokens; DKIM keys for signed.example (RSA + Ed25519).
                 SIGNING_SECRET: "test-signing-secret-0123456789",
@@ -43,6 +44,17 @@ export default defineConfig({
           globalSetup: ["./test/support/global-setup.ts"],
           setupFiles: ["./test/support/apply-migrations.ts"],
           testTimeout: 60_000,
+        },
+      },
+      {
+        // browser: the reporting page in Debian's Chromium (playwright-core), served by the real Worker that each
+        // test file starts with wrangler's unstable_startWorker on local D1/Queues (skips, saying why, without Chromium).
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
         },
       },
       {
