@@ -44,6 +44,11 @@ export interface AcceptInput {
   verp?: { secret: string; fromDomain: string };
   /** Scheduled delivery time (epoch ms); jobs further ahead than a Queue delay allows wait in D1 for the cron. */
   sendAt?: number;
+  /**
+   * One complete message per recipient, in `recipients` order (open/click tracking, issue 11): each recipient
+   * gets a delivery job and body of its own. `raw` must be recipient 0's.
+   */
+  rawPerRecipient?: readonly string[];
 }
 
 export interface AcceptResult {
@@ -98,7 +103,7 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
   const groups = new Map<string, { destination: string; mailFrom: string; rcpts: { idx: number; address: string }[] }>();
   for (const r of recipients) {
     if (r.status !== "queued") continue;
-    const key = input.verp ? `${r.idx}` : r.domain;
+    const key = input.verp || input.rawPerRecipient ? `${r.idx}` : r.domain;
     const group = groups.get(key) ?? { destination: r.domain, mailFrom: await returnPath(r.idx), rcpts: [] };
     group.rcpts.push({ idx: r.idx, address: r.address });
     groups.set(key, group);
@@ -120,6 +125,7 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     ...(input.sendAt !== undefined && input.sendAt > now ? { dueAt: input.sendAt } : {}),
     attempt: 0,
   }));
+  if (input.rawPerRecipient) await attachOwnBodies(env, id, jobs, input.rawPerRecipient);
   const delaySeconds = input.sendAt !== undefined ? Math.ceil((input.sendAt - now) / 1000) : 0;
   if (jobs.length) {
     try {
@@ -150,4 +156,25 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     }
   }
   return { id, recipients: recipients.map((r) => ({ address: r.address, status: r.status })) };
+}
+
+/** Gives each job of a message composed per recipient its recipient's own body, inline or in R2 (`bodies/<id>/<idx>`). */
+async function attachOwnBodies(env: Env, id: string, jobs: DeliveryJob[], raws: readonly string[]): Promise<void> {
+  for (const job of jobs) {
+    const idx = job.recipients[0]!.idx;
+    // Recipient 0's body is `raw`, already spooled above.
+    if (idx === 0) continue;
+    const raw = raws[idx];
+    if (raw === undefined) throw new RangeError(`rawPerRecipient has no message for recipient ${idx}`);
+    const bytes = new TextEncoder().encode(raw);
+    delete job.body;
+    delete job.bodyKey;
+    if (bytes.byteLength <= MAX_INLINE_BODY_BYTES) {
+      job.body = raw;
+    } else {
+      job.bodyKey = `bodies/${id}/${idx}`;
+      await env.BODIES.put(job.bodyKey, bytes, { httpMetadata: { contentType: "message/rfc822" } });
+    }
+    job.sizeBytes = bytes.byteLength;
+  }
 }

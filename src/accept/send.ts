@@ -14,6 +14,7 @@ import { tenantOwnsDomain, type Tenant } from "../store/keys";
 import { findSuppressed } from "../store/suppressions";
 import { acceptMessage, type AcceptResult } from "./accept";
 import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
+import { trackedHtmlBodies } from "../tracking/accept";
 
 /** Who is sending and through which door. */
 export interface SendContext {
@@ -83,34 +84,49 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
     throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient (the batch endpoint takes 100)", `${p}to`);
   }
   const id = newId();
+  const now = new Date();
+  // Open/click tracking (issue 11): one HTML body per recipient with its own tokens, rewritten before signing.
+  const tracked = await trackedHtmlBodies(ctx.env, { tenantId: ctx.tenant.id, messageId: id, recipientCount: recipients.length, publicBaseUrl: ctx.publicBaseUrl, secret: signingSecret(ctx.env), fieldPrefix: p }, req);
   let composed;
   try {
-    composed = composeMessage(req, { messageIdDomain: fromDomain });
+    composed = composeMessage(tracked ? { ...req, html: tracked[0] } : req, { messageIdDomain: fromDomain, now });
   } catch (e) {
     if (e instanceof ComposeError) throw refusalToApiError({ code: e.code, message: e.message, field: e.field }, p);
     throw e;
   }
   let outbound;
+  /** With tracking: the signed message of each recipient (same Message-ID and Date, own tokens). */
+  let perRecipient: string[] | null = null;
   try {
-    outbound = await prepareOutbound(ctx.env, ctx.config.relayHostname, composed.raw, {
-      id,
-      tenantId: ctx.tenant.id,
-      stream: req.stream,
-      tags: req.tags,
-      fromDomain,
-      recipients,
-      protocol: ctx.protocol,
-      ...(ctx.clientName ? { clientName: ctx.clientName } : {}),
-      publicBaseUrl: ctx.publicBaseUrl,
-      ...(opts.extraSigners ? { extraSigners: opts.extraSigners } : {}),
-    });
+    const prepare = (raw: string, rcpts: string[]) =>
+      prepareOutbound(ctx.env, ctx.config.relayHostname, raw, {
+        id,
+        tenantId: ctx.tenant.id,
+        stream: req.stream,
+        tags: req.tags,
+        fromDomain,
+        recipients: rcpts,
+        protocol: ctx.protocol,
+        ...(ctx.clientName ? { clientName: ctx.clientName } : {}),
+        publicBaseUrl: ctx.publicBaseUrl,
+        ...(opts.extraSigners ? { extraSigners: opts.extraSigners } : {}),
+        now,
+      });
+    outbound = await prepare(composed.raw, tracked ? recipients.slice(0, 1) : recipients);
+    if (tracked) {
+      perRecipient = [outbound.raw];
+      for (let i = 1; i < tracked.length; i++) {
+        const own = composeMessage({ ...req, html: tracked[i] }, { messageIdDomain: fromDomain, messageId: composed.messageId, now });
+        perRecipient.push((await prepare(own.raw, recipients.slice(i, i + 1))).raw);
+      }
+    }
   } catch (e) {
     if (e instanceof OutboundError) throw new ApiError(422, "invalid_field", e.message, `${p}stream`);
     if (e instanceof DkimSignError) throw new ApiError(422, "invalid_field", `DKIM signing failed: ${e.message}`, `${p}dkim_private_key`);
     if (e instanceof HeaderValueError) throw new ApiError(422, "invalid_field", e.message, `${p}headers`);
     throw e;
   }
-  const size = new TextEncoder().encode(outbound.raw).byteLength;
+  const size = Math.max(...(perRecipient ?? [outbound.raw]).map((r) => new TextEncoder().encode(r).byteLength));
   if (size > ctx.config.maxMessageBytes) throw new ApiError(413, "too_large", `the composed message is ${size} bytes; the limit is ${ctx.config.maxMessageBytes}`, p ? p.replace(/\.$/, "") : undefined);
   if (opts.dryRun) return { raw: outbound.raw };
 
@@ -125,6 +141,7 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
     subject: req.subject ?? null,
     messageIdHeader: composed.messageId,
     raw: outbound.raw,
+    ...(perRecipient ? { rawPerRecipient: perRecipient } : {}),
     recipients,
     stream: req.stream,
     tags: req.tags,

@@ -26,7 +26,7 @@ export function listUnsubscribeUrls(value: string | undefined): string[] {
 
 export interface TrackingRequestFields {
   html?: string | undefined;
-  headers: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   stream: "transactional" | "broadcast";
   track_opens?: boolean | undefined;
   track_clicks?: boolean | undefined;
@@ -49,7 +49,7 @@ export async function trackedHtmlBodies(
     const field = `${o.fieldPrefix ?? ""}${switches.trackClicks ? "track_clicks" : "track_opens"}`;
     throw new ApiError(422, "invalid_field", "tracking needs SIGNING_SECRET and an https TRACKING_BASE_URL or PUBLIC_BASE_URL", field);
   }
-  const header = Object.entries(req.headers).find(([name]) => name.toLowerCase() === "list-unsubscribe")?.[1];
+  const header = Object.entries(req.headers ?? {}).find(([name]) => name.toLowerCase() === "list-unsubscribe")?.[1];
   return rewriteHtmlForRecipients(req.html, o.recipientCount, {
     messageId: o.messageId,
     trackClicks: switches.trackClicks,
