@@ -1,9 +1,9 @@
 /**
  * Records one open or click: classifies it (human or machine), counts it per recipient, writes the
- * `opened` / `clicked` event to D1 (from where rollups and the message timeline pick it up) and emits it to
- * webhooks. Runs after the tracking endpoint has answered (`waitUntil`). Not pure: D1 and the webhook queue.
+ * `opened` / `clicked` event to D1 (from where rollups, the message timeline and webhooks pick it up) and
+ * has pending webhook deliveries sent right away. Runs after the tracking endpoint has answered (`waitUntil`). Not pure: D1 and the webhook queue.
  */
-import { emitEvents } from "../webhooks/emit";
+import { emitNewEventsLogged } from "../webhooks/emit";
 import { insertEvent, type EventRecord } from "../store/messages";
 import { countTrackingHit, findTrackedRecipient } from "../store/tracking";
 import { classifyTrackingHit } from "./machine";
@@ -60,6 +60,7 @@ export async function recordTrackingHit(env: Env, token: TrackingToken, req: Tra
     },
   };
   await insertEvent(env.DB, event).run();
-  await emitEvents(env, [event]);
+  // Webhooks read the event log by watermark; send now rather than at the next cron run.
+  await emitNewEventsLogged(env);
   return event;
 }
