@@ -16,8 +16,10 @@ export default {
   email: (message, env) => handleEmail(message, env),
   async queue(batch, env, ctx) {
     if (batch.queue.startsWith("edge-relay-webhooks")) return handleWebhookBatch(batch, env);
-    const handled = batch.queue.endsWith("-dlq") ? handleDeadLetters(batch, env) : handleOutbox(batch, env);
+    // Webhooks for events written before this batch (accepts) at once, and for the batch's outcomes after it.
     const emit = () => emitNewEventsLogged(env);
+    ctx.waitUntil(emit());
+    const handled = batch.queue.endsWith("-dlq") ? handleDeadLetters(batch, env) : handleOutbox(batch, env);
     ctx.waitUntil(handled.then(emit, emit));
     return handled;
   },
