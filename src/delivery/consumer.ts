@@ -30,6 +30,8 @@ export const MAX_CONNECTIONS_PER_INVOCATION = 6;
 const GATE_WAIT_MS = 3000;
 /** Send times granted at most this far ahead; messages beyond wait in the queue rather than in memory. */
 const GATE_HORIZON_MS = 20_000;
+/** Fresh send times a connection may ask for when it fell behind all of its own. */
+const MAX_SLOT_REFRESHES = 3;
 /** A gate's "not yet" shorter than this is waited out in the invocation instead of re-queueing. */
 const SHORT_WAIT_MS = 5000;
 /** No new connection starts after this much of an invocation (queue consumers may run up to 15 minutes). */
@@ -339,8 +341,9 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
       const report: GateReport = { leaseId: permit.leaseId, delivered: 0, unused: batch.length, usedUntil: 0 };
       try {
         if (target.binding) {
-          const pick = slotPicker(permit, report);
-          for (let i = 0; i < batch.length; i++) {
+          let i = 0;
+          const pick = slotPicker(gate, permit, report, () => batch.length - i);
+          for (; i < batch.length; i++) {
             const slot = await pick();
             if (slot === undefined) {
               queue.unshift(...batch.slice(i));
@@ -362,9 +365,10 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
           continue; // next upstream
         }
         const { session, host } = opened;
-        const pick = slotPicker(permit, report);
+        let i = 0;
+        const pick = slotPicker(gate, permit, report, () => batch.length - i);
         try {
-          for (let i = 0; i < batch.length; i++) {
+          for (; i < batch.length; i++) {
             const w = batch[i]!;
             const slot = await pick();
             if (slot === undefined || !session.usable) {
@@ -424,21 +428,32 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
 
 /**
  * Hands out a permit's send times in order. Each time owns the window up to the next one (GCRA emission
- * interval); a sender that fell behind skips the times already past instead of catching up in a burst, so the
- * next hop never sees more than the gate granted, across all connections.
+ * interval); a sender that fell behind (connection setup, a slow server) skips the times already past instead
+ * of catching up in a burst, so the next hop never sees more than the gate granted, across all connections.
+ * When every time it holds is past, it asks the gate for fresh ones on the same lease.
  */
-function slotPicker(permit: Permit, report: GateReport): () => Promise<{ seq: number } | undefined> {
+function slotPicker(gate: Gate, permit: Permit, report: GateReport, remaining: () => number): () => Promise<{ seq: number } | undefined> {
+  let current = permit;
   let next = 0;
+  let refreshes = 0;
   return async () => {
-    const now = Date.now();
-    // Half a window of lateness is tolerated: a send then still lands closer to its own time than to the next one.
-    while (next < permit.slots.length && permit.slots[next]! + permit.intervalMs / 2 <= now) next++;
-    if (next >= permit.slots.length) return undefined;
-    const j = next++;
-    report.unused--;
-    report.usedUntil = permit.slots[j]! + permit.intervalMs;
-    await sleep(permit.slots[j]! - now);
-    return { seq: permit.seq + j };
+    for (;;) {
+      const now = Date.now();
+      // Half a window of lateness is tolerated: a send then still lands closer to its own time than to the next one.
+      while (next < current.slots.length && current.slots[next]! + current.intervalMs / 2 <= now) next++;
+      if (next < current.slots.length) {
+        const j = next++;
+        report.unused--;
+        report.usedUntil = current.slots[j]! + current.intervalMs;
+        await sleep(current.slots[j]! - now);
+        return { seq: current.seq + j };
+      }
+      if (refreshes++ >= MAX_SLOT_REFRESHES) return undefined;
+      current = await gate.more(permit.leaseId, remaining(), GATE_HORIZON_MS);
+      next = 0;
+      if (!current.granted) return undefined;
+      report.unused += current.slots.length;
+    }
   };
 }
 

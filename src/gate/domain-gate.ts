@@ -199,6 +199,26 @@ export class DomainGate extends DurableObject<Env> {
     });
   }
 
+  /**
+   * More send times for a live lease (its connection fell behind the ones it had, e.g. during connection setup).
+   * Denied like acquire when the destination is paused, its circuit is open or its quota is used up.
+   */
+  async more(leaseId: string, messages: number, horizonMs: number): Promise<Permit> {
+    const now = Date.now();
+    this.expireLeases(now);
+    const lease = this.s.leases.find((l) => l.id === leaseId);
+    if (!lease) return this.deny("busy", 0);
+    const policy = this.policy();
+    const blocked = this.blocked(now, policy);
+    if (blocked) return this.deny(blocked.reason, blocked.retryAfterMs);
+    const permit = this.schedule(now, policy, Math.min(messages, policy.maxMessagesPerConnection), horizonMs);
+    if (!permit.granted) return permit;
+    lease.granted += permit.granted;
+    lease.tatAfter = this.s.tat;
+    this.save();
+    return { ...permit, leaseId };
+  }
+
   /** Ends a lease and feeds the outcome into the adaptive state. */
   async release(report: GateReport): Promise<void> {
     const now = Date.now();
@@ -315,18 +335,37 @@ export class DomainGate extends DurableObject<Env> {
   }
 
   private grant(now: number, policy: GatePolicy, req: PermitRequest): Permit {
+    let wanted = Math.min(req.messages, policy.maxMessagesPerConnection);
+    if (policy.quotaPerDay > 0) wanted = Math.min(wanted, policy.quotaPerDay - this.s.dayCount);
+    const permit = this.schedule(now, policy, wanted, req.horizonMs);
+    if (!permit.granted) return permit;
+    const lease: Lease = {
+      id: crypto.randomUUID(),
+      holder: req.holder,
+      granted: permit.granted,
+      since: now,
+      expiresAt: now + req.leaseMs,
+      tatAfter: this.s.tat,
+      interval: permit.intervalMs,
+    };
+    this.s.leases.push(lease);
+    this.save();
+    return { ...permit, leaseId: lease.id };
+  }
+
+  /** Reserves up to `wanted` send times (GCRA) within the horizon and numbers them. */
+  private schedule(now: number, policy: GatePolicy, wanted: number, horizonMs: number): Permit {
     const rate = policy.ratePerSecond * this.s.rateFactor;
     const interval = 1000 / rate;
     // Backing off: no bursts until the rate is fully restored.
     const burst = this.s.rateFactor < 1 ? 1 : policy.burst;
     const tau = (burst - 1) * interval;
-    let wanted = Math.min(req.messages, policy.maxMessagesPerConnection);
     if (policy.quotaPerDay > 0) wanted = Math.min(wanted, policy.quotaPerDay - this.s.dayCount);
     const slots: number[] = [];
     let tat = Math.max(this.s.tat, now - tau);
     for (let i = 0; i < wanted; i++) {
       const t = Math.max(now, tat - tau);
-      if (t > now + req.horizonMs) break;
+      if (t > now + horizonMs) break;
       slots.push(Math.ceil(t));
       tat = Math.max(tat, t) + interval;
     }
@@ -336,19 +375,9 @@ export class DomainGate extends DurableObject<Env> {
     this.s.seq += slots.length;
     this.s.dayCount += slots.length;
     this.s.totals.granted += slots.length;
-    const lease: Lease = {
-      id: crypto.randomUUID(),
-      holder: req.holder,
-      granted: slots.length,
-      since: now,
-      expiresAt: now + req.leaseMs,
-      tatAfter: tat,
-      interval,
-    };
-    this.s.leases.push(lease);
     this.save();
-    const partial = slots.length < req.messages;
-    return { granted: slots.length, leaseId: lease.id, seq, slots, intervalMs: Math.floor(interval), retryAfterMs: partial ? Math.max(0, Math.ceil(tat - tau - now)) : 0 };
+    const partial = slots.length < wanted;
+    return { granted: slots.length, leaseId: "", seq, slots, intervalMs: Math.floor(interval), retryAfterMs: partial ? Math.max(0, Math.ceil(tat - tau - now)) : 0 };
   }
 
   private deny(reason: DenyReason, retryAfterMs: number): Permit {
