@@ -6,8 +6,12 @@
  * - an HTTP control server through which tests (including those inside workerd) start scripted SMTP
  *   servers, read back received messages and register DNS records.
  */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { dkimVerify } from "mailauth/lib/dkim/verify";
 import { handleHookRequest } from "./hook-receiver";
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from "smtp-server";
@@ -269,6 +273,8 @@ export interface Peers {
  * - POST|GET /hooks/:name, POST /hooks/:name/config -> a webhook receiver (see hook-receiver.ts)
  * - POST /verify-dkim       body: { raw }  -> [{ domain, selector, result, info }] from mailauth's verifier,
  *                           resolving DKIM keys from the TXT records registered with POST /dns
+ * - GET  /fixtures/bounces/:file   -> bytes of a file of the shared bounce corpus (code inside workerd cannot read files)
+ * - GET  /fixtures/inbound/:path   -> bytes of a file under test/fixtures/inbound/ (one sub-folder level)
  */
 export async function startPeers(): Promise<Peers> {
   const sink = await startSmtpServer({ name: "sink.test.example" });
@@ -319,6 +325,12 @@ export async function startPeers(): Promise<Peers> {
           result.results.map((r) => ({ domain: r.signingDomain, selector: r.selector, result: r.status.result, info: r.info })),
         );
       }
+      if (req.method === "GET" && parts[0] === "fixtures") {
+        const file = fixturePath(parts.slice(1));
+        if (!file) return send(404, { error: "no such fixture" });
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        return res.end(await readFile(file));
+      }
       if (await handleHookRequest(req, res, parts, () => readBody(req))) return;
       if (url.pathname === "/dns-query") {
         const name = (url.searchParams.get("name") ?? "").toLowerCase().replace(/\.$/, "");
@@ -357,4 +369,19 @@ export async function startPeers(): Promise<Peers> {
       await new Promise<void>((r) => http.close(() => r()));
     },
   };
+}
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const FIXTURE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** The file a /fixtures/... request names: the shared bounce corpus (../shared beside the repo, or /work/shared) or test/fixtures/inbound. */
+function fixturePath(parts: string[]): string | undefined {
+  if (!parts.slice(1).every((p) => FIXTURE_NAME.test(p))) return undefined;
+  let file: string | undefined;
+  if (parts[0] === "bounces" && parts.length === 2) {
+    file = [path.resolve(repoRoot, "../shared/fixtures/bounces"), "/work/shared/fixtures/bounces"].map((d) => path.join(d, parts[1]!)).find((f) => existsSync(f));
+  } else if (parts[0] === "inbound" && (parts.length === 2 || parts.length === 3)) {
+    file = path.join(repoRoot, "test/fixtures/inbound", ...parts.slice(1));
+  }
+  return file && existsSync(file) ? file : undefined;
 }

@@ -1,0 +1,282 @@
+/**
+ * The email() handler on reports: bounces from the shared corpus aimed at the real VERP return paths of a
+ * message sent through the API, complaints (ARF), auto-replies, and the fallbacks when the return path was lost.
+ */
+import { describe, expect, it } from "vitest";
+import { encodeReturnPath } from "../../src/mime/return-path";
+import { call, createTenantWithKey, env, unique, waitFor } from "./helpers";
+import {
+  bounceLabels,
+  deliverToWorker,
+  eventRows,
+  fakeEmail,
+  fixtureBytes,
+  fixtureFilled,
+  inboundLog,
+  recipientRows,
+  suppressionOf,
+} from "./inbound-support";
+
+type MessageView = {
+  status: string;
+  message_id_header: string;
+  recipients: { address: string; status: string; last_enhanced: string | null }[];
+  events: { type: string; recipient: string | null; enhanced: string | null; code: number | null; text: string | null }[];
+};
+
+const secret = () => {
+  const s = env.SIGNING_SECRET;
+  if (!s) throw new Error("the workers test env needs SIGNING_SECRET (vitest.config.ts)");
+  return s;
+};
+
+/** Sends a message through the API to `to` and waits until every recipient is delivered (at the sink). */
+async function sendDelivered(to: string[]): Promise<{ id: string; key: string; tenantId: string; domain: string; messageIdHeader: string }> {
+  const domain = `${unique("in")}.example`;
+  const { key, tenantId } = await createTenantWithKey([domain]);
+  const res = await call("/v1/messages", { method: "POST", key, json: { from: `app@${domain}`, to, subject: "Your receipt", text: "Thanks for your order." } });
+  expect(res.status).toBe(202);
+  const { id } = (await res.json()) as { id: string };
+  const view = await waitFor(async () => {
+    const v = (await (await call(`/v1/messages/${id}`, { key })).json()) as MessageView;
+    return v.recipients.every((r) => r.status === "delivered") ? v : undefined;
+  }, 30_000, `delivery of every recipient of ${id}`);
+  return { id, key, tenantId, domain, messageIdHeader: view.message_id_header };
+}
+
+function returnPath(id: string, idx: number, domain: string): Promise<string> {
+  return encodeReturnPath({ messageId: id, recipientIndex: idx }, secret(), `bounces.${domain}`);
+}
+
+describe("bounces to VERP return paths", () => {
+  it("records corpus bounces from six MTAs as asynchronous bounces on the right recipients and suppresses the hard ones", async () => {
+    const files = ["lhost-postfix-31.eml", "lhost-gmail-01.eml", "lhost-exim-05.eml", "lhost-sendmail-05.eml", "lhost-office365-01.eml", "lhost-qmail-13.eml"];
+    const labels = await bounceLabels();
+    const rcptDomain = `${unique("rd")}.example`;
+    const to = files.map((_, i) => `user${i}@${rcptDomain}`);
+    const { id, key, tenantId, domain } = await sendDelivered(to);
+
+    for (const [i, file] of files.entries()) {
+      const fake = fakeEmail({ from: "", to: await returnPath(id, i, domain), raw: await fixtureBytes(`bounces/${file}`) });
+      await deliverToWorker(fake);
+      expect(fake.rejected(), file).toBeNull();
+    }
+
+    const rows = await recipientRows(id);
+    const bounced = await eventRows(id, "bounced");
+    for (const [i, file] of files.entries()) {
+      const label = labels.find((l) => l.file === file)!;
+      expect(rows[i], file).toMatchObject({ address: to[i], status: "bounced", last_enhanced: label.status });
+      expect(rows[i]!.final_at, file).not.toBeNull();
+      const events = bounced.filter((e) => e.recipient_idx === i);
+      expect(events, file).toHaveLength(1);
+      expect(events[0]!.recipient).toBe(to[i]);
+      expect(events[0]!.enhanced).toBe(label.status);
+      if (label.replycode) expect(events[0]!.code, file).toBe(Number(label.replycode));
+      expect(JSON.parse(events[0]!.data!)).toMatchObject({ async: true, reason: label.reason, hard: label.hardbounce, attribution: "verp" });
+      const suppressed = await suppressionOf(tenantId, to[i]!);
+      if (label.hardbounce) expect(suppressed, file).toEqual([expect.objectContaining({ scope: "all", reason: "hard_bounce", message_id: id })]);
+      else expect(suppressed, file).toEqual([]);
+    }
+
+    // The message status API shows each bounce on its recipient, after the delivery.
+    const view = (await (await call(`/v1/messages/${id}`, { key })).json()) as MessageView;
+    expect(view.status).toBe("bounced");
+    expect(view.recipients.map((r) => r.status)).toEqual(files.map(() => "bounced"));
+    for (const [i] of files.entries()) {
+      const types = view.events.filter((e) => e.recipient === to[i]).map((e) => e.type);
+      expect(types).toEqual(["queued", "delivered", "bounced"]);
+    }
+    // A suppressed address is not mailed again.
+    const again = await call("/v1/messages", { method: "POST", key, json: { from: `app@${domain}`, to: [to[0]], subject: "again", text: "x" } });
+    expect(((await again.json()) as { recipients: { status: string }[] }).recipients[0]!.status).toBe("suppressed");
+  });
+
+  it("ignores a repeated report for a recipient that already bounced", async () => {
+    const rcpt = `${unique("u")}@${unique("rd")}.example`;
+    const { id, domain } = await sendDelivered([rcpt]);
+    const raw = await fixtureBytes("bounces/lhost-postfix-31.eml");
+    const rp = await returnPath(id, 0, domain);
+    for (let n = 0; n < 2; n++) {
+      const fake = fakeEmail({ from: "", to: rp, raw });
+      await deliverToWorker(fake);
+      expect(fake.rejected()).toBeNull();
+    }
+    expect(await eventRows(id, "bounced")).toHaveLength(1);
+    expect((await inboundLog(rp)).map((l) => l.outcome)).toEqual(["recorded", "duplicate"]);
+  });
+
+  it("refuses a return path whose signature does not verify, and records nothing", async () => {
+    const rcpt = `${unique("u")}@${unique("rd")}.example`;
+    const { id, domain } = await sendDelivered([rcpt]);
+    const good = await returnPath(id, 0, domain);
+    const forged = good.replace(/-([a-z2-7]{10})@/, (_m, sig: string) => `-${sig[0] === "a" ? "b" : "a"}${sig.slice(1)}@`);
+    const fake = fakeEmail({ from: "", to: forged, raw: await fixtureBytes("bounces/lhost-gmail-01.eml") });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toMatch(/^5\.1\.1 /);
+    expect((await recipientRows(id))[0]!.status).toBe("delivered");
+    expect(await eventRows(id, "bounced")).toEqual([]);
+  });
+});
+
+describe("bounces whose return path was lost", () => {
+  it("attributes a DSN sent to the bounce domain by the Message-ID of the returned original", async () => {
+    const rcptDomain = `${unique("rd")}.example`;
+    const to = [`first@${rcptDomain}`, `second@${rcptDomain}`];
+    const { id, tenantId, domain, messageIdHeader } = await sendDelivered(to);
+    const raw = await fixtureFilled("inbound/handler/dsn-template.eml", {
+      TO: `postmaster@bounces.${domain}`,
+      RCPT_DOMAIN: rcptDomain,
+      RECIPIENT: to[1]!,
+      ORIGINAL_RECIPIENT_LINE: "",
+      STATUS: "5.1.1",
+      DIAGNOSTIC: "550 5.1.1 <second@x>: Recipient address rejected: User unknown in virtual mailbox table",
+      ORIGINAL_RETURN_PATH: `app@${domain}`,
+      SENDER_DOMAIN: domain,
+      ORIGINAL_TO: to.join(", "),
+      MESSAGE_ID: messageIdHeader,
+    });
+    const fake = fakeEmail({ from: "", to: `postmaster@bounces.${domain}`, raw });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBeNull();
+    const rows = await recipientRows(id);
+    expect(rows.map((r) => r.status)).toEqual(["delivered", "bounced"]);
+    expect(rows[1]).toMatchObject({ last_code: 550, last_enhanced: "5.1.1" });
+    const [event] = await eventRows(id, "bounced");
+    expect(event).toMatchObject({ recipient_idx: 1, recipient: to[1], enhanced: "5.1.1" });
+    expect(JSON.parse(event!.data!)).toMatchObject({ async: true, attribution: "message-id", reason: "userunknown", hard: true });
+    expect(await suppressionOf(tenantId, to[1]!)).toHaveLength(1);
+    expect(await suppressionOf(tenantId, to[0]!)).toEqual([]);
+  });
+
+  it("falls back to Original-Recipient when the report names a forwarded address and no known Message-ID", async () => {
+    const rcptDomain = `${unique("rd")}.example`;
+    const rcpt = `mia@${rcptDomain}`;
+    const { id, domain } = await sendDelivered([rcpt]);
+    const raw = await fixtureFilled("inbound/handler/dsn-template.eml", {
+      TO: `bounce-handler@bounces.${domain}`,
+      RCPT_DOMAIN: "forwarded.example",
+      RECIPIENT: "mia.new@forwarded.example",
+      ORIGINAL_RECIPIENT_LINE: `Original-Recipient: rfc822; ${rcpt}`,
+      STATUS: "5.2.2",
+      DIAGNOSTIC: "552 5.2.2 <mia.new@forwarded.example>: Mailbox full",
+      ORIGINAL_RETURN_PATH: `app@${domain}`,
+      SENDER_DOMAIN: domain,
+      ORIGINAL_TO: rcpt,
+      MESSAGE_ID: `not-ours-${unique()}@elsewhere.example`,
+    });
+    const fake = fakeEmail({ from: "", to: `bounce-handler@bounces.${domain}`, raw });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBeNull();
+    expect((await recipientRows(id))[0]).toMatchObject({ status: "bounced", last_enhanced: "5.2.2" });
+    const [event] = await eventRows(id, "bounced");
+    expect(JSON.parse(event!.data!)).toMatchObject({ attribution: "address", reported_recipient: "mia.new@forwarded.example", hard: false });
+  });
+
+  it("logs a bounce it cannot attribute instead of guessing", async () => {
+    const domain = `${unique("in")}.example`;
+    await createTenantWithKey([domain]);
+    const raw = await fixtureBytes("bounces/lhost-exim-05.eml");
+    const fake = fakeEmail({ from: "", to: `postmaster@bounces.${domain}`, raw });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBeNull();
+    expect(await inboundLog(`postmaster@bounces.${domain}`)).toEqual([expect.objectContaining({ kind: "bounce", outcome: "unattributed" })]);
+  });
+});
+
+describe("complaints", () => {
+  it("records an ARF report from the corpus sent to the return path as complained and suppresses the address", async () => {
+    const rcpt = `${unique("u")}@${unique("rd")}.example`;
+    const { id, key, tenantId, domain } = await sendDelivered([rcpt]);
+    const fake = fakeEmail({ from: "fbl@isp.example", to: await returnPath(id, 0, domain), raw: await fixtureBytes("bounces/arf-01.eml") });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBeNull();
+    const [event] = await eventRows(id, "complained");
+    expect(event).toMatchObject({ recipient_idx: 0, recipient: rcpt });
+    expect(JSON.parse(event!.data!)).toMatchObject({ feedback_type: "abuse", attribution: "verp" });
+    expect(await suppressionOf(tenantId, rcpt)).toEqual([expect.objectContaining({ scope: "all", reason: "complaint", expires_at: null })]);
+    // A complaint is not a delivery failure: the recipient stays delivered, the event shows on it.
+    const view = (await (await call(`/v1/messages/${id}`, { key })).json()) as MessageView;
+    expect(view.recipients[0]!.status).toBe("delivered");
+    expect(view.events.filter((e) => e.recipient === rcpt).map((e) => e.type)).toEqual(["queued", "delivered", "complained"]);
+  });
+
+  it("matches a feedback-loop report sent to the bounce domain by Message-ID; not-spam reports suppress nothing", async () => {
+    const rcptDomain = `${unique("rd")}.example`;
+    const to = [`a@${rcptDomain}`, `b@${rcptDomain}`];
+    const { id, tenantId, domain, messageIdHeader } = await sendDelivered(to);
+    const report = (feedbackType: string) =>
+      fixtureFilled("inbound/handler/arf-template.eml", {
+        TO: `fbl@bounces.${domain}`,
+        RCPT_DOMAIN: rcptDomain,
+        FEEDBACK_TYPE: feedbackType,
+        ORIGINAL_RETURN_PATH: `app@${domain}`,
+        RECIPIENT: to[1]!,
+        SENDER_DOMAIN: domain,
+        MESSAGE_ID: messageIdHeader,
+      });
+    const fake = fakeEmail({ from: `fbl@feedback.${rcptDomain}`, to: `fbl@bounces.${domain}`, raw: await report("abuse") });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBeNull();
+    const events = await eventRows(id, "complained");
+    expect(events).toEqual([expect.objectContaining({ recipient_idx: 1, recipient: to[1] })]);
+    expect(JSON.parse(events[0]!.data!)).toMatchObject({ attribution: "message-id" });
+    expect(await suppressionOf(tenantId, to[1]!)).toEqual([expect.objectContaining({ reason: "complaint" })]);
+
+    const other = await sendDelivered([`c@${rcptDomain}`]);
+    const notSpam = fakeEmail({
+      from: `fbl@feedback.${rcptDomain}`,
+      to: `fbl@bounces.${other.domain}`,
+      raw: (
+        await fixtureFilled("inbound/handler/arf-template.eml", {
+          TO: `fbl@bounces.${other.domain}`,
+          RCPT_DOMAIN: rcptDomain,
+          FEEDBACK_TYPE: "not-spam",
+          ORIGINAL_RETURN_PATH: `app@${other.domain}`,
+          RECIPIENT: `c@${rcptDomain}`,
+          SENDER_DOMAIN: other.domain,
+          MESSAGE_ID: other.messageIdHeader,
+        })
+      ),
+    });
+    await deliverToWorker(notSpam);
+    expect(await eventRows(other.id, "complained")).toHaveLength(1);
+    expect(await suppressionOf(other.tenantId, `c@${rcptDomain}`)).toEqual([]);
+  });
+});
+
+describe("auto-replies", () => {
+  it("records an RFC 3834 reply from the corpus to the return path as auto_replied, never as a bounce", async () => {
+    const rcpt = `${unique("u")}@${unique("rd")}.example`;
+    const { id, tenantId, domain } = await sendDelivered([rcpt]);
+    const fake = fakeEmail({ from: rcpt, to: await returnPath(id, 0, domain), raw: await fixtureBytes("bounces/rfc3834-01.eml") });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBeNull();
+    const events = await eventRows(id);
+    expect(events.filter((e) => e.type === "auto_replied")).toEqual([expect.objectContaining({ recipient_idx: 0, recipient: rcpt })]);
+    expect(events.some((e) => e.type === "bounced")).toBe(false);
+    expect((await recipientRows(id))[0]!.status).toBe("delivered");
+    expect(await suppressionOf(tenantId, rcpt)).toEqual([]);
+  });
+
+  it("matches a vacation reply sent to the bounce domain by its In-Reply-To", async () => {
+    const rcpt = `mia@${unique("rd")}.example`;
+    const { id, domain, messageIdHeader } = await sendDelivered([rcpt]);
+    const raw = await fixtureFilled("inbound/handler/vacation-reply.eml", { RECIPIENT: rcpt, RCPT_DOMAIN: "rd.example", TO: `replies@bounces.${domain}`, MESSAGE_ID: messageIdHeader });
+    const fake = fakeEmail({ from: rcpt, to: `replies@bounces.${domain}`, raw });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBeNull();
+    const [event] = await eventRows(id, "auto_replied");
+    expect(event).toMatchObject({ recipient: rcpt, text: "Out of office: Your receipt" });
+    expect(JSON.parse(event!.data!)).toMatchObject({ reason: "vacation", attribution: "message-id" });
+    expect((await recipientRows(id))[0]!.status).toBe("delivered");
+  });
+});
+
+describe("other mail", () => {
+  it("refuses mail for an address that is neither a return path, a bounce domain nor an alias", async () => {
+    const fake = fakeEmail({ from: "someone@else.example", to: `nobody@${unique("x")}.example`, raw: "From: someone@else.example\r\nSubject: hi\r\n\r\nhello\r\n" });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toMatch(/^5\.1\.1 <nobody@.*>: no such recipient here$/);
+  });
+});
