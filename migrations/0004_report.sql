@@ -45,7 +45,9 @@ CREATE TABLE report_message_tags (
   PRIMARY KEY (tag, message_id)
 ) WITHOUT ROWID;
 
--- Search by sender, and by recipient status newest first (message ids are time-ordered); oldest pending.
+-- Search by sender (From header or envelope sender), and by recipient status newest first (message ids are
+-- time-ordered); oldest pending recipient.
+CREATE INDEX report_messages_header_from ON messages(header_from, id);
 CREATE INDEX report_messages_mail_from ON messages(mail_from, id);
 CREATE INDEX report_recipients_status_message ON recipients(status, message_id);
 

@@ -57,7 +57,8 @@ export function searchSql(field: SearchField | null): string {
                 SELECT r.message_id FROM recipients r WHERE r.address IN (?3, lower(?3)) ORDER BY r.message_id DESC LIMIT 1000
               ) AND ${scoped} ORDER BY m.id DESC LIMIT ?4`;
     case "sender":
-      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.mail_from IN (?3, lower(?3)) AND ${scoped} ORDER BY m.id DESC LIMIT ?4`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m
+               WHERE (m.header_from IN (?3, lower(?3)) OR m.mail_from IN (?3, lower(?3))) AND ${scoped} ORDER BY m.id DESC LIMIT ?4`;
     case "tag":
       return `SELECT ${SUMMARY_COLUMNS} FROM report_message_tags t JOIN messages m ON m.id = t.message_id
                WHERE t.tag = ?3 AND (?1 = 1 OR t.tenant_id = ?2) ORDER BY t.message_id DESC LIMIT ?4`;
