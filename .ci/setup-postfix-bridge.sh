@@ -12,7 +12,7 @@ fi
 
 missing=()
 command -v postfix >/dev/null 2>&1 || missing+=(postfix)
-ls /usr/lib/*/sasl2/libplain.so* /usr/lib/sasl2/libplain.so* >/dev/null 2>&1 || missing+=(libsasl2-modules)
+compgen -G "/usr/lib/*/sasl2/libplain.so*" >/dev/null || compgen -G "/usr/lib/sasl2/libplain.so*" >/dev/null || missing+=(libsasl2-modules)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [ "${#missing[@]}" -gt 0 ]; then
