@@ -63,6 +63,22 @@ export function publicBaseUrl(env: Env, requestUrl: string): string | null {
   return origin.startsWith("https://") ? origin : null;
 }
 
+/**
+ * Lower-case names of the header fields listed in the h= tag of DKIM signatures already in the message. Adding
+ * a field listed there (over-signed while absent) would break that signature, so the relay leaves such fields out.
+ */
+export function fieldsSignedByExistingSignatures(raw: string): Set<string> {
+  const end = raw.search(/\r?\n\r?\n/);
+  const head = (end >= 0 ? raw.slice(0, end) : raw).replace(/\r?\n[ \t]+/g, " ");
+  const names = new Set<string>();
+  for (const line of head.split(/\r?\n/)) {
+    if (!/^dkim-signature\s*:/i.test(line)) continue;
+    const h = /(?:^|;)\s*h\s*=\s*([^;]*)/i.exec(line.slice(line.indexOf(":") + 1));
+    for (const n of h?.[1]?.split(":") ?? []) if (n.trim()) names.add(n.trim().toLowerCase());
+  }
+  return names;
+}
+
 /** Adds the relay's headers and the DKIM signatures. */
 export async function prepareOutbound(env: Env, relayHostname: string, raw: string, o: OutboundOptions): Promise<OutboundMessage> {
   const now = o.now ?? new Date();
@@ -86,8 +102,10 @@ export async function prepareOutbound(env: Env, relayHostname: string, raw: stri
     link = unsubscribeUrl(`${o.publicBaseUrl}/unsubscribe`, token);
     fields.push(...listUnsubscribeFields({ url: link, mailto: unsubscribeMailto(`unsubscribe@${bounceDomainFor(o.fromDomain)}`, token) }));
   }
-  // Received goes first (it is a trace field, RFC 5321 section 4.4); the others below it.
-  const withHeaders = insertHeaders(raw, fields);
+  // Received goes first (it is a trace field, RFC 5321 section 4.4); the others below it. Fields that an existing
+  // signature covers are not added (trace fields are never signed, so Received always goes in).
+  const signedElsewhere = fieldsSignedByExistingSignatures(raw);
+  const withHeaders = insertHeaders(raw, fields.filter((f) => f.name === "Received" || !signedElsewhere.has(f.name.toLowerCase())));
   const signers = [...signersForDomain(parseDkimKeys(env.DKIM_KEYS), o.fromDomain), ...(o.extraSigners ?? [])];
   const signed = signers.length ? await signDkim(withHeaders, signers, { now }) : withHeaders.replace(/\r?\n/g, "\r\n");
   return { raw: signed, signatures: signers.map((s) => ({ domain: s.domain, selector: s.selector })), unsubscribeUrl: link };

@@ -12,7 +12,7 @@ import { HeaderValueError } from "../mime/deliverability";
 import { newId } from "../store/ids";
 import { findSuppressed } from "../store/suppressions";
 import { acceptMessage } from "./accept";
-import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
+import { fieldsSignedByExistingSignatures, OutboundError, prepareOutbound, signingSecret } from "./outbound";
 import { envelopeAddress, requireSenderDomain, type SendContext, type SendOutcome } from "./send";
 
 /** RFC 5322 section 2.1.1: a line is at most 998 characters excluding CRLF. */
@@ -162,12 +162,14 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
   const fromDomain = from.asciiDomain;
   let messageIdHeader = named("message-id")[0]?.value.replace(/^<(.*)>$/, "$1") ?? null;
   const added: string[] = [];
+  // A missing field that an existing signature over-signs stays missing: adding it would break that signature.
+  const signed = fieldsSignedByExistingSignatures(text);
   if (!messageIdHeader) {
     messageIdHeader = `${newId()}@${fromDomain}`;
-    added.push(`Message-ID: <${messageIdHeader}>`);
+    if (!signed.has("message-id")) added.push(`Message-ID: <${messageIdHeader}>`);
   }
-  if (!named("date").length) added.push(`Date: ${formatRfc5322Date(new Date())}`);
-  if (!named("mime-version").length) added.push("MIME-Version: 1.0");
+  if (!named("date").length && !signed.has("date")) added.push(`Date: ${formatRfc5322Date(new Date())}`);
+  if (!named("mime-version").length && !signed.has("mime-version")) added.push("MIME-Version: 1.0");
   kept = [...kept, ...added.map((raw) => ({ name: raw.slice(0, raw.indexOf(":")), raw, value: "" }))];
   const raw = kept.map((f) => f.raw).join("\r\n") + "\r\n\r\n" + bodyPart;
 
