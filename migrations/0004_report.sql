@@ -50,6 +50,8 @@ CREATE TABLE report_message_tags (
 CREATE INDEX report_messages_header_from ON messages(header_from, id);
 CREATE INDEX report_messages_mail_from ON messages(mail_from, id);
 CREATE INDEX report_recipients_status_message ON recipients(status, message_id);
+-- The suppression list across all tenants, newest first.
+CREATE INDEX report_suppressions_created ON suppressions(created_at);
 
 -- Reporting page sessions: the SHA-256 of the cookie value, and the CSRF token of the session's forms.
 CREATE TABLE dashboard_sessions (

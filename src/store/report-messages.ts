@@ -46,28 +46,31 @@ function toSummary(r: SummaryRow): MessageSummary {
   };
 }
 
-/** The SQL of a search, exposed so the index test can EXPLAIN it. Bound: ?1 all-tenants flag, ?2 tenant, ?3 term, ?4 limit. */
-export function searchSql(field: SearchField | null): string {
-  const scoped = "(?1 = 1 OR m.tenant_id = ?2)";
+/**
+ * The SQL of a search (exposed so the index test can EXPLAIN it), for all tenants or one: separate statements
+ * so each uses its own index. Bound: ?1 tenant (ignored for all), ?2 term, ?3 limit.
+ */
+export function searchSql(field: SearchField | null, scope: "all" | "tenant"): string {
+  const t = (alias: string) => (scope === "tenant" ? `${alias}.tenant_id = ?1` : "?1 IS NOT NULL");
   switch (field) {
     case "id":
-      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.id = ?3 AND ${scoped} LIMIT ?4`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.id = ?2 AND ${t("m")} LIMIT ?3`;
     case "recipient":
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.id IN (
-                SELECT r.message_id FROM recipients r WHERE r.address IN (?3, lower(?3)) ORDER BY r.message_id DESC LIMIT 1000
-              ) AND ${scoped} ORDER BY m.id DESC LIMIT ?4`;
+                SELECT r.message_id FROM recipients r WHERE r.address IN (?2, lower(?2)) ORDER BY r.message_id DESC LIMIT 1000
+              ) AND ${t("m")} ORDER BY m.id DESC LIMIT ?3`;
     case "sender":
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m
-               WHERE (m.header_from IN (?3, lower(?3)) OR m.mail_from IN (?3, lower(?3))) AND ${scoped} ORDER BY m.id DESC LIMIT ?4`;
+               WHERE (m.header_from IN (?2, lower(?2)) OR m.mail_from IN (?2, lower(?2))) AND ${t("m")} ORDER BY m.id DESC LIMIT ?3`;
     case "tag":
-      return `SELECT ${SUMMARY_COLUMNS} FROM report_message_tags t JOIN messages m ON m.id = t.message_id
-               WHERE t.tag = ?3 AND (?1 = 1 OR t.tenant_id = ?2) ORDER BY t.message_id DESC LIMIT ?4`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM report_message_tags g JOIN messages m ON m.id = g.message_id
+               WHERE g.tag = ?2 AND ${t("g")} ORDER BY g.message_id DESC LIMIT ?3`;
     case "status":
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.id IN (
-                SELECT DISTINCT r.message_id FROM recipients r WHERE r.status = ?3 ORDER BY r.message_id DESC LIMIT 1000
-              ) AND ${scoped} ORDER BY m.id DESC LIMIT ?4`;
+                SELECT DISTINCT r.message_id FROM recipients r WHERE r.status = ?2 ORDER BY r.message_id DESC LIMIT 1000
+              ) AND ${t("m")} ORDER BY m.id DESC LIMIT ?3`;
     case null:
-      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${scoped} ORDER BY m.id DESC LIMIT ?4`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${t("m")} AND ?2 IS NOT NULL ORDER BY m.id DESC LIMIT ?3`;
   }
 }
 
@@ -83,8 +86,8 @@ export async function searchMessages(
   limit = SEARCH_LIMIT,
 ): Promise<MessageSummary[]> {
   const { results } = await db
-    .prepare(searchSql(field))
-    .bind(tenant === ALL_TENANTS ? 1 : 0, tenant, term.trim(), limit)
+    .prepare(searchSql(field, tenant === ALL_TENANTS ? "all" : "tenant"))
+    .bind(tenant, term.trim(), limit)
     .all<SummaryRow>();
   return results.map(toSummary);
 }
@@ -100,11 +103,13 @@ export interface SuppressionListRow {
   expires_at: number | null;
 }
 
-/** Bound: ?1 all-tenants flag, ?2 tenant, ?3 now, ?4 text the address must contain, or null, ?5 limit. */
-export const SUPPRESSIONS_SQL = `SELECT * FROM suppressions
-  WHERE (?1 = 1 OR tenant_id = ?2) AND (expires_at IS NULL OR expires_at > ?3)
-    AND (?4 IS NULL OR instr(address, ?4) > 0)
-  ORDER BY created_at DESC LIMIT ?5`;
+/** Suppressions SQL for all tenants or one. Bound: ?1 tenant (ignored for all), ?2 now, ?3 text the address must contain or null, ?4 limit. */
+export function suppressionsSql(scope: "all" | "tenant"): string {
+  return `SELECT * FROM suppressions
+  WHERE ${scope === "tenant" ? "tenant_id = ?1" : "?1 IS NOT NULL"} AND (expires_at IS NULL OR expires_at > ?2)
+    AND (?3 IS NULL OR instr(address, ?3) > 0)
+  ORDER BY created_at DESC LIMIT ?4`;
+}
 
 /** Live suppressions newest first, optionally only addresses containing `filter`, across tenants or for one. */
 export async function listSuppressionsForReport(
@@ -116,8 +121,8 @@ export async function listSuppressionsForReport(
 ): Promise<SuppressionListRow[]> {
   const f = filter.trim().toLowerCase();
   const { results } = await db
-    .prepare(SUPPRESSIONS_SQL)
-    .bind(tenant === ALL_TENANTS ? 1 : 0, tenant, now, f || null, limit)
+    .prepare(suppressionsSql(tenant === ALL_TENANTS ? "all" : "tenant"))
+    .bind(tenant, now, f || null, limit)
     .all<SuppressionListRow>();
   return results;
 }
