@@ -13,7 +13,7 @@ export { DomainGate } from "./gate/domain-gate";
 
 export default {
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
-  email: (message, env) => handleEmail(message, env),
+  email: (message, env, ctx) => handleEmail(message, env, ctx),
   async queue(batch, env, ctx) {
     if (batch.queue.startsWith("edge-relay-webhooks")) return handleWebhookBatch(batch, env);
     // Webhooks for events written before this batch (accepts) at once, and for the batch's outcomes after it.

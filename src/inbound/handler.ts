@@ -25,6 +25,7 @@ import { readRaw, type InboundEmail } from "./read-raw";
 import { applyReport, type ReportContext } from "./reports";
 import { isSrsAddress, srsReverse } from "./srs";
 import { parseBounce } from "./bounce";
+import { emitNewEventsLogged } from "../webhooks/emit";
 
 /**
  * Reports are parsed from their first 2 MiB: the human-readable and machine-readable parts come before the
@@ -38,8 +39,16 @@ function bare(address: string): string {
   return address.trim().replace(/^<(.*)>$/, "$1");
 }
 
-/** Handles one message from Email Routing. */
-export async function handleEmail(message: InboundEmail, env: Env): Promise<void> {
+/**
+ * Handles one message from Email Routing, then lets the webhook emitter pick up the events it wrote (bounced,
+ * complained, auto_replied) right away instead of at the next queue batch or cron run.
+ */
+export async function handleEmail(message: InboundEmail, env: Env, ctx: ExecutionContext): Promise<void> {
+  await routeEmail(message, env);
+  ctx.waitUntil(emitNewEventsLogged(env));
+}
+
+async function routeEmail(message: InboundEmail, env: Env): Promise<void> {
   const config = loadConfig(env);
   const to = bare(message.to);
   const lowerTo = to.toLowerCase();

@@ -2,9 +2,9 @@
  * The email() handler on reports: bounces from the shared corpus aimed at the real VERP return paths of a
  * message sent through the API, complaints (ARF), auto-replies, and the fallbacks when the return path was lost.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { encodeReturnPath } from "../../src/mime/return-path";
-import { call, createTenantWithKey, env, unique, waitFor } from "./helpers";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, unique, waitFor } from "./helpers";
 import {
   bounceLabels,
   deliverToWorker,
@@ -270,6 +270,27 @@ describe("auto-replies", () => {
     expect(event).toMatchObject({ recipient: rcpt, text: "Out of office: Your receipt" });
     expect(JSON.parse(event!.data!)).toMatchObject({ reason: "vacation", attribution: "message-id" });
     expect((await recipientRows(id))[0]!.status).toBe("delivered");
+  });
+});
+
+describe("webhooks", () => {
+  it("posts the asynchronous bounce to the tenant's webhook endpoint right after the report arrives", async () => {
+    const control = `http://127.0.0.1:${inject("controlPort")}`;
+    const rcpt = `${unique("u")}@${unique("rd")}.example`;
+    const { id, tenantId, domain } = await sendDelivered([rcpt]);
+    const name = unique("inbound-hook");
+    const hook = await call("/admin/webhooks", { method: "POST", key: ADMIN_TOKEN, json: { tenant_id: tenantId, url: `${control}/hooks/${name}`, events: ["bounced"] } });
+    expect(hook.status).toBe(201);
+    const { secret: hookSecret } = (await hook.json()) as { secret: string };
+    await fetch(`${control}/hooks/${name}/config`, { method: "POST", body: JSON.stringify({ secret: hookSecret }) });
+
+    await deliverToWorker(fakeEmail({ from: "", to: await returnPath(id, 0, domain), raw: await fixtureBytes("bounces/lhost-gmail-01.eml") }));
+    const [post] = await waitFor(async () => {
+      const r = (await (await fetch(`${control}/hooks/${name}`)).json()) as { body: string; verified: boolean | null }[];
+      return r.length ? r : undefined;
+    }, 20_000, "the bounced webhook");
+    expect(post!.verified).toBe(true);
+    expect(JSON.parse(post!.body)).toMatchObject({ type: "bounced", message_id: id, recipient: rcpt, data: { enhanced: "5.1.1", extra: { async: true, reason: "userunknown", hard: true } } });
   });
 });
 

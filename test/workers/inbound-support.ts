@@ -1,4 +1,5 @@
 /** Helpers for the email() handler tests: fake Email Routing messages, fixtures from the Node side, D1 reads. */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { inject } from "vitest";
 import worker from "../../src/index";
 import { env } from "./helpers";
@@ -112,7 +113,9 @@ export function fakeEmail(o: { from: string; to: string; raw: string | Uint8Arra
 
 /** Runs the Worker's email() handler on a fake message, as Email Routing would, with an optional env override. */
 export async function deliverToWorker(fake: FakeEmail, overrides: Partial<Env> = {}): Promise<void> {
-  await worker.email(fake.message, { ...env, ...overrides });
+  const ctx = createExecutionContext();
+  await worker.email(fake.message, { ...env, ...overrides }, ctx);
+  await waitOnExecutionContext(ctx);
 }
 
 export interface RecipientRow {
