@@ -2,7 +2,7 @@
  * Open and click tracking end to end: a message sent with tracking arrives with rewritten links and a pixel
  * per recipient, still passes DKIM, and following a link records `clicked` and redirects to the exact URL.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { redirectLocation } from "../../src/tracking/url";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, unique, waitFor } from "./helpers";
 import { APPLE_MPP, CHROME, arrival, eventsOf, htmlOf, publishDkim, recordingDomain, tokensIn, verifyDkim } from "./tracking-helpers";
@@ -28,7 +28,7 @@ describe("tracking end to end", () => {
     expect(await publishDkim(from, key)).toBeGreaterThan(0);
     const { domain, port } = await recordingDomain();
     const rcpts = [`a-${unique()}@${domain}`, `b-${unique()}@${domain}`];
-    const hook = await call("/admin/webhooks", { method: "POST", key: ADMIN_TOKEN, json: { tenant_id: tenantId, url: `http://127.0.0.1:9/hook`, events: ["opened", "clicked"] } });
+    const hook = await call("/admin/webhooks", { method: "POST", key: ADMIN_TOKEN, json: { tenant_id: tenantId, url: `http://127.0.0.1:${inject("controlPort")}/webhook-receiver`, events: ["opened", "clicked"] } });
     expect(hook.status).toBe(201);
 
     const res = await call("/v1/messages", {
