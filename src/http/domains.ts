@@ -31,7 +31,12 @@ async function recordsFor(env: Env, domain: string): Promise<DnsRecord[]> {
   const records = requiredDnsRecords({ domain, selectors, bounceDomain: bounceDomainFor(domain), ...(env.SPF_INCLUDE ? { spfInclude: env.SPF_INCLUDE.split(",").map((s) => s.trim()) } : {}) });
   const signing = keys[0]?.domain;
   if (signing && signing !== domain) {
-    return records.map((r) => (r.purpose === "dkim" ? { ...r, name: r.name.replace(new RegExp(`\\._domainkey\\.${domain.replace(/\./g, "\\.")}$`), `._domainkey.${signing}`) } : r));
+    const suffix = `._domainkey.${domain}`;
+    return records.map((r) =>
+      r.purpose === "dkim" && r.name.endsWith(suffix)
+        ? { ...r, name: r.name.slice(0, -suffix.length) + `._domainkey.${signing}`, note: r.note.replace(`d=${domain}`, `d=${signing}`) }
+        : r,
+    );
   }
   return records;
 }
