@@ -61,7 +61,8 @@ export function checkForwardingLoop(headerSection: string, alias: string, relayH
   const markers = headerValues(headerSection, LOOP_MARKER_HEADER).map((v) => v.toLowerCase());
   if (markers.includes(alias.toLowerCase())) return { loop: true, reason: `the message was already forwarded for ${alias} by this relay` };
   const host = relayHostname.toLowerCase();
-  const own = received.filter((r) => new RegExp(`\\bby\\s+${host.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\b`, "i").test(r)).length;
+  const byUs = new RegExp(`(?:^|\\s)by\\s+${host.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?=[\\s;()]|$)`, "i");
+  const own = received.filter((r) => byUs.test(r)).length;
   if (own > MAX_OWN_RELAY_HOPS) return { loop: true, reason: `the message passed through this relay ${own} times (limit ${MAX_OWN_RELAY_HOPS})` };
   return { loop: false, receivedHops: received.length };
 }
