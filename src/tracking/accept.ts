@@ -11,6 +11,12 @@ import { ApiError } from "../http/errors";
 import { resolveTrackingSwitches } from "../store/tracking";
 import { rewriteHtmlForRecipients } from "./html";
 
+/**
+ * Tracked messages exist once per recipient, all in memory at accept: the HTML times the recipients may not
+ * exceed this (a Worker has 128 MB of memory; the composed copies and their DKIM canonical forms need more).
+ */
+export const MAX_TRACKED_HTML_BYTES_PER_REQUEST = 16 * 1024 * 1024;
+
 /** The https base of the tracking links: TRACKING_BASE_URL, else the relay's public base URL. */
 export function trackingBaseUrl(env: Env, publicBaseUrl: string | null): string | null {
   const configured = env.TRACKING_BASE_URL?.trim();
@@ -48,6 +54,10 @@ export async function trackedHtmlBodies(
   if (!o.secret || !baseUrl || !baseUrl.startsWith("https://")) {
     const field = `${o.fieldPrefix ?? ""}${switches.trackClicks ? "track_clicks" : "track_opens"}`;
     throw new ApiError(422, "invalid_field", "tracking needs SIGNING_SECRET and an https TRACKING_BASE_URL or PUBLIC_BASE_URL", field);
+  }
+  const htmlBytes = new TextEncoder().encode(req.html).byteLength;
+  if (htmlBytes * o.recipientCount > MAX_TRACKED_HTML_BYTES_PER_REQUEST) {
+    throw new ApiError(422, "too_large", `a tracked message is composed per recipient: ${o.recipientCount} copies of ${htmlBytes} bytes of HTML exceed ${MAX_TRACKED_HTML_BYTES_PER_REQUEST} bytes; send fewer recipients per message`, `${o.fieldPrefix ?? ""}html`);
   }
   const header = Object.entries(req.headers ?? {}).find(([name]) => name.toLowerCase() === "list-unsubscribe")?.[1];
   return rewriteHtmlForRecipients(req.html, o.recipientCount, {

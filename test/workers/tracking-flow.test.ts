@@ -140,4 +140,31 @@ describe("tracking end to end", () => {
     }, 20_000, "webhook attempts for opened and clicked");
     expect(attempts).toEqual(["clicked", "opened"]);
   });
+
+  it("gives every recipient of a large tracked message its own body in R2", async () => {
+    const from = `${unique("big")}.example`;
+    const { key } = await createTenantWithKey([from]);
+    const { domain, port } = await recordingDomain();
+    const rcpts = [`a-${unique()}@${domain}`, `b-${unique()}@${domain}`];
+    // Larger than a Queue message may carry, so the bodies are spooled to R2.
+    const filler = `<p>${"Lorem ipsum dolor sit amet. ".repeat(6000)}</p>`;
+    const res = await call("/v1/messages", {
+      method: "POST",
+      key,
+      json: { from: `big@${from}`, to: rcpts, subject: "big", html: `<html><body>${filler}<a href="https://big.example/?p=1">end</a></body></html>`, track_clicks: true },
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const bodies = await Promise.all(rcpts.map(async (r) => htmlOf(await arrival(port, r))));
+    const tokens = bodies.map((b) => tokensIn(b).clicks);
+    expect(tokens.map((t) => t.length)).toEqual([1, 1]);
+    expect(tokens[0]![0]).not.toBe(tokens[1]![0]);
+    expect(bodies.map((b) => b.includes("big.example"))).toEqual([false, false]);
+    expect(await env.BODIES.head(`bodies/${id}`)).not.toBeNull();
+    expect(await env.BODIES.head(`bodies/${id}/1`)).not.toBeNull();
+    const click = await call(`/t/c/${tokens[1]![0]}`, { redirect: "manual" });
+    expect(click.headers.get("location")).toBe("https://big.example/?p=1");
+    const [event] = await eventsOf(env.DB, id, "clicked");
+    expect(event).toMatchObject({ recipient_idx: 1, recipient: rcpts[1] });
+  });
 });

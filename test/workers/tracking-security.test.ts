@@ -25,6 +25,14 @@ describe("tracking endpoints refuse tokens that are not ours", () => {
     expect(r.headers.get("location")).toBe("https://ok.example/?a=1#b");
   });
 
+  it("answers HEAD like GET (scanners use it; the unit rules count it as a machine's)", async () => {
+    const token = await signTrackingToken({ kind: "click", messageId: "zz0000000000", recipientIdx: 0, url: "https://ok.example/h" }, SECRET);
+    const r = await call(`/t/c/${token}`, { method: "HEAD", redirect: "manual" });
+    expect(r.status).toBe(302);
+    expect(r.headers.get("location")).toBe("https://ok.example/h");
+    await expectRefused(`/t/c/${token.slice(0, -2)}${token.endsWith("xx") ? "yy" : "xx"}`);
+  });
+
   it("refuses tampered signatures, swapped payloads, other secrets and garbage", async () => {
     const token = await signTrackingToken({ kind: "click", messageId: "zz0000000000", recipientIdx: 0, url: "https://ok.example/" }, SECRET);
     const [payload, mac] = token.split(".") as [string, string];

@@ -76,6 +76,14 @@ describe("tracking settings", () => {
     await bad({}, "track_opens");
   });
 
+  it("refuses a tracked message whose per-recipient copies would not fit in memory", async () => {
+    const { ctx, domain } = await setup();
+    const html = `<p>${"x".repeat(9 * 1024 * 1024)}</p>`;
+    const v = validateSendRequest({ from: `a@${domain}`, to: ["r1@rcpt.example", "r2@rcpt.example"], subject: "s", html, track_opens: true });
+    if (!v.ok) throw new Error(v.error.message);
+    await expect(sendRequest(ctx, v.value, { dryRun: true })).rejects.toMatchObject({ status: 422, code: "too_large", field: "html" });
+  });
+
   it("refuses tracking when the relay has no https base URL for the links", async () => {
     const { ctx, domain } = await setup();
     await expect(composed({ ...ctx, publicBaseUrl: null }, domain, { track_clicks: true })).rejects.toMatchObject({ status: 422, field: "track_clicks" });
