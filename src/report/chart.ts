@@ -17,11 +17,12 @@ const W = 720;
 const H = 220;
 const PAD = { left: 44, right: 8, top: 10, bottom: 26 };
 
-/** A "nice" axis maximum at or above v: 1, 2 or 5 times a power of ten. */
+/** A "nice" axis maximum at or above v with four equal integer steps: 4 × (1, 2 or 5 times a power of ten). */
 export function niceMax(v: number): number {
-  if (v <= 5) return 5;
-  const p = 10 ** Math.floor(Math.log10(v));
-  return ([1, 2, 5, 10].map((m) => m * p).find((x) => x >= v) ?? 10 * p);
+  const raw = Math.max(1, v / 4);
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * p).find((x) => x >= raw) ?? 10 * p;
+  return Math.ceil(step) * 4;
 }
 
 export function seriesChart(points: SeriesPoint[], caption: string) {

@@ -41,8 +41,8 @@ export function renderPage(p: PageInput): Html {
     (n) => html`<li><a href="${href(n.path, p.tenant)}" ${p.section === n.id ? html`aria-current="page"` : ""}>${n.label}</a></li>`,
   );
   const tenantFilter = p.csrf
-    ? html`<form class="inline" method="get" action="" role="search" aria-label="Tenant filter">
-        <label class="sr">Tenant
+    ? html`<form class="inline" id="tenant-filter" method="get" action="" aria-label="Tenant filter">
+        <label>Tenant
           <select name="tenant">
             <option value="*" ${p.tenant === "*" ? "selected" : ""}>All tenants</option>
             ${p.tenants.map((t) => html`<option value="${t.id}" ${p.tenant === t.id ? "selected" : ""}>${t.name} (${t.id})</option>`)}

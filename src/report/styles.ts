@@ -17,7 +17,8 @@ nav.main a{display:block;padding:6px 10px;border-radius:8px;text-decoration:none
 nav.main a[aria-current=page]{background:var(--bg);color:var(--ink)}
 nav.main a:hover{color:var(--ink)}
 .spacer{flex:1}
-form.inline{display:flex;gap:6px;align-items:center;flex-wrap:wrap;margin:0}
+form.inline{display:flex;gap:6px;align-items:flex-end;flex-wrap:wrap;margin:0;max-width:100%}
+form.inline select{max-width:240px}
 main{max-width:1200px;margin:0 auto;padding:18px 16px 48px}
 h1{font-size:22px;margin:4px 0 14px}h2{font-size:17px;margin:0 0 10px}
 .head{display:flex;flex-wrap:wrap;gap:10px;align-items:center;justify-content:space-between;margin-bottom:12px}
@@ -42,7 +43,7 @@ th{font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:var(--mute
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 td.mono,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;word-break:break-all}
 .muted{color:var(--muted)}
-input,select,button{font:inherit;padding:7px 10px;border:1px solid var(--line);border-radius:8px;background:var(--panel);color:var(--ink)}
+input,select,button{max-width:100%;font:inherit;padding:7px 10px;border:1px solid var(--line);border-radius:8px;background:var(--panel);color:var(--ink)}
 button,.button{background:var(--accent);color:var(--accent-ink);border-color:var(--accent);cursor:pointer;font-weight:600;text-decoration:none;display:inline-block}
 button.secondary{background:var(--panel);color:var(--ink);border-color:var(--line)}
 button.danger{background:var(--panel);color:var(--bad);border-color:var(--line)}

@@ -25,7 +25,7 @@ export async function messagesPage(db: D1Database, tenant: TenantScope, fieldPar
   const field = (SEARCH_FIELDS as readonly string[]).includes(fieldParam) ? (fieldParam as SearchField) : guessField(term);
   const results = await searchMessages(db, tenant, term ? field : null, term);
   return html`<div class="head"><h1>Messages</h1></div>
-  <section class="panel"><form class="formrow" method="get" action="/dashboard/messages" role="search" aria-label="Search messages">
+  <section class="panel"><form class="formrow" id="message-search" method="get" action="/dashboard/messages" role="search" aria-label="Search messages">
     ${tenant !== ALL_TENANTS ? html`<input type="hidden" name="tenant" value="${tenant}">` : ""}
     <label>Search by<select name="field">${SEARCH_FIELDS.map((f) => html`<option value="${f}" ${f === field ? "selected" : ""}>${FIELD_LABELS[f]}</option>`)}</select></label>
     <label>Value<input type="search" name="q" value="${term}" placeholder="id, address, tag or status" size="34"></label>

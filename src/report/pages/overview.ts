@@ -24,8 +24,8 @@ export function windowPicker(path: string, tenant: string, current: ReportWindow
   )}</nav>`;
 }
 
-function rateRow(label: string, value: number | null, ok: boolean | null, target: string): Html {
-  const badge = ok === null ? html`<span class="badge">no data</span>` : ok ? html`<span class="badge ok">ok</span>` : html`<span class="badge bad">over threshold</span>`;
+function rateRow(label: string, value: number | null, ok: boolean | null, target: string, failing = "over threshold"): Html {
+  const badge = ok === null ? html`<span class="badge">no data</span>` : ok ? html`<span class="badge ok">ok</span>` : html`<span class="badge bad">${failing}</span>`;
   return html`<div class="rate"><div><div>${label}</div><div class="muted">${target}</div></div><div><span class="v">${fmtRate(value)}</span> ${badge}</div></div>`;
 }
 
@@ -52,7 +52,7 @@ export async function overviewPage(db: D1Database, tenant: TenantScope, window: 
   <section class="panel" aria-labelledby="h-chart"><h2 id="h-chart">Delivery outcomes over time</h2>${seriesChart(series, `Outcomes per step, ${WINDOW_LABELS[window].toLowerCase()}`)}</section>
   <div class="grid2">
     <section class="panel" aria-labelledby="h-rates"><h2 id="h-rates">Rates</h2>
-      ${rateRow("Delivery rate", rates.delivery, rates.delivery === null ? null : rates.delivery > RATE_THRESHOLDS.deliveryMin, "target above 95%")}
+      ${rateRow("Delivery rate", rates.delivery, rates.delivery === null ? null : rates.delivery > RATE_THRESHOLDS.deliveryMin, "target above 95%", "below target")}
       ${rateRow("Hard bounce rate", rates.bounce, rates.bounce === null ? null : rates.bounce < RATE_THRESHOLDS.bounceMax, "keep below 2%")}
       ${rateRow("Complaint rate", rates.complaint, rates.complaint === null ? null : rates.complaint < RATE_THRESHOLDS.complaintMax, "keep below 0.1%")}
       <div class="rate"><div><div>Deferral rate</div><div class="muted">temporary failures per attempt</div></div><div><span class="v">${fmtRate(rates.deferral)}</span></div></div>
