@@ -51,6 +51,8 @@ const schemas: Record<string, Schema> = {
       metadata: { type: "object", additionalProperties: str },
       send_at: { ...time, description: "Scheduled send, up to 30 days ahead." },
       stream: { enum: ["transactional", "broadcast"], description: "broadcast adds List-Unsubscribe (one-click) and needs exactly one recipient." },
+      track_opens: { type: ["boolean", "null"], description: "Open tracking pixel in the HTML part; absent or null: the tenant's stream or tenant-wide setting (default off)." },
+      track_clicks: { type: ["boolean", "null"], description: "Rewrite HTML links to signed tracking redirects; absent or null: the tenant's stream or tenant-wide setting (default off)." },
     },
     ["from"],
   ),
