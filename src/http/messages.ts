@@ -7,7 +7,7 @@ import { publicBaseUrl } from "../accept/outbound";
 import { acceptRaw, readBodyLimited } from "../accept/raw";
 import { refusalToApiError, sendRequest, type SendContext } from "../accept/send";
 import { loadConfig } from "../config";
-import { validateSendRequest } from "../mime/validate";
+import { validateSendRequest, type SendRequest } from "../mime/validate";
 import { listEvents, listMessages } from "../store/message-list";
 import { getMessage, type RecipientStatus } from "../store/messages";
 import { requireApiKey, type AppEnv } from "./auth";
@@ -30,6 +30,11 @@ export function sendContext(c: Context<AppEnv>, protocol?: string): SendContext 
   };
 }
 
+/** A request without `stream` goes out on the tenant's default stream. */
+function withDefaultStream(ctx: SendContext, body: unknown, req: SendRequest): void {
+  if (typeof body === "object" && body !== null && (body as { stream?: unknown }).stream == null) req.stream = ctx.tenant.defaultStream;
+}
+
 export const messages = new Hono<AppEnv>();
 
 messages.post("/v1/messages", requireApiKey, async (c) => {
@@ -38,6 +43,7 @@ messages.post("/v1/messages", requireApiKey, async (c) => {
   return idempotent(c, bytes, async () => {
     const v = validateSendRequest(value, { maxRecipients: ctx.config.maxRecipients });
     if (!v.ok) throw refusalToApiError(v.error);
+    withDefaultStream(ctx, value, v.value);
     await enforceRateLimit(c, 1);
     const result = await sendRequest(ctx, v.value);
     return c.json(result, 202);
@@ -59,6 +65,7 @@ messages.post("/v1/messages/batch", requireApiKey, async (c) => {
       try {
         const v = validateSendRequest(item, { maxRecipients: ctx.config.maxRecipients });
         if (!v.ok) throw refusalToApiError(v.error);
+        withDefaultStream(ctx, item, v.value);
         const r = await sendRequest(ctx, v.value);
         accepted++;
         results.push({ index, ...r });

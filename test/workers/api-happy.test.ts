@@ -296,6 +296,18 @@ describe("read side", () => {
 });
 
 describe("domains and admin", () => {
+  it("a send without stream goes out on the tenant's default stream", async () => {
+    const domain = `${unique("ds")}.example`;
+    const { key, tenantId } = await createTenantWithKey([domain]);
+    await call(`/admin/tenants/${tenantId}`, { method: "PATCH", key: ADMIN_TOKEN, json: { default_stream: "broadcast" } });
+    const { body } = await send(key, { from: `a@${domain}`, to: ["x@sink.example"], subject: "s", text: "t" });
+    const view = await checkResponse<{ stream: string }>(await call(`/v1/messages/${body.id}`, { key }), "GET", `/v1/messages/${body.id}`);
+    expect(view.stream).toBe("broadcast");
+    const explicit = await send(key, { from: `a@${domain}`, to: ["x@sink.example"], subject: "s", text: "t", stream: "transactional" });
+    const view2 = await checkResponse<{ stream: string }>(await call(`/v1/messages/${explicit.body.id}`, { key }), "GET", `/v1/messages/${explicit.body.id}`);
+    expect(view2.stream).toBe("transactional");
+  });
+
   it("lists the DNS records to publish and verifies them over DNS-over-HTTPS", async () => {
     const domain = `${unique("dns")}.example`;
     const { key } = await createTenantWithKey([domain]);
