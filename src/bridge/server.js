@@ -159,6 +159,18 @@ export async function startBridge(options, deps = {}) {
   const inFlight = new Set();
   let shuttingDown = false;
 
+  /**
+   * Logs a command the bridge refused (one line, like a transaction) and returns the error for the callback.
+   * @param {"connect" | "auth" | "mail" | "rcpt"} stage
+   * @param {SMTPServerSession} session
+   * @param {string} subject  the user name or address concerned
+   * @param {Error & { responseCode: number }} error
+   */
+  const refuse = (stage, session, subject, error) => {
+    log(`edge-relay-bridge refused stage=${stage} session=${session.id} client=${session.remoteAddress} subject=${logValue(`<${subject}>`)} reply=${logValue(`${error.responseCode} ${error.message}`)}`);
+    return error;
+  };
+
   /** @param {SMTPServerSession} session */
   const stateOf = (session) => {
     let s = sessions.get(session.id);
@@ -310,12 +322,14 @@ export async function startBridge(options, deps = {}) {
       closeTimeout: options.shutdownTimeoutMs,
       logger: false,
       onConnect(session, callback) {
-        if (shuttingDown) return callback(smtpError(421, "4.3.2", "the bridge is shutting down; try again later"));
+        if (shuttingDown) return callback(refuse("connect", session, "", smtpError(421, "4.3.2", "the bridge is shutting down; try again later")));
         callback();
       },
       onAuth(auth, session, callback) {
+        /** @type {(code: number, enhanced: string, text: string) => void} */
+        const fail = (code, enhanced, text) => callback(refuse("auth", session, auth.username ?? "", smtpError(code, enhanced, text)));
         const password = auth.password ?? "";
-        if (!password) return callback(smtpError(535, "5.7.8", "authentication failed: the password must be an Edge Relay API key"));
+        if (!password) return fail(535, "5.7.8", "authentication failed: the password must be an Edge Relay API key");
         verifyKey(password).then(
           (result) => {
             if (result === "valid") {
@@ -324,40 +338,44 @@ export async function startBridge(options, deps = {}) {
               s.via = "auth";
               return callback(null, { user: auth.username || "apikey" });
             }
-            if (result === "unavailable") return callback(smtpError(454, "4.7.0", "temporary authentication failure: the relay is unreachable"));
-            callback(smtpError(535, "5.7.8", result === "suspended" ? "authentication failed: the account is suspended" : "authentication failed: the API key is not valid"));
+            if (result === "unavailable") return fail(454, "4.7.0", "temporary authentication failure: the relay is unreachable");
+            fail(535, "5.7.8", result === "suspended" ? "authentication failed: the account is suspended" : "authentication failed: the API key is not valid");
           },
-          (e) => callback(smtpError(454, "4.7.0", `temporary authentication failure: ${e instanceof Error ? e.message : String(e)}`)),
+          (e) => fail(454, "4.7.0", `temporary authentication failure: ${e instanceof Error ? e.message : String(e)}`),
         );
       },
       onMailFrom(address, session, callback) {
-        if (shuttingDown) return callback(smtpError(421, "4.3.2", "the bridge is shutting down; try again later"));
+        /** @type {(code: number, enhanced: string, text: string) => void} */
+        const fail = (code, enhanced, text) => callback(refuse("mail", session, address.address, smtpError(code, enhanced, text)));
+        if (shuttingDown) return fail(421, "4.3.2", "the bridge is shutting down; try again later");
         const s = stateOf(session);
         if (s.via !== "auth") {
           const trusted = options.trustedKey !== null && options.trustedNetworks.contains(session.remoteAddress);
           s.apiKey = trusted ? options.trustedKey : null;
           s.via = trusted ? "trusted" : null;
         }
-        if (!s.apiKey) return callback(smtpError(530, "5.7.0", "authentication required: AUTH with an Edge Relay API key as the password"));
+        if (!s.apiKey) return fail(530, "5.7.0", "authentication required: AUTH with an Edge Relay API key as the password");
         const from = address.address;
-        if (from && !ADDRESS.test(from)) return callback(smtpError(553, "5.1.7", `<${from}> is not a valid sender address`));
+        if (from && !ADDRESS.test(from)) return fail(553, "5.1.7", `<${from}> is not a valid sender address`);
         const problem = from ? nonAsciiProblem(from, session) : null;
-        if (problem) return callback(smtpError(553, "5.6.7", problem));
+        if (problem) return fail(553, "5.6.7", problem);
         const domain = (asciiEnvelopeAddress(from) ?? from).slice(from.lastIndexOf("@") + 1).toLowerCase();
         if (from && refusals.has(`from:${keyFingerprint(s.apiKey)}:${domain}`)) {
-          return callback(smtpError(550, "5.7.1", `the relay refused sender domain ${domain} for this API key`));
+          return fail(550, "5.7.1", `the relay refused sender domain ${domain} for this API key`);
         }
         callback();
       },
       onRcptTo(address, session, callback) {
-        if (session.envelope.rcptTo.length >= options.maxRecipients) return callback(smtpError(452, "4.5.3", `too many recipients; at most ${options.maxRecipients} per message`));
+        /** @type {(code: number, enhanced: string, text: string) => void} */
+        const fail = (code, enhanced, text) => callback(refuse("rcpt", session, address.address, smtpError(code, enhanced, text)));
+        if (session.envelope.rcptTo.length >= options.maxRecipients) return fail(452, "4.5.3", `too many recipients; at most ${options.maxRecipients} per message`);
         const to = address.address;
-        if (!ADDRESS.test(to)) return callback(smtpError(553, "5.1.3", `<${to}> is not a valid recipient address`));
+        if (!ADDRESS.test(to)) return fail(553, "5.1.3", `<${to}> is not a valid recipient address`);
         const problem = nonAsciiProblem(to, session);
-        if (problem) return callback(smtpError(553, "5.6.7", problem));
+        if (problem) return fail(553, "5.6.7", problem);
         const key = stateOf(session).apiKey;
         if (key && refusals.has(`rcpt:${keyFingerprint(key)}:${(asciiEnvelopeAddress(to) ?? to).toLowerCase()}`)) {
-          return callback(smtpError(550, "5.7.1", `<${to}> is on the relay's suppression list`));
+          return fail(550, "5.7.1", `<${to}> is on the relay's suppression list`);
         }
         callback();
       },

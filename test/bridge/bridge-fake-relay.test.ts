@@ -24,13 +24,15 @@ interface RawRequest {
   firstChunkAt: number | null;
 }
 
-type Behaviour = { status: number; body: unknown; delayMs?: number; headers?: Record<string, string> } | { hang: true };
+type Behaviour = { status: number; body: unknown; delayMs?: number; headers?: Record<string, string> } | { hang: true } | { acceptThenDrop: true };
 
 let server: Server;
 let relayUrl: string;
 const requests: RawRequest[] = [];
-let next: Behaviour[] = [];
+let next: Behaviour[] | ((n: number) => Behaviour) = [];
 let accepted = 0;
+/** Ids of every message the fake relay accepted (answered 202 or meant to). */
+const acceptedIds = new Set<string>();
 
 function reply(res: import("node:http").ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
   res.writeHead(status, { "content-type": "application/json", ...headers });
@@ -54,11 +56,18 @@ beforeAll(async () => {
     });
     req.on("end", () => {
       record.complete = true;
-      const b = next.shift() ?? { status: 202, body: null };
+      const b = (typeof next === "function" ? next(requests.length) : next.shift()) ?? { status: 202, body: null };
       if ("hang" in b) return;
+      if ("acceptThenDrop" in b) {
+        // Accepted, but the answer is lost on the way back: the bridge must not say 250.
+        acceptedIds.add(`fake${++accepted}`);
+        res.socket?.destroy();
+        return;
+      }
       const answer = () => {
         if (b.status === 202) {
           accepted++;
+          acceptedIds.add(`fake${accepted}`);
           const to = String(req.headers["x-envelope-to"] ?? "").split(",").map((s) => s.trim());
           return reply(res, 202, { id: `fake${accepted}`, status: "accepted", recipients: to.map((address) => ({ address, status: "queued" })) }, b.headers);
         }
@@ -212,6 +221,45 @@ describe("bridge against a scripted relay", () => {
     expect(bridge.inFlight()).toBe(0);
     dialog.close();
     idle.dialog.close();
+  });
+
+  it("never says 250 for a message the relay did not accept, whatever the relay does (60 transactions, 8 at a time)", async () => {
+    // --refusal-memory 0: otherwise the scripted 403 would make later transactions fail at MAIL FROM already.
+    const bridge = await startTestBridge(["--relay", relayUrl, "--relay-timeout", "1", "--refusal-memory", "0"]);
+    try {
+      const script: Behaviour[] = [
+        { status: 202, body: null },
+        { status: 202, body: null, delayMs: 50 },
+        { status: 503, body: { error: { code: "unavailable", message: "retry later" } } },
+        { status: 429, body: { error: { code: "rate_limited", message: "slow down" } } },
+        { status: 500, body: "oops" },
+        { acceptThenDrop: true },
+        { hang: true },
+        { status: 403, body: { error: { code: "sender_domain_not_allowed", message: "this key may not send from ours.example", field: "from" } } },
+      ];
+      // Each behaviour in turn, for the requests in the order they reach the relay.
+      next = (n) => script[n % script.length]!;
+      const replies: { code: number; text: string }[] = [];
+      const queue = Array.from({ length: 60 }, (_, i) => i);
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
+            replies.push(await transaction(bridge.port, message("app@ours.example", "x@example.net", `chaos-${i}`)));
+          }
+        }),
+      );
+      expect(replies).toHaveLength(60);
+      const ok = replies.filter((r) => r.code === 250);
+      expect(ok.length).toBeGreaterThan(0);
+      for (const r of ok) expect(acceptedIds.has(/queued as (\S+)/.exec(r.text)?.[1] ?? "")).toBe(true);
+      // Everything else is a definite SMTP failure the client acts on: 4xx (retry) or 5xx (bounce).
+      for (const r of replies) expect([250, 451, 550]).toContain(r.code);
+      expect(replies.some((r) => r.code === 451 && r.text.startsWith("4.4.2"))).toBe(true);
+      expect(replies.some((r) => r.code === 451 && r.text.startsWith("4.4.1"))).toBe(true);
+      expect(bridge.logs.filter((l) => l.includes("edge-relay-bridge tx"))).toHaveLength(60);
+    } finally {
+      await bridge.close();
+    }
   });
 
   it("runs as a command: logs where it listens, relays, and exits 0 on SIGTERM", async () => {

@@ -142,6 +142,9 @@ describe("SMTP bridge with the real relay", () => {
     const mail = await dialog.command(`MAIL FROM:<app@${tenant.domain}>`);
     expect([mail.code, mail.text.slice(0, 5)]).toEqual([530, "5.7.0"]);
     dialog.close();
+    // Refusals are logged like transactions (for operators and tools such as fail2ban).
+    expect(bridge.logs.some((l) => /edge-relay-bridge refused stage=auth .* reply="535 5\.7\.8 /.test(l))).toBe(true);
+    expect(bridge.logs.some((l) => /edge-relay-bridge refused stage=mail .* reply="530 5\.7\.0 /.test(l))).toBe(true);
   });
 
   it("lets trusted networks send without AUTH, with the fixed key", async () => {
