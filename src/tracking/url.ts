@@ -11,6 +11,10 @@ const NAMED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', a
 /** HTML's replacements for numeric references in the C1 range (HTML Living Standard, "numeric character reference end state"). */
 const C1: Record<number, number> = { 0x80: 0x20ac, 0x82: 0x201a, 0x83: 0x192, 0x84: 0x201e, 0x85: 0x2026, 0x86: 0x2020, 0x87: 0x2021, 0x88: 0x2c6, 0x89: 0x2030, 0x8a: 0x160, 0x8b: 0x2039, 0x8c: 0x152, 0x8e: 0x17d, 0x91: 0x2018, 0x92: 0x2019, 0x93: 0x201c, 0x94: 0x201d, 0x95: 0x2022, 0x96: 0x2013, 0x97: 0x2014, 0x98: 0x2dc, 0x99: 0x2122, 0x9a: 0x161, 0x9b: 0x203a, 0x9c: 0x153, 0x9e: 0x17e, 0x9f: 0x178 };
 
+/** Named references HTML also recognises without a ";" (the legacy ones of the HTML Living Standard's table). */
+const LEGACY =
+  /^(AElig|AMP|Aacute|Acirc|Agrave|Aring|Atilde|Auml|COPY|Ccedil|ETH|Eacute|Ecirc|Egrave|Euml|GT|Iacute|Icirc|Igrave|Iuml|LT|Ntilde|Oacute|Ocirc|Ograve|Oslash|Otilde|Ouml|QUOT|REG|THORN|Uacute|Ucirc|Ugrave|Uuml|Yacute|aacute|acirc|acute|aelig|agrave|amp|aring|atilde|auml|brvbar|ccedil|cedil|cent|copy|curren|deg|divide|eacute|ecirc|egrave|eth|euml|frac12|frac14|frac34|gt|iacute|icirc|iexcl|igrave|iquest|iuml|laquo|lt|macr|micro|middot|nbsp|not|ntilde|oacute|ocirc|ograve|ordf|ordm|oslash|otilde|ouml|para|plusmn|pound|quot|raquo|reg|sect|shy|sup1|sup2|sup3|szlig|thorn|times|uacute|ucirc|ugrave|uml|uuml|yacute|yen|yuml)$/;
+
 /**
  * Decodes the character references of an attribute value, or returns null when it holds one we cannot be
  * sure to decode the way a browser would (an unknown named reference, or a legacy one without `;` such as
@@ -19,7 +23,7 @@ const C1: Record<number, number> = { 0x80: 0x20ac, 0x82: 0x201a, 0x83: 0x192, 0x
  */
 export function decodeAttributeValue(value: string): string | null {
   let ambiguous = false;
-  const out = value.replace(/&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)/g, (ref, body: string) => {
+  const out = value.replace(/&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)/g, (ref, body: string, offset: number) => {
     if (body.startsWith("#")) {
       const hex = body[1] === "x" || body[1] === "X";
       let n = parseInt(body.slice(hex ? 2 : 1).replace(/;$/, ""), hex ? 16 : 10);
@@ -27,8 +31,13 @@ export function decodeAttributeValue(value: string): string | null {
       return String.fromCodePoint(C1[n] ?? n);
     }
     if (!body.endsWith(";")) {
-      // `&b=2` in a query string is literal text: only names that are legacy references are a problem.
-      if (/^(amp|lt|gt|quot|nbsp|copy|reg|not|shy|deg|para|sect|cent|pound|yen|times|divide|micro|middot|laquo|raquo|acute|uml|cedil|ordf|ordm|sup[123]|frac(14|12|34)|iexcl|iquest|curren|brvbar|macr|plusmn|[A-Za-z](acute|grave|circ|tilde|uml|ring|cedil|slash)|AElig|aelig|ETH|eth|THORN|thorn|szlig)/.test(body)) ambiguous = true;
+      // In an attribute, a legacy reference without ";" followed by a letter, digit or "=" stays literal text
+      // (`&notify=1`, `&times=2` in a query string). Only a whole legacy name followed by something else is
+      // decoded by browsers: the four we know are decoded, the rest make the link ambiguous.
+      if (value[offset + ref.length] === "=" || !LEGACY.test(body)) return ref;
+      const known = NAMED[body];
+      if (known !== undefined && ["amp", "lt", "gt", "quot"].includes(body)) return known;
+      ambiguous = true;
       return ref;
     }
     const named = NAMED[body.slice(0, -1)];

@@ -50,8 +50,11 @@ describe("link URLs", () => {
     expect(decodeAttributeValue("https://a.example/?x=1&amp;y=2&#38;z=3&#x26;w=4")).toBe("https://a.example/?x=1&y=2&z=3&w=4");
     // A bare "&name=" in a query string is literal text.
     expect(decodeAttributeValue("https://a.example/?x=1&y=2")).toBe("https://a.example/?x=1&y=2");
-    // Legacy references without ";" and unknown named references are ambiguous: left alone.
-    expect(decodeAttributeValue("https://a.example/?a=1&copy=2")).toBeNull();
+    // A legacy name followed by "=", a letter or a digit stays literal in attributes (HTML Living Standard).
+    expect(decodeAttributeValue("https://a.example/?a=1&copy=2&notify=1&times=3")).toBe("https://a.example/?a=1&copy=2&notify=1&times=3");
+    expect(decodeAttributeValue("https://a.example/?a=1&amp")).toBe("https://a.example/?a=1&");
+    // A legacy name a browser would decode to something we do not know, or an unknown named reference: left alone.
+    expect(decodeAttributeValue("https://a.example/?a=1&copy-x")).toBeNull();
     expect(decodeAttributeValue("https://a.example/?a=1&notarealentity;")).toBeNull();
   });
 
