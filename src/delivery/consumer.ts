@@ -370,6 +370,11 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
         try {
           for (; i < batch.length; i++) {
             const w = batch[i]!;
+            if (stop) {
+              // Another connection of this invocation was throttled by the same destination: stop here too.
+              postpone(batch.slice(i), stop.afterMs, stop.why);
+              break;
+            }
             const slot = await pick();
             if (slot === undefined || !session.usable) {
               // Out of send times (the connection fell behind its schedule) or the connection broke.
