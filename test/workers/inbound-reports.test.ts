@@ -4,7 +4,7 @@
  */
 import { describe, expect, inject, it } from "vitest";
 import { encodeReturnPath } from "../../src/mime/return-path";
-import { ADMIN_TOKEN, call, createTenantWithKey, env, unique, waitFor } from "./helpers";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, sinkPort, unique, waitFor } from "./helpers";
 import {
   bounceLabels,
   deliverToWorker,
@@ -181,6 +181,84 @@ describe("bounces whose return path was lost", () => {
     await deliverToWorker(fake);
     expect(fake.rejected()).toBeNull();
     expect(await inboundLog(`postmaster@bounces.${domain}`)).toEqual([expect.objectContaining({ kind: "bounce", outcome: "unattributed" })]);
+  });
+});
+
+describe("what a report cannot do", () => {
+  it("leaves a recipient alone on a delay notice (Action: delayed)", async () => {
+    const rcptDomain = `${unique("rd")}.example`;
+    const rcpt = `slow@${rcptDomain}`;
+    const { id, domain, messageIdHeader } = await sendDelivered([rcpt]);
+    const raw = (
+      await fixtureFilled("inbound/handler/dsn-template.eml", {
+        TO: "x",
+        RCPT_DOMAIN: rcptDomain,
+        RECIPIENT: rcpt,
+        ORIGINAL_RECIPIENT_LINE: "",
+        STATUS: "4.4.7",
+        DIAGNOSTIC: "451 4.4.7 delivery temporarily suspended: connection timed out",
+        ORIGINAL_RETURN_PATH: `app@${domain}`,
+        SENDER_DOMAIN: domain,
+        ORIGINAL_TO: rcpt,
+        MESSAGE_ID: messageIdHeader,
+      })
+    ).replace("Action: failed", "Action: delayed");
+    const rp = await returnPath(id, 0, domain);
+    const fake = fakeEmail({ from: "", to: rp, raw });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBeNull();
+    expect((await recipientRows(id))[0]!.status).toBe("delivered");
+    expect(await eventRows(id, "bounced")).toEqual([]);
+    expect(await inboundLog(rp)).toEqual([expect.objectContaining({ kind: "bounce", outcome: "ignored" })]);
+  });
+
+  it("never attributes a report sent to one tenant's bounce domain to another tenant's message", async () => {
+    const rcptDomain = `${unique("rd")}.example`;
+    const victim = await sendDelivered([`v@${rcptDomain}`]);
+    const attackerDomain = `${unique("ev")}.example`;
+    await createTenantWithKey([attackerDomain]);
+    const raw = await fixtureFilled("inbound/handler/arf-template.eml", {
+      TO: `fbl@bounces.${attackerDomain}`,
+      RCPT_DOMAIN: rcptDomain,
+      FEEDBACK_TYPE: "abuse",
+      // Even the victim's real (signed) return path does not cross tenants.
+      ORIGINAL_RETURN_PATH: await returnPath(victim.id, 0, victim.domain),
+      RECIPIENT: `v@${rcptDomain}`,
+      SENDER_DOMAIN: victim.domain,
+      MESSAGE_ID: victim.messageIdHeader,
+    });
+    const fake = fakeEmail({ from: "x@evil.example", to: `fbl@bounces.${attackerDomain}`, raw });
+    await deliverToWorker(fake);
+    expect(await eventRows(victim.id, "complained")).toEqual([]);
+    expect(await suppressionOf(victim.tenantId, `v@${rcptDomain}`)).toEqual([]);
+    expect(await inboundLog(`fbl@bounces.${attackerDomain}`)).toEqual([expect.objectContaining({ outcome: "unattributed" })]);
+  });
+});
+
+describe("unsubscribe by mail", () => {
+  it("suppresses broadcast mail for the recipient named by the token in the List-Unsubscribe mailto subject", async () => {
+    const domain = `${unique("ub")}.example`;
+    const { key, tenantId } = await createTenantWithKey([domain]);
+    const rcpt = `reader@${unique("rd")}.example`;
+    const subject = `Newsletter ${unique()}`;
+    const res = await call("/v1/messages", { method: "POST", key, json: { from: `news@${domain}`, to: [rcpt], subject, text: "news", stream: "broadcast" } });
+    expect(res.status).toBe(202);
+    const sent = await waitFor(async () => (await receivedAt(sinkPort())).find((m) => m.raw.includes(subject)), 15_000, "the newsletter at the sink");
+    const unfolded = sent.raw.replace(/\r\n[ \t]+/g, " ");
+    const mailto = /<mailto:(unsubscribe@bounces\.[^?>]+)\?subject=([^>]+)>/.exec(unfolded);
+    expect(mailto).not.toBeNull();
+    const to = mailto![1]!;
+    const request = `From: ${rcpt}\r\nTo: ${to}\r\nSubject: ${decodeURIComponent(mailto![2]!)}\r\n\r\n\r\n`;
+
+    const bad = fakeEmail({ from: rcpt, to, raw: request.replace(/unsubscribe (\S+)\./, "unsubscribe x$1.") });
+    await deliverToWorker(bad);
+    expect(bad.rejected()).toBe("5.7.1 This unsubscribe request is not valid");
+    expect(await suppressionOf(tenantId, rcpt)).toEqual([]);
+
+    const good = fakeEmail({ from: rcpt, to, raw: request });
+    await deliverToWorker(good);
+    expect(good.rejected()).toBeNull();
+    expect(await suppressionOf(tenantId, rcpt)).toEqual([expect.objectContaining({ scope: "broadcast", reason: "unsubscribe" })]);
   });
 });
 
