@@ -142,6 +142,24 @@ describe("bridge against a scripted relay", () => {
     }
   });
 
+  it("takes AUTH LOGIN too, and sends untrusted clients without AUTH away with 530", async () => {
+    const bridge = await startTestBridge(["--relay", relayUrl, "--trusted-networks", "10.0.0.0/8"], { EDGE_RELAY_BRIDGE_TRUSTED_KEY: GOOD_KEY });
+    try {
+      const { dialog } = await SmtpDialog.open(bridge.port);
+      await dialog.command("EHLO client.test");
+      // 127.0.0.1 is not in 10.0.0.0/8.
+      const untrusted = await dialog.command("MAIL FROM:<app@ours.example>");
+      expect(`${untrusted.code} ${untrusted.text.slice(0, 5)}`).toBe("530 5.7.0");
+      expect((await dialog.command("AUTH LOGIN")).code).toBe(334);
+      expect((await dialog.command(Buffer.from("printer").toString("base64"))).code).toBe(334);
+      expect((await dialog.command(Buffer.from(GOOD_KEY).toString("base64"))).code).toBe(235);
+      expect((await dialog.command("MAIL FROM:<app@ours.example>")).code).toBe(250);
+      dialog.close();
+    } finally {
+      await bridge.close();
+    }
+  });
+
   it("answers 4xx for 429, 5xx, non-JSON gateway errors and a revoked key, so the client retries", async () => {
     const bridge = await startTestBridge(["--relay", relayUrl]);
     try {
