@@ -48,8 +48,9 @@ export async function trackedHtmlBodies(
   o: { tenantId: string; messageId: string; recipientCount: number; publicBaseUrl: string | null; secret: string | null; fieldPrefix?: string },
   req: TrackingRequestFields,
 ): Promise<string[] | null> {
+  if (req.html === undefined) return null;
   const switches = await resolveTrackingSwitches(env.DB, o.tenantId, req.stream, { trackOpens: req.track_opens, trackClicks: req.track_clicks });
-  if ((!switches.trackOpens && !switches.trackClicks) || req.html === undefined) return null;
+  if (!switches.trackOpens && !switches.trackClicks) return null;
   const baseUrl = trackingBaseUrl(env, o.publicBaseUrl);
   if (!o.secret || !baseUrl || !baseUrl.startsWith("https://")) {
     const field = `${o.fieldPrefix ?? ""}${switches.trackClicks ? "track_clicks" : "track_opens"}`;
