@@ -17,7 +17,7 @@ import { signingSecret } from "../accept/outbound";
 import { loadConfig, type RelayConfig } from "../config";
 import { verifyUnsubscribeToken } from "../mime/deliverability";
 import { decodeReturnPath, isReturnPathAddress } from "../mime/return-path";
-import { findAlias } from "../store/aliases";
+import { findAliasForDelivery } from "../store/aliases";
 import { logInbound, tenantOfDomain, type InboundKind, type InboundLogEntry } from "../store/inbound";
 import { addSuppression } from "../store/suppressions";
 import { forwardToAlias, returnToSender } from "./forward";
@@ -73,8 +73,9 @@ async function routeEmail(message: InboundEmail, env: Env): Promise<void> {
 
   if (isSrsAddress(lowerTo)) return srsReturn(message, env, config, to, base, reject);
 
-  const alias = await findAlias(env.DB, lowerTo);
+  const alias = await findAliasForDelivery(env.DB, lowerTo);
   if (alias) {
+    if (alias.tenantSuspended) return reject(`5.7.1 <${to}>: forwarding for this address is suspended`, "forward", "tenant suspended", alias.tenantId);
     const r = await forwardToAlias(message, env, config, alias);
     if (!r.ok) return reject(r.reject, "forward", r.detail, alias.tenantId);
     await logInbound(env.DB, {

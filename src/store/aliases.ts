@@ -37,6 +37,15 @@ export async function findAlias(db: D1Database, address: string): Promise<Alias 
   return row ? toAlias(row) : null;
 }
 
+/** The alias for an address with whether its tenant is suspended (a missing tenant counts as suspended), or null. */
+export async function findAliasForDelivery(db: D1Database, address: string): Promise<(Alias & { tenantSuspended: boolean }) | null> {
+  const row = await db
+    .prepare("SELECT a.*, COALESCE(t.suspended, 1) AS tenant_suspended FROM aliases a LEFT JOIN tenants t ON t.id = a.tenant_id WHERE a.address = ?")
+    .bind(address.toLowerCase())
+    .first<AliasRow & { tenant_suspended: number }>();
+  return row ? { ...toAlias(row), tenantSuspended: row.tenant_suspended !== 0 } : null;
+}
+
 /** Creates an alias; returns false when the address is taken. */
 export async function createAlias(db: D1Database, a: { address: string; tenantId: string; destinations: string[]; description: string | null; now?: number }): Promise<boolean> {
   const now = a.now ?? Date.now();

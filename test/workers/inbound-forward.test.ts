@@ -124,6 +124,17 @@ describe("forwarding aliases", () => {
     expect(JSON.parse(event!.data!)).toMatchObject({ async: true, attribution: "message-id" });
   });
 
+  it("refuses to forward for a suspended tenant", async () => {
+    const { alias, tenantId } = await aliasSetup(1);
+    const r = await call(`/admin/tenants/${tenantId}`, { method: "PATCH", key: ADMIN_TOKEN, json: { suspended: true } });
+    expect(r.status).toBe(200);
+    const fake = fakeEmail({ from: "bob@sender.example", to: alias, raw: await forwardMessage({ from: "bob@sender.example", to: alias, subject: "s", messageId: `${unique("m")}@sender.example` }) });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBe(`5.7.1 <${alias}>: forwarding for this address is suspended`);
+    const n = await env.DB.prepare("SELECT COUNT(*) AS n FROM messages WHERE tenant_id = ?").bind(tenantId).first<{ n: number }>();
+    expect(n?.n).toBe(0);
+  });
+
   it("refuses an SRS address with a bad hash", async () => {
     const { aliasDomain } = await aliasSetup(1);
     const fake = fakeEmail({ from: "", to: `SRS0=AAAA=AB=sender.example=alice@${aliasDomain}`, raw: "From: MAILER-DAEMON@x.example\r\nSubject: x\r\n\r\nx\r\n" });
