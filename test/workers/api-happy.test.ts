@@ -252,6 +252,23 @@ describe("batch, raw and MailChannels", () => {
     expect(sent.results).toHaveLength(1);
     expect(sent.results[0]).toMatchObject({ index: 0, status: "sent" });
   });
+
+  it("accepts the MailChannels example from Cloudflare's Workers announcement byte for byte", async () => {
+    // The tenant owns example.com, so the body needs no edits at all.
+    const { key } = await createTenantWithKey(["example.com"]);
+    const body = `{
+      "personalizations": [{ "to": [{ "email": "test@example.com", "name": "Test Recipient" }] }],
+      "from": { "email": "sender@example.com", "name": "Workers - MailChannels integration" },
+      "subject": "Look! No servers",
+      "content": [{ "type": "text/plain", "value": "And no email service accounts and all for free too!" }]
+    }`;
+    const res = await call("/tx/v1/send", { method: "POST", headers: { "content-type": "application/json", "x-api-key": key }, body });
+    expect(res.status, await res.clone().text()).toBe(202);
+    const sent = await checkResponse<{ results: { message_id: string; recipients: { address: string }[] }[] }>(res, "POST", "/tx/v1/send");
+    expect(sent.results[0]!.recipients).toEqual([{ address: "test@example.com", status: "queued" }]);
+    const view = await checkResponse<{ subject: string; header_from: string }>(await call(`/v1/messages/${sent.results[0]!.message_id}`, { key }), "GET", "/v1/messages/x");
+    expect(view).toMatchObject({ subject: "Look! No servers", header_from: "sender@example.com" });
+  });
 });
 
 describe("read side", () => {
