@@ -5,7 +5,7 @@
  *
  * Links left alone: anything but absolute http(s) URLs (`mailto:`, `tel:`, `#anchors`, relative links),
  * links carrying a `data-no-track` attribute, the List-Unsubscribe URL(s), links whose `href` we cannot
- * decode with certainty, and links longer than MAX_TRACKED_URL_CHARS.
+ * decode with certainty, links longer than MAX_TRACKED_URL_CHARS, and links after the first MAX_TRACKED_LINKS.
  *
  * The document is scanned once (`planHtmlTracking`) and rendered per recipient (`renderTrackedHtml`),
  * because every recipient gets tokens of their own. The scanner follows the HTML tokenizer where it
@@ -40,6 +40,12 @@ export interface HtmlTrackingPlan {
   pixelAt: number;
 }
 
+/**
+ * Links tracked per message; later ones are left as they are. Every tracked link costs an HMAC per recipient,
+ * so this bounds the work one send request can cause (500 links x 50 recipients = 25,000 signatures).
+ */
+export const MAX_TRACKED_LINKS = 500;
+
 const RAW_TEXT = new Set(["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"]);
 
 interface Attribute {
@@ -48,28 +54,33 @@ interface Attribute {
   value: { start: number; end: number } | null;
 }
 
+/** HTML's ASCII whitespace: tab, LF, FF, CR, space. */
+function isSpace(ch: string | undefined): boolean {
+  return ch === " " || ch === "\n" || ch === "\t" || ch === "\r" || ch === "\f";
+}
+
 /** Parses the attributes of a start tag from `from` to its `>`; returns them and the index after `>`, or null if the tag never ends. */
 function readTag(html: string, from: number): { attrs: Attribute[]; end: number } | null {
   const attrs: Attribute[] = [];
   let i = from;
   const n = html.length;
   for (;;) {
-    while (i < n && /[\t\n\f\r /]/.test(html[i]!)) i++;
+    while (i < n && (isSpace(html[i]) || html[i] === "/")) i++;
     if (i >= n) return null;
     if (html[i] === ">") return { attrs, end: i + 1 };
     const nameStart = i;
     // The first character may be "=" (the tokenizer takes it into the name).
     i++;
-    while (i < n && !/[\t\n\f\r />=]/.test(html[i]!)) i++;
+    while (i < n && !isSpace(html[i]) && html[i] !== "/" && html[i] !== ">" && html[i] !== "=") i++;
     const name = html.slice(nameStart, i).toLowerCase();
     let j = i;
-    while (j < n && /[\t\n\f\r ]/.test(html[j]!)) j++;
+    while (j < n && isSpace(html[j])) j++;
     if (html[j] !== "=") {
       attrs.push({ name, value: null });
       continue;
     }
     j++;
-    while (j < n && /[\t\n\f\r ]/.test(html[j]!)) j++;
+    while (j < n && isSpace(html[j])) j++;
     if (j >= n) return null;
     const q = html[j];
     if (q === '"' || q === "'") {
@@ -79,7 +90,7 @@ function readTag(html: string, from: number): { attrs: Attribute[]; end: number 
       i = close + 1;
     } else {
       let k = j;
-      while (k < n && !/[\t\n\f\r >]/.test(html[k]!)) k++;
+      while (k < n && !isSpace(html[k]) && html[k] !== ">") k++;
       attrs.push({ name, value: { start: j, end: k } });
       i = k;
     }
@@ -143,7 +154,7 @@ export function planHtmlTracking(html: string, opts: { trackClicks: boolean; uns
       i = end < 0 ? n : end;
       continue;
     }
-    if (!opts.trackClicks || (name !== "a" && name !== "area")) continue;
+    if (!opts.trackClicks || (name !== "a" && name !== "area") || links.length >= MAX_TRACKED_LINKS) continue;
     const seen = new Set<string>();
     const attrs = tag.attrs.filter((a) => (seen.has(a.name) ? false : (seen.add(a.name), true)));
     if (attrs.some((a) => a.name === "data-no-track")) continue;

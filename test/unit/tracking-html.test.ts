@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planHtmlTracking, rewriteHtmlForRecipients, rewriteHtmlForTracking } from "../../src/tracking/html";
+import { MAX_TRACKED_LINKS, planHtmlTracking, rewriteHtmlForRecipients, rewriteHtmlForTracking } from "../../src/tracking/html";
 import { verifyTrackingToken } from "../../src/tracking/token";
 
 const secret = "tracking-test-secret-0123456789";
@@ -76,6 +76,11 @@ describe("rewriteHtmlForTracking", () => {
     expect(bodies).toHaveLength(3);
     for (const [i, body] of bodies.entries()) expect(await clickTargets(body)).toEqual([`${i}:https://a.example/?r=1`]);
     expect(new Set(bodies).size).toBe(3);
+  });
+
+  it("tracks at most MAX_TRACKED_LINKS links and leaves the rest as they are", () => {
+    const html = '<a href="https://a.example/">a</a>'.repeat(MAX_TRACKED_LINKS + 3);
+    expect(planHtmlTracking(html, { trackClicks: true }).links).toHaveLength(MAX_TRACKED_LINKS);
   });
 
   it("plans link spans without touching the document", () => {
