@@ -4,7 +4,7 @@
  */
 import { describe, expect, inject, it } from "vitest";
 import { encodeReturnPath } from "../../src/mime/return-path";
-import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, sinkPort, unique, waitFor } from "./helpers";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routeDomain, sinkPort, startSmtp, unique, waitFor } from "./helpers";
 import {
   bounceLabels,
   deliverToWorker,
@@ -116,6 +116,28 @@ describe("bounces to VERP return paths", () => {
     expect(fake.rejected()).toMatch(/^5\.1\.1 /);
     expect((await recipientRows(id))[0]!.status).toBe("delivered");
     expect(await eventRows(id, "bounced")).toEqual([]);
+  });
+});
+
+describe("our own DSNs", () => {
+  it("takes the relay's own DSN for a synchronous bounce, which comes back to the return path, as a repeat", async () => {
+    const port = await startSmtp({ rules: [{ stage: "rcpt", code: 550, message: "5.1.1 no such user here" }] });
+    const rcptDomain = `${unique("rd")}.example`;
+    await routeDomain(rcptDomain, `smtp://127.0.0.1:${port}`);
+    const domain = `${unique("in")}.example`;
+    const { key } = await createTenantWithKey([domain]);
+    const rcpt = `gone@${rcptDomain}`;
+    const res = await call("/v1/messages", { method: "POST", key, json: { from: `app@${domain}`, to: [rcpt], subject: "sync bounce", text: "x" } });
+    const { id } = (await res.json()) as { id: string };
+    const rp = await returnPath(id, 0, domain);
+    // The DSN goes to the envelope sender, our return path; bounces.<domain> has no route, so it lands at the sink.
+    const dsn = await waitFor(async () => (await receivedAt(sinkPort())).find((m) => m.rcptTo.includes(rp)), 20_000, "the relay's DSN");
+    expect(dsn.mailFrom).toBe("");
+    const fake = fakeEmail({ from: "", to: rp, raw: Uint8Array.from(dsn.raw, (c) => c.charCodeAt(0)) });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBeNull();
+    expect(await eventRows(id, "bounced")).toHaveLength(1);
+    expect(await inboundLog(rp)).toEqual([expect.objectContaining({ kind: "bounce", outcome: "duplicate", message_id: id })]);
   });
 });
 
