@@ -6,7 +6,7 @@ import type { RelayConfig } from "../config";
 import { ApiError } from "../http/errors";
 import type { Mailbox } from "../mime/address";
 import { ComposeError, composeMessage } from "../mime/compose";
-import { DkimSignError, type DkimSigner } from "../mime/dkim";
+import { DkimSignError, publicKeyRecord, type DkimSigner } from "../mime/dkim";
 import { HeaderValueError } from "../mime/deliverability";
 import type { SendError, SendRequest } from "../mime/validate";
 import { newId } from "../store/ids";
@@ -69,6 +69,32 @@ export interface SendOptions {
   extraSigners?: DkimSigner[];
   /** Envelope sender the client asked for (MailChannels `mailfrom`); its domain must be the tenant's too. */
   mailFrom?: Mailbox;
+}
+
+/**
+ * Everything `sendRequest` can refuse, checked without signing or writing anything, so a request carrying several
+ * messages (MailChannels personalizations) is refused whole rather than half queued.
+ */
+export async function precheckSend(ctx: SendContext, req: SendRequest, opts: SendOptions = {}): Promise<void> {
+  const p = opts.fieldPrefix ?? "";
+  await requireSenderDomain(ctx, req.sender.asciiDomain, `${p}from`);
+  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, `${p}mailfrom`);
+  if (req.stream === "broadcast" && req.recipients.length !== 1) {
+    throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient", `${p}to`);
+  }
+  try {
+    composeMessage(req, { messageIdDomain: req.sender.asciiDomain });
+  } catch (e) {
+    if (e instanceof ComposeError) throw refusalToApiError({ code: e.code, message: e.message, field: e.field }, p);
+    throw e;
+  }
+  for (const signer of opts.extraSigners ?? []) {
+    try {
+      await publicKeyRecord(signer.privateKeyPem);
+    } catch {
+      throw new ApiError(422, "invalid_field", "the DKIM private key is not a usable PKCS#8 RSA or Ed25519 key", `${p}dkim_private_key`);
+    }
+  }
 }
 
 /** Composes, signs and accepts one validated request. */

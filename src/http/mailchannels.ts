@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import { sendRequest } from "../accept/send";
-import { refusalToApiError, requireSenderDomain } from "../accept/send";
+import { precheckSend, refusalToApiError } from "../accept/send";
 import type { DkimSigner } from "../mime/dkim";
 import { fromMailChannelsRequest, type MailChannelsDkim } from "../mime/mailchannels";
 import { newId } from "../store/ids";
@@ -39,15 +39,11 @@ mailchannels.post("/tx/v1/send", requireApiKey, async (c) => {
   const sends = mapped.value;
   const run = async () => {
     if (!dryRun) await enforceRateLimit(c, sends.length);
-    // Refuse before anything is queued: every personalization must send as the tenant's domain.
-    for (const s of sends) {
-      await requireSenderDomain(ctx, s.request.sender.asciiDomain, `personalizations[${s.personalization}].from`);
-      if (s.campaignId && !s.request.tags.includes(s.campaignId)) s.request.tags = [s.campaignId, ...s.request.tags].slice(0, 10);
-    }
-    const data: string[] = [];
-    const results: { index: number; message_id: string; status: "sent"; reason: string; recipients: { address: string; status: string }[] }[] = [];
+    // Refuse before anything is queued: every personalization is checked first, so none is half sent.
+    const prepared = [];
     for (const s of sends) {
       const prefix = `personalizations[${s.personalization}].`;
+      if (s.campaignId && !s.request.tags.includes(s.campaignId)) s.request.tags = [s.campaignId, ...s.request.tags].slice(0, 10);
       const extraSigners: DkimSigner[] = [];
       if (s.dkim) {
         // A request may only sign as a domain the tenant owns: the From domain or a parent of it.
@@ -57,6 +53,12 @@ mailchannels.post("/tx/v1/send", requireApiKey, async (c) => {
         extraSigners.push(signerFrom(s.dkim));
       }
       const opts = { fieldPrefix: prefix, extraSigners, ...(s.mailfrom ? { mailFrom: s.mailfrom } : {}) };
+      await precheckSend(ctx, s.request, opts);
+      prepared.push({ s, opts });
+    }
+    const data: string[] = [];
+    const results: { index: number; message_id: string; status: "sent"; reason: string; recipients: { address: string; status: string }[] }[] = [];
+    for (const { s, opts } of prepared) {
       if (dryRun) {
         data.push((await sendRequest(ctx, s.request, { ...opts, dryRun: true })).raw);
       } else {

@@ -129,6 +129,24 @@ describe("other routes", () => {
       "invalid_recipient",
       "personalizations[0].to[0]",
     );
+    // A bad personalization refuses the whole request: the first one is not sent either.
+    await refused(
+      await call("/tx/v1/send", {
+        method: "POST",
+        key,
+        json: {
+          personalizations: [{ to: [{ email: "one@sink.example" }] }, { to: [{ email: "two@sink.example" }], dkim_domain: domain, dkim_selector: "s1", dkim_private_key: "MC4CAQAwBQYDK2VwBCIEIE" }],
+          from: { email: `a@${domain}` },
+          subject: "s",
+          content: [{ type: "text/plain", value: "x" }],
+        },
+      }),
+      "POST",
+      "/tx/v1/send",
+      422,
+      "invalid_field",
+      "personalizations[1].dkim_private_key",
+    );
     await refused(await call("/v1/suppressions", { method: "POST", key, json: { suppressions: [{ address: "nope" }] } }), "POST", "/v1/suppressions", 422, "invalid_recipient", "suppressions[0].address");
     await refused(await call("/v1/suppressions", { method: "POST", key, json: { suppressions: [{ address: "a@b.example", scope: "everything" }] } }), "POST", "/v1/suppressions", 400, "invalid_field", "suppressions[0].scope");
     await refused(await call("/v1/suppressions", { method: "POST", key, json: { suppressions: [{ address: "a@b.example", expires_at: "2001-01-01T00:00:00Z" }] } }), "POST", "/v1/suppressions", 400, "invalid_field", "suppressions[0].expires_at");
