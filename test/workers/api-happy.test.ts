@@ -1,6 +1,7 @@
 /** Send API happy paths: every route, with responses checked against the OpenAPI document. */
 import { describe, expect, it } from "vitest";
 import { inject } from "vitest";
+import { releaseScheduledJobs } from "../../src/accept/scheduled";
 import { admin } from "../../src/http/admin";
 import { domains } from "../../src/http/domains";
 import { mailchannels } from "../../src/http/mailchannels";
@@ -92,6 +93,11 @@ describe("POST /v1/messages", () => {
     const msg = await call(`/v1/messages/${body.id}`, { key });
     const view = await checkResponse<{ status: string }>(msg, "GET", `/v1/messages/${body.id}`);
     expect(view.status).toBe("queued");
+    // The cron releases it to the Queue once its send time is within a Queue delay (12 h), and not before.
+    expect(await releaseScheduledJobs(env, Date.parse(later) - 13 * 3600_000)).toBe(0);
+    expect(await releaseScheduledJobs(env, Date.parse(later) - 3600_000)).toBe(1);
+    const left = await env.DB.prepare("SELECT COUNT(*) AS n FROM scheduled_jobs WHERE message_id = ?").bind(body.id).first<{ n: number }>();
+    expect(left?.n).toBe(0);
   });
 
   it("replays the first response for a repeated Idempotency-Key and refuses a different body with 409", async () => {
