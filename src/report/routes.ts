@@ -79,7 +79,7 @@ dashboard.post("/dashboard/login", async (c) => {
   return c.redirect(next, 303);
 });
 
-dashboard.use("/dashboard", requireDashboardSession);
+// "/dashboard/*" also matches "/dashboard" itself.
 dashboard.use("/dashboard/*", async (c, next) => {
   const p = new URL(c.req.url).pathname;
   if (p === "/dashboard/login" || p.startsWith("/dashboard/assets/")) return next();

@@ -1,8 +1,8 @@
 /** Webhooks: the admin API, signed deliveries verified by a real receiver, and retries of a failing endpoint. */
-import { describe, expect, it } from "vitest";
-import { inject } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { verifyWebhook } from "../../src/webhooks/signature";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, unique, waitFor } from "./helpers";
+import { login } from "./report-support";
 
 const control = () => `http://127.0.0.1:${inject("controlPort")}`;
 
@@ -149,5 +149,49 @@ describe("webhook deliveries", () => {
       { attempt: 2, outcome: "retrying", status_code: 500 },
       { attempt: 3, outcome: "delivered", status_code: 200 },
     ]);
+  });
+});
+
+describe("webhook deliveries that never succeed", () => {
+  it("gives up after the retries, records the failure, and shows the attempts on the page", async () => {
+    const domain = `${unique("wf")}.example`;
+    const { key, tenantId } = await createTenantWithKey([domain]);
+    const name = unique("down");
+    const hook = await createHook(tenantId, `${control()}/hooks/${name}`, ["accepted"]);
+    await receiver(name, { secret: hook.secret, failTimes: 1000 });
+    await send(key, `a@${domain}`, `r@${unique("d")}.example`);
+    // wrangler.toml allows 10 retries; with 1 s delays in tests the dead-letter queue takes it after ~11 attempts.
+    const failed = await waitFor(async () => {
+      const r = await env.DB.prepare("SELECT outcome, error FROM webhook_attempts WHERE webhook_id = ? AND outcome = 'failed'").bind(hook.id).first<{ outcome: string; error: string }>();
+      return r ?? undefined;
+    }, 45_000, "the delivery to be given up");
+    expect(failed.error).toContain("exhausted its retries");
+    const posts = await received(name);
+    expect(posts.length).toBe(11);
+    expect(posts.every((p) => p.status === 500 && p.verified)).toBe(true);
+
+    const s = await login();
+    const page = await (await s.get(`/dashboard/webhooks?tenant=${tenantId}`)).text();
+    expect(page).toContain(`${control()}/hooks/${name}`);
+    expect(page).toMatch(/badge bad">failed</);
+    expect(page).toMatch(/badge warn">retrying</);
+    expect(page).toContain("HTTP 500");
+  });
+
+  it("drops deliveries for an endpoint disabled after the event", async () => {
+    const domain = `${unique("wd")}.example`;
+    const { key, tenantId } = await createTenantWithKey([domain]);
+    const name = unique("off");
+    const hook = await createHook(tenantId, `${control()}/hooks/${name}`, ["accepted"]);
+    await receiver(name, { secret: hook.secret, failTimes: 1 });
+    await send(key, `a@${domain}`, `r@${unique("d")}.example`);
+    await waitFor(async () => ((await received(name)).length ? true : undefined), 20_000, "the first attempt");
+    await call(`/admin/webhooks/${hook.id}`, { method: "PATCH", key: ADMIN_TOKEN, json: { enabled: false } });
+    const dropped = await waitFor(async () => {
+      const r = await env.DB.prepare("SELECT outcome, error FROM webhook_attempts WHERE webhook_id = ? AND outcome = 'dropped'").bind(hook.id).first<{ error: string }>();
+      return r ?? undefined;
+    }, 20_000, "the retry to be dropped");
+    expect(dropped.error).toBe("endpoint disabled");
+    expect((await received(name)).length).toBe(1);
   });
 });
