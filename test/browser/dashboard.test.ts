@@ -147,11 +147,10 @@ describe.skipIf(skipReason !== null)("reporting page in Chromium", () => {
     await expect(page.locator("h1").textContent()).resolves.toBe("Webhooks");
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(url(`/dashboard?tenant=${tenantId}`));
-    const wide = await page.evaluate(() =>
-      [...document.querySelectorAll("body *")]
-        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest(".table-wrap"))
-        .map((e) => `${e.tagName.toLowerCase()}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`),
-    );
+    // Runs in the page (a string, since this file is type-checked without the DOM library).
+    const wide = await page.evaluate<string[]>(`[...document.querySelectorAll("body *")]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest(".table-wrap"))
+      .map((e) => e.tagName.toLowerCase() + "." + e.className + " " + Math.round(e.getBoundingClientRect().right))`);
     expect(wide, "elements wider than the phone screen").toEqual([]);
     await page.screenshot({ path: `${OUT}/dashboard-phone.png`, fullPage: true });
   });
