@@ -4,6 +4,7 @@ import { handleDeadLetters, handleOutbox } from "./delivery/consumer";
 import { loadConfig } from "./config";
 import { app } from "./http/app";
 import { handleEmail } from "./inbound/handler";
+import { runInboundHousekeeping } from "./inbound/housekeeping";
 import { runReportHousekeeping } from "./report/housekeeping";
 import { expireAbandonedRecipients } from "./store/housekeeping";
 import { handleWebhookBatch } from "./webhooks/consumer";
@@ -27,6 +28,7 @@ export default {
     ctx.waitUntil(expireAbandonedRecipients(env.DB, loadConfig(env).maxMessageAgeSeconds));
     ctx.waitUntil(runAcceptHousekeeping(env));
     ctx.waitUntil(runReportHousekeeping(env));
+    ctx.waitUntil(runInboundHousekeeping(env));
     ctx.waitUntil(emitNewEventsLogged(env));
   },
 } satisfies ExportedHandler<Env>;

@@ -274,3 +274,9 @@ export async function logInbound(db: D1Database, e: InboundLogEntry): Promise<vo
     .bind(e.at ?? Date.now(), e.envelopeFrom, e.envelopeTo, e.sizeBytes, e.kind, e.outcome, e.tenantId ?? null, e.messageId ?? null, e.detail ? e.detail.slice(0, 1000) : null)
     .run();
 }
+
+/** Deletes up to `limit` inbound log rows older than `before` (epoch ms); returns how many went. */
+export async function pruneInboundLog(db: D1Database, before: number, limit = 5000): Promise<number> {
+  const r = await db.prepare("DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages WHERE at < ? ORDER BY id LIMIT ?)").bind(before, limit).run();
+  return r.meta.changes ?? 0;
+}

@@ -3,6 +3,7 @@
  * message sent through the API, complaints (ARF), auto-replies, and the fallbacks when the return path was lost.
  */
 import { describe, expect, inject, it } from "vitest";
+import { runInboundHousekeeping } from "../../src/inbound/housekeeping";
 import { encodeReturnPath } from "../../src/mime/return-path";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routeDomain, sinkPort, startSmtp, unique, waitFor } from "./helpers";
 import {
@@ -399,5 +400,17 @@ describe("other mail", () => {
     const fake = fakeEmail({ from: "someone@else.example", to: `nobody@${unique("x")}.example`, raw: "From: someone@else.example\r\nSubject: hi\r\n\r\nhello\r\n" });
     await deliverToWorker(fake);
     expect(fake.rejected()).toMatch(/^5\.1\.1 <nobody@.*>: no such recipient here$/);
+  });
+});
+
+describe("inbound log retention", () => {
+  it("the cron trigger deletes inbound log rows older than EVENT_RETENTION_DAYS and keeps newer ones", async () => {
+    const to = `${unique("old")}@bounces.retention.example`;
+    const now = Date.now();
+    for (const at of [now - 31 * 86_400_000, now - 29 * 86_400_000]) {
+      await env.DB.prepare("INSERT INTO inbound_messages (at, envelope_from, envelope_to, kind, outcome) VALUES (?, '', ?, 'unknown', 'ignored')").bind(at, to).run();
+    }
+    expect(await runInboundHousekeeping({ ...env, EVENT_RETENTION_DAYS: "30" }, now)).toBeGreaterThanOrEqual(1);
+    expect(await inboundLog(to)).toHaveLength(1);
   });
 });
