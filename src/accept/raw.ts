@@ -29,7 +29,14 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<U
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      // The client went away or sent a broken body: its fault, not ours, and nobody may be listening.
+      throw new ApiError(400, "invalid_field", "the request body could not be read to the end", "body");
+    }
+    const { done, value } = chunk;
     if (done) break;
     total += value.byteLength;
     if (total > maxBytes) {
