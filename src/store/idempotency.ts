@@ -6,6 +6,8 @@
 
 /** Stripe, Postmark and SES-style APIs keep idempotency keys for 24 hours. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
+/** A claim without a response after this long belongs to an invocation that died; the key may be claimed again. */
+export const IDEMPOTENCY_ABANDONED_MS = 2 * 60 * 1000;
 
 export type IdempotencyClaim =
   | { state: "claimed" }
@@ -15,8 +17,11 @@ export type IdempotencyClaim =
 
 /** Claims the key for this request, or says why not. `requestHash` covers the route and the body. */
 export async function claimIdempotencyKey(db: D1Database, tenantId: string, key: string, requestHash: string, now = Date.now()): Promise<IdempotencyClaim> {
-  // An expired entry no longer counts: remove it so the key can be claimed again.
-  await db.prepare("DELETE FROM idempotency_keys WHERE tenant_id = ? AND key = ? AND expires_at <= ?").bind(tenantId, key, now).run();
+  // An expired entry, or a claim abandoned by an invocation that died, no longer counts.
+  await db
+    .prepare("DELETE FROM idempotency_keys WHERE tenant_id = ? AND key = ? AND (expires_at <= ? OR (status IS NULL AND created_at <= ?))")
+    .bind(tenantId, key, now, now - IDEMPOTENCY_ABANDONED_MS)
+    .run();
   const inserted = await db
     .prepare(
       `INSERT INTO idempotency_keys (tenant_id, key, request_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
