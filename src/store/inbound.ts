@@ -280,3 +280,31 @@ export async function pruneInboundLog(db: D1Database, before: number, limit = 50
   const r = await db.prepare("DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages WHERE at < ? ORDER BY id LIMIT ?)").bind(before, limit).run();
   return r.meta.changes ?? 0;
 }
+
+export interface InboundLogRow {
+  id: number;
+  at: number;
+  envelope_from: string | null;
+  envelope_to: string;
+  size_bytes: number | null;
+  kind: string;
+  outcome: string;
+  tenant_id: string | null;
+  message_id: string | null;
+  detail: string | null;
+}
+
+/** A page of the inbound log, newest first; `before` is the last id of the previous page. */
+export async function listInboundLog(
+  db: D1Database,
+  opts: { tenantId: string | null; kind: string | null; outcome: string | null; before: number | null; limit: number },
+): Promise<InboundLogRow[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT * FROM inbound_messages WHERE (? IS NULL OR tenant_id = ?) AND (? IS NULL OR kind = ?) AND (? IS NULL OR outcome = ?)
+         AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?`,
+    )
+    .bind(opts.tenantId, opts.tenantId, opts.kind, opts.kind, opts.outcome, opts.outcome, opts.before, opts.before, opts.limit)
+    .all<InboundLogRow>();
+  return results;
+}

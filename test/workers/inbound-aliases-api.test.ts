@@ -1,6 +1,6 @@
 /** The admin API for forwarding aliases: happy path, refusals, and who may call it. */
 import { describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, call, createTenantWithKey, unique } from "./helpers";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, unique } from "./helpers";
 
 type AliasView = { address: string; tenant_id: string; destinations: string[]; description: string | null; created_at: string; updated_at: string };
 
@@ -73,5 +73,27 @@ describe("alias admin API", () => {
     expect((await call(`/admin/aliases/x@lists.${mine}`)).status).toBe(401);
     expect((await call(`/admin/aliases/x@lists.${mine}`, { method: "DELETE", key: "wrong" })).status).toBe(401);
     expect((await call(`/admin/aliases/x@lists.${mine}`, { key: ADMIN_TOKEN })).status).toBe(200);
+  });
+});
+
+describe("inbound log admin API", () => {
+  it("lists what the email() handler did, newest first, filtered by tenant, kind and outcome, for the admin token only", async () => {
+    const domain = `${unique("il")}.example`;
+    const { tenantId, key } = await createTenantWithKey([domain]);
+    const now = Date.now();
+    for (const [kind, outcome] of [["bounce", "unattributed"], ["complaint", "recorded"], ["bounce", "recorded"]]) {
+      await env.DB.prepare("INSERT INTO inbound_messages (at, envelope_from, envelope_to, kind, outcome, tenant_id, detail) VALUES (?, '', ?, ?, ?, ?, 'd')")
+        .bind(now, `x@bounces.${domain}`, kind, outcome, tenantId)
+        .run();
+    }
+    const page = (await (await call(`/admin/inbound?tenant_id=${tenantId}&kind=bounce&limit=1`, { key: ADMIN_TOKEN })).json()) as { data: { kind: string; outcome: string; envelope_to: string; at: string }[]; next_cursor: string };
+    expect(page.data).toEqual([expect.objectContaining({ kind: "bounce", outcome: "recorded", envelope_to: `x@bounces.${domain}`, at: new Date(now).toISOString() })]);
+    const next = (await (await call(`/admin/inbound?tenant_id=${tenantId}&kind=bounce&limit=1&cursor=${page.next_cursor}`, { key: ADMIN_TOKEN })).json()) as { data: { outcome: string }[] };
+    expect(next.data.map((r) => r.outcome)).toEqual(["unattributed"]);
+    const unattributed = (await (await call(`/admin/inbound?tenant_id=${tenantId}&outcome=unattributed`, { key: ADMIN_TOKEN })).json()) as { data: unknown[] };
+    expect(unattributed.data).toHaveLength(1);
+    expect((await call(`/admin/inbound?cursor=abc`, { key: ADMIN_TOKEN })).status).toBe(400);
+    expect((await call("/admin/inbound", { key })).status).toBe(401);
+    expect((await call("/admin/inbound")).status).toBe(401);
   });
 });
