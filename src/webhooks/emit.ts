@@ -1,9 +1,9 @@
 /**
  * Emission: webhook jobs are made from the event log itself, by event-id watermark (like the rollups), so every
  * writer of events (accept, delivery, inbound bounces and complaints, housekeeping) is covered without calling
- * anything, and an event is never lost between its D1 write and the queue send. `emitNewEvents` runs after each
- * OUTBOX batch and on the cron trigger. Jobs carry a delivery id made of the endpoint and event ids, so a
- * receiver can drop the rare duplicate (Queues deliver at least once).
+ * anything, and an event is never lost between its D1 write and the queue send. `emitNewEvents` runs at the start
+ * and end of each OUTBOX batch and on the cron trigger. Jobs carry a delivery id made of the endpoint and event
+ * ids, so a receiver can drop the rare duplicate (delivery is at least once).
  */
 import { enabledWebhooksOf, parseEventTypes } from "../store/webhooks";
 import type { WebhookPayload } from "./events";
@@ -94,48 +94,57 @@ export async function webhookJobsFor(db: D1Database, lo: number, hi: number): Pr
 }
 
 /**
- * Enqueues webhook deliveries for events written since the last call, at most `maxPasses` × 500 events. Each pass
- * first claims its range by moving the 'webhooks' watermark (so concurrent callers never send a range twice),
- * then sends; if sending fails the claim is given back and the error is thrown for the caller to log.
+ * A pass over a range holds a lease (the row 'webhooks:lease', whose last_event_id is the range's end and
+ * updated_at the lease time) so concurrent callers do not send the same range; a caller that dies mid-pass
+ * leaves the lease to expire and the next caller sends the range again (at least once, never lost).
+ */
+const LEASE_MS = 120_000;
+
+/**
+ * Enqueues webhook deliveries for events written since the last call, at most `maxPasses` × 500 events: take the
+ * lease, send the jobs for (watermark, end], then move the 'webhooks' watermark and release the lease together.
+ * If sending fails the lease is released without moving the watermark and the error is thrown.
  */
 export async function emitNewEvents(env: Env, maxPasses = 10, now = Date.now()): Promise<number> {
   const db = env.DB;
   let sent = 0;
   for (let pass = 0; pass < maxPasses; pass++) {
-    const row = await db
+    const top = await db.prepare("SELECT MAX(id) AS top FROM events").first<{ top: number | null }>();
+    const [, lease] = await db.batch([
+      db.prepare("DELETE FROM report_watermarks WHERE name = 'webhooks:lease' AND updated_at <= ?").bind(now - LEASE_MS),
+      // No 'webhooks' row: no endpoint was ever created (createWebhook starts the watermark at the newest event).
+      db
+        .prepare(
+          `INSERT OR IGNORE INTO report_watermarks (name, last_event_id, updated_at)
+           SELECT 'webhooks:lease', MIN(w.last_event_id + ?, ?), ? FROM report_watermarks w
+            WHERE w.name = 'webhooks' AND w.last_event_id < ?`,
+        )
+        .bind(EMIT_PASS_EVENTS, top?.top ?? 0, now, top?.top ?? 0),
+    ]);
+    if (!lease?.meta.changes) return sent;
+    const range = await db
       .prepare(
-        `SELECT w.last_event_id AS lo, (SELECT MAX(id) FROM events) AS top,
-                (SELECT COUNT(*) FROM webhooks WHERE disabled_at IS NULL) AS hooks
-           FROM report_watermarks w WHERE w.name = 'webhooks'`,
+        `SELECT w.last_event_id AS lo, l.last_event_id AS hi, (SELECT COUNT(*) FROM webhooks WHERE disabled_at IS NULL) AS hooks
+           FROM report_watermarks w, report_watermarks l WHERE w.name = 'webhooks' AND l.name = 'webhooks:lease'`,
       )
-      .first<{ lo: number; top: number | null; hooks: number }>();
-    // No row: no endpoint was ever created (createWebhook starts the watermark at the newest event).
-    if (!row || (row.top ?? 0) <= row.lo) return sent;
-    const hi = row.hooks ? Math.min(row.top!, row.lo + EMIT_PASS_EVENTS) : row.top!;
-    const claim = await db
-      .prepare("UPDATE report_watermarks SET last_event_id = ?, updated_at = ? WHERE name = 'webhooks' AND last_event_id = ?")
-      .bind(hi, now, row.lo)
-      .run();
-    if (!claim.meta.changes) return sent;
-    if (!row.hooks) continue;
+      .first<{ lo: number; hi: number; hooks: number }>();
+    if (!range) return sent;
+    const release = (advance: boolean) =>
+      db.batch([
+        ...(advance ? [db.prepare("UPDATE report_watermarks SET last_event_id = ?, updated_at = ? WHERE name = 'webhooks' AND last_event_id = ?").bind(range.hi, now, range.lo)] : []),
+        db.prepare("DELETE FROM report_watermarks WHERE name = 'webhooks:lease' AND last_event_id = ? AND updated_at = ?").bind(range.hi, now),
+      ]);
     try {
-      const jobs = await webhookJobsFor(db, row.lo, hi);
+      const jobs = range.hooks ? await webhookJobsFor(db, range.lo, range.hi) : [];
       for (let i = 0; i < jobs.length; i += SEND_BATCH_MAX) {
         await env.WEBHOOKS.sendBatch(jobs.slice(i, i + SEND_BATCH_MAX).map((body) => ({ body, contentType: "json" as const })));
       }
       sent += jobs.length;
     } catch (e) {
-      const back = await db
-        .prepare("UPDATE report_watermarks SET last_event_id = ? WHERE name = 'webhooks' AND last_event_id = ?")
-        .bind(row.lo, hi)
-        .run();
-      throw new Error(
-        back.meta.changes
-          ? `webhooks: could not enqueue events ${row.lo + 1}..${hi}; they will be retried`
-          : `webhooks: could not enqueue events ${row.lo + 1}..${hi} and a later pass already moved on: they are not delivered`,
-        { cause: e },
-      );
+      await release(false);
+      throw new Error(`webhooks: could not enqueue events ${range.lo + 1}..${range.hi}; the next run retries them`, { cause: e });
     }
+    await release(true);
   }
   return sent;
 }
