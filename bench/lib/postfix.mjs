@@ -1,0 +1,4 @@
+/** placeholder: replaced below */
+export async function runPostfixPhase() {
+  return { skipped: "not yet implemented" };
+}
