@@ -31,7 +31,7 @@ const GATE_WAIT_MS = 3000;
 /** Send times granted at most this far ahead; messages beyond wait in the queue rather than in memory. */
 const GATE_HORIZON_MS = 20_000;
 /** Fresh send times a connection may ask for when it fell behind all of its own. */
-const MAX_SLOT_REFRESHES = 3;
+const MAX_SLOT_REFRESHES = 20;
 /** A gate's "not yet" shorter than this is waited out in the invocation instead of re-queueing. */
 const SHORT_WAIT_MS = 5000;
 /** No new connection starts after this much of an invocation (queue consumers may run up to 15 minutes). */
@@ -293,6 +293,8 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
   const first = targets[0]!;
   const lanes = Math.max(1, Math.min(first.policy.maxConnections, Math.ceil(queue.length / first.policy.maxMessagesPerConnection), MAX_CONNECTIONS_PER_INVOCATION));
   let stop: { afterMs: number; why: string } | undefined;
+  // Read through a function: other lanes set `stop` while this one awaits, which narrowing cannot see.
+  const stopped = () => stop;
 
   const lane = async () => {
     while (queue.length && !stop) {
@@ -370,9 +372,10 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
         try {
           for (; i < batch.length; i++) {
             const w = batch[i]!;
-            if (stop) {
+            const halt = stopped();
+            if (halt) {
               // Another connection of this invocation was throttled by the same destination: stop here too.
-              postpone(batch.slice(i), stop.afterMs, stop.why);
+              postpone(batch.slice(i), halt.afterMs, halt.why);
               break;
             }
             const slot = await pick();
@@ -434,8 +437,9 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
 /**
  * Hands out a permit's send times in order. Each time owns the window up to the next one (GCRA emission
  * interval); a sender that fell behind (connection setup, a slow server) skips the times already past instead
- * of catching up in a burst, so the next hop never sees more than the gate granted, across all connections.
- * When every time it holds is past, it asks the gate for fresh ones on the same lease.
+ * of catching up in a burst, so the next hop never sees more than the gate granted (plus at most the burst
+ * the bucket allows), across all connections. When every time it holds is past, it asks the gate for fresh
+ * ones on the same lease.
  */
 function slotPicker(gate: Gate, permit: Permit, report: GateReport, remaining: () => number): () => Promise<{ seq: number } | undefined> {
   let current = permit;
@@ -444,8 +448,9 @@ function slotPicker(gate: Gate, permit: Permit, report: GateReport, remaining: (
   return async () => {
     for (;;) {
       const now = Date.now();
-      // Half a window of lateness is tolerated: a send then still lands closer to its own time than to the next one.
-      while (next < current.slots.length && current.slots[next]! + current.intervalMs / 2 <= now) next++;
+      // Lateness up to the permit's tolerance is fine: half a window (the send still lands closer to its own time
+      // than to the next), or the burst the bucket allows anyway.
+      while (next < current.slots.length && current.slots[next]! + current.lateToleranceMs <= now) next++;
       if (next < current.slots.length) {
         const j = next++;
         report.unused--;

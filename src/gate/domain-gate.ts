@@ -52,6 +52,8 @@ export interface Permit {
    */
   slots: number[];
   intervalMs: number;
+  /** How late a send may use its time: half a window, or the bucket's burst allowance when that is larger. */
+  lateToleranceMs: number;
   /** When denied (or partly granted), when to ask again. */
   retryAfterMs: number;
   reason?: DenyReason;
@@ -377,13 +379,13 @@ export class DomainGate extends DurableObject<Env> {
     this.s.totals.granted += slots.length;
     this.save();
     const partial = slots.length < wanted;
-    return { granted: slots.length, leaseId: "", seq, slots, intervalMs: Math.floor(interval), retryAfterMs: partial ? Math.max(0, Math.ceil(tat - tau - now)) : 0 };
+    return { granted: slots.length, leaseId: "", seq, slots, intervalMs: Math.floor(interval), lateToleranceMs: Math.max(interval / 2, tau), retryAfterMs: partial ? Math.max(0, Math.ceil(tat - tau - now)) : 0 };
   }
 
   private deny(reason: DenyReason, retryAfterMs: number): Permit {
     this.s.totals.denied++;
     this.save();
-    return { granted: 0, leaseId: "", seq: 0, slots: [], intervalMs: 0, retryAfterMs: Math.max(0, Math.ceil(retryAfterMs)), reason };
+    return { granted: 0, leaseId: "", seq: 0, slots: [], intervalMs: 0, lateToleranceMs: 0, retryAfterMs: Math.max(0, Math.ceil(retryAfterMs)), reason };
   }
 
   private busyHint(now: number): number {
