@@ -10,14 +10,14 @@ const SINK_PORT = Number(process.env.SINK_PORT ?? 1025);
 const MAIL_DIR = ".local/mail";
 const base = `http://127.0.0.1:${PORT}`;
 
-function adminToken() {
-  // Secrets for local runs live in .dev.vars (git-ignored), as wrangler expects.
+/** Reads a secret from .dev.vars (git-ignored, where wrangler looks for local secrets), creating it if missing. */
+function localSecret(name, make) {
   const existing = existsSync(".dev.vars") ? readFileSync(".dev.vars", "utf8") : "";
-  const m = /^ADMIN_TOKEN\s*=\s*"?([^"\n]+)"?/m.exec(existing);
+  const m = new RegExp(`^${name}\\s*=\\s*"?([^"\\n]+)"?`, "m").exec(existing);
   if (m) return m[1];
-  const token = `local-admin-${randomBytes(16).toString("hex")}`;
-  writeFileSync(".dev.vars", `${existing}${existing && !existing.endsWith("\n") ? "\n" : ""}ADMIN_TOKEN="${token}"\n`);
-  return token;
+  const value = make();
+  writeFileSync(".dev.vars", `${existing}${existing && !existing.endsWith("\n") ? "\n" : ""}${name}="${value}"\n`);
+  return value;
 }
 
 async function waitForHealth(child) {
@@ -46,7 +46,9 @@ async function admin(path, body, token) {
 await startLocalSink(SINK_PORT, MAIL_DIR);
 console.log(`[sink] catch-all SMTP server on 127.0.0.1:${SINK_PORT}; messages are saved in ${MAIL_DIR}/`);
 
-const token = adminToken();
+const token = localSecret("ADMIN_TOKEN", () => `local-admin-${randomBytes(16).toString("hex")}`);
+// Signs VERP return paths, unsubscribe and tracking links.
+localSecret("SIGNING_SECRET", () => randomBytes(32).toString("hex"));
 const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local"], { stdio: "inherit", env: { ...process.env, CI: "1" } });
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
