@@ -4,7 +4,7 @@
  */
 import { Hono, type Context } from "hono";
 import { html } from "hono/html";
-import { advanceRollups } from "../store/rollups";
+import { advanceRollups, PAGE_ROLLUP_EVENTS } from "../store/rollups";
 import { ALL_TENANTS, listTenants, REPORT_WINDOWS, type ReportWindow, type TenantScope } from "../store/report";
 import { addSuppression, removeSuppression, SUPPRESSION_REASONS, SUPPRESSION_SCOPES, type SuppressionReason, type SuppressionScope } from "../store/suppressions";
 import { renderPage, sendPage, href, type Html, type Section } from "./layout";
@@ -95,13 +95,13 @@ dashboard.post("/dashboard/logout", async (c) => {
 
 dashboard.get("/dashboard", async (c) => {
   // Fold in the events written since the last cron run (bounded to one pass) so the numbers are current.
-  await advanceRollups(c.env.DB, 1);
+  await advanceRollups(c.env.DB, 1, Date.now(), PAGE_ROLLUP_EVENTS);
   const window = windowParam(c.req.query("window"));
   return page(c, "overview", "Overview", (t) => overviewPage(c.env.DB, t, window));
 });
 
 dashboard.get("/dashboard/destinations", async (c) => {
-  await advanceRollups(c.env.DB, 1);
+  await advanceRollups(c.env.DB, 1, Date.now(), PAGE_ROLLUP_EVENTS);
   const window = windowParam(c.req.query("window"));
   return page(c, "destinations", "Destinations", (t) => destinationsPage(c.env, t, window));
 });

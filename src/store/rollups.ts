@@ -10,8 +10,10 @@ export const ROLLUP_PERIODS_S = [300, 3600] as const;
 export type RollupPeriod = (typeof ROLLUP_PERIODS_S)[number];
 /** 5-minute rollups are kept this long; only the 1h window reads them. */
 export const FINE_ROLLUP_RETENTION_MS = 2 * 86_400_000;
-/** Events rolled up per pass: one D1 batch stays well under D1's 30 s statement limit at this size. */
+/** Events rolled up per pass by the cron: one D1 batch stays well under D1's 30 s statement limit at this size. */
 export const ROLLUP_PASS_EVENTS = 10_000;
+/** Events a page load folds in before it reads (the cron does the bulk): keeps the page's own cost small. */
+export const PAGE_ROLLUP_EVENTS = 2_000;
 
 /**
  * Upper bounds (ms) of the accept-to-delivery histogram. Close steps below a minute (relay-to-upstream
@@ -97,10 +99,10 @@ export interface RollupProgress {
 }
 
 /**
- * Folds new events into the rollups, at most `maxPasses` batches of ROLLUP_PASS_EVENTS ids. Called by the cron
- * trigger (until caught up) and by the reporting page before it reads (one pass), so the page is current.
+ * Folds new events into the rollups, at most `maxPasses` batches of `passEvents` ids. Called by the cron trigger
+ * (until caught up) and by the reporting page before it reads (one small pass), so the page is current.
  */
-export async function advanceRollups(db: D1Database, maxPasses = 1, now = Date.now()): Promise<RollupProgress> {
+export async function advanceRollups(db: D1Database, maxPasses = 1, now = Date.now(), passEvents = ROLLUP_PASS_EVENTS): Promise<RollupProgress> {
   let rolledUp = 0;
   let watermark = 0;
   let top = 0;
@@ -112,7 +114,7 @@ export async function advanceRollups(db: D1Database, maxPasses = 1, now = Date.n
     watermark = row.lo;
     top = row.top ?? 0;
     if (top <= watermark) break;
-    const hi = Math.min(top, watermark + ROLLUP_PASS_EVENTS);
+    const hi = Math.min(top, watermark + passEvents);
     const results = await db.batch(rollupStatements(db, watermark, hi, now));
     const moved = (results[results.length - 1]?.meta.changes ?? 0) > 0;
     if (moved) rolledUp += hi - watermark;
