@@ -106,9 +106,11 @@ dashboard.get("/dashboard/destinations", async (c) => {
   return page(c, "destinations", "Destinations", (t) => destinationsPage(c.env, t, window));
 });
 
-dashboard.get("/dashboard/messages", (c) =>
-  page(c, "messages", "Messages", (t) => messagesPage(c.env.DB, t, c.req.query("field") ?? "", c.req.query("q") ?? "")),
-);
+dashboard.get("/dashboard/messages", async (c) => {
+  // The tag index is filled by the rollup: fold in the newest events first so fresh messages are found.
+  if (c.req.query("field") === "tag") await advanceRollups(c.env.DB, 1, Date.now(), PAGE_ROLLUP_EVENTS);
+  return page(c, "messages", "Messages", (t) => messagesPage(c.env.DB, t, c.req.query("field") ?? "", c.req.query("q") ?? ""));
+});
 
 dashboard.get("/dashboard/messages/:id", async (c) => {
   const tenant = tenantParam(c.req.query("tenant"));
