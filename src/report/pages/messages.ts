@@ -12,10 +12,13 @@ export function statusBadge(status: string): Html {
   return html`<span class="badge st-${status.replace(/[^a-z_]/g, "")}">${status.replace(/_/g, " ")}</span>`;
 }
 
-/** Guesses the field of a bare search term: an address is a recipient, a 21-char id an id. */
+/** Guesses the field of a bare search term: an address is a recipient, a status word a status, a 21-char id an id, else a tag. */
+const STATUSES = ["queued", "deferred", "delivered", "bounced", "expired", "suppressed", "failed"];
+
 export function guessField(term: string): SearchField | null {
   if (!term) return null;
   if (term.includes("@")) return "recipient";
+  if (STATUSES.includes(term.toLowerCase())) return "status";
   if (/^[0-9a-z]{21}$/.test(term)) return "id";
   return "tag";
 }
