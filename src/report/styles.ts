@@ -43,6 +43,7 @@ th{font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:var(--mute
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 td.mono,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;word-break:break-all}
 .muted{color:var(--muted)}
+td.nowrap,.nowrap{white-space:nowrap;word-break:normal}
 input,select,button{max-width:100%;font:inherit;padding:7px 10px;border:1px solid var(--line);border-radius:8px;background:var(--panel);color:var(--ink)}
 button,.button{background:var(--accent);color:var(--accent-ink);border-color:var(--accent);cursor:pointer;font-weight:600;text-decoration:none;display:inline-block}
 button.secondary{background:var(--panel);color:var(--ink);border-color:var(--line)}

@@ -38,7 +38,7 @@ export async function messagesPage(db: D1Database, tenant: TenantScope, fieldPar
   ${results.length
     ? html`<div class="table-wrap"><table><thead><tr><th>Accepted (UTC)</th><th>Status</th><th>From</th><th>To</th><th>Subject</th><th>Tenant</th></tr></thead><tbody>
       ${results.map(
-        (m) => html`<tr><td class="mono"><a href="${href(`/dashboard/messages/${encodeURIComponent(m.id)}`, tenant)}">${fmtTimeSeconds(m.createdAt)}</a></td><td>${statusBadge(m.status)}</td><td class="mono">${m.mailFrom}</td><td class="mono">${m.firstRecipient ?? ""}${m.recipientCount > 1 ? html` <span class="muted">+${m.recipientCount - 1}</span>` : ""}</td><td>${m.subject ?? html`<span class="muted">(no subject)</span>`}</td><td class="mono">${m.tenantId}</td></tr>`,
+        (m) => html`<tr><td class="mono nowrap"><a href="${href(`/dashboard/messages/${encodeURIComponent(m.id)}`, tenant)}">${fmtTimeSeconds(m.createdAt)}</a></td><td>${statusBadge(m.status)}</td><td class="mono">${m.mailFrom}</td><td class="mono">${m.firstRecipient ?? ""}${m.recipientCount > 1 ? html` <span class="muted">+${m.recipientCount - 1}</span>` : ""}</td><td>${m.subject ?? html`<span class="muted">(no subject)</span>`}</td><td class="mono">${m.tenantId}</td></tr>`,
       )}
       </tbody></table></div>`
     : html`<p class="muted">No messages match.</p>`}

@@ -51,7 +51,7 @@ export async function suppressionsPage(
     ${rows.length
       ? html`<div class="table-wrap"><table><thead><tr><th>Address</th><th>Scope</th><th>Reason</th><th>Detail</th><th>Tenant</th><th>Added (UTC)</th><th>Expires</th><th><span class="muted">Action</span></th></tr></thead><tbody>
         ${rows.map(
-          (r) => html`<tr><td class="mono">${r.address}</td><td>${r.scope}</td><td>${r.reason.replace(/_/g, " ")}</td><td>${r.detail ?? ""}</td><td class="mono">${r.tenant_id}</td><td class="mono">${fmtTime(r.created_at)}</td><td class="mono">${r.expires_at ? fmtTime(r.expires_at) : "never"}</td>
+          (r) => html`<tr><td class="mono">${r.address}</td><td>${r.scope}</td><td>${r.reason.replace(/_/g, " ")}</td><td>${r.detail ?? ""}</td><td class="mono">${r.tenant_id}</td><td class="mono nowrap">${fmtTime(r.created_at)}</td><td class="mono nowrap">${r.expires_at ? fmtTime(r.expires_at) : "never"}</td>
           <td><form method="post" action="/dashboard/suppressions/remove">
             <input type="hidden" name="csrf" value="${csrf}">
             ${tenant !== ALL_TENANTS ? html`<input type="hidden" name="tenant" value="${tenant}">` : ""}

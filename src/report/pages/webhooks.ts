@@ -15,7 +15,7 @@ export async function webhooksPage(db: D1Database, tenant: TenantScope): Promise
   ${hooks.length
     ? html`<div class="table-wrap"><table><thead><tr><th>URL</th><th>Events</th><th>Tenant</th><th>State</th><th>Created (UTC)</th></tr></thead><tbody>
       ${hooks.map(
-        (h) => html`<tr><td class="mono">${h.url}${h.description ? html`<div class="muted">${h.description}</div>` : ""}</td><td>${parseEventTypes(h.event_types).join(", ")}</td><td class="mono">${h.tenant_id}</td><td>${h.disabled_at === null ? html`<span class="badge ok">enabled</span>` : html`<span class="badge">disabled</span>`}</td><td class="mono">${fmtTimeSeconds(h.created_at)}</td></tr>`,
+        (h) => html`<tr><td class="mono">${h.url}${h.description ? html`<div class="muted">${h.description}</div>` : ""}</td><td>${parseEventTypes(h.event_types).join(", ")}</td><td class="mono">${h.tenant_id}</td><td>${h.disabled_at === null ? html`<span class="badge ok">enabled</span>` : html`<span class="badge">disabled</span>`}</td><td class="mono nowrap">${fmtTimeSeconds(h.created_at)}</td></tr>`,
       )}</tbody></table></div>`
     : html`<p class="muted">No endpoints. Add one with <span class="mono">POST /admin/webhooks</span> (see the README).</p>`}
   </section>
@@ -23,7 +23,7 @@ export async function webhooksPage(db: D1Database, tenant: TenantScope): Promise
   ${attempts.length
     ? html`<div class="table-wrap"><table><thead><tr><th>Time (UTC)</th><th>Event</th><th>Outcome</th><th class="num">Attempt</th><th class="num">HTTP</th><th class="num">Took</th><th>Message</th><th>Error</th></tr></thead><tbody>
       ${attempts.map(
-        (a) => html`<tr><td class="mono">${fmtTimeSeconds(a.at)}</td><td>${a.event_type}</td><td><span class="badge ${OUTCOME_CLASS[a.outcome] ?? ""}">${a.outcome}</span></td><td class="num">${a.attempt || ""}</td><td class="num">${a.status_code ?? "—"}</td><td class="num">${a.duration_ms === null ? "—" : `${a.duration_ms} ms`}</td><td class="mono">${a.message_id ? html`<a href="${href(`/dashboard/messages/${encodeURIComponent(a.message_id)}`, tenant)}">${a.message_id}</a>` : ""}</td><td class="mono">${a.error ?? ""}</td></tr>`,
+        (a) => html`<tr><td class="mono nowrap">${fmtTimeSeconds(a.at)}</td><td>${a.event_type}</td><td><span class="badge ${OUTCOME_CLASS[a.outcome] ?? ""}">${a.outcome}</span></td><td class="num">${a.attempt || ""}</td><td class="num">${a.status_code ?? "—"}</td><td class="num">${a.duration_ms === null ? "—" : `${a.duration_ms} ms`}</td><td class="mono">${a.message_id ? html`<a href="${href(`/dashboard/messages/${encodeURIComponent(a.message_id)}`, tenant)}">${a.message_id}</a>` : ""}</td><td class="mono">${a.error ?? ""}</td></tr>`,
       )}</tbody></table></div>`
     : html`<p class="muted">No deliveries yet.</p>`}
   </section>`;
