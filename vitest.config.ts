@@ -35,6 +35,8 @@ export default defineConfig({
                 SIGNING_SECRET: "test-signing-secret-0123456789",
                 DKIM_KEYS: JSON.stringify(testDkimKeys()),
               },
+              // Cloudflare Email Service binding for the `cloudflare:` route kind (simulated locally by Miniflare).
+              email: { send_email: [{ name: "EMAIL", allowed_destination_addresses: ["ok@cf-route.example", "also-ok@cf-route.example"] }] },
             },
           })),
         ],

@@ -236,34 +236,65 @@ async function sendOne(session: SmtpSession, host: string, w: Work, seq: number)
   }
 }
 
-/** Cloudflare Email Service error codes that will not succeed on retry (the message or recipient is refused). */
-const CLOUDFLARE_PERMANENT = /RECIPIENT|VALIDATION|INVALID|TOO_LARGE|TOO_MANY|SUPPRESSED|NOT_ALLOWED|HEADER/;
+/**
+ * Whether a send_email failure is permanent. The binding throws Errors with a string `code` (E_...); refusals
+ * of the message or recipient are permanent. Sender and account problems (unverified sender, not entitled, rate
+ * and daily limits, internal errors) are temporary, like an SMTP AUTH failure: fixing the account delivers the
+ * queue. Without a code (the local simulator), the message text decides the same way.
+ */
+export function isPermanentSendEmailError(code: string, message: string): boolean {
+  if (code) return /RECIPIENT|VALIDATION|INVALID|TOO_LARGE|TOO_MANY|SUPPRESSED|DESTINATION/.test(code) && !/SENDER|LIMIT|INTERNAL/.test(code);
+  return /email to \S+ not allowed|destination|recipient|could not parse|invalid/i.test(message) && !/from \S+ not allowed|sender/i.test(message);
+}
+
+/** The address in the header From field: Email Service wants the envelope sender to match it (VERP cannot). */
+function headerFromAddress(raw: string): string | undefined {
+  const head = raw.slice(0, Math.max(0, raw.search(/\r?\n\r?\n/)) || raw.length);
+  const m = /^From:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)/im.exec(head);
+  if (!m) return undefined;
+  const value = m[1]!.replace(/\r?\n[ \t]/g, " ");
+  const angle = /<([^<>\s]+@[^<>\s]+)>/.exec(value);
+  return angle ? angle[1] : /([^\s<>",;]+@[^\s<>",;]+)/.exec(value)?.[1];
+}
+
+/**
+ * The message as Email Service takes it: without our `Received` trace fields, which it refuses ("invalid
+ * headers set") and adds itself.
+ */
+function withoutTraceFields(raw: string): string {
+  const end = raw.search(/\r?\n\r?\n/);
+  if (end < 0) return raw;
+  const head = raw
+    .slice(0, end)
+    .replace(/^Received:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*\r?\n?/gim, "")
+    .replace(/\r?\n$/, "");
+  return head + raw.slice(end);
+}
 
 /** Delivers one job through a send_email binding, one recipient per EmailMessage. */
 async function sendCloudflare(env: Env, binding: string, w: Work, seq: number): Promise<void> {
   const target = (env as unknown as Record<string, unknown>)[binding] as SendEmail | undefined;
   const { EmailMessage } = await import("cloudflare:email");
+  const from = headerFromAddress(w.raw!) ?? w.job.mailFrom;
+  const host = `cloudflare:${binding}`;
   for (const r of w.pending) {
     if (w.results.has(r.idx)) continue;
     const started = Date.now();
     if (!target || typeof target.send !== "function") {
-      w.results.set(r.idx, { status: "deferred", text: `send_email binding ${binding} is not configured`, host: `cloudflare:${binding}`, seq });
+      w.results.set(r.idx, { status: "deferred", enhanced: "4.3.5", text: `send_email binding ${binding} is not configured`, host, seq });
       continue;
     }
     try {
-      const res = await target.send(new EmailMessage(w.job.mailFrom, r.address, w.raw!));
-      w.results.set(r.idx, { status: "delivered", text: `accepted as ${res.messageId}`, host: `cloudflare:${binding}`, tls: true, latencyMs: Date.now() - started, seq });
+      const res = await target.send(new EmailMessage(from, r.address, withoutTraceFields(w.raw!)));
+      w.results.set(r.idx, { status: "delivered", text: `accepted as ${res.messageId}`, host, tls: true, latencyMs: Date.now() - started, seq });
     } catch (e) {
       const code = typeof (e as { code?: unknown }).code === "string" ? (e as { code: string }).code : "";
-      // Sender and account problems (unverified sender, not entitled, rate and daily limits, internal errors) are
-      // temporary, like an SMTP AUTH failure: fixing the account delivers the queue. Refusals of the message or
-      // recipient are permanent.
-      const permanent = CLOUDFLARE_PERMANENT.test(code) && !/SENDER|LIMIT|INTERNAL/.test(code);
+      const permanent = isPermanentSendEmailError(code, errorText(e));
       w.results.set(r.idx, {
         status: permanent ? "bounced" : "deferred",
         enhanced: permanent ? "5.0.0" : "4.0.0",
-        text: `${code || "error"}: ${errorText(e)}`,
-        host: `cloudflare:${binding}`,
+        text: `${code ? `${code}: ` : ""}${errorText(e)}`,
+        host,
         latencyMs: Date.now() - started,
         seq,
       });
