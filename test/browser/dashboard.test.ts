@@ -11,10 +11,20 @@ import { startSmtpServer, type ScriptedServer } from "../support/peers";
 
 const CHROMIUM = "/usr/bin/chromium";
 const OUT = "test-output";
-const skipReason = existsSync(CHROMIUM)
-  ? null
-  : `${CHROMIUM} is not installed (apt-get install chromium, see .ci/setup-chromium.sh): the browser tests of the reporting page are skipped`;
-if (skipReason) console.warn(skipReason);
+const LAUNCH = { executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] };
+
+/** Why the browser tests cannot run here (no Chromium, or it does not start), or null. */
+async function whyNoBrowser(): Promise<string | null> {
+  if (!existsSync(CHROMIUM)) return `${CHROMIUM} is not installed (apt-get install chromium, see .ci/setup-chromium.sh)`;
+  try {
+    await (await chromium.launch(LAUNCH)).close();
+    return null;
+  } catch (e) {
+    return `${CHROMIUM} does not start: ${String(e).split("\n")[0]}`;
+  }
+}
+const skipReason = await whyNoBrowser();
+if (skipReason) console.warn(`${skipReason}: the browser tests of the reporting page are skipped`);
 
 const EVIL_SUBJECT = `<script>alert("subject")</script><img src=x onerror=alert(1)>`;
 
@@ -59,7 +69,7 @@ describe.skipIf(skipReason !== null)("reporting page in Chromium", () => {
         await new Promise((r) => setTimeout(r, 200));
       }
     }
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+    browser = await chromium.launch(LAUNCH);
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.on("dialog", (d) => {
       dialogs.push(d.message());
