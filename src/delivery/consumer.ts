@@ -688,7 +688,9 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
           failedForDsn.push({ address: r.address, action: "failed", status: "4.4.7", lastAttemptAt: now, reason: `delivery time expired (${w.notAttemptedWhy})` });
         }
       } else {
-        const d = Math.max(1, Math.ceil(Math.min(w.notAttemptedAfterMs, deadline - now) / 1000));
+        // Looked at again after the gate's wait or the first retry step, whichever is sooner, so an operator's
+        // reset of a paused or open gate takes effect without waiting out the whole window.
+        const d = Math.max(1, Math.ceil(Math.min(w.notAttemptedAfterMs, deadline - now, (schedule[0] ?? 60) * 1000) / 1000));
         requeue.push(nextJob({ ...job, recipients: w.notAttempted }, d, now));
       }
     }
