@@ -71,6 +71,7 @@ interface Work {
   job: DeliveryJob;
   /** Recipients still pending (not in a final state in D1). */
   pending: { idx: number; address: string }[];
+  /** The body when it travels inline in the job; bodies in R2 are streamed per attempt, never held for the batch. */
   raw?: string;
   routes: RouteCandidate[];
   results: Map<number, Attempted>;
@@ -204,11 +205,19 @@ async function connect(config: RelayConfig, target: Target): Promise<{ session: 
 }
 
 /** Delivers one job's pending recipients over an open session. Throws SmtpError when the connection failed. */
-async function sendOne(session: SmtpSession, host: string, w: Work, seq: number): Promise<void> {
+async function sendOne(env: Env, session: SmtpSession, host: string, w: Work, seq: number): Promise<void> {
   const started = Date.now();
   const rcpts = w.pending.filter((r) => !w.results.has(r.idx));
+  const body = w.raw ?? (await env.BODIES.get(w.job.bodyKey!))?.body;
+  if (body === undefined) {
+    for (const r of rcpts) w.results.set(r.idx, { status: "bounced", enhanced: "5.3.0", text: "message body missing from storage", seq });
+    return;
+  }
   try {
-    const result = await session.sendMail({ mailFrom: w.job.mailFrom, rcptTo: rcpts.map((r) => r.address), eightBit: w.job.eightBit, smtputf8: w.job.smtputf8 }, w.raw!);
+    const result = await session.sendMail(
+      { mailFrom: w.job.mailFrom, rcptTo: rcpts.map((r) => r.address), size: w.job.sizeBytes, eightBit: w.job.eightBit, smtputf8: w.job.smtputf8 },
+      body,
+    );
     const latencyMs = Date.now() - started;
     rcpts.forEach((r, i) => {
       const rr = result.recipients[i]!;
@@ -275,7 +284,13 @@ function withoutTraceFields(raw: string): string {
 async function sendCloudflare(env: Env, binding: string, w: Work, seq: number): Promise<void> {
   const target = (env as unknown as Record<string, unknown>)[binding] as SendEmail | undefined;
   const { EmailMessage } = await import("cloudflare:email");
-  const from = headerFromAddress(w.raw!) ?? w.job.mailFrom;
+  // Email Service takes at most 25 MiB, so reading an R2 body whole here is bounded.
+  const raw = w.raw ?? (await (await env.BODIES.get(w.job.bodyKey!))?.text());
+  if (raw === undefined) {
+    for (const r of w.pending) if (!w.results.has(r.idx)) w.results.set(r.idx, { status: "bounced", enhanced: "5.3.0", text: "message body missing from storage", seq });
+    return;
+  }
+  const from = headerFromAddress(raw) ?? w.job.mailFrom;
   const host = `cloudflare:${binding}`;
   for (const r of w.pending) {
     if (w.results.has(r.idx)) continue;
@@ -285,7 +300,7 @@ async function sendCloudflare(env: Env, binding: string, w: Work, seq: number): 
       continue;
     }
     try {
-      const res = await target.send(new EmailMessage(from, r.address, withoutTraceFields(w.raw!)));
+      const res = await target.send(new EmailMessage(from, r.address, withoutTraceFields(raw)));
       w.results.set(r.idx, { status: "delivered", text: `accepted as ${res.messageId}`, host, tls: true, latencyMs: Date.now() - started, seq });
     } catch (e) {
       const code = typeof (e as { code?: unknown }).code === "string" ? (e as { code: string }).code : "";
@@ -416,7 +431,7 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
               break;
             }
             try {
-              await sendOne(session, host, w, slot.seq);
+              await sendOne(env, session, host, w, slot.seq);
               if ([...w.results.values()].some((a) => a.status === "delivered")) report.delivered++;
               const throttle = [...w.results.values()].find((a) => a.status === "deferred" && isThrottleReply(a.code, a.enhanced));
               if (throttle) {
@@ -503,10 +518,14 @@ function hint(e: SmtpError): { retryAfterSeconds?: number } {
   return h !== undefined ? { retryAfterSeconds: h } : {};
 }
 
-async function loadBody(env: Env, job: DeliveryJob): Promise<string | null> {
-  if (job.body !== undefined) return job.body;
-  const obj = await env.BODIES.get(job.bodyKey!);
-  return obj ? obj.text() : null;
+/** Bytes of an R2 body read for a DSN's attached header section (RFC 3464 wants headers, not the message). */
+const DSN_HEAD_BYTES = 64 * 1024;
+
+/** The start of a job's message (inline, or the first bytes of its R2 object) for DSN headers; "" when gone. */
+async function messageHead(env: Env, w: Work): Promise<string> {
+  if (w.raw !== undefined) return w.raw;
+  const obj = await env.BODIES.get(w.job.bodyKey!, { range: { offset: 0, length: DSN_HEAD_BYTES } });
+  return obj ? obj.text() : "";
 }
 
 /** Final (message, idx) pairs among the batch's recipients, so duplicates of finished work are skipped. */
@@ -556,16 +575,16 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
   for (const w of work) w.pending = w.job.recipients.filter((r) => !done.has(`${w.job.messageId}|${r.idx}`));
   const live = work.filter((w) => w.pending.length);
 
-  // Load bodies and routes; group by destination key of the route's first candidate.
+  // Check bodies and load routes; group by (tenant, sender domain, destination): the route depends on all three.
   const routeCache = new Map<string, RouteCandidate[]>();
   const groups = new Map<string, Work[]>();
   for (const w of live) {
-    const raw = await loadBody(env, w.job);
-    if (raw === null) {
+    if (w.job.body !== undefined) {
+      w.raw = w.job.body;
+    } else if (!(await env.BODIES.head(w.job.bodyKey!))) {
       failAll([w], { status: "bounced", enhanced: "5.3.0", text: "message body missing from storage" });
       continue;
     }
-    w.raw = raw;
     const key = `${w.job.tenantId}|${senderDomain(w.job.mailFrom)}|${w.job.destination}`;
     let routes = routeCache.get(key);
     if (!routes) {
@@ -721,7 +740,7 @@ async function sendDsn(env: Env, config: RelayConfig, w: Work, recipients: DsnRe
     originalMessageId: w.job.messageId,
     arrivalAt: w.job.acceptedAt,
     recipients,
-    originalRaw: w.raw ?? "",
+    originalRaw: await messageHead(env, w),
     expired,
   });
   try {

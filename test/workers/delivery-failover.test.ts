@@ -1,7 +1,7 @@
 /** Upstream relay failover: the first upstream refuses connections, mail flows through the second. */
 import { describe, expect, it } from "vitest";
 import { addRoute, eventRows, gateState, sendMany, waitAllFinal } from "../support/delivery-helpers";
-import { createTenantWithKey, receivedAt, startSmtp, unique } from "./helpers";
+import { call, createTenantWithKey, receivedAt, startSmtp, unique } from "./helpers";
 
 describe("upstream failover", () => {
   it("sends through the next upstream when the preferred one refuses connections", async () => {
@@ -29,5 +29,25 @@ describe("upstream failover", () => {
     expect((dead.totals as { connectionFailures: number }).connectionFailures).toBeGreaterThanOrEqual(1);
     expect((live.totals as { delivered: number }).delivered).toBe(10);
     console.log(`failover: ${(dead.totals as { connectionFailures: number }).connectionFailures} refused connections at ${up1}, 10 delivered through ${up2}`);
+  });
+
+  it("streams a body kept in R2 (larger than a queue message) to the next hop", async () => {
+    const port = await startSmtp();
+    const dest = `${unique("big")}.example`;
+    await addRoute({ match_recipient_domain: dest, next_hop_url: `smtp://127.0.0.1:${port}` });
+    const fromDomain = `${unique("f")}.example`;
+    const { key } = await createTenantWithKey([fromDomain]);
+    const line = "The quick brown fox jumps over the lazy dog. 0123456789\n";
+    const text = line.repeat(4000) + ".a line starting with a dot\nend\n";
+    const r = await call("/v1/messages", { method: "POST", key, json: { from: `app@${fromDomain}`, to: [`big@${dest}`], subject: "large", text } });
+    expect(r.status).toBe(202);
+    const { id } = (await r.json()) as { id: string };
+    const [row] = await waitAllFinal([id], 30_000);
+    expect(row!.status).toBe("delivered");
+    const m = (await receivedAt(port)).find((x) => x.rcptTo.includes(`big@${dest}`))!;
+    expect(m.raw.length).toBeGreaterThan(200_000);
+    expect(m.raw.split("The quick brown fox").length - 1).toBe(4000);
+    expect(m.raw).toContain("\r\n.a line starting with a dot\r\nend");
+    console.log(`large body: ${m.raw.length} bytes streamed from R2`);
   });
 });
