@@ -617,7 +617,14 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
         }
         throw e;
       }
-      await deliverDestination(env, config, items, targets, slots, startedAt, holder);
+      try {
+        await deliverDestination(env, config, items, targets, slots, startedAt, holder);
+      } catch (e) {
+        // An unexpected failure (a gate RPC, storage) must not throw away what other destinations delivered in
+        // this batch: this destination's untried recipients wait a little; finished ones keep their outcomes.
+        console.error("outbox: delivery to", destination, "failed", e);
+        postpone(items, 5000, `internal error: ${errorText(e)}`);
+      }
     }),
   );
 
@@ -722,7 +729,18 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
     await env.OUTBOX.sendBatch(requeue.slice(i, i + QUEUE_SEND_BATCH).map((r) => ({ body: r.body, contentType: "json" as const, delaySeconds: r.delaySeconds })));
   }
   for (const d of dsns) await sendDsn(env, config, d.w, d.recipients, d.expired);
+  await deleteFinishedBodies(env, work);
   batch.ackAll();
+}
+
+/** R2 bodies of messages whose every recipient is now final are deleted (inline bodies die with their job). */
+async function deleteFinishedBodies(env: Env, work: Work[]): Promise<void> {
+  const keys = new Map<string, string>();
+  for (const w of work) if (w.job.bodyKey && w.results.size) keys.set(w.job.messageId, w.job.bodyKey);
+  for (const [messageId, key] of keys) {
+    const open = await env.DB.prepare("SELECT COUNT(*) AS n FROM recipients WHERE message_id = ? AND final_at IS NULL").bind(messageId).first<{ n: number }>();
+    if (open && open.n === 0) await env.BODIES.delete(key);
+  }
 }
 
 /** The job that carries `job`'s recipients again after `delaySeconds`; longer than a Queue delay: via dueAt. */

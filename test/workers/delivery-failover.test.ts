@@ -1,7 +1,7 @@
 /** Upstream relay failover: the first upstream refuses connections, mail flows through the second. */
 import { describe, expect, it } from "vitest";
 import { addRoute, eventRows, gateState, sendMany, waitAllFinal } from "../support/delivery-helpers";
-import { call, createTenantWithKey, receivedAt, startSmtp, unique } from "./helpers";
+import { call, createTenantWithKey, env, receivedAt, startSmtp, unique, waitFor } from "./helpers";
 
 describe("upstream failover", () => {
   it("sends through the next upstream when the preferred one refuses connections", async () => {
@@ -48,6 +48,10 @@ describe("upstream failover", () => {
     expect(m.raw.length).toBeGreaterThan(200_000);
     expect(m.raw.split("The quick brown fox").length - 1).toBe(4000);
     expect(m.raw).toContain("\r\n.a line starting with a dot\r\nend");
+    // Every recipient is final, so the body is gone from R2.
+    const { body_key } = (await env.DB.prepare("SELECT body_key FROM messages WHERE id = ?").bind(id).first<{ body_key: string }>())!;
+    expect(body_key).toBeTruthy();
+    await waitFor(async () => ((await env.BODIES.head(body_key)) === null ? true : undefined), 10_000, "the R2 body to be deleted");
     console.log(`large body: ${m.raw.length} bytes streamed from R2`);
   });
 });
