@@ -20,10 +20,15 @@ const MAX_LINE_OCTETS = 998;
 /** Header sections larger than this are not mail anyone means to send; bounds the header parser's work. */
 const MAX_HEADER_SECTION_BYTES = 256 * 1024;
 
-/** Reads a request body, refusing with 413 as soon as more than `maxBytes` have arrived. */
+/**
+ * Reads a request body, refusing with 413 as soon as more than `maxBytes` have arrived, and with 400
+ * (`invalid_field`, field `body`) when the body breaks off: the read fails (workerd's "Network connection lost"
+ * when the client goes away mid-upload) or the stream ends before the declared Content-Length.
+ */
 export async function readBodyLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(req.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > maxBytes) throw new ApiError(413, "too_large", `the body is larger than ${maxBytes} bytes`);
+  const lengthHeader = req.headers.get("content-length");
+  const declared = lengthHeader !== null && /^\d{1,15}$/.test(lengthHeader.trim()) ? Number(lengthHeader.trim()) : null;
+  if (declared !== null && declared > maxBytes) throw new ApiError(413, "too_large", `the body is larger than ${maxBytes} bytes`);
   if (!req.body) return new Uint8Array(0);
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -37,7 +42,16 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<U
       throw new ApiError(400, "invalid_field", "the request body could not be read to the end", "body");
     }
     const { done, value } = chunk;
-    if (done) break;
+    if (done) {
+      // RFC 9112 sections 6.3 and 8: a body shorter than its Content-Length is an incomplete message, not a short one.
+      // (Some paths report a dropped upload as an early end instead of an error.) A Content-Encoding changes
+      // the length the runtime hands us, so the check applies to identity bodies only.
+      const encoding = req.headers.get("content-encoding");
+      if (declared !== null && total < declared && (encoding === null || /^\s*identity\s*$/i.test(encoding))) {
+        throw new ApiError(400, "invalid_field", `the request body ended after ${total} of the ${declared} bytes its Content-Length declares`, "body");
+      }
+      break;
+    }
     total += value.byteLength;
     if (total > maxBytes) {
       await reader.cancel();

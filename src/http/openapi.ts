@@ -168,10 +168,173 @@ const schemas: Record<string, Schema> = {
   DomainAdded: obj({ tenant_id: str, domain: str }),
   DomainRemoved: obj({ tenant_id: str, domain: str, removed: { const: true } }),
   Health: obj({ ok: { const: true } }),
+  RouteList: obj({
+    routes: {
+      type: "array",
+      items: obj({
+        id: str,
+        tenant_id: nstr,
+        match_recipient_domain: str,
+        match_sender_domain: str,
+        next_hop_url: str,
+        priority: int,
+        weight: int,
+        name: nstr,
+        policy: { type: ["string", "null"], description: "JSON of the partial gate policy" },
+        retry_schedule_seconds: { type: ["string", "null"], description: "comma-separated seconds" },
+        max_message_age_seconds: nint,
+      }),
+    },
+  }),
+  RouteRequest: obj(
+    {
+      match_recipient_domain: { type: "string", description: "a domain or * (default)" },
+      match_sender_domain: { type: "string", description: "a domain or * (default)" },
+      next_hop_url: { type: "string", description: "smtp://…, smtps://…, mx: or cloudflare:<binding>" },
+      tenant_id: nstr,
+      name: str,
+      priority: int,
+      weight: int,
+      policy: ref("GatePolicyPatch"),
+      retry_schedule_seconds: { type: "array", items: { type: "number" } },
+      max_message_age_seconds: int,
+    },
+    ["next_hop_url"],
+  ),
+  RouteDeleted: obj({ id: str, deleted: { const: true } }),
+  GatePolicy: obj({
+    ratePerSecond: { type: "number" },
+    burst: { type: "number" },
+    maxConnections: { type: "number" },
+    maxMessagesPerConnection: { type: "number" },
+    backoffPauseSeconds: { type: "number" },
+    circuitFailures: { type: "number" },
+    circuitOpenSeconds: { type: "number" },
+    quotaPerDay: { type: "number", description: "0: unlimited" },
+  }, undefined, true),
+  GatePolicyPatch: { type: ["object", "null"], description: "Any subset of the GatePolicy fields; null clears the override." },
+  GateState: obj(
+    {
+      destination: str,
+      policy: ref("GatePolicy"),
+      override: { type: ["object", "null"] },
+      rateFactor: { type: "number" },
+      effectiveRatePerSecond: { type: "number" },
+      effectiveMaxConnections: { type: "number" },
+      activeConnections: int,
+      waiting: int,
+      pausedUntil: ntime,
+      circuit: { enum: ["closed", "open", "half-open"] },
+      circuitOpenUntil: ntime,
+      consecutiveConnectionFailures: int,
+      sequence: int,
+      quotaUsedToday: int,
+      totals: { type: "object", additionalProperties: { type: "number" } },
+      lastThrottle: { oneOf: [{ type: "null" }, obj({ at: time, text: nstr })] },
+      leases: { type: "array", items: obj({ id: str, holder: str, granted: int, since: time, expiresAt: time }, ["id"], true) },
+    },
+    ["destination", "policy", "override", "circuit"],
+    true,
+  ),
+  Alias: obj({ address: str, tenant_id: str, destinations: { type: "array", items: str }, description: nstr, created_at: time, updated_at: time }),
+  AliasList: obj({ data: { type: "array", items: ref("Alias") }, next_cursor: nstr }),
+  AliasCreate: obj({ address: str, tenant_id: str, destinations: { type: "array", items: str, minItems: 1 }, description: nstr }, ["address", "tenant_id", "destinations"]),
+  AliasPatch: obj({ destinations: { type: "array", items: str, minItems: 1 }, description: nstr }, []),
+  AliasDeleted: obj({ address: str, deleted: { const: true } }),
+  InboundLog: obj({
+    data: {
+      type: "array",
+      items: obj({
+        id: int,
+        at: time,
+        envelope_from: nstr,
+        envelope_to: str,
+        size_bytes: nint,
+        kind: str,
+        outcome: { type: "string", description: "recorded, duplicate, unattributed, forwarded, rejected or ignored" },
+        tenant_id: nstr,
+        message_id: nstr,
+        detail: nstr,
+      }),
+    },
+    next_cursor: nstr,
+  }),
+  Webhook: obj({ id: str, tenant_id: str, url: str, events: { type: "array", items: str }, description: nstr, enabled: { type: "boolean" }, created_at: time, updated_at: time }),
+  WebhookCreated: obj({ id: str, tenant_id: str, url: str, events: { type: "array", items: str }, description: nstr, enabled: { type: "boolean" }, created_at: time, updated_at: time, secret: str, note: str }),
+  WebhookList: obj({ webhooks: { type: "array", items: ref("Webhook") } }),
+  WebhookCreate: obj({ tenant_id: str, url: { type: "string", description: "https:// (http:// only for localhost), no credentials" }, events: { type: "array", items: str, description: "event types or *; default [*]" }, description: nstr }, ["tenant_id", "url"]),
+  WebhookPatch: obj({ url: str, events: { type: "array", items: str }, description: nstr, enabled: { type: "boolean" } }, []),
+  WebhookSecret: obj({ id: str, secret: str, note: str }),
+  WebhookDeleted: obj({ id: str, deleted: { const: true } }),
+  WebhookAttempts: obj({
+    attempts: {
+      type: "array",
+      items: obj({
+        delivery_id: str,
+        event_type: str,
+        message_id: nstr,
+        attempt: int,
+        outcome: { enum: ["delivered", "retrying", "failed", "dropped"] },
+        status_code: nint,
+        error: nstr,
+        duration_ms: nint,
+        at: time,
+      }),
+    },
+  }),
+  TenantCreate: obj({ name: str, domains: { type: "array", items: str }, id: { type: "string", description: "1-63 of a-z, 0-9 and -; generated when absent" } }, ["name"]),
+  TenantPatch: obj({ name: str, suspended: { type: "boolean" }, rate_limit_per_minute: nint, default_stream: { enum: ["transactional", "broadcast"] } }, []),
+  KeyCreate: obj({ name: str }, []),
+  DomainAdd: obj({ domain: str }),
+  TrackingSettings: obj({
+    data: {
+      type: "array",
+      items: obj({ stream: { enum: ["*", "transactional", "broadcast"] }, track_opens: { type: ["boolean", "null"] }, track_clicks: { type: ["boolean", "null"] }, updated_at: time }),
+    },
+  }),
+  TrackingSettingsPut: obj(
+    {
+      stream: { enum: ["transactional", "broadcast"], description: "absent: the tenant-wide default" },
+      track_opens: { type: ["boolean", "null"], description: "null: inherit" },
+      track_clicks: { type: ["boolean", "null"], description: "null: inherit" },
+    },
+    [],
+  ),
+  MessageTracking: obj({
+    id: str,
+    recipients: {
+      type: "array",
+      items: obj({
+        recipient: str,
+        opens: int,
+        machine_opens: int,
+        first_open_at: ntime,
+        last_open_at: ntime,
+        first_machine_open_at: ntime,
+        clicks: int,
+        machine_clicks: int,
+        first_click_at: ntime,
+        last_click_at: ntime,
+        first_machine_click_at: ntime,
+      }),
+    },
+  }),
+  TrackingStats: obj({
+    since: time,
+    until: time,
+    unique_opens: int,
+    unique_clicks: int,
+    opens: int,
+    clicks: int,
+    machine_only_opens: int,
+    machine_only_clicks: int,
+    machine_opens: int,
+    machine_clicks: int,
+  }),
 };
 
 const ERROR_STATUSES: Record<string, string> = {
-  "400": "Malformed request: bad JSON, wrong type, unknown field, header injection, invalid UTF-8",
+  "400": "Malformed request: bad JSON, wrong type, unknown field, header injection, invalid UTF-8, a body that broke off before its end (field body)",
   "401": "Missing, unknown or revoked API key",
   "403": "Sender domain not allowed for this key, or account suspended",
   "404": "Not found (or not this account's)",
@@ -182,8 +345,18 @@ const ERROR_STATUSES: Record<string, string> = {
   "429": "Rate limit exceeded (Retry-After says when to try again)",
 };
 
+const ADMIN_ERROR_STATUSES: Record<string, string> = {
+  ...ERROR_STATUSES,
+  "401": "Missing or wrong admin token",
+  "403": "The admin API is disabled (no ADMIN_TOKEN secret)",
+};
+
 function errors(...codes: string[]): Record<string, Schema> {
   return Object.fromEntries(codes.map((c) => [c, { description: ERROR_STATUSES[c] ?? c, content: { "application/json": { schema: ref("Error") } } }]));
+}
+/** Error responses of an /admin route: 401 and 403 always (the admin token check), plus `codes`. */
+function adminErrors(...codes: string[]): Record<string, Schema> {
+  return Object.fromEntries(["401", "403", ...codes].map((c) => [c, { description: ADMIN_ERROR_STATUSES[c] ?? c, content: { "application/json": { schema: ref("Error") } } }]));
 }
 function ok(status: string, schema: string, description: string): Record<string, Schema> {
   return { [status]: { description, content: { "application/json": { schema: ref(schema) } } } };
@@ -203,7 +376,10 @@ export const OPENAPI_DOCUMENT = {
   info: {
     title: "Edge Relay API",
     version: "1.0.0",
-    description: "Send mail through an outbound SMTP relay on Cloudflare Workers. Errors always have the shape of the Error schema.",
+    description:
+      "Send mail through an outbound SMTP relay on Cloudflare Workers. Errors always have the shape of the Error schema. " +
+      "Every route of the Worker is here except the reporting pages under /dashboard, which are HTML for people " +
+      "(behind the admin-token session or Cloudflare Access), not an API.",
   },
   components: {
     securitySchemes: {
@@ -322,28 +498,163 @@ export const OPENAPI_DOCUMENT = {
         responses: { ...ok("202", "MailChannelsResult", "Accepted"), ...ok("200", "MailChannelsDryRun", "Dry run"), ...errors(...SEND_ERRORS) },
       },
     },
+    "/v1/messages/{id}/tracking": {
+      get: {
+        summary: "Opens and clicks of each recipient of a message, human and machine apart",
+        security: key,
+        parameters: [p("id")],
+        responses: { ...ok("200", "MessageTracking", "Per-recipient counters (zeros for recipients without any)"), ...errors("401", "403", "404") },
+      },
+    },
+    "/v1/tracking/settings": {
+      get: { summary: "The account's tracking switches (tenant-wide * and per stream)", security: key, responses: { ...ok("200", "TrackingSettings", "Rows that exist"), ...errors("401", "403") } },
+      put: {
+        summary: "Set or clear (null: inherit) open and click tracking, tenant-wide or for one stream",
+        security: key,
+        requestBody: jsonBody("TrackingSettingsPut"),
+        responses: { ...ok("200", "TrackingSettings", "The settings afterwards"), ...errors("400", "401", "403", "413", "415") },
+      },
+    },
+    "/v1/tracking/stats": {
+      get: {
+        summary: "Open and click totals of the messages accepted in a window (default: the last 30 days)",
+        security: key,
+        parameters: [q("since", "RFC 3339 or epoch ms"), q("until", "RFC 3339 or epoch ms")],
+        responses: { ...ok("200", "TrackingStats", "Totals"), ...errors("400", "401", "403") },
+      },
+    },
+    "/t/c/{token}": {
+      get: {
+        summary: "Click tracking: records the click and redirects to the original link",
+        parameters: [p("token")],
+        responses: {
+          "302": { description: "Redirect to the original URL", headers: { Location: { schema: str } } },
+          "404": { description: "Unknown or tampered token (never a redirect)", content: { "text/plain": { schema: str } } },
+        },
+      },
+    },
+    "/t/o/{token}": {
+      get: {
+        summary: "Open tracking pixel: records the open",
+        parameters: [p("token")],
+        responses: {
+          "200": { description: "A 1x1 transparent GIF, not cacheable", content: { "image/gif": { schema: { type: "string", contentEncoding: "binary" } } } },
+          "404": { description: "Unknown or tampered token", content: { "text/plain": { schema: str } } },
+        },
+      },
+    },
     "/admin/tenants": {
-      post: { summary: "Create a tenant with sender domains", security: adminSec, responses: { ...ok("201", "TenantCreated", "Created"), ...errors("400", "401", "403", "409") } },
-      get: { summary: "List tenants", security: adminSec, parameters: [q("cursor", "next_cursor"), q("limit", "1-1000", int)], responses: { ...ok("200", "TenantList", "Tenants"), ...errors("400", "401", "403") } },
+      post: { summary: "Create a tenant with sender domains", security: adminSec, requestBody: jsonBody("TenantCreate"), responses: { ...ok("201", "TenantCreated", "Created"), ...adminErrors("400", "409") } },
+      get: { summary: "List tenants", security: adminSec, parameters: [q("cursor", "next_cursor"), q("limit", "1-1000", int)], responses: { ...ok("200", "TenantList", "Tenants"), ...adminErrors("400") } },
     },
     "/admin/tenants/{id}": {
-      get: { summary: "A tenant with domains and keys", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "Tenant", "Tenant"), ...errors("401", "403", "404") } },
-      patch: { summary: "Suspend/resume, rename, rate limit, default stream", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "Tenant", "Updated"), ...errors("400", "401", "403", "404") } },
+      get: { summary: "A tenant with domains and keys", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "Tenant", "Tenant"), ...adminErrors("404") } },
+      patch: {
+        summary: "Suspend/resume, rename, rate limit, default stream",
+        security: adminSec,
+        parameters: [p("id")],
+        requestBody: jsonBody("TenantPatch"),
+        responses: { ...ok("200", "Tenant", "Updated"), ...adminErrors("400", "404") },
+      },
     },
     "/admin/tenants/{id}/keys": {
-      post: { summary: "Create an API key (shown once)", security: adminSec, parameters: [p("id")], responses: { ...ok("201", "KeyCreated", "Created"), ...errors("400", "401", "403", "404") } },
+      post: { summary: "Create an API key (shown once)", security: adminSec, parameters: [p("id")], requestBody: jsonBody("KeyCreate"), responses: { ...ok("201", "KeyCreated", "Created"), ...adminErrors("400", "404") } },
     },
     "/admin/tenants/{id}/domains": {
-      post: { summary: "Add a sender domain", security: adminSec, parameters: [p("id")], responses: { ...ok("201", "DomainAdded", "Added"), ...errors("400", "401", "403", "404", "409") } },
+      post: { summary: "Add a sender domain", security: adminSec, parameters: [p("id")], requestBody: jsonBody("DomainAdd"), responses: { ...ok("201", "DomainAdded", "Added"), ...adminErrors("400", "404", "409") } },
     },
     "/admin/tenants/{id}/domains/{domain}": {
-      delete: { summary: "Remove a sender domain", security: adminSec, parameters: [p("id"), p("domain")], responses: { ...ok("200", "DomainRemoved", "Removed"), ...errors("401", "403", "404") } },
+      delete: { summary: "Remove a sender domain", security: adminSec, parameters: [p("id"), p("domain")], responses: { ...ok("200", "DomainRemoved", "Removed"), ...adminErrors("404") } },
     },
     "/admin/keys/{id}": {
-      delete: { summary: "Revoke a key", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "KeyRevoked", "Revoked"), ...errors("401", "403", "404") } },
+      delete: { summary: "Revoke a key", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "KeyRevoked", "Revoked"), ...adminErrors("404") } },
     },
     "/admin/routes": {
-      post: { summary: "Add a delivery route", security: adminSec, responses: { ...ok("201", "RouteCreated", "Created"), ...errors("400", "401", "403") } },
+      get: { summary: "Every delivery route", security: adminSec, responses: { ...ok("200", "RouteList", "Routes by recipient domain, then priority"), ...adminErrors() } },
+      post: { summary: "Add a delivery route", security: adminSec, requestBody: jsonBody("RouteRequest"), responses: { ...ok("201", "RouteCreated", "Created"), ...adminErrors("400") } },
+    },
+    "/admin/routes/{id}": {
+      delete: { summary: "Delete a delivery route", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "RouteDeleted", "Deleted"), ...adminErrors("404") } },
+    },
+    "/admin/gates/{destination}": {
+      get: {
+        summary: "A DomainGate's live state: rate, connections, backoff, circuit, sequence, totals",
+        description: "The destination is a gate key: a recipient domain, provider:google, upstream:<route name> or cloudflare:<binding> (URL-encoded).",
+        security: adminSec,
+        parameters: [p("destination")],
+        responses: { ...ok("200", "GateState", "State"), ...adminErrors("400") },
+      },
+    },
+    "/admin/gates/{destination}/policy": {
+      put: {
+        summary: "Set (a partial policy) or clear (null) the gate's policy override",
+        security: adminSec,
+        parameters: [p("destination")],
+        requestBody: jsonBody("GatePolicyPatch"),
+        responses: { ...ok("200", "GateState", "State afterwards"), ...adminErrors("400") },
+      },
+    },
+    "/admin/gates/{destination}/reset": {
+      post: { summary: "Clear the gate's backoff, pause and open circuit", security: adminSec, parameters: [p("destination")], responses: { ...ok("200", "GateState", "State afterwards"), ...adminErrors("400") } },
+    },
+    "/admin/aliases": {
+      post: {
+        summary: "Create a forwarding alias at one of the tenant's sender domains",
+        security: adminSec,
+        requestBody: jsonBody("AliasCreate"),
+        responses: { ...ok("201", "Alias", "Created"), ...adminErrors("400", "409", "422") },
+      },
+      get: {
+        summary: "List forwarding aliases",
+        security: adminSec,
+        parameters: [q("tenant_id", "one tenant"), q("cursor", "next_cursor"), q("limit", "1-100, default 50", int)],
+        responses: { ...ok("200", "AliasList", "A page of aliases"), ...adminErrors("400") },
+      },
+    },
+    "/admin/aliases/{address}": {
+      get: { summary: "One alias", security: adminSec, parameters: [p("address")], responses: { ...ok("200", "Alias", "The alias"), ...adminErrors("404") } },
+      patch: {
+        summary: "Change an alias's destinations or description",
+        security: adminSec,
+        parameters: [p("address")],
+        requestBody: jsonBody("AliasPatch"),
+        responses: { ...ok("200", "Alias", "Updated"), ...adminErrors("400", "404", "422") },
+      },
+      delete: { summary: "Delete an alias", security: adminSec, parameters: [p("address")], responses: { ...ok("200", "AliasDeleted", "Deleted"), ...adminErrors("404") } },
+    },
+    "/admin/inbound": {
+      get: {
+        summary: "What the email() handler did with each inbound message, newest first",
+        security: adminSec,
+        parameters: [q("tenant_id", "one tenant"), q("kind", "inbound kind"), q("outcome", "outcome"), q("cursor", "next_cursor"), q("limit", "1-100, default 50", int)],
+        responses: { ...ok("200", "InboundLog", "A page of the inbound log"), ...adminErrors("400") },
+      },
+    },
+    "/admin/webhooks": {
+      post: {
+        summary: "Subscribe an endpoint to a tenant's events (the signing secret is shown once)",
+        security: adminSec,
+        requestBody: jsonBody("WebhookCreate"),
+        responses: { ...ok("201", "WebhookCreated", "Created"), ...adminErrors("400", "404") },
+      },
+      get: { summary: "List webhook endpoints", security: adminSec, parameters: [q("tenant_id", "one tenant")], responses: { ...ok("200", "WebhookList", "Endpoints"), ...adminErrors() } },
+    },
+    "/admin/webhooks/{id}": {
+      get: { summary: "One webhook endpoint", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "Webhook", "The endpoint"), ...adminErrors("404") } },
+      patch: {
+        summary: "Change the URL, events, description, or enable/disable",
+        security: adminSec,
+        parameters: [p("id")],
+        requestBody: jsonBody("WebhookPatch"),
+        responses: { ...ok("200", "Webhook", "Updated"), ...adminErrors("400", "404") },
+      },
+      delete: { summary: "Delete an endpoint", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "WebhookDeleted", "Deleted"), ...adminErrors("404") } },
+    },
+    "/admin/webhooks/{id}/rotate-secret": {
+      post: { summary: "Replace the signing secret (shown once)", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "WebhookSecret", "The new secret"), ...adminErrors("404") } },
+    },
+    "/admin/webhooks/{id}/attempts": {
+      get: { summary: "The latest 100 delivery attempts of an endpoint, newest first", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "WebhookAttempts", "Attempts"), ...adminErrors("404") } },
     },
   },
 } as const;
