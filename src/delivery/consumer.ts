@@ -128,12 +128,12 @@ function policyFor(config: RelayConfig, key: string, route: RouteCandidate, pres
 async function targetsFor(env: Env, config: RelayConfig, route: RouteCandidate, destination: string): Promise<Target[]> {
   const t = route.target;
   if (t.kind === "cloudflare") {
-    const key = `cloudflare:${t.binding}`;
+    const key = `cloudflare:${t.binding}`.toLowerCase();
     return [{ gateKey: key, policy: policyFor(config, key, route), label: key, endpoints: [], binding: t.binding }];
   }
   if (t.kind === "smtp") {
     const hop = resolveSmtpHop(t.url, env);
-    const key = `upstream:${route.name}`;
+    const key = `upstream:${route.name}`.toLowerCase();
     return [
       {
         gateKey: key,
