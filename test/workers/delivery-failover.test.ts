@@ -54,4 +54,23 @@ describe("upstream failover", () => {
     await waitFor(async () => ((await env.BODIES.head(body_key)) === null ? true : undefined), 10_000, "the R2 body to be deleted");
     console.log(`large body: ${m.raw.length} bytes streamed from R2`);
   });
+
+  it("moves to the next upstream when the preferred one's daily quota is used up", async () => {
+    const port1 = await startSmtp();
+    const port2 = await startSmtp();
+    const dest = `${unique("quota")}.example`;
+    const up1 = unique("quota1");
+    await addRoute({ match_recipient_domain: dest, next_hop_url: `smtp://127.0.0.1:${port1}`, name: up1, priority: 10, policy: { quotaPerDay: 3 } });
+    await addRoute({ match_recipient_domain: dest, next_hop_url: `smtp://127.0.0.1:${port2}`, name: unique("quota2"), priority: 20 });
+    const fromDomain = `${unique("f")}.example`;
+    const { key } = await createTenantWithKey([fromDomain]);
+    const ids = await sendMany(key, Array.from({ length: 8 }, (_, i) => ({ from: `app@${fromDomain}`, to: [`q${i}@${dest}`], subject: `quota ${i}` })));
+    const rows = await waitAllFinal(ids, 30_000);
+    expect(rows.every((r) => r.status === "delivered")).toBe(true);
+    const first = (await receivedAt(port1)).filter((m) => m.rcptTo.some((a) => a.endsWith(dest)));
+    const second = (await receivedAt(port2)).filter((m) => m.rcptTo.some((a) => a.endsWith(dest)));
+    expect(first).toHaveLength(3);
+    expect(second).toHaveLength(5);
+    expect((await gateState(`upstream:${up1}`)).quotaUsedToday).toBe(3);
+  });
 });
