@@ -34,6 +34,9 @@ export default defineConfig({
                 // HMAC secret for VERP return paths and unsubscribe tokens; DKIM keys for signed.example (RSA + Ed25519).
                 SIGNING_SECRET: "test-signing-secret-0123456789",
                 DKIM_KEYS: JSON.stringify(testDkimKeys()),
+                // Upstream relay credentials referenced from a route URL as ${SMTP_TEST_USER}:${SMTP_TEST_PASS}.
+                SMTP_TEST_USER: "relay-user",
+                SMTP_TEST_PASS: "s3cret:with/odd@chars",
               },
               // Cloudflare Email Service binding for the `cloudflare:` route kind (simulated locally by Miniflare).
               email: { send_email: [{ name: "EMAIL", allowed_destination_addresses: ["ok@cf-route.example", "also-ok@cf-route.example"] }] },

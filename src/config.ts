@@ -21,7 +21,8 @@ export interface NextHop {
   host: string;
   port: number;
   tls: "implicit" | "starttls-required" | "starttls-opportunistic" | "off";
-  auth?: { user: string; pass: string };
+  /** allowInsecure: AUTH over plaintext, only when the URL says `?insecure_auth=1` (a relay on a private network). */
+  auth?: { user: string; pass: string; allowInsecure?: boolean };
 }
 
 export interface RelayConfig {
@@ -64,7 +65,10 @@ export function parseNextHop(url: string): NextHop {
   const scheme = schemes[u.protocol];
   if (!scheme) throw new ConfigError(`NEXT_HOP_URL scheme must be smtp, smtp+starttls, smtp+opportunistic or smtps: ${url}`);
   const hop: NextHop = { kind: "smtp", host: u.hostname, port: u.port ? Number(u.port) : scheme.port, tls: scheme.tls };
-  if (u.username) hop.auth = { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) };
+  if (u.username) {
+    hop.auth = { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) };
+    if (u.searchParams.get("insecure_auth") === "1") hop.auth.allowInsecure = true;
+  }
   return hop;
 }
 

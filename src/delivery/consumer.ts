@@ -9,7 +9,7 @@
  * 4. writes every outcome to D1 in batched statements, feeds hard bounces to the suppression list, sends DSNs
  *    for bounced and expired recipients, re-enqueues deferred recipients with a delay, and acks.
  */
-import { loadConfig, MAX_QUEUE_DELAY_SECONDS, type RelayConfig } from "../config";
+import { loadConfig, MAX_QUEUE_DELAY_SECONDS, type NextHop, type RelayConfig } from "../config";
 import { acceptMessage } from "../accept/accept";
 import type { DomainGate, GateReport, Permit } from "../gate/domain-gate";
 import { mergePolicy, presetForMxHosts, type GatePolicy } from "../gate/policy";
@@ -86,7 +86,7 @@ interface Target {
   gateKey: string;
   policy: GatePolicy;
   label: string;
-  endpoints: { host: string; address: string; port: number; tls: TlsMode; auth?: { user: string; pass: string } }[];
+  endpoints: { host: string; address: string; port: number; tls: TlsMode; auth?: NonNullable<NextHop["auth"]> }[];
   binding?: string;
 }
 

@@ -73,4 +73,18 @@ describe("upstream failover", () => {
     expect(second).toHaveLength(5);
     expect((await gateState(`upstream:${up1}`)).quotaUsedToday).toBe(3);
   });
+
+  it("authenticates to an upstream with credentials taken from SMTP_* secrets", async () => {
+    const port = await startSmtp({ auth: { user: "relay-user", pass: "s3cret:with/odd@chars", required: true } });
+    const dest = `${unique("auth")}.example`;
+    // Plaintext AUTH only because the URL says so (the test server has no certificate workerd would trust).
+    await addRoute({ match_recipient_domain: dest, next_hop_url: `smtp://\${SMTP_TEST_USER}:\${SMTP_TEST_PASS}@127.0.0.1:${port}?insecure_auth=1` });
+    const fromDomain = `${unique("f")}.example`;
+    const { key } = await createTenantWithKey([fromDomain]);
+    const [id] = await sendMany(key, [{ from: `app@${fromDomain}`, to: [`a@${dest}`], subject: "auth" }]);
+    const [row] = await waitAllFinal([id!], 30_000);
+    expect(row!.status).toBe("delivered");
+    const m = (await receivedAt(port)).find((x) => x.rcptTo.includes(`a@${dest}`))!;
+    expect(m.authUser).toBe("relay-user");
+  });
 });
