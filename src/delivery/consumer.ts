@@ -34,6 +34,8 @@ const GATE_HORIZON_MS = 20_000;
 const MAX_SLOT_REFRESHES = 20;
 /** A gate's "not yet" shorter than this is waited out in the invocation instead of re-queueing. */
 const SHORT_WAIT_MS = 5000;
+/** Longest a lane waits in total for a busy gate before its jobs go back to the queue. */
+const MAX_LANE_WAIT_MS = 15_000;
 /** No new connection starts after this much of an invocation (queue consumers may run up to 15 minutes). */
 const INVOCATION_BUDGET_MS = 5 * 60_000;
 /** D1 statements per batch call. */
@@ -343,6 +345,7 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
   const stopped = () => stop;
 
   const lane = async () => {
+    let waited = 0;
     while (queue.length && !stop) {
       if (Date.now() - startedAt > INVOCATION_BUDGET_MS) {
         stop = { afterMs: 0, why: "invocation time budget used" };
@@ -355,7 +358,14 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
       } finally {
         slots.give();
       }
-      // The gate asked for a short wait (next send time, a connection about to free up): wait here, not in the queue.
+      if (!waitMs) continue;
+      // The gate asked for a short wait (next send time, a connection about to free up): wait here, not in the
+      // queue — but not for long, or a busy destination would hold up the outcomes of the whole batch.
+      if (waited + waitMs > MAX_LANE_WAIT_MS) {
+        stop = { afterMs: waitMs, why: `${first.gateKey}: busy` };
+        break;
+      }
+      waited += waitMs;
       await sleep(waitMs);
     }
   };
