@@ -22,6 +22,8 @@ const MIN_RATE_FACTOR = 1 / 16;
 /** Rate share given back by each successful connection after a backoff. */
 const RESTORE_STEP = 0.1;
 const DAY_MS = 86_400_000;
+/** Extra life a lease gets each time its connection asks for more send times. */
+const LEASE_RENEW_MS = 5 * 60_000;
 
 export interface PermitRequest {
   /** The policy the consumer computed (config, preset, route); the gate's own override wins over it. */
@@ -217,6 +219,8 @@ export class DomainGate extends DurableObject<Env> {
     if (!permit.granted) return permit;
     lease.granted += permit.granted;
     lease.tatAfter = this.s.tat;
+    // A connection still asking for send times is alive: keep its lease at least as long as a new one.
+    lease.expiresAt = Math.max(lease.expiresAt, now + horizonMs + LEASE_RENEW_MS);
     this.save();
     return { ...permit, leaseId };
   }
