@@ -260,7 +260,7 @@ export class DomainGate extends DurableObject<Env> {
       this.s.tat = Math.max(this.s.tat, this.s.pausedUntil);
       this.s.lastThrottle = { at: now, text: report.throttled.text ?? null };
     } else if (report.delivered > 0 && !report.connectionFailed) {
-      this.s.rateFactor = Math.min(1, this.s.rateFactor + RESTORE_STEP);
+      this.s.rateFactor = Math.min(1, Math.round((this.s.rateFactor + RESTORE_STEP) * 1000) / 1000);
     }
     this.save();
     this.wakeNext();
