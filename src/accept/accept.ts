@@ -64,9 +64,10 @@ function domainOf(address: string): string {
 export async function acceptMessage(env: Env, input: AcceptInput): Promise<AcceptResult> {
   const id = input.id ?? newId();
   const now = Date.now();
-  const bounceDomain = input.verp ? bounceDomainFor(input.verp.fromDomain) : null;
+  // A null sender (RFC 5321 section 4.5.5: a bounce or other report) stays null: no VERP, and no report about it.
+  const bounceDomain = input.verp && input.mailFrom !== "" ? bounceDomainFor(input.verp.fromDomain) : null;
   const returnPath = (idx: number): Promise<string> =>
-    input.verp && bounceDomain ? encodeReturnPath({ messageId: id, recipientIndex: idx }, input.verp.secret, bounceDomain) : Promise.resolve(input.mailFrom);
+    input.verp && bounceDomain !== null ? encodeReturnPath({ messageId: id, recipientIndex: idx }, input.verp.secret, bounceDomain) : Promise.resolve(input.mailFrom);
   const bytes = new TextEncoder().encode(input.raw);
   const inline = bytes.byteLength <= MAX_INLINE_BODY_BYTES;
   const bodyKey = inline ? null : `bodies/${id}`;
@@ -113,6 +114,7 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     messageId: id,
     tenantId: input.tenantId,
     mailFrom,
+    ...(bounceDomain !== null ? { notifyAddress: input.mailFrom } : {}),
     recipients: rcpts,
     destination,
     ...(inline ? { body: input.raw } : { bodyKey: bodyKey! }),

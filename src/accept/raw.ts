@@ -166,7 +166,9 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
   await requireSenderDomain(ctx, from.asciiDomain, "from");
 
   let mailFrom: Mailbox = from;
-  if (envelope.from !== undefined && envelope.from.trim() !== "") {
+  // X-Envelope-From present but empty (or "<>") is the null sender, MAIL FROM:<> (RFC 5321 section 4.5.5).
+  const nullSender = envelope.from !== undefined && /^\s*(<\s*>)?\s*$/.test(envelope.from);
+  if (envelope.from !== undefined && !nullSender) {
     const r = parseAddress(envelope.from.trim().replace(/^<(.*)>$/, "$1"));
     if (!r.ok) throw new ApiError(422, "invalid_sender", `X-Envelope-From: ${r.error.message}`, "envelope_from");
     mailFrom = r.value;
@@ -223,7 +225,7 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
   const result = await acceptMessage(ctx.env, {
     id,
     tenantId: ctx.tenant.id,
-    mailFrom: envelopeAddress(mailFrom),
+    mailFrom: nullSender ? "" : envelopeAddress(mailFrom),
     headerFrom: from.address,
     subject: subject && subject.length > 998 ? subject.slice(0, 998) : subject,
     messageIdHeader,

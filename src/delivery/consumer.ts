@@ -19,6 +19,7 @@ import { recordOutcome, type RecipientOutcome } from "../store/messages";
 import { findRoutes } from "../store/routes";
 import { addSuppressionStatement } from "../store/suppressions";
 import { composeDsn, type DsnRecipient } from "./dsn";
+import { isReturnPathAddress } from "../mime/return-path";
 import { isDeliveryJob, type DeliveryJob } from "./job";
 import { DnsFailure, DohResolver } from "./mx";
 import { isHardAddressBounce, isThrottleReply, retryDelaySeconds, retryHintSeconds } from "./retry";
@@ -762,9 +763,12 @@ function nextJob(job: DeliveryJob, delaySeconds: number, now: number): { body: D
 
 /** Sends an RFC 3464 report to the envelope sender through the normal accept and delivery path. */
 async function sendDsn(env: Env, config: RelayConfig, w: Work, recipients: DsnRecipient[], expired: boolean): Promise<void> {
+  const to = w.job.notifyAddress ?? w.job.mailFrom;
+  // A report to our own VERP address would only come back to the email() handler; the outcome is recorded anyway.
+  if (to === "" || isReturnPathAddress(to)) return;
   const dsn = composeDsn({
     reportingMta: config.relayHostname,
-    to: w.job.mailFrom,
+    to,
     originalMessageId: w.job.messageId,
     arrivalAt: w.job.acceptedAt,
     recipients,
@@ -779,7 +783,7 @@ async function sendDsn(env: Env, config: RelayConfig, w: Work, recipients: DsnRe
       subject: dsn.subject,
       messageIdHeader: dsn.messageId,
       raw: dsn.raw,
-      recipients: [w.job.mailFrom],
+      recipients: [to],
       tags: ["dsn"],
       metadata: { dsn_for: w.job.messageId },
     });

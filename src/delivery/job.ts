@@ -5,6 +5,11 @@ export interface DeliveryJob {
   messageId: string;
   tenantId: string;
   mailFrom: string;
+  /**
+   * Where delivery status notifications go when `mailFrom` is the relay's own VERP return path: the sender the
+   * client gave (MAIL FROM of the bridge, or the From address). Absent: reports go to `mailFrom`.
+   */
+  notifyAddress?: string;
   /** Recipients of this message that share the destination. */
   recipients: { idx: number; address: string }[];
   /** Destination key: the recipients' domain (lowercase). */

@@ -121,7 +121,7 @@ describe("bounces to VERP return paths", () => {
 });
 
 describe("our own DSNs", () => {
-  it("takes the relay's own DSN for a synchronous bounce, which comes back to the return path, as a repeat", async () => {
+  it("sends the relay's own DSN to the original sender, not its return path, and takes a returned copy as a repeat", async () => {
     const port = await startSmtp({ rules: [{ stage: "rcpt", code: 550, message: "5.1.1 no such user here" }] });
     const rcptDomain = `${unique("rd")}.example`;
     await routeDomain(rcptDomain, `smtp://127.0.0.1:${port}`);
@@ -131,9 +131,13 @@ describe("our own DSNs", () => {
     const res = await call("/v1/messages", { method: "POST", key, json: { from: `app@${domain}`, to: [rcpt], subject: "sync bounce", text: "x" } });
     const { id } = (await res.json()) as { id: string };
     const rp = await returnPath(id, 0, domain);
-    // The DSN goes to the envelope sender, our return path; bounces.<domain> has no route, so it lands at the sink.
-    const dsn = await waitFor(async () => (await receivedAt(sinkPort())).find((m) => m.rcptTo.includes(rp)), 20_000, "the relay's DSN");
+    // The DSN goes to the sender the application gave (its From), from the null sender; <domain> has no route,
+    // so it lands at the sink. A DSN to our own return path would only come straight back to email().
+    const dsn = await waitFor(async () => (await receivedAt(sinkPort())).find((m) => m.rcptTo.includes(`app@${domain}`)), 20_000, "the relay's DSN");
     expect(dsn.mailFrom).toBe("");
+    expect(dsn.raw).toContain("multipart/report");
+    expect((await receivedAt(sinkPort())).some((m) => m.rcptTo.includes(rp))).toBe(false);
+    // Should a copy of a report come back to the return path anyway, it changes nothing.
     const fake = fakeEmail({ from: "", to: rp, raw: Uint8Array.from(dsn.raw, (c) => c.charCodeAt(0)) });
     await deliverToWorker(fake);
     expect(fake.rejected()).toBeNull();
