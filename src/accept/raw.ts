@@ -25,6 +25,28 @@ const MAX_HEADER_SECTION_BYTES = 256 * 1024;
  * (`invalid_field`, field `body`) when the body breaks off: the read fails (workerd's "Network connection lost"
  * when the client goes away mid-upload) or the stream ends before the declared Content-Length.
  */
+/**
+ * How much of an oversize body is read and thrown away before answering 413. A client that is still uploading
+ * when the server answers and closes sees a reset instead of the answer (the SMTP bridge would then report a
+ * temporary failure instead of "too large"); draining a little lets it read the 413. Bounded, so a huge
+ * upload costs at most this much.
+ */
+const OVERSIZE_DRAIN_BYTES = 1024 * 1024;
+
+async function drainBriefly(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  let drained = 0;
+  try {
+    while (drained <= OVERSIZE_DRAIN_BYTES) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      drained += value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The client went away: nobody is waiting for the 413 anyway.
+  }
+}
+
 export async function readBodyLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
   const lengthHeader = req.headers.get("content-length");
   const declared = lengthHeader !== null && /^\d{1,15}$/.test(lengthHeader.trim()) ? Number(lengthHeader.trim()) : null;
@@ -54,7 +76,7 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<U
     }
     total += value.byteLength;
     if (total > maxBytes) {
-      await reader.cancel();
+      await drainBriefly(reader);
       throw new ApiError(413, "too_large", `the body is larger than ${maxBytes} bytes`);
     }
     chunks.push(value);
