@@ -744,13 +744,22 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
   batch.ackAll();
 }
 
-/** R2 bodies of messages whose every recipient is now final are deleted (inline bodies die with their job). */
+/**
+ * R2 bodies of messages whose every recipient is now final are deleted (inline bodies die with their job): the
+ * shared body `bodies/<id>` and, for messages composed per recipient (tracking), every `bodies/<id>/<idx>`, whichever
+ * job happens to finish last.
+ */
 async function deleteFinishedBodies(env: Env, work: Work[]): Promise<void> {
-  const keys = new Map<string, string>();
-  for (const w of work) if (w.job.bodyKey && w.results.size) keys.set(w.job.messageId, w.job.bodyKey);
-  for (const [messageId, key] of keys) {
-    const open = await env.DB.prepare("SELECT COUNT(*) AS n FROM recipients WHERE message_id = ? AND final_at IS NULL").bind(messageId).first<{ n: number }>();
-    if (open && open.n === 0) await env.BODIES.delete(key);
+  const messages = new Set<string>();
+  for (const w of work) if (w.job.bodyKey && w.results.size) messages.add(w.job.messageId);
+  for (const messageId of messages) {
+    const row = await env.DB.prepare("SELECT COUNT(*) AS n, SUM(final_at IS NULL) AS open FROM recipients WHERE message_id = ?")
+      .bind(messageId)
+      .first<{ n: number; open: number | null }>();
+    if (!row || (row.open ?? 0) > 0) continue;
+    const keys = [`bodies/${messageId}`, ...Array.from({ length: row.n }, (_, idx) => `bodies/${messageId}/${idx}`)];
+    // R2 deletes up to 1,000 keys per call.
+    for (let i = 0; i < keys.length; i += 1000) await env.BODIES.delete(keys.slice(i, i + 1000));
   }
 }
 
