@@ -8,6 +8,7 @@
  * Pure: Web Crypto only.
  */
 import { formatRfc5322Date } from "./compose";
+import { hmacSha256, type HmacSecret } from "./hmac";
 
 /** One header field; `value` is unfolded text and must not contain CR, LF or NUL. */
 export interface HeaderField {
@@ -26,7 +27,7 @@ export class HeaderValueError extends Error {
   }
 }
 
-export type HmacSecret = string | Uint8Array;
+export type { HmacSecret };
 
 /** RFC 5322 section 2.1.1: lines SHOULD be at most 78 characters; we fold at whitespace to stay under it. */
 export const HEADER_FOLD_WIDTH = 78;
@@ -260,27 +261,8 @@ export async function verifyUnsubscribeToken(token: string, secret: HmacSecret):
 }
 
 async function unsubscribeMac(body: string, secret: HmacSecret): Promise<Uint8Array> {
-  const key = await hmacKey(secret);
   // The "unsub1:" prefix separates these MACs from the return path's, which may share the secret.
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`unsub1:${body}`));
-  return new Uint8Array(mac).subarray(0, UNSUBSCRIBE_MAC_BYTES);
-}
-
-/** HMAC keys kept per isolate; a relay has a handful of secrets, the cap only stops unbounded growth. */
-const MAX_CACHED_KEYS = 64;
-const keyCache = new Map<string, Promise<CryptoKey>>();
-
-function hmacKey(secret: HmacSecret): Promise<CryptoKey> {
-  const bytes = typeof secret === "string" ? new TextEncoder().encode(secret) : new Uint8Array(secret);
-  if (bytes.length === 0) throw new RangeError("unsubscribe token: empty HMAC secret");
-  const cacheKey = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  let key = keyCache.get(cacheKey);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    if (keyCache.size >= MAX_CACHED_KEYS) keyCache.delete(keyCache.keys().next().value as string);
-    keyCache.set(cacheKey, key);
-  }
-  return key;
+  return (await hmacSha256(secret, `unsub1:${body}`)).subarray(0, UNSUBSCRIBE_MAC_BYTES);
 }
 
 function base64Url(bytes: Uint8Array): string {

@@ -8,6 +8,7 @@
  *
  * Pure: Web Crypto only.
  */
+import { hmacSha256, type HmacSecret } from "./hmac";
 
 /** What a return path identifies: our internal message id and the recipient's position in that message. */
 export interface ReturnPathToken {
@@ -17,7 +18,7 @@ export interface ReturnPathToken {
   recipientIndex: number;
 }
 
-export type HmacSecret = string | Uint8Array;
+export type { HmacSecret };
 
 /** Local-part prefix of every return path we issue. */
 export const RETURN_PATH_PREFIX = "bounce";
@@ -87,27 +88,8 @@ function normalizeDomain(domain: string): string | null {
 }
 
 async function signature(messageId: string, recipientIndex: number, secret: HmacSecret): Promise<string> {
-  const key = await hmacKey(secret);
   // The "rp1:" prefix separates these MACs from any other use of the same secret.
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`rp1:${messageId}:${recipientIndex}`));
-  return base32(new Uint8Array(mac)).slice(0, RETURN_PATH_SIGNATURE_LENGTH);
-}
-
-/** HMAC keys kept per isolate; a relay has a handful of secrets, the cap only stops unbounded growth. */
-const MAX_CACHED_KEYS = 64;
-const keyCache = new Map<string, Promise<CryptoKey>>();
-
-function hmacKey(secret: HmacSecret): Promise<CryptoKey> {
-  const bytes = typeof secret === "string" ? new TextEncoder().encode(secret) : new Uint8Array(secret);
-  if (bytes.length === 0) throw new RangeError("return path: empty HMAC secret");
-  const cacheKey = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  let key = keyCache.get(cacheKey);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    if (keyCache.size >= MAX_CACHED_KEYS) keyCache.delete(keyCache.keys().next().value as string);
-    keyCache.set(cacheKey, key);
-  }
-  return key;
+  return base32(await hmacSha256(secret, `rp1:${messageId}:${recipientIndex}`)).slice(0, RETURN_PATH_SIGNATURE_LENGTH);
 }
 
 const BASE32_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567";

@@ -9,6 +9,7 @@
  *
  * Pure: Web Crypto only, runs in Node and in Workers.
  */
+import { hmacSha256 } from "../mime/hmac";
 
 /** A click or open of one recipient of one message. */
 export type TrackingToken =
@@ -26,20 +27,8 @@ const MAC_BYTES = 16;
 /** Domain separation from the other HMACs made with SIGNING_SECRET (return paths, unsubscribe tokens). */
 const LABEL = "edge-relay tracking v1\n";
 
-const keys = new Map<string, Promise<CryptoKey>>();
-
-function hmacKey(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-    keys.set(secret, key);
-  }
-  return key;
-}
-
 async function mac(payload: string, secret: string): Promise<string> {
-  const sig = await crypto.subtle.sign("HMAC", await hmacKey(secret), new TextEncoder().encode(LABEL + payload));
-  return base64url(new Uint8Array(sig, 0, MAC_BYTES));
+  return base64url((await hmacSha256(secret, LABEL + payload)).subarray(0, MAC_BYTES));
 }
 
 /** base64url without padding (RFC 4648 section 5). */
