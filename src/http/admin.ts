@@ -1,9 +1,6 @@
-/** Admin API (behind ADMIN_TOKEN): tenants, API keys and routes. */
+/** Admin API (behind ADMIN_TOKEN): tenants, their sender domains and API keys. Routes: admin-routes.ts. */
 import { Hono } from "hono";
-import { parseNextHop, ConfigError } from "../config";
-import { newId } from "../store/ids";
 import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, removeSenderDomain, updateTenant } from "../store/keys";
-import { insertRoute } from "../store/routes";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 
@@ -55,28 +52,6 @@ admin.delete("/admin/keys/:id", async (c) => {
   const r = await c.env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").bind(Date.now(), c.req.param("id")).run();
   if (!r.meta.changes) throw new ApiError(404, "not_found", "no such active key");
   return c.json({ id: c.req.param("id"), revoked: true });
-});
-
-admin.post("/admin/routes", async (c) => {
-  const b = await json(c.req.raw);
-  const match = typeof b.match_recipient_domain === "string" ? b.match_recipient_domain : "*";
-  if (match !== "*" && !DOMAIN.test(match)) throw new ApiError(400, "invalid_field", "match_recipient_domain must be a domain or *", "match_recipient_domain");
-  if (typeof b.next_hop_url !== "string") throw new ApiError(400, "missing_field", "next_hop_url is required", "next_hop_url");
-  try {
-    parseNextHop(b.next_hop_url);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new ApiError(400, "invalid_field", e.message.replace("NEXT_HOP_URL", "next_hop_url"), "next_hop_url");
-    throw e;
-  }
-  const id = newId();
-  await insertRoute(c.env.DB, {
-    id,
-    tenantId: typeof b.tenant_id === "string" ? b.tenant_id : null,
-    matchRecipientDomain: match,
-    nextHopUrl: b.next_hop_url,
-    priority: typeof b.priority === "number" ? b.priority : 100,
-  });
-  return c.json({ id }, 201);
 });
 
 admin.get("/admin/tenants", async (c) => {
