@@ -9,10 +9,11 @@ import { runReportHousekeeping } from "./report/housekeeping";
 import { expireAbandonedRecipients } from "./store/housekeeping";
 import { handleWebhookBatch } from "./webhooks/consumer";
 import { emitNewEventsLogged } from "./webhooks/emit";
+import { withMetering } from "./metering";
 
 export { DomainGate } from "./gate/domain-gate";
 
-export default {
+export default withMetering({
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
   email: (message, env, ctx) => handleEmail(message, env, ctx),
   async queue(batch, env, ctx) {
@@ -31,4 +32,4 @@ export default {
     ctx.waitUntil(runInboundHousekeeping(env));
     ctx.waitUntil(emitNewEventsLogged(env));
   },
-} satisfies ExportedHandler<Env>;
+} satisfies ExportedHandler<Env>);
