@@ -14,7 +14,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { DEFAULT_GATE_POLICY, mergePolicy, type GatePolicy } from "./policy";
-import { meterDurableObjectState } from "../metering";
+import { meterDurableObjectStorage } from "../metering";
 
 export { DEFAULT_GATE_POLICY, type GatePolicy } from "./policy";
 
@@ -142,8 +142,8 @@ export class DomainGate extends DurableObject<Env> {
   private readonly waiters: Waiter[] = [];
 
   constructor(ctx: DurableObjectState, env: Env) {
-    ctx = meterDurableObjectState(ctx, env, "DomainGate"); // counts SQLite rows for the cost benchmark when METERING=1
     super(ctx, env);
+    meterDurableObjectStorage(ctx, env, "DomainGate"); // counts SQLite rows for the cost benchmark when METERING=1
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS gate_state (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
     const row = ctx.storage.sql.exec<{ v: string }>("SELECT v FROM gate_state WHERE k = 'state'").toArray()[0];
     this.s = row
