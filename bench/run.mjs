@@ -200,6 +200,9 @@ function printSummary(r) {
     console.log(`\nCost per million ~${SIZE}-byte messages on Cloudflare (${r.cost.basis}):`);
     for (const line of r.cost.breakdown) console.log(`  ${line.item.padEnd(44)} ${String(line.per_message).padStart(9)} /msg  $${line.usd_per_million.toFixed(4)}`);
     console.log(`  ${"total".padEnd(44)} ${"".padStart(9)}       $${r.cost.total_usd.toFixed(4)}  target < $5: ${s.cost_target_met ? "MET" : "NOT MET"}`);
+    if (r.cost.batch_total_usd !== null) console.log(`  through the batch endpoint: $${r.cost.batch_total_usd.toFixed(4)} per million`);
+    const tables = Object.entries(r.cost.d1_rows_written_per_message_by_table).map(([t, n]) => `${t} ${n}`).join(", ");
+    console.log(`  D1 rows written per message by table: ${tables}`);
     console.log(`  prices: ${r.cost.prices_source}`);
   }
 }

@@ -28,7 +28,7 @@ export function indexOfRecipient(tag, address) {
  * Sends `count` messages from `concurrency` clients. `perRequest` > 1 uses the batch endpoint.
  * Returns per-message accept times (epoch ms, NaN if refused), per-request latencies and failures.
  */
-export async function runLoad({ base, key, count, concurrency, perRequest, makeBody }) {
+export async function runLoad({ base, key, count, concurrency, perRequest, makeBody, progress = { sent: 0 } }) {
   const acceptedAt = new Float64Array(count).fill(Number.NaN);
   const latenciesMs = [];
   const failures = [];
@@ -55,6 +55,7 @@ export async function runLoad({ base, key, count, concurrency, perRequest, makeB
       }
       const text = await res.text();
       const ms = performance.now() - t0;
+      progress.sent += n;
       latenciesMs.push(ms);
       const at = Date.now();
       if (perRequest > 1) {

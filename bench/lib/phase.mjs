@@ -28,9 +28,18 @@ export async function measurePhase({ name, relay, sink, key, tag, count, concurr
   const pids = relay.pids();
   const meterBefore = meter ? await meter() : null;
   const cpu0 = cpuSeconds(pids);
-  const load = await runLoad({ base: relay.url, key, count, concurrency, perRequest, makeBody });
+  const progress = { sent: 0 };
+  // Progress every 5 s on stderr (and a live handle, so the run cannot end silently while work is pending).
+  const ticker = setInterval(async () => process.stderr.write(`  .. ${name}: ${progress.sent} requests answered, ${await sink.count()} at the sink\n`), 5000);
+  let load;
+  let drained;
+  try {
+    load = await runLoad({ base: relay.url, key, count, concurrency, perRequest, makeBody, progress });
+    drained = await waitForSink(sink, load.acceptedAt.filter((t) => !Number.isNaN(t)).length, drainTimeoutMs);
+  } finally {
+    clearInterval(ticker);
+  }
   const accepted = load.acceptedAt.filter((t) => !Number.isNaN(t)).length;
-  const drained = await waitForSink(sink, accepted, drainTimeoutMs);
   const cpu1 = cpuSeconds(pids);
   const meterAfter = meter ? await meter() : null;
   const report = await sink.report();
