@@ -4,6 +4,7 @@
  * Routing forwarding and the SMTP bridge (through the raw endpoint).
  */
 import { MAX_INLINE_BODY_BYTES, MAX_QUEUE_DELAY_SECONDS } from "../config";
+import { enqueueJobs } from "../delivery/enqueue";
 import type { DeliveryJob } from "../delivery/job";
 import { bounceDomainFor, encodeReturnPath } from "../mime/return-path";
 import { newId } from "../store/ids";
@@ -113,6 +114,7 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     v: 1,
     messageId: id,
     tenantId: input.tenantId,
+    stream: input.stream ?? "transactional",
     mailFrom,
     ...(bounceDomain !== null ? { notifyAddress: input.mailFrom } : {}),
     recipients: rcpts,
@@ -136,12 +138,8 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
           jobs.map((j) => env.DB.prepare("INSERT INTO scheduled_jobs (message_id, release_at, job) VALUES (?, ?, ?)").bind(id, input.sendAt!, JSON.stringify(j))),
         );
       } else {
-        // sendBatch takes at most 100 messages per call.
-        for (let i = 0; i < jobs.length; i += 100) {
-          await env.OUTBOX.sendBatch(
-            jobs.slice(i, i + 100).map((body) => ({ body, contentType: "json" as const, ...(delaySeconds > 0 ? { delaySeconds } : {}) })),
-          );
-        }
+        // Transactional jobs go to their own queue (issue 12).
+        await enqueueJobs(env, jobs.map((body) => ({ body, delaySeconds })));
       }
     } catch (e) {
       // The message is recorded but could not be queued: end its recipients as failed so none is left

@@ -3,6 +3,7 @@
  * moves each to the Queue once its send time is within reach, with the remaining delay.
  */
 import { MAX_QUEUE_DELAY_SECONDS } from "../config";
+import { enqueueJobs } from "../delivery/enqueue";
 import type { DeliveryJob } from "../delivery/job";
 import { expireIdempotencyKeys } from "../store/idempotency";
 import { expireRateCounters } from "../store/keys";
@@ -15,11 +16,9 @@ export async function releaseScheduledJobs(env: Env, now = Date.now()): Promise<
     .bind(horizon)
     .all<{ id: number; release_at: number; job: string }>();
   if (!results.length) return 0;
-  await env.OUTBOX.sendBatch(
-    results.map((r) => {
-      const delaySeconds = Math.max(0, Math.ceil((r.release_at - now) / 1000));
-      return { body: JSON.parse(r.job) as DeliveryJob, contentType: "json" as const, ...(delaySeconds > 0 ? { delaySeconds } : {}) };
-    }),
+  await enqueueJobs(
+    env,
+    results.map((r) => ({ body: JSON.parse(r.job) as DeliveryJob, delaySeconds: Math.max(0, Math.ceil((r.release_at - now) / 1000)) })),
   );
   await env.DB.batch(results.map((r) => env.DB.prepare("DELETE FROM scheduled_jobs WHERE id = ?").bind(r.id)));
   return results.length;

@@ -20,6 +20,7 @@ import { findRoutes } from "../store/routes";
 import { addSuppressionStatement } from "../store/suppressions";
 import { composeDsn, type DsnRecipient } from "./dsn";
 import { isReturnPathAddress } from "../mime/return-path";
+import { enqueueJobs } from "./enqueue";
 import { isDeliveryJob, type DeliveryJob } from "./job";
 import { DnsFailure, DohResolver } from "./mx";
 import { isHardAddressBounce, isThrottleReply, retryDelaySeconds, retryHintSeconds } from "./retry";
@@ -41,8 +42,6 @@ const MAX_LANE_WAIT_MS = 15_000;
 const INVOCATION_BUDGET_MS = 5 * 60_000;
 /** D1 statements per batch call. */
 const D1_BATCH_STATEMENTS = 100;
-/** Queue sendBatch takes at most 100 messages. */
-const QUEUE_SEND_BATCH = 100;
 /** A job that arrives this early before its due time is re-queued for the rest of the wait. */
 const DUE_SLACK_MS = 1000;
 
@@ -736,9 +735,8 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
   }
 
   for (let i = 0; i < statements.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(statements.slice(i, i + D1_BATCH_STATEMENTS));
-  for (let i = 0; i < requeue.length; i += QUEUE_SEND_BATCH) {
-    await env.OUTBOX.sendBatch(requeue.slice(i, i + QUEUE_SEND_BATCH).map((r) => ({ body: r.body, contentType: "json" as const, delaySeconds: r.delaySeconds })));
-  }
+  // Back to the queue of each job's stream (transactional jobs to OUTBOX_PRIORITY).
+  await enqueueJobs(env, requeue);
   for (const d of dsns) await sendDsn(env, config, d.w, d.recipients, d.expired);
   await deleteFinishedBodies(env, work);
   batch.ackAll();

@@ -1,9 +1,14 @@
 /** The Queue message that carries one (message, destination) delivery job. */
 
+/** A message's stream: time-sensitive mail (receipts, password resets) or bulk mail (newsletters, campaigns). */
+export type Stream = "transactional" | "broadcast";
+
 export interface DeliveryJob {
   v: 1;
   messageId: string;
   tenantId: string;
+  /** The message's stream; absent on jobs queued before streams existed (treated as transactional). */
+  stream?: Stream;
   mailFrom: string;
   /**
    * Where delivery status notifications go when `mailFrom` is the relay's own VERP return path: the sender the
