@@ -145,7 +145,10 @@ async function main() {
     if (DEV_COUNT > 0) {
       result.wrangler_dev = await relayPhases({ mode: "wrangler-dev", sink, count: DEV_COUNT, tag: "d", withBatch: false });
     }
-    if (!flag("--no-postfix")) result.postfix = await runPostfixPhase({ sink, count: COUNT, concurrency: CONCURRENCY, size: SIZE, drainTimeoutMs: DRAIN_TIMEOUT_MS });
+    if (!flag("--no-postfix")) {
+      const targetBytes = result.relay.phases.find((p) => p.name === "single")?.mean_bytes_at_sink ?? SIZE;
+      result.postfix = await runPostfixPhase({ sink, count: COUNT, concurrency: CONCURRENCY, size: SIZE, targetBytes, drainTimeoutMs: DRAIN_TIMEOUT_MS });
+    }
   } finally {
     await sink.stop();
   }
