@@ -105,6 +105,8 @@ export async function startRelay(opts) {
   return {
     url,
     mode: "miniflare",
+    /** The relay's D1 database, for checks from outside (Miniflare's binding proxy). */
+    db,
     pids: () => descendantPids(process.pid, "workerd"),
     dispose: () => mf.dispose(),
   };

@@ -88,6 +88,8 @@ async function runSink() {
     socketTimeout: 120_000,
     onMailFrom(_address, _session, cb) {
       const now = Date.now();
+      // Every attempt counts toward the window, refused or not: the receiver's view of the sender's pace.
+      mailTimes.push(now);
       if (b.ratePerSecond) {
         while (recentMail.length && recentMail[0] <= now - 1000) recentMail.shift();
         if (recentMail.length >= b.ratePerSecond) {
@@ -96,7 +98,6 @@ async function runSink() {
         }
         recentMail.push(now);
       }
-      mailTimes.push(now);
       if (b.stallRate && random() < b.stallRate) {
         stalls++;
         setTimeout(() => cb(), b.stallMs ?? 2000);
