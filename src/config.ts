@@ -42,6 +42,8 @@ export interface RelayConfig {
   gateDefaults: GatePolicy;
   /** Per-destination-key policy overrides (GATE_POLICIES), e.g. {"example.com": {"ratePerSecond": 2}}. */
   gatePolicies: Record<string, Partial<GatePolicy>>;
+  /** Share of a destination's rate kept for broadcast while transactional mail wants it too (issue 12). */
+  broadcastShare: number;
 }
 
 export class ConfigError extends Error {
@@ -122,7 +124,16 @@ export function loadConfig(env: Env): RelayConfig {
       backoffPauseSeconds: positiveInt("GATE_BACKOFF_PAUSE_SECONDS", env.GATE_BACKOFF_PAUSE_SECONDS, DEFAULT_GATE_POLICY.backoffPauseSeconds),
     },
     gatePolicies: parseGatePolicies(env.GATE_POLICIES),
+    broadcastShare: parseShare(env.BROADCAST_RESERVED_SHARE),
   };
+}
+
+/** BROADCAST_RESERVED_SHARE: 0.05-0.5; default 0.15 (Postmark-style streams; enough that a campaign keeps moving). */
+function parseShare(value: string | undefined): number {
+  if (value === undefined || value === "") return 0.15;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0.05 || n > 0.5) throw new ConfigError(`BROADCAST_RESERVED_SHARE must be a number from 0.05 to 0.5, got ${JSON.stringify(value)}`);
+  return n;
 }
 
 function parseSchedule(value: string | undefined): number[] {

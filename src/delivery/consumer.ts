@@ -20,7 +20,7 @@ import { findRoutes } from "../store/routes";
 import { addSuppressionStatement } from "../store/suppressions";
 import { composeDsn, type DsnRecipient } from "./dsn";
 import { isReturnPathAddress } from "../mime/return-path";
-import { enqueueJobs } from "./enqueue";
+import { enqueueJobs, jobStream } from "./enqueue";
 import { isDeliveryJob, type DeliveryJob } from "./job";
 import { DnsFailure, DohResolver } from "./mx";
 import { isHardAddressBounce, isThrottleReply, retryDelaySeconds, retryHintSeconds } from "./retry";
@@ -387,6 +387,8 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
         maxWaitMs: GATE_WAIT_MS,
         horizonMs: GATE_HORIZON_MS,
         leaseMs: GATE_HORIZON_MS + 5 * 60_000,
+        stream: jobStream(items[0]!.job),
+        broadcastShare: config.broadcastShare,
       });
       if (!permit.granted) {
         // Paused, circuit open, over quota or busy: try the next upstream, if any.
@@ -501,6 +503,7 @@ function slotPicker(gate: Gate, permit: Permit, report: GateReport, remaining: (
   let current = permit;
   let next = 0;
   let refreshes = 0;
+  let waitedMs = 0;
   return async () => {
     for (;;) {
       const now = Date.now();
@@ -511,12 +514,19 @@ function slotPicker(gate: Gate, permit: Permit, report: GateReport, remaining: (
         const j = next++;
         report.unused--;
         report.usedUntil = current.slots[j]! + current.intervalMs;
+        refreshes = 0;
         await sleep(current.slots[j]! - now);
         return { seq: current.seq + j };
       }
       if (refreshes++ >= MAX_SLOT_REFRESHES) return undefined;
       current = await gate.more(permit.leaseId, remaining(), GATE_HORIZON_MS);
       next = 0;
+      // "Not yet" (broadcast held to its share, short horizons): keep the connection and ask again shortly.
+      if (!current.granted && current.reason === "rate" && current.retryAfterMs <= SHORT_WAIT_MS && waitedMs + current.retryAfterMs <= MAX_LANE_WAIT_MS) {
+        waitedMs += current.retryAfterMs;
+        await sleep(current.retryAfterMs);
+        continue;
+      }
       if (!current.granted) return undefined;
       report.unused += current.slots.length;
     }
@@ -602,9 +612,11 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
       routeCache.set(key, routes);
     }
     w.routes = routes;
-    const list = groups.get(key) ?? [];
+    // Streams travel on lanes of their own: the gate ranks their requests apart.
+    const laneKey = `${key}|${jobStream(w.job)}`;
+    const list = groups.get(laneKey) ?? [];
     list.push(w);
-    groups.set(key, list);
+    groups.set(laneKey, list);
   }
 
   const slots = new Semaphore(MAX_CONNECTIONS_PER_INVOCATION);

@@ -9,7 +9,11 @@
  * - a cap on messages per connection, and an optional daily quota;
  * - a per-destination sequence number for every granted message (recorded on delivery events);
  * - adaptive backoff: a throttling reply (421, 4.7.x) halves the rate and pauses the destination; consecutive
- *   connection failures open a circuit; every successful connection restores the rate a step.
+ *   connection failures open a circuit; every successful connection restores the rate a step;
+ * - stream priority (issue 12): transactional requests go ahead of broadcast ones in the line, broadcast never
+ *   holds the last connection or send times more than BROADCAST_HORIZON_MS ahead, and while both streams want
+ *   the destination broadcast is held to its reserved share of the rate (and transactional to short horizons),
+ *   so a newsletter never delays a password reset by more than about a second and is never starved either.
  * Methods are called over RPC from the queue consumer and the admin API.
  */
 import { DurableObject } from "cloudflare:workers";
@@ -31,6 +35,23 @@ const RESTORE_STEP = 0.1;
 const DAY_MS = 86_400_000;
 /** Extra life a lease gets each time its connection asks for more send times. */
 const LEASE_RENEW_MS = 5 * 60_000;
+/**
+ * Broadcast send times are granted at most this far ahead: the most a transactional message can find committed
+ * to broadcast before its own turn.
+ */
+const BROADCAST_HORIZON_MS = 600;
+/**
+ * While broadcast is waiting too, transactional send times are granted at most this far ahead (shorter than the
+ * broadcast horizon), so broadcast's reserved share always finds a free time within its own horizon.
+ */
+const CONTENDED_TRANSACTIONAL_HORIZON_MS = 300;
+/** A stream counts as wanting the destination for this long after its last request. */
+const STREAM_ACTIVE_MS = 1500;
+/** Broadcast's reserved share when the caller names none (BROADCAST_RESERVED_SHARE). */
+export const DEFAULT_BROADCAST_SHARE = 0.15;
+
+/** The two streams a gate tells apart; requests that name none are transactional. */
+export type GateStream = "transactional" | "broadcast";
 
 export interface PermitRequest {
   /** The policy the consumer computed (config, preset, route); the gate's own override wins over it. */
@@ -45,6 +66,10 @@ export interface PermitRequest {
   horizonMs: number;
   /** The lease ends by itself after this long if never released (a crashed invocation). */
   leaseMs: number;
+  /** The stream of the messages (default transactional): transactional goes first, broadcast keeps its share. */
+  stream?: GateStream;
+  /** Share of the rate kept for broadcast while transactional mail also wants it (0.05-0.5). */
+  broadcastShare?: number;
 }
 
 export type DenyReason = "paused" | "circuit_open" | "busy" | "quota" | "rate";
@@ -102,7 +127,13 @@ export interface GateState {
   quotaUsedToday: number;
   totals: { granted: number; delivered: number; throttles: number; connectionFailures: number; denied: number };
   lastThrottle: { at: string; text: string | null } | null;
-  leases: { id: string; holder: string; granted: number; since: string; expiresAt: string }[];
+  leases: { id: string; holder: string; stream: GateStream; granted: number; since: string; expiresAt: string }[];
+  /** Stream priority: the reserved share, which streams want the destination now, and grants per stream. */
+  streams: {
+    broadcastShare: number;
+    transactional: { active: boolean; activeConnections: number; waiting: number; granted: number };
+    broadcast: { active: boolean; activeConnections: number; waiting: number; granted: number };
+  };
 }
 
 interface Lease {
@@ -114,6 +145,7 @@ interface Lease {
   /** The gate's `tat` right after this grant, to tell whether unused times can be given back. */
   tatAfter: number;
   interval: number;
+  stream?: GateStream;
 }
 
 interface Persisted {
@@ -131,11 +163,25 @@ interface Persisted {
   leases: Lease[];
   totals: GateState["totals"];
   lastThrottle: { at: number; text: string | null } | null;
+  /** Broadcast's own timeline (GCRA at its reserved share), used while transactional mail wants the destination. */
+  broadcastTat: number;
+  /** Epoch ms until which each stream counts as wanting the destination. */
+  activeUntil: Record<GateStream, number>;
+  broadcastShare: number;
+  grantedByStream: Record<GateStream, number>;
 }
 
 interface Waiter {
+  stream: GateStream;
   wake: () => void;
 }
+
+const STREAM_DEFAULTS = {
+  broadcastTat: 0,
+  activeUntil: { transactional: 0, broadcast: 0 },
+  broadcastShare: DEFAULT_BROADCAST_SHARE,
+  grantedByStream: { transactional: 0, broadcast: 0 },
+} satisfies Partial<Persisted>;
 
 export class DomainGate extends DurableObject<Env> {
   private s: Persisted;
@@ -146,9 +192,11 @@ export class DomainGate extends DurableObject<Env> {
     meterDurableObjectStorage(ctx, env, "DomainGate"); // counts SQLite rows for the cost benchmark when METERING=1
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS gate_state (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
     const row = ctx.storage.sql.exec<{ v: string }>("SELECT v FROM gate_state WHERE k = 'state'").toArray()[0];
+    // State saved before streams existed lacks their fields.
     this.s = row
-      ? (JSON.parse(row.v) as Persisted)
+      ? { ...STREAM_DEFAULTS, ...(JSON.parse(row.v) as Persisted) }
       : {
+          ...STREAM_DEFAULTS,
           destination: "",
           policy: DEFAULT_GATE_POLICY,
           override: null,
@@ -170,9 +218,13 @@ export class DomainGate extends DurableObject<Env> {
   async acquire(destination: string, req: PermitRequest): Promise<Permit> {
     this.s.destination = destination;
     this.s.policy = req.policy;
+    const stream: GateStream = req.stream === "broadcast" ? "broadcast" : "transactional";
+    if (req.broadcastShare !== undefined) this.s.broadcastShare = Math.min(0.5, Math.max(0.05, req.broadcastShare));
     const deadline = Date.now() + req.maxWaitMs;
-    // FIFO: a newcomer goes behind anyone already waiting; a waiter woken by a release has its turn.
-    let turn = this.waiters.length === 0;
+    this.s.activeUntil[stream] = Date.now() + Math.max(STREAM_ACTIVE_MS, req.maxWaitMs);
+    // FIFO within a stream, transactional ahead of broadcast: a newcomer goes behind anyone it must not overtake;
+    // a waiter woken by a release has its turn.
+    let turn = stream === "transactional" ? !this.waiters.some((w) => w.stream === "transactional") : this.waiters.length === 0;
     for (;;) {
       const now = Date.now();
       this.expireLeases(now);
@@ -182,21 +234,31 @@ export class DomainGate extends DurableObject<Env> {
         if (turn) this.wakeNext();
         return this.deny(blocked.reason, blocked.retryAfterMs);
       }
-      if (turn && this.s.leases.length < this.effectiveMaxConnections(policy)) {
-        const permit = this.grant(now, policy, req);
+      if (turn && this.s.leases.length < this.connectionsFor(stream, policy)) {
+        const permit = this.grant(now, policy, req, stream);
         // Capacity may remain (several connections allowed): let the next in line try too.
         if (this.s.leases.length < this.effectiveMaxConnections(policy)) this.wakeNext();
         return permit;
       }
       if (now >= deadline) return this.deny("busy", this.busyHint(now));
-      turn = await this.waitInLine(deadline, turn);
+      turn = await this.waitInLine(deadline, turn, stream);
     }
   }
 
+  /**
+   * Connections a request of `stream` may find taken and still get one: broadcast never takes the last one of
+   * several, so a transactional message never waits for a campaign's connection to finish.
+   */
+  private connectionsFor(stream: GateStream, policy: GatePolicy): number {
+    const max = this.effectiveMaxConnections(policy);
+    if (stream === "transactional" || max < 2) return max;
+    return Math.min(max, this.s.leases.filter((l) => l.stream !== "broadcast").length + max - 1);
+  }
+
   /** Waits until woken by a release (true) or until the deadline (false). One who had its turn keeps the front. */
-  private waitInLine(deadline: number, front: boolean): Promise<boolean> {
+  private waitInLine(deadline: number, front: boolean, stream: GateStream): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
-      const waiter: Waiter = { wake: () => undefined };
+      const waiter: Waiter = { stream, wake: () => undefined };
       const timer = setTimeout(() => {
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) this.waiters.splice(i, 1);
@@ -220,10 +282,14 @@ export class DomainGate extends DurableObject<Env> {
     this.expireLeases(now);
     const lease = this.s.leases.find((l) => l.id === leaseId);
     if (!lease) return this.deny("busy", 0);
+    const stream: GateStream = lease.stream ?? "transactional";
+    this.s.activeUntil[stream] = now + STREAM_ACTIVE_MS;
+    // A broadcast connection ends when transactional mail waits for a connection: it goes first.
+    if (stream === "broadcast" && this.waiters.some((w) => w.stream === "transactional")) return this.deny("busy", 0);
     const policy = this.policy();
     const blocked = this.blocked(now, policy);
     if (blocked) return this.deny(blocked.reason, blocked.retryAfterMs);
-    const permit = this.schedule(now, policy, Math.min(messages, policy.maxMessagesPerConnection), horizonMs);
+    const permit = this.schedule(now, policy, Math.min(messages, policy.maxMessagesPerConnection), horizonMs, stream);
     if (!permit.granted) return permit;
     lease.granted += permit.granted;
     lease.tatAfter = this.s.tat;
@@ -312,10 +378,25 @@ export class DomainGate extends DurableObject<Env> {
       leases: this.s.leases.map((l) => ({
         id: l.id,
         holder: l.holder,
+        stream: l.stream ?? "transactional",
         granted: l.granted,
         since: new Date(l.since).toISOString(),
         expiresAt: new Date(l.expiresAt).toISOString(),
       })),
+      streams: {
+        broadcastShare: this.s.broadcastShare,
+        transactional: this.streamState("transactional", now),
+        broadcast: this.streamState("broadcast", now),
+      },
+    };
+  }
+
+  private streamState(stream: GateStream, now: number): GateState["streams"]["transactional"] {
+    return {
+      active: this.s.activeUntil[stream] > now,
+      activeConnections: this.s.leases.filter((l) => (l.stream ?? "transactional") === stream).length,
+      waiting: this.waiters.filter((w) => w.stream === stream).length,
+      granted: this.s.grantedByStream[stream],
     };
   }
 
@@ -348,10 +429,10 @@ export class DomainGate extends DurableObject<Env> {
     return undefined;
   }
 
-  private grant(now: number, policy: GatePolicy, req: PermitRequest): Permit {
+  private grant(now: number, policy: GatePolicy, req: PermitRequest, stream: GateStream): Permit {
     let wanted = Math.min(req.messages, policy.maxMessagesPerConnection);
     if (policy.quotaPerDay > 0) wanted = Math.min(wanted, policy.quotaPerDay - this.s.dayCount);
-    const permit = this.schedule(now, policy, wanted, req.horizonMs);
+    const permit = this.schedule(now, policy, wanted, req.horizonMs, stream);
     if (!permit.granted) return permit;
     const lease: Lease = {
       id: crypto.randomUUID(),
@@ -361,37 +442,57 @@ export class DomainGate extends DurableObject<Env> {
       expiresAt: now + req.leaseMs,
       tatAfter: this.s.tat,
       interval: permit.intervalMs,
+      stream,
     };
     this.s.leases.push(lease);
     this.save();
     return { ...permit, leaseId: lease.id };
   }
 
-  /** Reserves up to `wanted` send times (GCRA) within the horizon and numbers them. */
-  private schedule(now: number, policy: GatePolicy, wanted: number, horizonMs: number): Permit {
+  /**
+   * Reserves up to `wanted` send times (GCRA) within the horizon and numbers them. Every stream draws from the one
+   * timeline, so the destination never sees more than its rate; broadcast draws only a short way ahead, and while
+   * transactional mail wants the destination too, also no faster than its reserved share (its own timeline).
+   */
+  private schedule(now: number, policy: GatePolicy, wanted: number, horizonMs: number, stream: GateStream): Permit {
     const rate = policy.ratePerSecond * this.s.rateFactor * RATE_HEADROOM;
     const interval = 1000 / rate;
     // Backing off: no bursts until the rate is fully restored.
     const burst = this.s.rateFactor < 1 ? 1 : policy.burst;
     const tau = (burst - 1) * interval;
     if (policy.quotaPerDay > 0) wanted = Math.min(wanted, policy.quotaPerDay - this.s.dayCount);
+    const other: GateStream = stream === "broadcast" ? "transactional" : "broadcast";
+    const contended = this.s.activeUntil[other] > now;
+    const horizon = stream === "broadcast" ? Math.min(horizonMs, BROADCAST_HORIZON_MS) : contended ? Math.min(horizonMs, CONTENDED_TRANSACTIONAL_HORIZON_MS) : horizonMs;
+    const shareInterval = stream === "broadcast" && contended ? interval / this.s.broadcastShare : 0;
     const slots: number[] = [];
     let tat = Math.max(this.s.tat, now - tau);
+    let broadcastTat = this.s.broadcastTat;
+    /** When to ask again for the first time that was not granted. */
+    let retryAt = now;
     for (let i = 0; i < wanted; i++) {
       const t = Math.max(now, tat - tau);
-      if (t > now + horizonMs) break;
+      // The time must fit in the horizon; held to its share, broadcast also waits for its own next time (and
+      // never takes a later time on the shared timeline instead, which would leave the times between unused).
+      if (t > now + horizon || (shareInterval && t < broadcastTat)) {
+        retryAt = Math.max(t - horizon, shareInterval ? broadcastTat - (t - now) : 0);
+        break;
+      }
       slots.push(Math.ceil(t));
       tat = Math.max(tat, t) + interval;
+      if (shareInterval) broadcastTat = t + shareInterval;
     }
-    if (!slots.length) return this.deny("rate", Math.ceil(tat - tau - now));
+    if (!slots.length) return this.deny("rate", Math.max(1, Math.ceil(retryAt - now)));
     this.s.tat = tat;
+    if (shareInterval) this.s.broadcastTat = broadcastTat;
     const seq = this.s.seq + 1;
     this.s.seq += slots.length;
     this.s.dayCount += slots.length;
     this.s.totals.granted += slots.length;
+    this.s.grantedByStream[stream] += slots.length;
     this.save();
     const partial = slots.length < wanted;
-    return { granted: slots.length, leaseId: "", seq, slots, intervalMs: Math.floor(interval), lateToleranceMs: Math.max(interval / 2, tau), retryAfterMs: partial ? Math.max(0, Math.ceil(tat - tau - now)) : 0 };
+    return { granted: slots.length, leaseId: "", seq, slots, intervalMs: Math.floor(interval), lateToleranceMs: Math.max(interval / 2, tau), retryAfterMs: partial ? Math.max(0, Math.ceil(retryAt - now)) : 0 };
   }
 
   private deny(reason: DenyReason, retryAfterMs: number): Permit {
@@ -411,8 +512,10 @@ export class DomainGate extends DurableObject<Env> {
     if (this.s.leases.length !== before) this.wakeNext();
   }
 
+  /** Wakes the first transactional waiter, or the first waiter when none is transactional. */
   private wakeNext(): void {
-    const w = this.waiters.shift();
+    const i = this.waiters.findIndex((w) => w.stream === "transactional");
+    const [w] = this.waiters.splice(i >= 0 ? i : 0, 1);
     w?.wake();
   }
 
