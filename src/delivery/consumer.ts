@@ -21,6 +21,8 @@ import { addSuppressionStatement } from "../store/suppressions";
 import { composeDsn, type DsnRecipient } from "./dsn";
 import { isReturnPathAddress } from "../mime/return-path";
 import { enqueueJobs, jobStream } from "./enqueue";
+import { parkJobs, streamGateKey, streamGatePolicy } from "./streams";
+import { streamSettings, type StreamSettings } from "../store/streams";
 import { isDeliveryJob, type DeliveryJob } from "./job";
 import { DnsFailure, DohResolver } from "./mx";
 import { isHardAddressBounce, isThrottleReply, retryDelaySeconds, retryHintSeconds } from "./retry";
@@ -81,6 +83,8 @@ interface Work {
   notAttempted: { idx: number; address: string }[];
   notAttemptedAfterMs: number;
   notAttemptedWhy: string;
+  /** Epoch ms before which the job must not be sent: its tenant stream's rate limit (issue 12). */
+  notBefore?: number;
 }
 
 /** One way to reach a destination: its gate key, policy, and either SMTP endpoints or a send_email binding. */
@@ -404,6 +408,7 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
           let i = 0;
           const pick = slotPicker(gate, permit, report, () => batch.length - i);
           for (; i < batch.length; i++) {
+            await sleep((batch[i]!.notBefore ?? 0) - Date.now());
             const slot = await pick();
             if (slot === undefined) {
               queue.unshift(...batch.slice(i));
@@ -436,6 +441,7 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
               postpone(batch.slice(i), halt.afterMs, halt.why);
               break;
             }
+            await sleep((w.notBefore ?? 0) - Date.now());
             const slot = await pick();
             if (slot === undefined || !session.usable) {
               // Out of send times (the connection fell behind its schedule) or the connection broke.
@@ -569,6 +575,32 @@ function dsnStatus(a: Attempted | undefined, expired: boolean): string {
   return a?.code && a.code >= 500 ? "5.0.0" : "4.0.0";
 }
 
+/**
+ * Per-tenant stream limits (rate, daily quota): each (tenant, stream) of the batch asks its own gate for a send
+ * time per job, in batch order. Jobs get their time as `notBefore`; jobs beyond the grant go back to the queue.
+ */
+async function applyStreamLimits(env: Env, settings: Map<string, StreamSettings>, live: Work[], holder: string): Promise<void> {
+  const byStream = new Map<string, Work[]>();
+  for (const w of live) {
+    const k = `${w.job.tenantId}|${jobStream(w.job)}`;
+    if (!streamGatePolicy(settings.get(k))) continue;
+    const list = byStream.get(k) ?? [];
+    list.push(w);
+    byStream.set(k, list);
+  }
+  for (const [k, items] of byStream) {
+    const { tenantId, stream } = { tenantId: items[0]!.job.tenantId, stream: jobStream(items[0]!.job) };
+    const key = streamGateKey(tenantId, stream);
+    const gate = gateFor(env, key);
+    const permit = await gate.acquire(key, { policy: streamGatePolicy(settings.get(k))!, messages: items.length, holder, maxWaitMs: 0, horizonMs: GATE_HORIZON_MS, leaseMs: 60_000 });
+    // The times are the tenant's from now on: nothing to give back, and no connection to hold.
+    if (permit.granted) await gate.release({ leaseId: permit.leaseId, delivered: 0, unused: 0, usedUntil: 0 });
+    items.slice(0, permit.granted).forEach((w, i) => (w.notBefore = permit.slots[i]));
+    const rest = items.slice(permit.granted);
+    if (rest.length) postpone(rest, Math.max(1000, permit.retryAfterMs), `tenant ${stream} stream: ${permit.reason === "quota" ? "daily quota used" : "rate limit"}`);
+  }
+}
+
 /** Handles one batch from OUTBOX. */
 export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const config = loadConfig(env);
@@ -593,12 +625,21 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
 
   const done = work.length ? await finalRecipients(env.DB, work.map((w) => w.job)) : new Set<string>();
   for (const w of work) w.pending = w.job.recipients.filter((r) => !done.has(`${w.job.messageId}|${r.idx}`));
-  const live = work.filter((w) => w.pending.length);
+  const holder = `outbox:${batch.messages[0]?.id ?? "empty"}`;
+
+  // Streams (issue 12): a paused stream's jobs are parked until resume; a stream with limits waits for its gate.
+  const unfinished = work.filter((w) => w.pending.length);
+  const settings = unfinished.length ? await streamSettings(env.DB, unfinished.map((w) => w.job.tenantId)) : new Map<string, StreamSettings>();
+  const paused = new Set(unfinished.filter((w) => settings.get(`${w.job.tenantId}|${jobStream(w.job)}`)?.paused));
+  await parkJobs(env, [...paused].map((w) => ({ ...w.job, recipients: w.pending })));
+  const live = unfinished.filter((w) => !paused.has(w));
+  await applyStreamLimits(env, settings, live, holder);
 
   // Check bodies and load routes; group by (tenant, sender domain, destination): the route depends on all three.
   const routeCache = new Map<string, RouteCandidate[]>();
   const groups = new Map<string, Work[]>();
   for (const w of live) {
+    if (w.notAttempted.length) continue; // over its stream's limit: back to the queue
     if (w.job.body !== undefined) {
       w.raw = w.job.body;
     } else if (!(await env.BODIES.head(w.job.bodyKey!))) {
@@ -620,7 +661,6 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
   }
 
   const slots = new Semaphore(MAX_CONNECTIONS_PER_INVOCATION);
-  const holder = `outbox:${batch.messages[0]?.id ?? "empty"}`;
   await Promise.all(
     [...groups.values()].map(async (items) => {
       const destination = items[0]!.job.destination;
