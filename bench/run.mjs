@@ -7,8 +7,8 @@
  * cost per million messages on Cloudflare from counted billable operations, and -- side by side in the same
  * run -- `wrangler dev` (to show what its proxy costs) and Debian's Postfix relaying to the same sink.
  *
- * Options: --count N  --concurrency N  --size BYTES  --batch-size N  --dev-count N (0 skips wrangler dev)
- *          --no-postfix  --out FILE  --drain-timeout SECONDS
+ * Options: --count N  --concurrency N  --size BYTES  --batch-size N  --rounds N (default 3; figures are medians)
+ *          --dev-count N (messages through `wrangler dev`, 0 skips it)  --no-postfix  --out FILE  --drain-timeout SECONDS
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -18,11 +18,11 @@ import { fileURLToPath } from "node:url";
 import { estimateCost, loadPrices } from "./lib/cost.mjs";
 import { bodyText, sendRequest } from "./lib/load.mjs";
 import { measurePhase } from "./lib/phase.mjs";
-import { runPostfixPhase } from "./lib/postfix.mjs";
+import { POSTFIX_SETUP, postfixRound, startPostfix } from "./lib/postfix.mjs";
 import { peakRssBytes } from "./lib/procstat.mjs";
 import { startRelay } from "./lib/relay.mjs";
 import { startSink } from "./lib/sink.mjs";
-import { round } from "./lib/stats.mjs";
+import { median, round } from "./lib/stats.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -44,6 +44,7 @@ const CONCURRENCY = arg("--concurrency", 20);
 const SIZE = arg("--size", 2048);
 const BATCH_SIZE = arg("--batch-size", 100);
 const DEV_COUNT = arg("--dev-count", Math.min(1000, COUNT));
+const ROUNDS = Math.max(1, arg("--rounds", 3));
 const DRAIN_TIMEOUT_MS = arg("--drain-timeout", 300) * 1000;
 const WARMUP = Math.min(200, Math.max(20, Math.round(COUNT / 25)));
 const FROM = "bench@bench.example";
@@ -94,65 +95,148 @@ function machine() {
   return { nproc: c.length, cpu_model: c[0]?.model ?? "unknown", ram_gb: round(totalmem() / 2 ** 30, 1), node: process.version, platform: `${process.platform} ${process.arch}` };
 }
 
-async function relayPhases({ mode, sink, count, tag, withBatch }) {
+/** Starts the relay in `mode`, creates the tenant and key, and warms it up (not reported). */
+async function openRelay(mode, sink) {
   const persistDir = mkdtempSync(join(tmpdir(), `edge-relay-bench-${mode}-`));
   const token = `bench-admin-${randomBytes(12).toString("hex")}`;
   const relay = await startRelay({ root, mode, vars: relayVars(sink.port, token), persistDir });
-  const text = bodyText(SIZE - 450); // the relay adds ~450 bytes of headers (From, To, Subject, Date, Message-ID, MIME)
-  const out = { mode, url: relay.url, phases: [] };
+  const ctx = { mode, relay, persistDir, text: bodyText(SIZE - 450) }; // the relay adds ~450 bytes of headers
   try {
-    const key = await setupTenant(relay.url, token);
+    ctx.key = await setupTenant(relay.url, token);
     const meter = meterReader(relay.url, token);
-    const metered = (await meter()) !== null;
-    out.metering = metered ? "in-process counters (src/metering.ts, METERING=1)" : "unavailable: this build has no /__metering endpoint";
-    const common = { relay, sink, key, concurrency: CONCURRENCY, drainTimeoutMs: DRAIN_TIMEOUT_MS, meter: metered ? meter : null };
-    // Warm-up (not reported): JIT, D1 page cache, the gate's Durable Object.
-    await measurePhase({ ...common, name: "warm-up", tag: `w${tag}`, count: WARMUP, perRequest: 1, makeBody: (i) => sendRequest(`w${tag}`, i, text, FROM, RECIPIENT_DOMAIN) });
-    process.stdout.write(`[${mode}] single: ${count} messages, ${CONCURRENCY} clients ... `);
-    const single = await measurePhase({ ...common, name: "single", tag: `s${tag}`, count, perRequest: 1, makeBody: (i) => sendRequest(`s${tag}`, i, text, FROM, RECIPIENT_DOMAIN) });
-    console.log(`${single.accepted_per_second} accepted/s, ${single.delivered_per_second} delivered/s`);
-    out.phases.push(single);
-    if (withBatch) {
-      const probe = await fetch(`${relay.url}/v1/messages/batch`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: "{}" });
-      if (probe.status === 404 || probe.status === 405) {
-        out.batch_skipped = `POST /v1/messages/batch answered ${probe.status}: this build has no batch endpoint`;
-        console.log(`[${mode}] batch phase skipped: ${out.batch_skipped}`);
-      } else {
-        process.stdout.write(`[${mode}] batch: ${count} messages, ${BATCH_SIZE} per request, ${CONCURRENCY} clients ... `);
-        const batch = await measurePhase({ ...common, name: "batch", tag: `b${tag}`, count, perRequest: BATCH_SIZE, makeBody: (i) => sendRequest(`b${tag}`, i, text, FROM, RECIPIENT_DOMAIN) });
-        console.log(`${batch.accepted_per_second} accepted/s, ${batch.delivered_per_second} delivered/s`);
-        out.phases.push(batch);
-      }
-    }
-    out.peak_memory_mb = round(peakRssBytes(relay.pids()) / 2 ** 20, 1);
-    out.runtime_processes = relay.pids().length;
-  } finally {
-    await relay.dispose();
-    rmSync(persistDir, { recursive: true, force: true });
+    ctx.meter = (await meter()) !== null ? meter : null;
+    ctx.metering = ctx.meter ? "in-process counters (src/metering.ts, METERING=1)" : "unavailable: this build has no /__metering endpoint";
+    const probe = await fetch(`${relay.url}/v1/messages/batch`, { method: "POST", headers: { authorization: `Bearer ${ctx.key}`, "content-type": "application/json" }, body: "{}" });
+    ctx.batchMissing = probe.status === 404 || probe.status === 405 ? `POST /v1/messages/batch answered ${probe.status}: this build has no batch endpoint` : null;
+    // Warm-up: JIT, D1 page cache, the gate's Durable Object.
+    ctx.warmup = await phase(ctx, sink, "warm-up", `w${mode[0]}`, WARMUP, 1);
+  } catch (e) {
+    await closeRelay(ctx);
+    throw e;
   }
-  return out;
+  return ctx;
+}
+
+async function closeRelay(ctx) {
+  await ctx.relay.dispose();
+  rmSync(ctx.persistDir, { recursive: true, force: true });
+}
+
+function phase(ctx, sink, name, tag, count, perRequest) {
+  return measurePhase({
+    relay: ctx.relay,
+    sink,
+    key: ctx.key,
+    concurrency: CONCURRENCY,
+    drainTimeoutMs: DRAIN_TIMEOUT_MS,
+    meter: ctx.meter,
+    name,
+    tag,
+    count,
+    perRequest,
+    makeBody: (i) => sendRequest(tag, i, ctx.text, FROM, RECIPIENT_DOMAIN),
+  });
+}
+
+async function loggedPhase(ctx, sink, name, tag, count, perRequest) {
+  process.stdout.write(`[${ctx.mode}] ${name}: ${count} messages, ${perRequest > 1 ? `${perRequest} per request, ` : ""}${CONCURRENCY} clients ... `);
+  const p = await phase(ctx, sink, name, tag, count, perRequest);
+  console.log(`${p.accepted_per_second} accepted/s, ${p.delivered_per_second} delivered/s${p.drained ? "" : ` -- NOT DRAINED (${p.delivered}/${p.accepted})`}`);
+  return p;
+}
+
+/** Medians over rounds of the figures a phase reports. */
+function medians(list) {
+  const pick = (f) => median(list.map(f).filter((x) => x !== null && x !== undefined));
+  return {
+    rounds: list.length,
+    accepted_per_second: round(pick((p) => p.accepted_per_second)),
+    delivered_per_second: round(pick((p) => p.delivered_per_second)),
+    request_latency_ms: list[0]?.request_latency_ms ? { p50: round(pick((p) => p.request_latency_ms.p50)), p99: round(pick((p) => p.request_latency_ms.p99)) } : undefined,
+    accept_to_delivered_ms: list[0]?.accept_to_delivered_ms ? { p50: round(pick((p) => p.accept_to_delivered_ms.p50)), p99: round(pick((p) => p.accept_to_delivered_ms.p99)) } : undefined,
+    cpu_seconds_per_1000: round(pick((p) => p.runtime_cpu_seconds_per_1000 ?? p.cpu_seconds_per_1000), 3),
+    mean_bytes_at_sink: round(pick((p) => p.mean_bytes_at_sink), 0),
+    delivered: list.reduce((s, p) => s + p.delivered, 0),
+    sent: list.reduce((s, p) => s + p.sent, 0),
+    duplicates: list.reduce((s, p) => s + (p.duplicates ?? 0), 0),
+    all_drained: list.every((p) => p.drained),
+  };
 }
 
 async function main() {
   const started = new Date();
   const m = machine();
-  console.log(`Edge Relay benchmark: ${COUNT} messages of ~${SIZE} bytes, ${CONCURRENCY} concurrent clients`);
+  console.log(`Edge Relay benchmark: ${COUNT} messages of ~${SIZE} bytes, ${CONCURRENCY} concurrent clients, ${ROUNDS} round(s)`);
   console.log(`machine: ${m.nproc} x ${m.cpu_model}, ${m.ram_gb} GB RAM, Node ${m.node}`);
   const sink = await startSink();
-  const result = { date: started.toISOString(), command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(), machine: m, settings: { count: COUNT, concurrency: CONCURRENCY, size_bytes: SIZE, batch_size: BATCH_SIZE, dev_count: DEV_COUNT } };
+  const result = {
+    date: started.toISOString(),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+    machine: m,
+    settings: { count: COUNT, concurrency: CONCURRENCY, size_bytes: SIZE, batch_size: BATCH_SIZE, rounds: ROUNDS, dev_count: DEV_COUNT },
+    setup: {
+      relay: "workerd through Miniflare directly (bundled with esbuild; clients talk to workerd's own socket, no dev proxy); bindings from wrangler.toml; local D1/Queues/DO/R2 persisted in a temp dir; migrations applied",
+      relay_vars: relayVars(0, "<admin token>"),
+      sink: "smtp-server in its own process, answers 250 to everything",
+    },
+    rounds: [],
+  };
+  let ctx;
+  let pf = null;
   try {
-    result.relay = await relayPhases({ mode: "miniflare", sink, count: COUNT, tag: "m", withBatch: true });
-    if (DEV_COUNT > 0) {
-      result.wrangler_dev = await relayPhases({ mode: "wrangler-dev", sink, count: DEV_COUNT, tag: "d", withBatch: false });
-    }
+    ctx = await openRelay("miniflare", sink);
+    result.metering = ctx.metering;
+    if (ctx.batchMissing) console.log(`[miniflare] batch phase skipped: ${ctx.batchMissing}`);
     if (!flag("--no-postfix")) {
-      const targetBytes = result.relay.phases.find((p) => p.name === "single")?.mean_bytes_at_sink ?? SIZE;
-      result.postfix = await runPostfixPhase({ sink, count: COUNT, concurrency: CONCURRENCY, size: SIZE, targetBytes, drainTimeoutMs: DRAIN_TIMEOUT_MS });
+      pf = await startPostfix({ sink, concurrency: CONCURRENCY, targetBytes: ctx.warmup.mean_bytes_at_sink ?? SIZE, drainTimeoutMs: DRAIN_TIMEOUT_MS });
+      if (pf.skipped) {
+        result.postfix_skipped = pf.skipped;
+        pf = null;
+      } else {
+        result.setup.postfix = `Postfix ${pf.version}: ${POSTFIX_SETUP}`;
+      }
+    } else {
+      result.postfix_skipped = "--no-postfix";
+    }
+    // Rounds interleave the contenders, so a noisy neighbour hurts all of them alike.
+    for (let r = 1; r <= ROUNDS; r++) {
+      const one = { round: r };
+      one.single = await loggedPhase(ctx, sink, "single", `s${r}`, COUNT, 1);
+      if (!ctx.batchMissing) one.batch = await loggedPhase(ctx, sink, "batch", `b${r}`, COUNT, BATCH_SIZE);
+      if (pf) one.postfix = await postfixRound(pf, { sink, count: COUNT, concurrency: CONCURRENCY, drainTimeoutMs: DRAIN_TIMEOUT_MS });
+      result.rounds.push(one);
+    }
+    result.batch_skipped = ctx.batchMissing ?? undefined;
+    result.peak_memory_mb = round(peakRssBytes(ctx.relay.pids()) / 2 ** 20, 1);
+    result.runtime_processes = ctx.relay.pids().length;
+  } finally {
+    if (ctx) await closeRelay(ctx);
+    pf?.stop();
+  }
+  try {
+    if (DEV_COUNT > 0) {
+      const dev = await openRelay("wrangler-dev", sink);
+      try {
+        const p = await loggedPhase(dev, sink, "single", "d1", DEV_COUNT, 1);
+        result.wrangler_dev = { phase: p, peak_memory_mb: round(peakRssBytes(dev.relay.pids()) / 2 ** 20, 1), runtime_processes: dev.relay.pids().length };
+      } finally {
+        await closeRelay(dev);
+      }
     }
   } finally {
     await sink.stop();
   }
-  result.cost = estimateCost(loadPrices(root), result.relay);
+  const rounds = result.rounds;
+  result.median = {
+    single: medians(rounds.map((r) => r.single)),
+    ...(rounds[0]?.batch ? { batch: medians(rounds.map((r) => r.batch)) } : {}),
+    ...(rounds[0]?.postfix ? { postfix: medians(rounds.map((r) => r.postfix)) } : {}),
+  };
+  const prices = loadPrices(root);
+  const costs = rounds.map((r) => estimateCost(prices, { phases: [r.single, r.batch].filter(Boolean) })).filter(Boolean);
+  // The round whose cost is the median, with its breakdown.
+  costs.sort((a, b) => a.total_usd - b.total_usd);
+  result.cost = costs.length ? costs[(costs.length - 1) >> 1] : null;
   result.summary = summarize(result);
   printSummary(result);
   const out = strArg("--out") ?? join(root, "bench/results", `${started.toISOString().slice(0, 10)}.json`);
@@ -162,51 +246,60 @@ async function main() {
 }
 
 function summarize(r) {
-  const single = r.relay.phases.find((p) => p.name === "single");
-  const batch = r.relay.phases.find((p) => p.name === "batch");
-  const dev = r.wrangler_dev?.phases.find((p) => p.name === "single");
-  const pf = r.postfix && !r.postfix.skipped ? r.postfix : null;
-  const best = Math.max(single?.delivered_per_second ?? 0, batch?.delivered_per_second ?? 0);
+  const single = r.median.single;
+  const batch = r.median.batch;
+  const pf = r.median.postfix;
+  const dev = r.wrangler_dev?.phase;
+  // Ratios per round (each measured side by side), then their median.
+  const ratio = (f) => median(r.rounds.filter((x) => x.postfix).map((x) => f(x) / x.postfix.delivered_per_second));
+  const best = (x) => Math.max(x.single.delivered_per_second, x.batch?.delivered_per_second ?? 0);
   return {
-    delivered_per_second_single: single?.delivered_per_second ?? null,
+    delivered_per_second_single: single.delivered_per_second,
     delivered_per_second_batch: batch?.delivered_per_second ?? null,
-    wrangler_dev_vs_direct_accept_ratio: dev && single ? round(dev.accepted_per_second / single.accepted_per_second, 2) : null,
+    wrangler_dev_vs_direct_accept_ratio: dev ? round(dev.accepted_per_second / single.accepted_per_second, 2) : null,
+    wrangler_dev_vs_direct_delivered_ratio: dev ? round(dev.delivered_per_second / single.delivered_per_second, 2) : null,
     postfix_delivered_per_second: pf?.delivered_per_second ?? null,
-    edge_relay_vs_postfix_single: pf && single ? round(single.delivered_per_second / pf.delivered_per_second, 2) : null,
-    edge_relay_vs_postfix_best: pf ? round(best / pf.delivered_per_second, 2) : null,
-    postfix_target_met: pf ? (single?.delivered_per_second ?? 0) >= pf.delivered_per_second : null,
+    edge_relay_vs_postfix_single: pf ? round(ratio((x) => x.single.delivered_per_second), 2) : null,
+    edge_relay_vs_postfix_best: pf ? round(ratio(best), 2) : null,
+    postfix_target_met: pf ? ratio(best) >= 1 : null,
     cost_per_million_usd: r.cost?.total_usd ?? null,
     cost_target_met: r.cost ? r.cost.total_usd < 5 : null,
   };
 }
 
 function printSummary(r) {
-  const rows = [];
-  const add = (label, p) =>
-    rows.push([label, p.accepted_per_second, p.delivered_per_second, `${p.request_latency_ms.p50}/${p.request_latency_ms.p99}`, `${p.accept_to_delivered_ms.p50}/${p.accept_to_delivered_ms.p99}`, p.runtime_cpu_seconds_per_1000, `${p.delivered}/${p.accepted}`]);
-  for (const p of r.relay.phases) add(`edge-relay ${p.name} (workerd direct)`, p);
-  for (const p of r.wrangler_dev?.phases ?? []) add(`edge-relay ${p.name} (wrangler dev)`, p);
   const pad = (s, n) => String(s ?? "-").padStart(n);
+  const row = (label, p, cpu) =>
+    console.log(
+      `${label.padEnd(38)} ${pad(p.accepted_per_second, 10)} ${pad(p.delivered_per_second, 11)} ${pad(p.request_latency_ms ? `${p.request_latency_ms.p50}/${p.request_latency_ms.p99}` : "-", 18)} ${pad(p.accept_to_delivered_ms ? `${p.accept_to_delivered_ms.p50}/${p.accept_to_delivered_ms.p99}` : "-", 19)} ${pad(cpu, 9)} ${pad(`${p.delivered}/${p.sent}`, 12)}`,
+    );
   console.log("");
-  console.log(`${"run".padEnd(36)} ${pad("accepted/s", 10)} ${pad("delivered/s", 11)} ${pad("accept ms p50/p99", 18)} ${pad("to-sink ms p50/p99", 19)} ${pad("CPU s/1k", 9)} ${pad("delivered", 11)}`);
-  for (const row of rows) console.log(`${row[0].padEnd(36)} ${pad(row[1], 10)} ${pad(row[2], 11)} ${pad(row[3], 18)} ${pad(row[4], 19)} ${pad(row[5], 9)} ${pad(row[6], 11)}`);
-  if (r.postfix?.skipped) console.log(`postfix: skipped (${r.postfix.skipped})`);
-  else if (r.postfix) console.log(`${"postfix relayhost (smtp-source)".padEnd(36)} ${pad(r.postfix.accepted_per_second, 10)} ${pad(r.postfix.delivered_per_second, 11)} ${pad("-", 18)} ${pad("-", 19)} ${pad(r.postfix.cpu_seconds_per_1000, 9)} ${pad(`${r.postfix.delivered}/${r.postfix.sent}`, 11)}`);
-  if (r.relay.batch_skipped) console.log(`batch phase skipped: ${r.relay.batch_skipped}`);
-  console.log(`peak memory of workerd: ${r.relay.peak_memory_mb} MB (direct)${r.wrangler_dev ? `, ${r.wrangler_dev.peak_memory_mb} MB over ${r.wrangler_dev.runtime_processes} workerd processes (wrangler dev)` : ""}`);
+  console.log(`medians of ${r.rounds.length} round(s)`);
+  console.log(`${"run".padEnd(38)} ${pad("accepted/s", 10)} ${pad("delivered/s", 11)} ${pad("accept ms p50/p99", 18)} ${pad("to-sink ms p50/p99", 19)} ${pad("CPU s/1k", 9)} ${pad("delivered", 12)}`);
+  row("edge-relay single (workerd direct)", r.median.single, r.median.single.cpu_seconds_per_1000);
+  if (r.median.batch) row(`edge-relay batch of ${r.settings.batch_size} (workerd direct)`, r.median.batch, r.median.batch.cpu_seconds_per_1000);
+  if (r.median.postfix) row("postfix relayhost (smtp-source)", r.median.postfix, r.median.postfix.cpu_seconds_per_1000);
+  if (r.wrangler_dev) row("edge-relay single (wrangler dev)", r.wrangler_dev.phase, r.wrangler_dev.phase.runtime_cpu_seconds_per_1000);
+  if (r.batch_skipped) console.log(`batch phase skipped: ${r.batch_skipped}`);
+  if (r.postfix_skipped) console.log(`postfix skipped: ${r.postfix_skipped}`);
+  console.log(`peak memory (VmHWM) of workerd: ${r.peak_memory_mb} MB direct${r.wrangler_dev ? `; ${r.wrangler_dev.peak_memory_mb} MB over ${r.wrangler_dev.runtime_processes} workerd processes under wrangler dev` : ""}`);
   const s = r.summary;
-  if (s.wrangler_dev_vs_direct_accept_ratio !== null) console.log(`wrangler dev accepts at ${s.wrangler_dev_vs_direct_accept_ratio}x the rate of workerd direct (its proxy worker sits in front)`);
+  if (s.wrangler_dev_vs_direct_accept_ratio !== null) {
+    console.log(`wrangler dev vs workerd direct: ${s.wrangler_dev_vs_direct_accept_ratio}x the accept rate, ${s.wrangler_dev_vs_direct_delivered_ratio}x the delivery rate (its proxy worker sits in front of every request)`);
+  }
   if (s.postfix_delivered_per_second !== null) {
-    console.log(`Edge Relay vs Postfix, end to end: ${s.edge_relay_vs_postfix_single}x (single), ${s.edge_relay_vs_postfix_best}x (best of single/batch): target "at least as fast" ${s.postfix_target_met ? "MET" : "NOT MET"}`);
+    console.log(`Edge Relay / Postfix, end to end (median of per-round ratios): ${s.edge_relay_vs_postfix_single}x single, ${s.edge_relay_vs_postfix_best}x best of single/batch -- target "at least as fast": ${s.postfix_target_met ? "MET" : "NOT MET"}`);
   }
   if (r.cost) {
-    console.log(`\nCost per million ~${SIZE}-byte messages on Cloudflare (${r.cost.basis}):`);
+    console.log(`\nCost per million ~${r.settings.size_bytes}-byte messages on Cloudflare (${r.cost.basis}):`);
     for (const line of r.cost.breakdown) console.log(`  ${line.item.padEnd(44)} ${String(line.per_message).padStart(9)} /msg  $${line.usd_per_million.toFixed(4)}`);
-    console.log(`  ${"total".padEnd(44)} ${"".padStart(9)}       $${r.cost.total_usd.toFixed(4)}  target < $5: ${s.cost_target_met ? "MET" : "NOT MET"}`);
+    console.log(`  ${"total".padEnd(44)} ${"".padStart(9)}       $${r.cost.total_usd.toFixed(4)}  -- target < $5: ${s.cost_target_met ? "MET" : "NOT MET"}`);
     if (r.cost.batch_total_usd !== null) console.log(`  through the batch endpoint: $${r.cost.batch_total_usd.toFixed(4)} per million`);
     const tables = Object.entries(r.cost.d1_rows_written_per_message_by_table).map(([t, n]) => `${t} ${n}`).join(", ");
-    console.log(`  D1 rows written per message by table: ${tables}`);
+    console.log(`  D1 rows written per message, by table: ${tables}`);
     console.log(`  prices: ${r.cost.prices_source}`);
+  } else {
+    console.log(`\nCost: not computed (${r.metering ?? "no metering"})`);
   }
 }
 

@@ -153,10 +153,10 @@ function smtpSource(port, count, concurrency, bodyBytes) {
 }
 
 /**
- * Runs the comparison; returns its figures or { skipped: reason }.
- * `targetBytes`: the mean message size the relay phase delivered, so both deliver messages of the same size.
+ * Starts the private Postfix instance and warms it up; returns null (with the reason printed) when this machine
+ * cannot run it. `targetBytes`: the mean message size the relay delivered, so both sides deliver the same size.
  */
-export async function runPostfixPhase({ sink, count, concurrency, size, targetBytes, drainTimeoutMs }) {
+export async function startPostfix({ sink, concurrency, targetBytes, drainTimeoutMs }) {
   const why = postfixUnavailable();
   if (why) {
     console.log(`[postfix] skipped: ${why}`);
@@ -167,45 +167,49 @@ export async function runPostfixPhase({ sink, count, concurrency, size, targetBy
     pf = await startInstance(sink.port);
     // smtp-source's -l is the body; smtp-source and Postfix add ~340 bytes of headers (Received, Message-Id, Date,
     // From, To), measured at the sink. mean_bytes_at_sink in the results shows how close both sides came.
-    const bodyBytes = Math.max(100, (targetBytes ?? size) - 340);
+    pf.bodyBytes = Math.max(100, targetBytes - 340);
     // Warm-up (not reported): process pool, queue directories, connection cache.
     await sink.reset();
-    await smtpSource(pf.port, Math.min(200, count), concurrency, bodyBytes);
-    await waitForSink(sink, Math.min(200, count), drainTimeoutMs);
-
-    await sink.reset();
-    process.stdout.write(`[postfix ${pf.version}] ${count} messages via smtp-source, ${concurrency} sessions ... `);
-    const cpu0 = instanceCpuSeconds(pf.masterPid);
-    const t0 = Date.now();
-    await smtpSource(pf.port, count, concurrency, bodyBytes);
-    const t1 = Date.now();
-    const drained = await waitForSink(sink, count, drainTimeoutMs);
-    const cpu1 = instanceCpuSeconds(pf.masterPid);
-    const report = await sink.report();
-    const last = report.deliveries.reduce((m, d) => Math.max(m, d[1]), t0);
-    const bytes = report.deliveries.reduce((s, d) => s + d[2], 0);
-    const delivered = report.deliveries.length;
-    const out = {
-      version: pf.version,
-      setup: "private instance, relayhost = the bench sink, Debian defaults otherwise (no chroot), fed by smtp-source -d -N",
-      sent: count,
-      concurrency,
-      delivered,
-      drained: drained.complete,
-      mean_bytes_at_sink: delivered ? Math.round(bytes / delivered) : null,
-      accept_seconds: round((t1 - t0) / 1000, 2),
-      end_to_end_seconds: round((last - t0) / 1000, 2),
-      accepted_per_second: round(count / ((t1 - t0) / 1000)),
-      delivered_per_second: round(delivered / ((last - t0) / 1000)),
-      cpu_seconds: round(cpu1 - cpu0, 2),
-      cpu_seconds_per_1000: round(((cpu1 - cpu0) / Math.max(1, delivered)) * 1000, 3),
-    };
-    console.log(`${out.accepted_per_second} accepted/s, ${out.delivered_per_second} delivered/s`);
-    return out;
+    await smtpSource(pf.port, 200, concurrency, pf.bodyBytes);
+    await waitForSink(sink, 200, drainTimeoutMs);
+    return pf;
   } catch (e) {
+    pf?.stop();
     console.log(`[postfix] failed: ${e.message}`);
     return { skipped: `failed: ${e.message}` };
-  } finally {
-    pf?.stop();
   }
 }
+
+/** One measured round: `count` messages from `concurrency` smtp-source sessions until all are at the sink. */
+export async function postfixRound(pf, { sink, count, concurrency, drainTimeoutMs }) {
+  await sink.reset();
+  process.stdout.write(`[postfix ${pf.version}] ${count} messages via smtp-source, ${concurrency} sessions ... `);
+  const cpu0 = instanceCpuSeconds(pf.masterPid);
+  const t0 = Date.now();
+  await smtpSource(pf.port, count, concurrency, pf.bodyBytes);
+  const t1 = Date.now();
+  const drained = await waitForSink(sink, count, drainTimeoutMs);
+  const cpu1 = instanceCpuSeconds(pf.masterPid);
+  const report = await sink.report();
+  const last = report.deliveries.reduce((m, d) => Math.max(m, d[1]), t0);
+  const bytes = report.deliveries.reduce((s, d) => s + d[2], 0);
+  const delivered = report.deliveries.length;
+  const out = {
+    name: "postfix",
+    sent: count,
+    concurrency,
+    delivered,
+    drained: drained.complete,
+    mean_bytes_at_sink: delivered ? Math.round(bytes / delivered) : null,
+    accept_seconds: round((t1 - t0) / 1000, 2),
+    end_to_end_seconds: round((last - t0) / 1000, 2),
+    accepted_per_second: round(count / ((t1 - t0) / 1000)),
+    delivered_per_second: round(delivered / ((last - t0) / 1000)),
+    cpu_seconds: round(cpu1 - cpu0, 2),
+    cpu_seconds_per_1000: round(((cpu1 - cpu0) / Math.max(1, delivered)) * 1000, 3),
+  };
+  console.log(`${out.accepted_per_second} accepted/s, ${out.delivered_per_second} delivered/s`);
+  return out;
+}
+
+export const POSTFIX_SETUP = "private instance (own config, queue and data dirs, own smtpd port), relayhost = the bench sink, Debian defaults otherwise (services not chrooted), fed by smtp-source -d -N";
