@@ -22,5 +22,7 @@ CREATE TABLE parked_jobs (
 );
 CREATE INDEX parked_jobs_stream ON parked_jobs(tenant_id, stream, id);
 
--- GET /v1/messages?stream= (newest first within a tenant's stream).
+-- GET /v1/messages?stream= and the reporting page's search by stream (newest first within a tenant's stream, and
+-- across tenants).
 CREATE INDEX messages_tenant_stream ON messages(tenant_id, stream, id);
+CREATE INDEX messages_stream ON messages(stream, id);

@@ -482,6 +482,9 @@ export class DomainGate extends DurableObject<Env> {
       tat = Math.max(tat, t) + interval;
       if (shareInterval) broadcastTat = t + shareInterval;
     }
+    // Told to come back later, the stream still wants the destination until then: the other stream must leave
+    // room for it (short horizons, the reserved share) in the meantime.
+    if (slots.length < wanted) this.s.activeUntil[stream] = Math.max(this.s.activeUntil[stream], retryAt + STREAM_ACTIVE_MS);
     if (!slots.length) return this.deny("rate", Math.max(1, Math.ceil(retryAt - now)));
     this.s.tat = tat;
     if (shareInterval) this.s.broadcastTat = broadcastTat;

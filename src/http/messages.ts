@@ -35,6 +35,14 @@ function withDefaultStream(ctx: SendContext, body: unknown, req: SendRequest): v
   if (typeof body === "object" && body !== null && (body as { stream?: unknown }).stream == null) req.stream = ctx.tenant.defaultStream;
 }
 
+/** `?stream=transactional|broadcast` (issue 12); absent: both. */
+function streamParam(c: Context<AppEnv>): "transactional" | "broadcast" | null {
+  const v = c.req.query("stream");
+  if (v === undefined || v === "") return null;
+  if (v !== "transactional" && v !== "broadcast") throw new ApiError(400, "invalid_field", 'stream must be "transactional" or "broadcast"', "stream");
+  return v;
+}
+
 export const messages = new Hono<AppEnv>();
 
 messages.post("/v1/messages", requireApiKey, async (c) => {
@@ -132,6 +140,7 @@ messages.get("/v1/messages", requireApiKey, async (c) => {
     recipient: stringParam(c, "recipient", /^[^\s<>]{3,320}$/, "an address"),
     tag: stringParam(c, "tag", /^[^\x00-\x1f]{1,64}$/, "a tag of 1-64 characters"),
     status: status as RecipientStatus | null,
+    stream: streamParam(c),
     since: timeParam(c, "since"),
     until: timeParam(c, "until"),
     before: stringParam(c, "cursor", ID, "a cursor returned by this endpoint"),
@@ -147,6 +156,7 @@ messages.get("/v1/events", requireApiKey, async (c) => {
     type: stringParam(c, "type", /^[a-z_]{1,20}$/, "an event type"),
     messageId: stringParam(c, "message_id", ID, "a message id"),
     recipient: stringParam(c, "recipient", /^[^\s<>]{3,320}$/, "an address"),
+    stream: streamParam(c),
     since: timeParam(c, "since"),
     after: cursor === null ? null : Number(cursor),
     limit,

@@ -18,6 +18,8 @@ export interface MessageQuery {
   recipient: string | null;
   tag: string | null;
   status: RecipientStatus | null;
+  /** Only messages of this stream. */
+  stream?: "transactional" | "broadcast" | null;
   since: number | null;
   until: number | null;
   /** Messages with an id below this one (ids are time-ordered). */
@@ -41,6 +43,7 @@ export async function listMessages(db: D1Database, tenantId: string, q: MessageQ
           AND (? IS NULL OR EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.address IN (?, ?)))
           AND (? IS NULL OR EXISTS (SELECT 1 FROM json_each(m.tags) WHERE json_each.value = ?))
           AND (? IS NULL OR EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.status = ?))
+          AND (? IS NULL OR m.stream = ?)
         ORDER BY m.id DESC LIMIT ?`,
     )
     .bind(
@@ -58,6 +61,8 @@ export async function listMessages(db: D1Database, tenantId: string, q: MessageQ
       q.tag,
       q.status,
       q.status,
+      q.stream ?? null,
+      q.stream ?? null,
       q.limit,
     )
     .all<{
@@ -107,6 +112,8 @@ export interface EventQuery {
   type: string | null;
   messageId: string | null;
   recipient: string | null;
+  /** Only events of messages of this stream. */
+  stream?: "transactional" | "broadcast" | null;
   since: number | null;
   /** Events with an id above this one. */
   after: number | null;
@@ -124,6 +131,7 @@ export async function listEvents(db: D1Database, tenantId: string, q: EventQuery
           AND (? IS NULL OR type = ?)
           AND (? IS NULL OR message_id = ?)
           AND (? IS NULL OR recipient IN (?, ?))
+          AND (? IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.id = events.message_id AND m.stream = ?))
         ORDER BY id LIMIT ?`,
     )
     .bind(
@@ -139,6 +147,8 @@ export async function listEvents(db: D1Database, tenantId: string, q: EventQuery
       q.recipient,
       q.recipient,
       q.recipient?.toLowerCase() ?? null,
+      q.stream ?? null,
+      q.stream ?? null,
       q.limit,
     )
     .all<{

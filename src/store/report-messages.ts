@@ -2,8 +2,8 @@
 import { summariseStatus, type RecipientStatus } from "./messages";
 import { ALL_TENANTS, type TenantScope } from "./report";
 
-export type SearchField = "id" | "recipient" | "sender" | "tag" | "status";
-export const SEARCH_FIELDS: readonly SearchField[] = ["id", "recipient", "sender", "tag", "status"];
+export type SearchField = "id" | "recipient" | "sender" | "tag" | "status" | "stream";
+export const SEARCH_FIELDS: readonly SearchField[] = ["id", "recipient", "sender", "tag", "status", "stream"];
 export const SEARCH_LIMIT = 50;
 
 export interface MessageSummary {
@@ -69,6 +69,9 @@ export function searchSql(field: SearchField | null, scope: "all" | "tenant"): s
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.id IN (
                 SELECT DISTINCT r.message_id FROM recipients r WHERE r.status = ?2 ORDER BY r.message_id DESC LIMIT 1000
               ) AND ${t("m")} ORDER BY m.id DESC LIMIT ?3`;
+    case "stream":
+      // Indexes messages(tenant_id, stream, id) and messages(stream, id) (0007).
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.stream = lower(?2) AND ${t("m")} ORDER BY m.id DESC LIMIT ?3`;
     case null:
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${t("m")} AND ?2 IS NOT NULL ORDER BY m.id DESC LIMIT ?3`;
   }

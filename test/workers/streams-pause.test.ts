@@ -93,3 +93,38 @@ describe("pausing a tenant's broadcast stream", () => {
     expect((await call(`/admin/tenants/${tenantId}/streams/broadcast`, { method: "PUT", key: ADMIN_TOKEN, json: { speed: 1 } })).status).toBe(400);
   });
 });
+
+describe("streams in suppressions and searches", () => {
+  it("an unsubscribe from broadcast does not suppress transactional mail; the API and the page filter by stream", async () => {
+    const { port, dest, fromDomain, key } = await setup();
+    const address = `reader@${dest}`;
+    // What one-click unsubscribe writes: scope broadcast.
+    const sup = await call("/v1/suppressions", { method: "POST", key, json: { suppressions: [{ address, scope: "broadcast", reason: "unsubscribe" }] } });
+    expect(sup.status).toBe(201);
+    const news = await call("/v1/messages", { method: "POST", key, json: { from: `news@${fromDomain}`, to: [address], subject: "news", text: "x", stream: "broadcast" } });
+    const newsBody = (await news.json()) as { id: string; recipients: { status: string }[] };
+    expect(newsBody.recipients[0]!.status).toBe("suppressed");
+    const receipt = await send(key, { from: `shop@${fromDomain}`, to: [address], subject: "receipt", stream: "transactional" });
+    expect((await waitAllFinal([receipt], 20_000))[0]!.status).toBe("delivered");
+    expect((await receivedAt(port)).some((m) => m.rcptTo.includes(address))).toBe(true);
+    // A suppression of scope all holds for both.
+    const other = `gone@${dest}`;
+    await call("/v1/suppressions", { method: "POST", key, json: { suppressions: [{ address: other, scope: "all", reason: "manual" }] } });
+    const both = await call("/v1/messages", { method: "POST", key, json: { from: `shop@${fromDomain}`, to: [other], subject: "r", text: "x" } });
+    expect(((await both.json()) as { recipients: { status: string }[] }).recipients[0]!.status).toBe("suppressed");
+
+    const list = async (path: string) => ((await (await call(path, { key })).json()) as { data: { id?: string; message_id?: string; stream?: string }[] }).data;
+    const tx = await list("/v1/messages?stream=transactional");
+    const bc = await list("/v1/messages?stream=broadcast");
+    expect(tx.some((m) => m.id === receipt) && tx.every((m) => m.stream === "transactional")).toBe(true);
+    expect(bc.length).toBeGreaterThan(0);
+    expect(bc.every((m) => m.stream === "broadcast") && !bc.some((m) => m.id === receipt)).toBe(true);
+    expect(bc.some((m) => m.id === newsBody.id)).toBe(true);
+    const ev = await list("/v1/events?stream=broadcast&limit=1000");
+    expect(ev.length).toBeGreaterThan(0);
+    expect(ev.some((e) => e.message_id === receipt)).toBe(false);
+    expect((await list("/v1/events?stream=transactional&limit=1000")).some((e) => e.message_id === receipt)).toBe(true);
+    expect((await call("/v1/messages?stream=bulk", { key })).status).toBe(400);
+    expect((await call("/v1/events?stream=bulk", { key })).status).toBe(400);
+  });
+});

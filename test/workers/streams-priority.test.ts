@@ -94,3 +94,41 @@ describe("stream priority at a rate-limited destination", () => {
     await pauseBroadcast(tenantId);
   });
 });
+
+describe("no starvation", () => {
+  it("broadcast keeps its reserved share under constant transactional load", { timeout: 60_000 }, async () => {
+    const port = await startSmtp();
+    const dest = `${unique("starve")}.example`;
+    await addRoute({
+      match_recipient_domain: dest,
+      next_hop_url: `smtp://127.0.0.1:${port}`,
+      name: unique("starve"),
+      policy: { ratePerSecond: 10, burst: 1, maxConnections: 3, maxMessagesPerConnection: 50 },
+    });
+    const fromDomain = `${unique("f")}.example`;
+    const { tenantId, key } = await createTenantWithKey([fromDomain]);
+    await sendBroadcast(key, `news@${fromDomain}`, (i) => `b${i}@${dest}`, 100, 1);
+    // Transactional mail at 15/s, more than the destination's 10/s, for 8 seconds.
+    const loadMs = 8000;
+    const start = Date.now();
+    let sent = 0;
+    while (Date.now() - start < loadMs) {
+      const batch = Array.from({ length: 3 }, () => ({ from: `app@${fromDomain}`, to: [`t${sent++}@${dest}`], subject: "code", text: "123456" }));
+      const r = await call("/v1/messages/batch", { method: "POST", key, json: batch });
+      expect(r.status).toBe(200);
+      await new Promise((res) => setTimeout(res, Math.max(0, start + (sent / 15) * 1000 - Date.now())));
+    }
+    const end = Date.now();
+    const during = (await receivedAt(port)).filter((m) => m.receivedAt >= start + 1000 && m.receivedAt <= end);
+    const broadcast = during.filter((m) => m.rcptTo[0]!.startsWith("b")).length;
+    const transactional = during.length - broadcast;
+    console.log(
+      `starvation: during ${((end - start - 1000) / 1000).toFixed(1)} s of transactional load (${sent} sent at 15/s to a 10/s destination): ` +
+        `${transactional} transactional and ${broadcast} broadcast delivered (${((100 * broadcast) / Math.max(1, during.length)).toFixed(0)} % broadcast; reserved share 15 %)`,
+    );
+    // Broadcast progressed while transactional mail wanted more than the whole rate, and transactional got the most.
+    expect(broadcast).toBeGreaterThan(0);
+    expect(transactional).toBeGreaterThan(broadcast);
+    await pauseBroadcast(tenantId);
+  });
+});

@@ -1,4 +1,4 @@
-/** Messages: search by id, recipient, sender, tag or status; a message's page with its timeline. */
+/** Messages: search by id, recipient, sender, tag, status or stream; a message's page with its timeline. */
 import { html } from "hono/html";
 import { getMessage } from "../../store/messages";
 import { SEARCH_FIELDS, searchMessages, type SearchField } from "../../store/report-messages";
@@ -6,7 +6,7 @@ import { ALL_TENANTS, type TenantScope } from "../../store/report";
 import { fmtCount, fmtTimeSeconds } from "../format";
 import { href, type Html } from "../layout";
 
-const FIELD_LABELS: Record<SearchField, string> = { id: "Message id", recipient: "Recipient", sender: "Sender", tag: "Tag", status: "Status" };
+const FIELD_LABELS: Record<SearchField, string> = { id: "Message id", recipient: "Recipient", sender: "Sender", tag: "Tag", status: "Status", stream: "Stream" };
 
 export function statusBadge(status: string): Html {
   return html`<span class="badge st-${status.replace(/[^a-z_]/g, "")}">${status.replace(/_/g, " ")}</span>`;
@@ -19,6 +19,7 @@ export function guessField(term: string): SearchField | null {
   if (!term) return null;
   if (term.includes("@")) return "recipient";
   if (STATUSES.includes(term.toLowerCase())) return "status";
+  if (["transactional", "broadcast"].includes(term.toLowerCase())) return "stream";
   if (/^[0-9a-z]{21}$/.test(term)) return "id";
   return "tag";
 }
@@ -31,7 +32,7 @@ export async function messagesPage(db: D1Database, tenant: TenantScope, fieldPar
   <section class="panel"><form class="formrow" id="message-search" method="get" action="/dashboard/messages" role="search" aria-label="Search messages">
     ${tenant !== ALL_TENANTS ? html`<input type="hidden" name="tenant" value="${tenant}">` : ""}
     <label>Search by<select name="field">${SEARCH_FIELDS.map((f) => html`<option value="${f}" ${f === field ? "selected" : ""}>${FIELD_LABELS[f]}</option>`)}</select></label>
-    <label>Value<input type="search" name="q" value="${term}" placeholder="id, address, tag or status" size="34"></label>
+    <label>Value<input type="search" name="q" value="${term}" placeholder="id, address, tag, status or stream" size="34"></label>
     <button type="submit">Search</button>
   </form></section>
   <section class="panel" aria-labelledby="h-results"><h2 id="h-results">${term && field ? html`${fmtCount(results.length)} found for ${FIELD_LABELS[field].toLowerCase()} “${term}”` : "Newest messages"}</h2>
