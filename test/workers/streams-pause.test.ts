@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { addRoute, maxInWindow, recipientRows, smtpStats, waitAllFinal } from "../support/delivery-helpers";
 import { ADMIN_TOKEN, call, createTenantWithKey, receivedAt, startSmtp, unique } from "./helpers";
+import { login } from "./report-support";
 
 async function send(key: string, json: Record<string, unknown>): Promise<string> {
   const r = await call("/v1/messages", { method: "POST", key, json: { text: "x", ...json } });
@@ -96,7 +97,7 @@ describe("pausing a tenant's broadcast stream", () => {
 
 describe("streams in suppressions and searches", () => {
   it("an unsubscribe from broadcast does not suppress transactional mail; the API and the page filter by stream", async () => {
-    const { port, dest, fromDomain, key } = await setup();
+    const { port, dest, fromDomain, tenantId, key } = await setup();
     const address = `reader@${dest}`;
     // What one-click unsubscribe writes: scope broadcast.
     const sup = await call("/v1/suppressions", { method: "POST", key, json: { suppressions: [{ address, scope: "broadcast", reason: "unsubscribe" }] } });
@@ -124,6 +125,14 @@ describe("streams in suppressions and searches", () => {
     expect(ev.length).toBeGreaterThan(0);
     expect(ev.some((e) => e.message_id === receipt)).toBe(false);
     expect((await list("/v1/events?stream=transactional&limit=1000")).some((e) => e.message_id === receipt)).toBe(true);
+    // The reporting page searches by stream too (a bare "broadcast" is taken as one).
+    const s = await login();
+    for (const query of ["field=stream&q=broadcast", "q=broadcast"]) {
+      const page = await (await s.get(`/dashboard/messages?tenant=${tenantId}&${query}`)).text();
+      expect(page, query).toContain(`/dashboard/messages/${newsBody.id}`);
+      expect(page, query).not.toContain(`/dashboard/messages/${receipt}`);
+    }
+    expect(await (await s.get(`/dashboard/messages?tenant=${tenantId}&field=stream&q=transactional`)).text()).toContain(`/dashboard/messages/${receipt}`);
     expect((await call("/v1/messages?stream=bulk", { key })).status).toBe(400);
     expect((await call("/v1/events?stream=bulk", { key })).status).toBe(400);
   });
