@@ -474,13 +474,14 @@ export class DomainGate extends DurableObject<Env> {
       const t = Math.max(now, tat - tau);
       // The time must fit in the horizon; held to its share, broadcast also waits for its own next time (and
       // never takes a later time on the shared timeline instead, which would leave the times between unused).
-      if (t > now + horizon || (shareInterval && t < broadcastTat)) {
-        retryAt = Math.max(t - horizon, shareInterval ? broadcastTat - (t - now) : 0);
+      // The share's own GCRA tolerates one interval of lateness, so time lost between requests is made up.
+      if (t > now + horizon || (shareInterval && t < broadcastTat - shareInterval)) {
+        retryAt = Math.max(t - horizon, shareInterval ? broadcastTat - shareInterval - (t - now) : 0);
         break;
       }
       slots.push(Math.ceil(t));
       tat = Math.max(tat, t) + interval;
-      if (shareInterval) broadcastTat = t + shareInterval;
+      if (shareInterval) broadcastTat = Math.max(broadcastTat, t) + shareInterval;
     }
     // Told to come back later, the stream still wants the destination until then: the other stream must leave
     // room for it (short horizons, the reserved share) in the meantime.
