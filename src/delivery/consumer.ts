@@ -21,7 +21,7 @@ import { addSuppressionStatement } from "../store/suppressions";
 import { composeDsn, type DsnRecipient } from "./dsn";
 import { isReturnPathAddress } from "../mime/return-path";
 import { enqueueJobs, jobStream } from "./enqueue";
-import { parkJobs, streamGateKey, streamGatePolicy } from "./streams";
+import { isReleaseRequest, parkJobs, releaseParkedJobs, streamGateKey, streamGatePolicy, type ReleaseRequest } from "./streams";
 import { streamSettings, type StreamSettings } from "../store/streams";
 import { isDeliveryJob, type DeliveryJob } from "./job";
 import { DnsFailure, DohResolver } from "./mx";
@@ -607,8 +607,14 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
   const startedAt = Date.now();
   const requeue: { body: DeliveryJob; delaySeconds: number }[] = [];
   const work: Work[] = [];
+  const releases: ReleaseRequest[] = [];
 
   for (const msg of batch.messages) {
+    if (isReleaseRequest(msg.body)) {
+      // A resumed stream with more parked jobs than one invocation releases (issue 12).
+      releases.push(msg.body);
+      continue;
+    }
     if (!isDeliveryJob(msg.body)) {
       console.error("outbox: dropping malformed job", msg.id);
       msg.ack();
@@ -790,6 +796,7 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
   // Back to the queue of each job's stream (transactional jobs to OUTBOX_PRIORITY).
   await enqueueJobs(env, requeue);
   for (const d of dsns) await sendDsn(env, config, d.w, d.recipients, d.expired);
+  for (const r of releases) await releaseParkedJobs(env, r.release.tenantId, r.release.stream);
   await deleteFinishedBodies(env, work);
   batch.ackAll();
 }

@@ -10,6 +10,22 @@ import type { DeliveryJob, Stream } from "./job";
 
 /** Parked jobs released per round (one D1 statement, then sendBatch calls of 100). */
 const RELEASE_CHUNK = 500;
+/**
+ * Parked jobs one invocation releases (a request or a queue batch has a bounded number of subrequests); the rest
+ * follows through a release request on the queue, which the consumer continues with.
+ */
+export const RELEASE_PER_INVOCATION = 5000;
+
+/** A queue message asking the consumer to go on releasing a resumed stream's parked jobs. */
+export interface ReleaseRequest {
+  v: 1;
+  release: { tenantId: string; stream: Stream };
+}
+
+export function isReleaseRequest(x: unknown): x is ReleaseRequest {
+  const r = x as ReleaseRequest;
+  return typeof r === "object" && r !== null && r.v === 1 && typeof r.release === "object" && r.release !== null && typeof r.release.tenantId === "string" && (r.release.stream === "transactional" || r.release.stream === "broadcast");
+}
 
 /** Parks jobs of a paused stream; if the stream was resumed meanwhile, releases them (and any others) at once. */
 export async function parkJobs(env: Env, jobs: readonly DeliveryJob[]): Promise<void> {
@@ -23,11 +39,20 @@ export async function parkJobs(env: Env, jobs: readonly DeliveryJob[]): Promise<
   }
 }
 
-/** Releases a resumed stream's parked jobs to its queue, oldest first; stops if the stream is paused again. */
+/**
+ * Releases a resumed stream's parked jobs to its queue, oldest first; stops if the stream is paused again. After
+ * RELEASE_PER_INVOCATION jobs it leaves a release request on the queue for the consumer to continue from.
+ */
 export async function releaseParkedJobs(env: Env, tenantId: string, stream: Stream): Promise<number> {
   let released = 0;
   for (;;) {
     if ((await getStreamSettings(env.DB, tenantId, stream)).paused) return released;
+    if (released >= RELEASE_PER_INVOCATION) {
+      // Behind the jobs just released on the transactional queue or before them on the broadcast one: either
+      // way the next chunk is queued after this one, so the order holds.
+      await env.OUTBOX_PRIORITY.send({ v: 1, release: { tenantId, stream } } satisfies ReleaseRequest, { contentType: "json" });
+      return released;
+    }
     const taken = await takeParkedJobs(env.DB, tenantId, stream, RELEASE_CHUNK);
     if (!taken.length) return released;
     try {
