@@ -17,7 +17,8 @@
  * the queue does not drain within --timeout seconds (default 420).
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -92,6 +93,7 @@ async function main() {
   const persistDir = mkdtempSync(join(tmpdir(), "edge-relay-chaos-"));
   const token = `chaos-admin-${randomBytes(12).toString("hex")}`;
   const violations = [];
+  const summary = { date: new Date(started).toISOString(), command: `npm run test:chaos${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`, machine: { nproc: cpus().length, cpu_model: cpus()[0]?.model ?? "unknown", ram_gb: round(totalmem() / 2 ** 30, 1) }, sinks: SINKS };
   let relay;
   try {
     relay = await startRelay({
@@ -247,11 +249,28 @@ async function main() {
     console.log(`recipients accepted: ${accepted.size}; final states: ${Object.entries(byStatus).map(([s, n]) => `${s} ${n}`).join(", ")}`);
     console.log(`loss: ${loss}   duplicates at the sinks: ${duplicates}   time to drain: ${round(drainSeconds, 1)} s (accepting took ${round(acceptSeconds, 1)} s)`);
     console.log(`limited.example: peak ${limitedPeak} messages in any 1 s by the sink's clock (limit ${LIMIT_PER_SECOND}), ${limited.rateRefusals} refused for rate`);
+    Object.assign(summary, {
+      messages: COUNT,
+      recipients_accepted: accepted.size,
+      final_states: byStatus,
+      loss,
+      duplicates,
+      drain_seconds: round(drainSeconds, 1),
+      accept_seconds: round(acceptSeconds, 1),
+      limited_peak_per_second: limitedPeak,
+      limited_rate_refusals: limited.rateRefusals,
+      sink_counts: Object.fromEntries(Object.entries(sinkReports).map(([d, r]) => [d, { accepted: r.accepted, temp_fails: r.tempFails, drops: r.drops, stalls: r.stalls, permanent_refusals: r.permanentRefusals, rate_refusals: r.rateRefusals }])),
+    });
   } finally {
     await relay?.dispose();
     for (const s of Object.values(sinks)) await s.stop();
     rmSync(persistDir, { recursive: true, force: true });
   }
+  summary.violations = violations;
+  const out = join(root, "bench/results", `chaos-${new Date(started).toISOString().slice(0, 10)}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(summary, null, 2)}\n`);
+  console.log(`\nwritten: ${out}`);
   if (violations.length) {
     console.log(`\nFAILED (${violations.length}):`);
     for (const v of violations) console.log(`  - ${v}`);

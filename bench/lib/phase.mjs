@@ -29,8 +29,11 @@ export async function measurePhase({ name, relay, sink, key, tag, count, concurr
   const meterBefore = meter ? await meter() : null;
   const cpu0 = cpuSeconds(pids);
   const progress = { sent: 0 };
-  // Progress every 5 s on stderr (and a live handle, so the run cannot end silently while work is pending).
-  const ticker = setInterval(async () => process.stderr.write(`  .. ${name}: ${progress.sent} requests answered, ${await sink.count()} at the sink\n`), 5000);
+  // Progress every 5 s on a terminal; the timer also keeps a live handle, so the run cannot end silently while
+  // work is pending.
+  const ticker = setInterval(async () => {
+    if (process.stderr.isTTY) process.stderr.write(`\r  .. ${name}: ${progress.sent} answered, ${await sink.count()} at the sink `);
+  }, 5000);
   let load;
   let drained;
   try {
@@ -38,8 +41,12 @@ export async function measurePhase({ name, relay, sink, key, tag, count, concurr
     drained = await waitForSink(sink, load.acceptedAt.filter((t) => !Number.isNaN(t)).length, drainTimeoutMs);
   } finally {
     clearInterval(ticker);
+    if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
   }
   const accepted = load.acceptedAt.filter((t) => !Number.isNaN(t)).length;
+  // A runtime process that went away (wrangler dev rebuilds on file changes) makes the CPU figure meaningless.
+  const after = relay.pids();
+  const sameProcesses = after.length === pids.length && pids.every((p) => after.includes(p));
   const cpu1 = cpuSeconds(pids);
   const meterAfter = meter ? await meter() : null;
   const report = await sink.report();
@@ -80,9 +87,10 @@ export async function measurePhase({ name, relay, sink, key, tag, count, concurr
     delivered_per_second: round(delivered / e2eSeconds),
     request_latency_ms: { p50: round(quantile(load.latenciesMs, 0.5)), p99: round(quantile(load.latenciesMs, 0.99)) },
     accept_to_delivered_ms: { p50: round(quantile(e2e, 0.5)), p99: round(quantile(e2e, 0.99)) },
-    runtime_cpu_seconds: round(cpu1 - cpu0, 2),
-    runtime_cpu_seconds_per_1000: round(((cpu1 - cpu0) / Math.max(1, delivered)) * 1000, 3),
+    runtime_cpu_seconds: sameProcesses ? round(cpu1 - cpu0, 2) : null,
+    runtime_cpu_seconds_per_1000: sameProcesses ? round(((cpu1 - cpu0) / Math.max(1, delivered)) * 1000, 3) : null,
     runtime_processes: pids.length,
+    ...(sameProcesses ? {} : { runtime_restarted: true }),
     metering: meterBefore && meterAfter ? diffCounters(meterBefore, meterAfter) : null,
   };
 }
