@@ -8,6 +8,7 @@
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { descendantPids } from "./procstat.mjs";
 
@@ -51,6 +52,18 @@ async function applyMigrations(db, root) {
     const statements = unstable_splitSqlQuery(m.sql).filter((s) => s.trim());
     if (statements.length) await db.batch(statements.map((s) => db.prepare(s)));
   }
+}
+
+/** A TCP port nobody listens on right now. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 async function waitForHealth(base, isAlive) {
@@ -114,7 +127,7 @@ export async function startRelay(opts) {
 
 async function startWranglerDev(opts) {
   const { spawnSync } = await import("node:child_process");
-  const port = opts.port ?? 8797;
+  const port = opts.port ?? (await freePort());
   const wrangler = join(opts.root, "node_modules/.bin/wrangler");
   const env = { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" };
   const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", opts.persistDir], { cwd: opts.root, env, encoding: "utf8" });
