@@ -26,6 +26,9 @@ import {
   type SendRequest,
   type ValidationResult,
   validateSendRequest,
+  Refusal,
+  refuse,
+  isRecord,
 } from "./validate.js";
 
 /** MailChannels documents at most 1000 personalizations per request. */
@@ -91,18 +94,6 @@ const ADDRESS_FIELDS = new Set(["email", "name"]);
 const CONTENT_FIELDS = new Set(["type", "value", "template_type"]);
 const ATTACHMENT_FIELDS = new Set(["content", "filename", "type"]);
 const TRACKING_FIELDS = new Set(["click_tracking", "open_tracking"]);
-
-class Refusal {
-  constructor(readonly error: SendError) {}
-}
-
-function refuse(code: SendErrorCode, message: string, field: string): never {
-  throw new Refusal({ code, message, field });
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 function checkKeys(obj: Record<string, unknown>, allowed: Set<string>, path: string): void {
   for (const key of Object.keys(obj)) {

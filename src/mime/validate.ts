@@ -136,16 +136,16 @@ const TOP_LEVEL_FIELDS = new Set([
 const ATTACHMENT_FIELDS = new Set(["filename", "content", "content_type", "content_id", "disposition"]);
 const ADDRESS_OBJECT_FIELDS = new Set(["name", "address"]);
 
-/** Thrown internally to unwind to the single catch in `validateSendRequest`. */
-class Refusal {
+/** Thrown internally to unwind to the single catch of a validator (here and in mailchannels.ts). */
+export class Refusal {
   constructor(readonly error: SendError) {}
 }
 
-function refuse(code: SendErrorCode, message: string, field: string): never {
+export function refuse(code: SendErrorCode, message: string, field: string): never {
   throw new Refusal({ code, message, field });
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
