@@ -29,6 +29,7 @@ import {
   Refusal,
   refuse,
   isRecord,
+  jsonObject,
 } from "./validate.js";
 
 /** MailChannels documents at most 1000 personalizations per request. */
@@ -288,15 +289,7 @@ function firstLoneSurrogate(value: unknown, path: string, depth: number): string
 }
 
 function mapOrThrow(input: unknown, limits: MailChannelsLimits): MailChannelsSend[] {
-  let body: unknown = input;
-  if (typeof input === "string") {
-    try {
-      body = JSON.parse(input);
-    } catch {
-      refuse("invalid_json", "body is not valid JSON", "");
-    }
-  }
-  if (!isRecord(body)) refuse("invalid_json", "body must be a JSON object", "");
+  const body = jsonObject(input);
   const badUtf8 = firstLoneSurrogate(body, "", 0);
   if (badUtf8 !== null) refuse("invalid_utf8", "string is not valid UTF-8 (unpaired surrogate)", badUtf8);
   checkKeys(body, TOP_FIELDS, "");

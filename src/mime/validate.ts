@@ -149,6 +149,20 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** The request body as a JSON object: decodes a string, refuses anything that is not an object. */
+export function jsonObject(input: unknown): Record<string, unknown> {
+  let body: unknown = input;
+  if (typeof input === "string") {
+    try {
+      body = JSON.parse(input);
+    } catch {
+      refuse("invalid_json", "body is not valid JSON", "");
+    }
+  }
+  if (!isRecord(body)) refuse("invalid_json", "body must be a JSON object", "");
+  return body;
+}
+
 function fieldPath(parent: string, key: string): string {
   // Keys that are not plain identifiers are bracket-quoted so the path stays unambiguous.
   const plain = /^[A-Za-z0-9_-]+$/.test(key) ? key : JSON.stringify(key);
@@ -385,15 +399,7 @@ function validateOrThrow(input: unknown, given: Partial<SendLimits>): SendReques
     if (v !== undefined && k !== "now") (limits as Record<string, unknown>)[k] = v;
   }
   const now = given.now ?? new Date();
-  let body: unknown = input;
-  if (typeof input === "string") {
-    try {
-      body = JSON.parse(input);
-    } catch {
-      refuse("invalid_json", "body is not valid JSON", "");
-    }
-  }
-  if (!isRecord(body)) refuse("invalid_json", "body must be a JSON object", "");
+  const body = jsonObject(input);
   checkUtf8Deep(body, "", 0);
   checkKeys(body, TOP_LEVEL_FIELDS, "");
 

@@ -1,5 +1,5 @@
 /** Searches over messages and events for the API: per tenant, newest first (messages) or oldest first (events). */
-import { summariseStatus, type RecipientStatus } from "./messages";
+import { summariseStatus, type EventRow, type RecipientStatus } from "./messages";
 
 export interface MessageSummary {
   id: string;
@@ -151,19 +151,6 @@ export async function listEvents(db: D1Database, tenantId: string, q: EventQuery
       q.stream ?? null,
       q.limit,
     )
-    .all<{
-      id: number;
-      message_id: string;
-      type: string;
-      at: number;
-      recipient: string | null;
-      attempt: number | null;
-      code: number | null;
-      enhanced: string | null;
-      text: string | null;
-      host: string | null;
-      tls: number | null;
-      latency_ms: number | null;
-    }>();
+    .all<Omit<EventRow, "tenant_id" | "recipient_idx" | "seq" | "data">>();
   return results.map((e) => ({ ...e, at: new Date(e.at).toISOString(), tls: e.tls === null ? null : e.tls === 1 }));
 }

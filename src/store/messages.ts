@@ -21,14 +21,8 @@ export interface NewMessage {
   recipients: { idx: number; address: string; domain: string; status: RecipientStatus }[];
 }
 
-export interface EventRecord {
-  messageId: string;
-  tenantId?: string | null;
-  recipientIdx?: number | null;
-  recipient?: string | null;
-  type: EventType;
-  at: number;
-  attempt?: number | null;
+/** What an attempt learnt from the next hop: its reply, where it went, how, and how long it took. */
+export interface AttemptDetail {
   code?: number | null;
   enhanced?: string | null;
   text?: string | null;
@@ -36,7 +30,37 @@ export interface EventRecord {
   tls?: boolean | null;
   latencyMs?: number | null;
   seq?: number | null;
+}
+
+export interface EventRecord extends AttemptDetail {
+  messageId: string;
+  tenantId?: string | null;
+  recipientIdx?: number | null;
+  recipient?: string | null;
+  type: EventType;
+  at: number;
+  attempt?: number | null;
   data?: unknown;
+}
+
+/** A row of the `events` table as D1 returns it. */
+export interface EventRow {
+  id: number;
+  message_id: string;
+  tenant_id: string | null;
+  recipient_idx: number | null;
+  recipient: string | null;
+  type: string;
+  at: number;
+  attempt: number | null;
+  code: number | null;
+  enhanced: string | null;
+  text: string | null;
+  host: string | null;
+  tls: number | null;
+  latency_ms: number | null;
+  seq: number | null;
+  data: string | null;
 }
 
 export function insertEvent(db: D1Database, e: EventRecord): D1PreparedStatement {
@@ -110,7 +134,7 @@ export function insertMessage(db: D1Database, m: NewMessage): D1PreparedStatemen
   return stmts;
 }
 
-export interface RecipientOutcome {
+export interface RecipientOutcome extends AttemptDetail {
   messageId: string;
   tenantId?: string | null;
   idx: number;
@@ -118,13 +142,6 @@ export interface RecipientOutcome {
   status: RecipientStatus;
   at: number;
   attempt: number;
-  code?: number | null;
-  enhanced?: string | null;
-  text?: string | null;
-  host?: string | null;
-  tls?: boolean | null;
-  latencyMs?: number | null;
-  seq?: number | null;
   nextAttemptAt?: number | null;
 }
 

@@ -6,7 +6,11 @@
  * ids, so a receiver can drop the rare duplicate (delivery is at least once).
  */
 import { enabledWebhooksOf, parseEventTypes } from "../store/webhooks";
+import type { EventRow as StoredEventRow } from "../store/messages";
 import type { WebhookPayload } from "./events";
+
+/** The columns of an event that a webhook carries. */
+type EventRow = Omit<StoredEventRow, "recipient_idx" | "seq">;
 
 export interface WebhookJob {
   v: 1;
@@ -24,23 +28,6 @@ export function isWebhookJob(v: unknown): v is WebhookJob {
 const SEND_BATCH_MAX = 100;
 /** Events read per pass; small enough that one pass's jobs are a few sendBatch calls. */
 const EMIT_PASS_EVENTS = 500;
-
-interface EventRow {
-  id: number;
-  message_id: string;
-  tenant_id: string | null;
-  recipient: string | null;
-  type: string;
-  at: number;
-  attempt: number | null;
-  code: number | null;
-  enhanced: string | null;
-  text: string | null;
-  host: string | null;
-  tls: number | null;
-  latency_ms: number | null;
-  data: string | null;
-}
 
 function payloadOf(webhookId: string, e: EventRow & { tenant_id: string }): WebhookPayload {
   let extra: unknown;
