@@ -27,6 +27,8 @@ export default defineConfig({
                 NEXT_HOP_URL: `smtp://127.0.0.1:${inject<number>("sinkPort")}`,
                 DOH_URL: `http://127.0.0.1:${inject<number>("controlPort")}/dns-query`,
                 PEERS_URL: `http://127.0.0.1:${inject<number>("controlPort")}`,
+                // Test-only: MTA-STS policies from the control server over plain HTTP (workerd trusts no test CA).
+                MTA_STS_POLICY_URL: `http://127.0.0.1:${inject<number>("controlPort")}/mta-sts/{domain}/.well-known/mta-sts.txt`,
                 ADMIN_TOKEN: "test-admin-token",
                 RETRY_SCHEDULE_SECONDS: "1",
                 WEBHOOK_RETRY_SCHEDULE_SECONDS: "1",

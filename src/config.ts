@@ -44,7 +44,16 @@ export interface RelayConfig {
   gatePolicies: Record<string, Partial<GatePolicy>>;
   /** Share of a destination's rate kept for broadcast while transactional mail wants it too (issue 12). */
   broadcastShare: number;
+  /** Where MTA-STS policies are fetched, `{domain}` replaced (RFC 8461 3.3); other values are for tests only. */
+  mtaStsPolicyUrl: string;
+  /** Audit rows older than this are deleted by the cron (issue 21). */
+  auditRetentionDays: number;
 }
+
+/** RFC 8461 section 3.3: the policy lives at this well-known HTTPS URL of the `mta-sts.` host. */
+export const DEFAULT_MTA_STS_POLICY_URL = "https://mta-sts.{domain}/.well-known/mta-sts.txt";
+/** Audit trail kept 400 days by default: a year plus the slack of an annual audit (issue 21). */
+export const DEFAULT_AUDIT_RETENTION_DAYS = 400;
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -125,7 +134,16 @@ export function loadConfig(env: Env): RelayConfig {
     },
     gatePolicies: parseGatePolicies(env.GATE_POLICIES),
     broadcastShare: parseShare(env.BROADCAST_RESERVED_SHARE),
+    mtaStsPolicyUrl: parseMtaStsUrl((env as { MTA_STS_POLICY_URL?: string }).MTA_STS_POLICY_URL),
+    auditRetentionDays: positiveInt("AUDIT_RETENTION_DAYS", (env as { AUDIT_RETENTION_DAYS?: string }).AUDIT_RETENTION_DAYS, DEFAULT_AUDIT_RETENTION_DAYS),
   };
+}
+
+/** MTA_STS_POLICY_URL (test-only): an http(s) URL template containing {domain}. */
+function parseMtaStsUrl(value: string | undefined): string {
+  if (value === undefined || value === "") return DEFAULT_MTA_STS_POLICY_URL;
+  if (!/^https?:\/\/[^\s]*\{domain\}/.test(value)) throw new ConfigError(`MTA_STS_POLICY_URL must be an http(s) URL containing {domain}, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 /** BROADCAST_RESERVED_SHARE: 0.05-0.5; default 0.15 (Postmark-style streams; enough that a campaign keeps moving). */

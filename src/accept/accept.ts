@@ -50,6 +50,9 @@ export interface AcceptInput {
    * gets a delivery job and body of its own. `raw` must be recipient 0's.
    */
   rawPerRecipient?: readonly string[];
+  /** RFC 8689 (issue 21): deliver over verified TLS only / ignore MTA-STS (`TLS-Required: No`). */
+  requireTls?: boolean;
+  tlsOptional?: boolean;
 }
 
 export interface AcceptResult {
@@ -128,6 +131,8 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     // The consumer re-queues a job that arrives before this (a scheduled send released early by the cron).
     ...(input.sendAt !== undefined && input.sendAt > now ? { dueAt: input.sendAt } : {}),
     attempt: 0,
+    ...(input.requireTls ? { requireTls: true as const } : {}),
+    ...(input.tlsOptional ? { tlsOptional: true as const } : {}),
   }));
   if (input.rawPerRecipient) await attachOwnBodies(env, id, jobs, input.rawPerRecipient);
   const delaySeconds = input.sendAt !== undefined ? Math.ceil((input.sendAt - now) / 1000) : 0;

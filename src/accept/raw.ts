@@ -14,6 +14,7 @@ import { findSuppressed } from "../store/suppressions";
 import { acceptMessage } from "./accept";
 import { fieldsSignedByExistingSignatures, OutboundError, prepareOutbound, signingSecret } from "./outbound";
 import { envelopeAddress, requireSenderDomain, type SendContext, type SendOutcome } from "./send";
+import { tlsWishes } from "../mime/tls-required";
 
 /** RFC 5322 section 2.1.1: a line is at most 998 characters excluding CRLF. */
 const MAX_LINE_OCTETS = 998;
@@ -97,6 +98,8 @@ export interface RawEnvelope {
   to: string[];
   stream: "transactional" | "broadcast";
   tags: string[];
+  /** RFC 8689 REQUIRETLS for this message (the `X-Require-TLS: yes` request header; the bridge's MAIL FROM parameter). */
+  requireTls?: boolean;
 }
 
 interface HeaderField {
@@ -259,6 +262,7 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
     eightBit: nonAscii.test(outbound.raw),
     suppressed,
     ...(secret ? { verp: { secret, fromDomain } } : {}),
+    ...tlsWishes({ tenantRequiresTls: ctx.tenant.requireTls, messageRequiresTls: envelope.requireTls === true, raw: outbound.raw }),
   });
   return { ...result, status: "accepted", message_id: messageIdHeader };
 }

@@ -15,6 +15,7 @@ import { findSuppressed } from "../store/suppressions";
 import { acceptMessage, type AcceptResult } from "./accept";
 import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
 import { trackedHtmlBodies } from "../tracking/accept";
+import { tlsWishes } from "../mime/tls-required";
 
 /** Who is sending and through which door. */
 export interface SendContext {
@@ -177,6 +178,7 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
     suppressed,
     ...(secret ? { verp: { secret, fromDomain } } : {}),
     ...(sendAt !== undefined ? { sendAt } : {}),
+    ...tlsWishes({ tenantRequiresTls: ctx.tenant.requireTls, messageRequiresTls: req.require_tls === true, raw: outbound.raw }),
   });
   return { ...result, status: sendAt !== undefined ? "scheduled" : "accepted", message_id: composed.messageId };
 }

@@ -27,6 +27,8 @@ import { isDeliveryJob, type DeliveryJob } from "./job";
 import { DnsFailure, DohResolver } from "./mx";
 import { isHardAddressBounce, isThrottleReply, retryDelaySeconds, retryHintSeconds } from "./retry";
 import { resolveSmtpHop, RouteError, selectRouteSet, type RouteCandidate } from "./routes";
+import { d1PolicyCache, fetchPolicyText, MtaStsResolver } from "./mta-sts";
+import { mxPolicy, needsTls, strictTls, tlsFailure, type TlsPolicy } from "./tls-policy";
 
 /** A Worker invocation may hold at most 6 simultaneous outbound connections (Workers platform limit). */
 export const MAX_CONNECTIONS_PER_INVOCATION = 6;
@@ -50,6 +52,9 @@ const DUE_SLACK_MS = 1000;
 type Gate = DurableObjectStub<DomainGate>;
 
 const resolvers = new Map<string, DohResolver>();
+/** MTA-STS policies remembered per isolate (in front of the D1 cache). */
+const stsResolver = new MtaStsResolver();
+
 function resolverFor(dohUrl: string): DohResolver {
   let r = resolvers.get(dohUrl);
   if (!r) resolvers.set(dohUrl, (r = new DohResolver(dohUrl)));
@@ -85,6 +90,8 @@ interface Work {
   notAttemptedWhy: string;
   /** Epoch ms before which the job must not be sent: its tenant stream's rate limit (issue 12). */
   notBefore?: number;
+  /** The TLS policy that applied to this attempt (REQUIRETLS, MTA-STS), for the delivery event (issue 21). */
+  tlsNote?: string;
 }
 
 /** One way to reach a destination: its gate key, policy, and either SMTP endpoints or a send_email binding. */
@@ -94,6 +101,19 @@ interface Target {
   label: string;
   endpoints: { host: string; address: string; port: number; tls: TlsMode; auth?: NonNullable<NextHop["auth"]> }[];
   binding?: string;
+  /** REQUIRETLS / MTA-STS for this target's connections (issue 21). */
+  tlsPolicy?: TlsPolicy;
+}
+
+/** What the sender asked of TLS for a lane's jobs (all jobs of a lane ask the same). */
+interface TlsWishes {
+  requireTls: boolean;
+  tlsOptional: boolean;
+}
+
+/** An MTA-STS policy in enforce mode leaves no MX host to try: the mail waits (4.7.5) and expires in the end. */
+class StsRefusal extends Error {
+  override name = "StsRefusal";
 }
 
 function sleep(ms: number): Promise<void> {
@@ -131,9 +151,11 @@ function policyFor(config: RelayConfig, key: string, route: RouteCandidate, pres
 }
 
 /** Resolves the next hops of one route for a destination. DnsFailure and RouteError propagate. */
-async function targetsFor(env: Env, config: RelayConfig, route: RouteCandidate, destination: string): Promise<Target[]> {
+async function targetsFor(env: Env, config: RelayConfig, route: RouteCandidate, destination: string, wishes: TlsWishes): Promise<Target[]> {
   const t = route.target;
   if (t.kind === "cloudflare") {
+    // The send_email binding gives no say over TLS towards the recipient: no route for REQUIRETLS mail.
+    if (wishes.requireTls) return [];
     const key = `cloudflare:${t.binding}`.toLowerCase();
     return [{ gateKey: key, policy: policyFor(config, key, route), label: key, endpoints: [], binding: t.binding }];
   }
@@ -145,18 +167,25 @@ async function targetsFor(env: Env, config: RelayConfig, route: RouteCandidate, 
         gateKey: key,
         policy: policyFor(config, key, route),
         label: `${hop.host}:${hop.port}`,
-        endpoints: [{ host: hop.host, address: hop.host, port: hop.port, tls: hop.tls, ...(hop.auth ? { auth: hop.auth } : {}) }],
+        endpoints: [{ host: hop.host, address: hop.host, port: hop.port, tls: wishes.requireTls ? strictTls(hop.tls) : hop.tls, ...(hop.auth ? { auth: hop.auth } : {}) }],
+        ...(wishes.requireTls ? { tlsPolicy: { requireTls: true, stsEnforce: false, stsTesting: false, note: "REQUIRETLS" } } : {}),
       },
     ];
   }
   const resolver = resolverFor(config.dohUrl);
-  const mx = await resolver.mxHosts(destination);
+  const allMx = await resolver.mxHosts(destination);
+  // MTA-STS (RFC 8461) applies to MX delivery only; `TLS-Required: No` mail does not even look it up.
+  const sts = wishes.tlsOptional
+    ? null
+    : await stsResolver.lookup(destination, { txt: (n) => resolver.txt(n), fetchPolicy: (d) => fetchPolicyText(config.mtaStsPolicyUrl, d), ...d1PolicyCache(env.DB), now: Date.now });
+  const { hosts: mx, policy: tlsPolicy, refusal } = mxPolicy(allMx, sts, wishes);
+  if (refusal) throw new StsRefusal(refusal);
   const port = t.port ?? config.mxPort;
   const endpoints: Target["endpoints"] = [];
   let lastDns: DnsFailure | undefined;
   for (const h of mx) {
     try {
-      for (const address of await resolver.addresses(h.host)) endpoints.push({ host: h.host, address, port, tls: t.tls });
+      for (const address of await resolver.addresses(h.host)) endpoints.push({ host: h.host, address, port, tls: needsTls(tlsPolicy) ? strictTls(t.tls) : t.tls });
     } catch (e) {
       if (!(e instanceof DnsFailure)) throw e;
       lastDns = e;
@@ -165,7 +194,7 @@ async function targetsFor(env: Env, config: RelayConfig, route: RouteCandidate, 
   if (!endpoints.length) throw lastDns ?? new DnsFailure(`no MX host of ${destination} has an address`, false, "4.4.4");
   const preset = presetForMxHosts(mx.map((h) => h.host));
   const key = preset ? `provider:${preset.name}` : destination;
-  return [{ gateKey: key, policy: policyFor(config, key, route, preset?.policy), label: mx.map((h) => h.host).join(","), endpoints }];
+  return [{ gateKey: key, policy: policyFor(config, key, route, preset?.policy), label: mx.map((h) => h.host).join(","), endpoints, ...(tlsPolicy ? { tlsPolicy } : {}) }];
 }
 
 function fromSmtpError(e: SmtpError, host: string | undefined, tls: boolean | undefined): Attempted {
@@ -221,7 +250,7 @@ async function sendOne(env: Env, session: SmtpSession, host: string, w: Work, se
   }
   try {
     const result = await session.sendMail(
-      { mailFrom: w.job.mailFrom, rcptTo: rcpts.map((r) => r.address), size: w.job.sizeBytes, eightBit: w.job.eightBit, smtputf8: w.job.smtputf8 },
+      { mailFrom: w.job.mailFrom, rcptTo: rcpts.map((r) => r.address), size: w.job.sizeBytes, eightBit: w.job.eightBit, smtputf8: w.job.smtputf8, ...(w.job.requireTls ? { requireTls: true } : {}) },
       body,
     );
     const latencyMs = Date.now() - started;
@@ -377,7 +406,7 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
   /** One connection (or none); returns how long to wait before the next try when the gate said "shortly". */
   const connection = async (): Promise<number> => {
     if (!queue.length || stop) return 0;
-    let lastFailure: { error: SmtpError; host: string } | undefined;
+    let lastFailure: { error: SmtpError; host: string; target: Target } | undefined;
     let soonest = Number.POSITIVE_INFINITY;
     let why = "";
     let denials = 0;
@@ -422,7 +451,7 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
         const opened = await connect(config, target);
         if ("error" in opened) {
           report.connectionFailed = true;
-          lastFailure = opened;
+          lastFailure = { ...opened, target };
           queue.unshift(...batch);
           if (opened.error.code && isThrottleReply(opened.error.code, opened.error.enhanced)) {
             report.throttled = { text: opened.error.reply?.text ?? opened.error.message, ...hint(opened.error) };
@@ -430,6 +459,7 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
           continue; // next upstream
         }
         const { session, host } = opened;
+        const tlsNote = target.tlsPolicy ? `${target.tlsPolicy.note}${target.tlsPolicy.stsTesting && !session.tls ? ": would fail, no TLS" : ""}` : undefined;
         let i = 0;
         const pick = slotPicker(gate, permit, report, () => batch.length - i);
         try {
@@ -447,6 +477,12 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
               // Out of send times (the connection fell behind its schedule) or the connection broke.
               queue.unshift(...batch.slice(i));
               break;
+            }
+            if (tlsNote) w.tlsNote = tlsNote;
+            if (needsTls(target.tlsPolicy) && !session.tls) {
+              // Never reached with STARTTLS required; kept so a bug there cannot send such mail in the clear.
+              failAll([w], { ...tlsFailure(target.tlsPolicy!, "the session is not encrypted"), host, seq: slot.seq });
+              continue;
             }
             try {
               await sendOne(env, session, host, w, slot.seq);
@@ -484,7 +520,13 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
     if (lastFailure) {
       // Every next hop refused the connection: this is an attempt for the whole line, recorded as deferred.
       const all = queue.splice(0, queue.length);
-      failAll(all, { ...fromSmtpError(lastFailure.error, lastFailure.host, undefined), status: "deferred" });
+      const policy = lastFailure.target.tlsPolicy;
+      if (needsTls(policy) && lastFailure.error.kind === "tls") {
+        // No STARTTLS, or the handshake (certificate verification included) failed: REQUIRETLS bounces, MTA-STS waits.
+        failAll(all, { ...tlsFailure(policy!, lastFailure.error.message), host: lastFailure.host, command: "STARTTLS" });
+      } else {
+        failAll(all, { ...fromSmtpError(lastFailure.error, lastFailure.host, undefined), status: "deferred" });
+      }
       stop = { afterMs: 0, why: "connection failed" };
     } else if (denials === targets.length && soonest <= SHORT_WAIT_MS && Date.now() - startedAt < INVOCATION_BUDGET_MS) {
       return Math.max(50, soonest);
@@ -567,6 +609,11 @@ async function finalRecipients(db: D1Database, jobs: DeliveryJob[]): Promise<Set
     for (const r of results) done.add(`${r.message_id}|${r.idx}`);
   }
   return done;
+}
+
+/** The event text with the TLS policy that applied (REQUIRETLS, MTA-STS mode and id), unless it already says so. */
+function withTlsNote(text: string, note: string | undefined): string {
+  return note && !text.includes(note) ? `${text} [${note}]` : text;
 }
 
 function dsnStatus(a: Attempted | undefined, expired: boolean): string {
@@ -660,7 +707,7 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
     }
     w.routes = routes;
     // Streams travel on lanes of their own: the gate ranks their requests apart.
-    const laneKey = `${key}|${jobStream(w.job)}`;
+    const laneKey = `${key}|${jobStream(w.job)}|${w.job.requireTls ? "requiretls" : w.job.tlsOptional ? "tls-optional" : ""}`;
     const list = groups.get(laneKey) ?? [];
     list.push(w);
     groups.set(laneKey, list);
@@ -671,10 +718,19 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
     [...groups.values()].map(async (items) => {
       const destination = items[0]!.job.destination;
       const targets: Target[] = [];
+      const wishes = { requireTls: items[0]!.job.requireTls === true, tlsOptional: items[0]!.job.tlsOptional === true };
       try {
-        for (const route of items[0]!.routes) targets.push(...(await targetsFor(env, config, route, destination)));
+        for (const route of items[0]!.routes) targets.push(...(await targetsFor(env, config, route, destination, wishes)));
+        if (!targets.length && wishes.requireTls && items[0]!.routes.length) {
+          failAll(items, { status: "bounced", enhanced: "5.7.10", text: `REQUIRETLS: no route to ${destination} can guarantee TLS (send_email bindings cannot)` });
+          return;
+        }
         if (!targets.length) throw new RouteError(`no usable route for ${destination}`);
       } catch (e) {
+        if (e instanceof StsRefusal) {
+          failAll(items, { status: "deferred", enhanced: "4.7.5", text: `MTA-STS: ${e.message}` });
+          return;
+        }
         if (e instanceof DnsFailure) {
           failAll(items, { status: e.permanent ? "bounced" : "deferred", enhanced: e.enhanced, text: e.message, command: "DNS" });
           return;
@@ -737,7 +793,7 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
           attempt,
           code: a.code ?? null,
           enhanced: a.enhanced ?? null,
-          text: status === "expired" ? `expired after ${Math.round((now - job.acceptedAt) / 1000)} s; last: ${a.text}` : a.text,
+          text: withTlsNote(status === "expired" ? `expired after ${Math.round((now - job.acceptedAt) / 1000)} s; last: ${a.text}` : a.text, w.tlsNote),
           host: a.host ?? null,
           tls: a.tls ?? null,
           latencyMs: a.latencyMs ?? null,

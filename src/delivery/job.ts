@@ -34,6 +34,10 @@ export interface DeliveryJob {
    * (12 h): the consumer re-enqueues the job until it is due.
    */
   dueAt?: number;
+  /** RFC 8689 REQUIRETLS: only over TLS with a verified certificate, else bounced with 5.7.10 (issue 21). */
+  requireTls?: true;
+  /** `TLS-Required: No` (RFC 8689 section 5): the recipient domain's MTA-STS policy is not enforced. */
+  tlsOptional?: true;
 }
 
 export function isDeliveryJob(x: unknown): x is DeliveryJob {

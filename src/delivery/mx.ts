@@ -29,7 +29,7 @@ interface DohAnswer {
   Answer?: { name: string; type: number; TTL: number; data: string }[];
 }
 
-const TYPE = { A: 1, MX: 15, AAAA: 28 } as const;
+const TYPE = { A: 1, MX: 15, TXT: 16, AAAA: 28 } as const;
 /** DNS RCODEs (RFC 1035 4.1.1). */
 const NOERROR = 0;
 const SERVFAIL = 2;
@@ -113,6 +113,22 @@ export class DohResolver {
       .sort((a, b) => a.r.preference - b.r.preference || a.k - b.k)
       .map((x) => x.r)
       .slice(0, MAX_MX_HOSTS);
+  }
+
+  /**
+   * TXT records of a name, each with its character-strings joined (RFC 7208 3.3 style); [] for NXDOMAIN or no
+   * records. A resolver failure throws a temporary DnsFailure.
+   */
+  async txt(name: string): Promise<string[]> {
+    const answer = await this.query(name, "TXT");
+    if (answer.Status === NXDOMAIN) return [];
+    if (answer.Status !== NOERROR) throw new DnsFailure(`DNS TXT lookup of ${name} failed (rcode ${answer.Status})`, false, "4.4.3");
+    return (answer.Answer ?? [])
+      .filter((a) => a.type === TYPE.TXT)
+      .map((a) => {
+        const parts = a.data.match(/"((?:[^"\\]|\\.)*)"/g);
+        return parts ? parts.map((p) => p.slice(1, -1).replace(/\\(.)/g, "$1")).join("") : a.data;
+      });
   }
 
   /** IPv4 then IPv6 addresses of a host (empty when it has none). SERVFAIL on both throws a temporary DnsFailure. */

@@ -69,11 +69,11 @@ admin.get("/admin/tenants/:id", async (c) => {
   return c.json(t);
 });
 
-/** Suspend/resume, rename, set the per-minute rate limit (null: unlimited) or the default stream. */
+/** Suspend/resume, rename, set the per-minute rate limit (null: unlimited), the default stream or the TLS requirement. */
 admin.patch("/admin/tenants/:id", async (c) => {
   const b = await json(c.req.raw);
   for (const k of Object.keys(b)) {
-    if (!["name", "suspended", "rate_limit_per_minute", "default_stream"].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
+    if (!["name", "suspended", "rate_limit_per_minute", "default_stream", "require_tls"].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
   }
   if (b.name !== undefined && (typeof b.name !== "string" || !b.name.trim() || b.name.length > 200 || /[\x00-\x1f]/.test(b.name))) throw new ApiError(400, "invalid_field", "name must be 1-200 characters", "name");
   if (b.suspended !== undefined && typeof b.suspended !== "boolean") throw new ApiError(400, "invalid_field", "suspended must be a boolean", "suspended");
@@ -82,11 +82,13 @@ admin.patch("/admin/tenants/:id", async (c) => {
     throw new ApiError(400, "invalid_field", "rate_limit_per_minute must be an integer from 1 to 1000000, or null for no limit", "rate_limit_per_minute");
   }
   if (b.default_stream !== undefined && b.default_stream !== "transactional" && b.default_stream !== "broadcast") throw new ApiError(400, "invalid_field", 'default_stream must be "transactional" or "broadcast"', "default_stream");
+  if (b.require_tls !== undefined && typeof b.require_tls !== "boolean") throw new ApiError(400, "invalid_field", "require_tls must be a boolean", "require_tls");
   const ok = await updateTenant(c.env.DB, c.req.param("id"), {
     ...(typeof b.name === "string" ? { name: b.name.trim() } : {}),
     ...(typeof b.suspended === "boolean" ? { suspended: b.suspended } : {}),
     ...(rl !== undefined ? { rateLimitPerMinute: rl as number | null } : {}),
     ...(b.default_stream !== undefined ? { defaultStream: b.default_stream as "transactional" | "broadcast" } : {}),
+    ...(typeof b.require_tls === "boolean" ? { requireTls: b.require_tls } : {}),
   });
   if (!ok) throw new ApiError(404, "not_found", "no such tenant");
   return c.json(await getTenant(c.env.DB, c.req.param("id")));

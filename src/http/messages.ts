@@ -108,8 +108,11 @@ messages.post("/v1/messages/raw", requireApiKey, async (c) => {
   if (helo !== undefined && !/^[A-Za-z0-9.:\-[\]_]{1,255}$/.test(helo)) throw new ApiError(400, "invalid_field", "X-Client-Helo must be a host name or address literal", "client_helo");
   const protocol = c.req.header("x-client-protocol");
   if (protocol !== undefined && !/^(ESMTP|ESMTPS|ESMTPA|ESMTPSA|SMTP|LMTP)$/.test(protocol)) throw new ApiError(400, "invalid_field", "X-Client-Protocol must be an RFC 3848 protocol name", "client_protocol");
+  const requireTlsHeader = c.req.header("x-require-tls");
+  if (requireTlsHeader !== undefined && !/^\s*(yes|no)\s*$/i.test(requireTlsHeader)) throw new ApiError(400, "invalid_field", 'X-Require-TLS must be "yes" or "no"', "require_tls");
+  const requireTls = requireTlsHeader !== undefined && /yes/i.test(requireTlsHeader);
   const bytes = await readBodyLimited(c.req.raw, ctx.config.maxMessageBytes);
-  const envelopeKey = new TextEncoder().encode(`${from ?? ""}\n${to.join(",")}\n${stream}\n${tags.join(",")}\n`);
+  const envelopeKey = new TextEncoder().encode(`${from ?? ""}\n${to.join(",")}\n${stream}\n${tags.join(",")}\n${requireTls ? "requiretls\n" : ""}`);
   const keyed = new Uint8Array(envelopeKey.byteLength + bytes.byteLength);
   keyed.set(envelopeKey);
   keyed.set(bytes, envelopeKey.byteLength);
@@ -118,7 +121,7 @@ messages.post("/v1/messages/raw", requireApiKey, async (c) => {
     const result = await acceptRaw(
       { ...ctx, ...(protocol ? { protocol } : {}), ...(helo ? { clientName: helo } : {}) },
       bytes,
-      { ...(from !== undefined ? { from } : {}), to, stream, tags },
+      { ...(from !== undefined ? { from } : {}), to, stream, tags, ...(requireTls ? { requireTls } : {}) },
     );
     return c.json(result, 202);
   });

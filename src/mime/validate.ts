@@ -60,6 +60,8 @@ export interface SendRequest extends ComposeInput {
   /** Open / click tracking for this message; absent: the tenant's stream or tenant-wide setting applies. */
   track_opens?: boolean;
   track_clicks?: boolean;
+  /** Deliver only over TLS with a verified certificate (RFC 8689 REQUIRETLS semantics), else bounce. */
+  require_tls?: boolean;
 }
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; error: SendError };
@@ -132,6 +134,7 @@ const TOP_LEVEL_FIELDS = new Set([
   "stream",
   "track_opens",
   "track_clicks",
+  "require_tls",
 ]);
 const ATTACHMENT_FIELDS = new Set(["filename", "content", "content_type", "content_id", "disposition"]);
 const ADDRESS_OBJECT_FIELDS = new Set(["name", "address"]);
@@ -433,6 +436,7 @@ function validateOrThrow(input: unknown, given: Partial<SendLimits>): SendReques
   if (streamValue !== "transactional" && streamValue !== "broadcast") refuse("invalid_field", 'stream must be "transactional" or "broadcast"', "stream");
   const trackOpens = optionalBoolean(body, "track_opens");
   const trackClicks = optionalBoolean(body, "track_clicks");
+  const requireTls = optionalBoolean(body, "require_tls");
 
   const recipients: Mailbox[] = [];
   const seen = new Set<string>();
@@ -464,6 +468,7 @@ function validateOrThrow(input: unknown, given: Partial<SendLimits>): SendReques
   if (sendAt !== undefined) result.send_at = sendAt;
   if (trackOpens !== undefined) result.track_opens = trackOpens;
   if (trackClicks !== undefined) result.track_clicks = trackClicks;
+  if (requireTls !== undefined) result.require_tls = requireTls;
   return result;
 }
 

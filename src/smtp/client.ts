@@ -83,6 +83,8 @@ export interface SmtpEnvelope {
   eightBit?: boolean;
   /** The message needs SMTPUTF8 (RFC 6531). Implied by non-ASCII envelope addresses. */
   smtputf8?: boolean;
+  /** RFC 8689: the sender requires TLS; sent as the REQUIRETLS parameter when the server offers it over TLS. */
+  requireTls?: boolean;
   /** DSN parameters (RFC 3461), sent only when the server offers DSN. No NOTIFY is sent unless given. */
   dsn?: { ret?: "FULL" | "HDRS"; envid?: string; notify?: string[] };
 }
@@ -361,11 +363,17 @@ class Session implements SmtpSession {
     if (smtputf8 && !caps.smtputf8) {
       return localFail(553, "5.6.7", "the message needs SMTPUTF8, which the server does not offer (checked locally)");
     }
+    // RFC 6152 section 3: 8-bit data goes only to a server that offers 8BITMIME; we do not convert here (a DKIM
+    // signature would break), so the message is refused rather than sent unconverted. Accept makes messages 7-bit.
+    if (eightBit && !caps.eightBitMime && !(smtputf8 && caps.smtputf8)) {
+      return localFail(554, "5.6.3", "the message has 8-bit data and the server does not offer 8BITMIME; it cannot be converted without breaking its signatures (checked locally)");
+    }
 
     let mail = `MAIL FROM:<${envelope.mailFrom}>`;
     if (caps.size !== undefined && size !== undefined) mail += ` SIZE=${size}`;
     if (eightBit && caps.eightBitMime) mail += " BODY=8BITMIME";
     if (smtputf8) mail += " SMTPUTF8";
+    if (envelope.requireTls && this.tls && caps.all.has("REQUIRETLS")) mail += " REQUIRETLS";
     if (caps.dsn && envelope.dsn?.ret) mail += ` RET=${envelope.dsn.ret}`;
     if (caps.dsn && envelope.dsn?.envid) mail += ` ENVID=${xtext(envelope.dsn.envid)}`;
     const notify = caps.dsn && envelope.dsn?.notify?.length ? ` NOTIFY=${envelope.dsn.notify.map((n) => n.toUpperCase()).join(",")}` : "";

@@ -8,6 +8,8 @@ export interface Tenant {
   suspended: boolean;
   rateLimitPerMinute: number | null;
   defaultStream: "transactional" | "broadcast";
+  /** All of the tenant's mail leaves over verified TLS only (issue 21, RFC 8689 REQUIRETLS semantics). */
+  requireTls: boolean;
 }
 
 export interface KeyRecord {
@@ -48,7 +50,7 @@ export async function findApiKey(db: D1Database, presented: string): Promise<Key
   const hash = await sha256Hex(presented);
   const row = await db
     .prepare(
-      `SELECT k.id AS key_id, k.key_hash, k.revoked_at, t.id, t.name, t.suspended, t.rate_limit_per_minute, t.default_stream
+      `SELECT k.id AS key_id, k.key_hash, k.revoked_at, t.id, t.name, t.suspended, t.rate_limit_per_minute, t.default_stream, t.require_tls
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = ?`,
     )
     .bind(hash)
@@ -61,6 +63,7 @@ export async function findApiKey(db: D1Database, presented: string): Promise<Key
       suspended: number;
       rate_limit_per_minute: number | null;
       default_stream: string;
+      require_tls: number | null;
     }>();
   if (!row || !timingSafeEqualText(row.key_hash, hash)) return null;
   return {
@@ -72,6 +75,7 @@ export async function findApiKey(db: D1Database, presented: string): Promise<Key
       suspended: row.suspended === 1,
       rateLimitPerMinute: row.rate_limit_per_minute,
       defaultStream: row.default_stream === "broadcast" ? "broadcast" : "transactional",
+      requireTls: row.require_tls === 1,
     },
   };
 }
@@ -100,7 +104,7 @@ export async function tenantOwnsDomain(db: D1Database, tenantId: string, domain:
 export async function updateTenant(
   db: D1Database,
   id: string,
-  patch: { name?: string; suspended?: boolean; rateLimitPerMinute?: number | null; defaultStream?: "transactional" | "broadcast" },
+  patch: { name?: string; suspended?: boolean; rateLimitPerMinute?: number | null; defaultStream?: "transactional" | "broadcast"; requireTls?: boolean },
 ): Promise<boolean> {
   const sets: string[] = [];
   const values: (string | number | null)[] = [];
@@ -108,6 +112,7 @@ export async function updateTenant(
   if (patch.suspended !== undefined) (sets.push("suspended = ?"), values.push(patch.suspended ? 1 : 0));
   if (patch.rateLimitPerMinute !== undefined) (sets.push("rate_limit_per_minute = ?"), values.push(patch.rateLimitPerMinute));
   if (patch.defaultStream !== undefined) (sets.push("default_stream = ?"), values.push(patch.defaultStream));
+  if (patch.requireTls !== undefined) (sets.push("require_tls = ?"), values.push(patch.requireTls ? 1 : 0));
   if (!sets.length) return (await getTenant(db, id)) !== null;
   const r = await db.prepare(`UPDATE tenants SET ${sets.join(", ")} WHERE id = ?`).bind(...values, id).run();
   return (r.meta.changes ?? 0) > 0;
@@ -119,6 +124,7 @@ export interface TenantView {
   suspended: boolean;
   rate_limit_per_minute: number | null;
   default_stream: string;
+  require_tls: boolean;
   created_at: string;
   domains: string[];
   keys: { id: string; prefix: string; name: string | null; created_at: string; revoked_at: string | null }[];
@@ -131,7 +137,7 @@ export async function getTenant(db: D1Database, id: string): Promise<TenantView 
     db.prepare("SELECT domain FROM sender_domains WHERE tenant_id = ? ORDER BY domain").bind(id),
     db.prepare("SELECT id, prefix, name, created_at, revoked_at FROM api_keys WHERE tenant_id = ? ORDER BY created_at").bind(id),
   ]);
-  const row = t?.results[0] as { id: string; name: string; suspended: number; rate_limit_per_minute: number | null; default_stream: string; created_at: number } | undefined;
+  const row = t?.results[0] as { id: string; name: string; suspended: number; rate_limit_per_minute: number | null; default_stream: string; require_tls?: number; created_at: number } | undefined;
   if (!row) return null;
   const iso = (ms: number) => new Date(ms).toISOString();
   return {
@@ -140,6 +146,7 @@ export async function getTenant(db: D1Database, id: string): Promise<TenantView 
     suspended: row.suspended === 1,
     rate_limit_per_minute: row.rate_limit_per_minute,
     default_stream: row.default_stream,
+    require_tls: row.require_tls === 1,
     created_at: iso(row.created_at),
     domains: ((d?.results ?? []) as { domain: string }[]).map((r) => r.domain),
     keys: ((k?.results ?? []) as { id: string; prefix: string; name: string | null; created_at: number; revoked_at: number | null }[]).map((r) => ({

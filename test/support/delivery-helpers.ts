@@ -25,12 +25,12 @@ export async function addRoute(spec: RouteSpec): Promise<string> {
 }
 
 /** Registers a record set at the DoH stub. */
-export async function dnsRecord(name: string, type: "MX" | "A" | "AAAA", entry: DnsEntry): Promise<void> {
+export async function dnsRecord(name: string, type: "MX" | "A" | "AAAA" | "TXT", entry: DnsEntry): Promise<void> {
   const r = await fetch(`${control()}/dns`, { method: "POST", body: JSON.stringify({ name, type, entry }) });
   if (!r.ok) throw new Error(`dns: ${r.status}`);
 }
 
-export const DNS_TYPE = { A: 1, MX: 15, AAAA: 28 } as const;
+export const DNS_TYPE = { A: 1, MX: 15, TXT: 16, AAAA: 28 } as const;
 
 export async function smtpStats(port: number): Promise<{ mailTimes: number[]; connections: { openedAt: number; closedAt?: number }[] }> {
   const r = await fetch(`${control()}/smtp/${port}/stats`);

@@ -273,6 +273,8 @@ export interface Peers {
  * - POST|GET /hooks/:name, POST /hooks/:name/config -> a webhook receiver (see hook-receiver.ts)
  * - POST /verify-dkim       body: { raw }  -> [{ domain, selector, result, info }] from mailauth's verifier,
  *                           resolving DKIM keys from the TXT records registered with POST /dns
+ * - POST /mta-sts/:domain    body: { text, status?, contentType? } -> serves an MTA-STS policy (RFC 8461) at
+ *   GET /mta-sts/:domain/.well-known/mta-sts.txt (plain HTTP: workerd's fetch trusts no test CA; see MTA_STS_POLICY_URL)
  * - GET  /fixtures/bounces/:file   -> bytes of a file of the shared bounce corpus (code inside workerd cannot read files)
  * - GET  /fixtures/inbound/:path   -> bytes of a file under test/fixtures/inbound/ (one sub-folder level)
  */
@@ -280,6 +282,7 @@ export async function startPeers(): Promise<Peers> {
   const sink = await startSmtpServer({ name: "sink.test.example" });
   const servers = new Map<number, ScriptedServer>([[sink.port, sink]]);
   const dns = new Map<string, DnsEntry>();
+  const stsPolicies = new Map<string, { text: string; status?: number; contentType?: string; fetches: number }>();
 
   const http: HttpServer = createHttpServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
@@ -310,6 +313,21 @@ export async function startPeers(): Promise<Peers> {
         const { name, type, entry } = JSON.parse(await readBody(req)) as { name: string; type: string; entry: DnsEntry };
         dns.set(`${name.toLowerCase().replace(/\.$/, "")}|${type.toUpperCase()}`, entry);
         return send(200, { ok: true });
+      }
+      if (parts[0] === "mta-sts" && parts[1]) {
+        const domain = parts[1].toLowerCase();
+        if (req.method === "POST" && parts.length === 2) {
+          stsPolicies.set(domain, { ...(JSON.parse(await readBody(req)) as { text: string; status?: number; contentType?: string }), fetches: 0 });
+          return send(200, { ok: true });
+        }
+        if (req.method === "GET" && parts.length === 2) return send(200, { fetches: stsPolicies.get(domain)?.fetches ?? 0 });
+        const p = stsPolicies.get(domain);
+        if (req.method === "GET" && parts.slice(2).join("/") === ".well-known/mta-sts.txt" && p) {
+          p.fetches++;
+          res.writeHead(p.status ?? 200, { "content-type": p.contentType ?? "text/plain" });
+          return res.end(p.text);
+        }
+        return send(404, { error: "no policy" });
       }
       if (req.method === "POST" && url.pathname === "/verify-dkim") {
         const { raw } = JSON.parse(await readBody(req)) as { raw: string }; // latin1, as ReceivedMessage.raw
