@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
@@ -36,6 +36,8 @@ export default defineConfig({
                 // HMAC secret for VERP return paths and unsubscribe tokens; DKIM keys for signed.example (RSA + Ed25519).
                 SIGNING_SECRET: "test-signing-secret-0123456789",
                 DKIM_KEYS: JSON.stringify(testDkimKeys()),
+                // Encryption at rest (issue 21) on for the whole workers suite: "k2" seals, "k1" (an older key) still opens.
+                BODY_ENCRYPTION_KEYS: `k2:${randomBytes(32).toString("base64")},k1:${randomBytes(32).toString("base64")}`,
                 // Upstream relay credentials referenced from a route URL as ${SMTP_TEST_USER}:${SMTP_TEST_PASS}.
                 SMTP_TEST_USER: "relay-user",
                 SMTP_TEST_PASS: "s3cret:with/odd@chars",

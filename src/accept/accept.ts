@@ -9,6 +9,7 @@ import type { DeliveryJob } from "../delivery/job";
 import { bounceDomainFor, encodeReturnPath } from "../mime/return-path";
 import { newId } from "../store/ids";
 import { insertMessage, recordOutcome, type RecipientStatus } from "../store/messages";
+import { inlineBodyLimit, putStoredBody, sealInlineBody } from "../store/body-crypto";
 
 /** The message was recorded but its delivery jobs could not be queued; its recipients are marked failed. */
 export class EnqueueError extends Error {
@@ -73,9 +74,9 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
   const returnPath = (idx: number): Promise<string> =>
     input.verp && bounceDomain !== null ? encodeReturnPath({ messageId: id, recipientIndex: idx }, input.verp.secret, bounceDomain) : Promise.resolve(input.mailFrom);
   const bytes = new TextEncoder().encode(input.raw);
-  const inline = bytes.byteLength <= MAX_INLINE_BODY_BYTES;
+  const inline = bytes.byteLength <= inlineBodyLimit(env, MAX_INLINE_BODY_BYTES);
   const bodyKey = inline ? null : `bodies/${id}`;
-  if (bodyKey) await env.BODIES.put(bodyKey, bytes, { httpMetadata: { contentType: "message/rfc822" } });
+  if (bodyKey) await putStoredBody(env, bodyKey, bytes);
 
   const recipients = input.recipients.map((address, idx) => ({
     idx,
@@ -135,6 +136,8 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     ...(input.tlsOptional ? { tlsOptional: true as const } : {}),
   }));
   if (input.rawPerRecipient) await attachOwnBodies(env, id, jobs, input.rawPerRecipient);
+  // Encryption at rest (issue 21): inline bodies travel sealed through the queue and the D1 job tables.
+  for (const job of jobs) if (job.body !== undefined) job.body = await sealInlineBody(env, job.body, id);
   const delaySeconds = input.sendAt !== undefined ? Math.ceil((input.sendAt - now) / 1000) : 0;
   if (jobs.length) {
     try {
@@ -174,11 +177,11 @@ async function attachOwnBodies(env: Env, id: string, jobs: DeliveryJob[], raws: 
     const bytes = new TextEncoder().encode(raw);
     delete job.body;
     delete job.bodyKey;
-    if (bytes.byteLength <= MAX_INLINE_BODY_BYTES) {
+    if (bytes.byteLength <= inlineBodyLimit(env, MAX_INLINE_BODY_BYTES)) {
       job.body = raw;
     } else {
       job.bodyKey = `bodies/${id}/${idx}`;
-      await env.BODIES.put(job.bodyKey, bytes, { httpMetadata: { contentType: "message/rfc822" } });
+      await putStoredBody(env, job.bodyKey, bytes);
     }
     job.sizeBytes = bytes.byteLength;
   }

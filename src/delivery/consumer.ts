@@ -29,6 +29,7 @@ import { isHardAddressBounce, isThrottleReply, retryDelaySeconds, retryHintSecon
 import { resolveSmtpHop, RouteError, selectRouteSet, type RouteCandidate } from "./routes";
 import { d1PolicyCache, fetchPolicyText, MtaStsResolver } from "./mta-sts";
 import { mxPolicy, needsTls, strictTls, tlsFailure, type TlsPolicy } from "./tls-policy";
+import { BodyKeyError, openInlineBody, readStoredBody, readStoredText } from "../store/body-crypto";
 
 /** A Worker invocation may hold at most 6 simultaneous outbound connections (Workers platform limit). */
 export const MAX_CONNECTIONS_PER_INVOCATION = 6;
@@ -243,7 +244,7 @@ async function connect(config: RelayConfig, target: Target): Promise<{ session: 
 async function sendOne(env: Env, session: SmtpSession, host: string, w: Work, seq: number): Promise<void> {
   const started = Date.now();
   const rcpts = w.pending.filter((r) => !w.results.has(r.idx));
-  const body = w.raw ?? (await env.BODIES.get(w.job.bodyKey!))?.body;
+  const body = w.raw ?? (await readStoredBody(env, w.job.bodyKey!));
   if (body === undefined) {
     for (const r of rcpts) w.results.set(r.idx, { status: "bounced", enhanced: "5.3.0", text: "message body missing from storage", seq });
     return;
@@ -320,7 +321,7 @@ async function sendCloudflare(env: Env, binding: string, w: Work, seq: number): 
   const target = (env as unknown as Record<string, unknown>)[binding] as SendEmail | undefined;
   const { EmailMessage } = await import("cloudflare:email");
   // Email Service takes at most 25 MiB, so reading an R2 body whole here is bounded.
-  const raw = w.raw ?? (await (await env.BODIES.get(w.job.bodyKey!))?.text());
+  const raw = w.raw ?? (await readStoredText(env, w.job.bodyKey!));
   if (raw === undefined) {
     for (const r of w.pending) if (!w.results.has(r.idx)) w.results.set(r.idx, { status: "bounced", enhanced: "5.3.0", text: "message body missing from storage", seq });
     return;
@@ -592,8 +593,7 @@ const DSN_HEAD_BYTES = 64 * 1024;
 /** The start of a job's message (inline, or the first bytes of its R2 object) for DSN headers; "" when gone. */
 async function messageHead(env: Env, w: Work): Promise<string> {
   if (w.raw !== undefined) return w.raw;
-  const obj = await env.BODIES.get(w.job.bodyKey!, { range: { offset: 0, length: DSN_HEAD_BYTES } });
-  return obj ? obj.text() : "";
+  return (await readStoredText(env, w.job.bodyKey!, DSN_HEAD_BYTES).catch(() => undefined)) ?? "";
 }
 
 /** Final (message, idx) pairs among the batch's recipients, so duplicates of finished work are skipped. */
@@ -694,7 +694,14 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
   for (const w of live) {
     if (w.notAttempted.length) continue; // over its stream's limit: back to the queue
     if (w.job.body !== undefined) {
-      w.raw = w.job.body;
+      try {
+        w.raw = await openInlineBody(env, w.job.body, w.job.messageId);
+      } catch (e) {
+        if (!(e instanceof BodyKeyError)) throw e;
+        // A retired key: the mail waits (and expires in the end) until the operator lists the key again.
+        failAll([w], { status: "deferred", enhanced: "4.3.0", text: `stored body cannot be opened: ${e.message}` });
+        continue;
+      }
     } else if (!(await env.BODIES.head(w.job.bodyKey!))) {
       failAll([w], { status: "bounced", enhanced: "5.3.0", text: "message body missing from storage" });
       continue;

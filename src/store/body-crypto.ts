@@ -1,0 +1,168 @@
+/**
+ * Encryption at rest of message bodies (issue 21): bodies in R2 and bodies carried inline in delivery jobs (queue
+ * messages, and the jobs D1 holds for scheduled sends and paused streams) are sealed with AES-256-GCM under a key
+ * from the BODY_ENCRYPTION_KEYS secret. Each sealed body names its key id, so keys rotate without losing queued
+ * mail: the first key seals, every listed key opens. Without the secret, bodies are stored as before; a body
+ * stored in the clear (before the secret was set) is still delivered.
+ *
+ * Formats (the 12-byte IV is random per body; the additional data binds a body to its place, so a body copied to
+ * another message does not open):
+ * - inline: `"\0sealed:v1:<key id>:" + base64(iv || ciphertext+tag)`, additional data = the message id. No
+ *   RFC 5322 message starts with NUL (accept refuses NUL), so the prefix cannot be a plaintext body.
+ * - R2: the object is `iv || ciphertext+tag` with custom metadata `sealed: v1:<key id>`, additional data = the
+ *   object key.
+ */
+
+/** Every sealed inline body starts with this. */
+const INLINE_PREFIX = "\0sealed:v1:";
+const IV_BYTES = 12;
+/** Key ids appear in stored bodies and metadata: short and plain. */
+const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
+/** The secret is malformed, or a body names a key that is not (or no longer) configured. */
+export class BodyKeyError extends Error {
+  override name = "BodyKeyError";
+}
+
+interface BodyKeys {
+  currentId: string;
+  keys: Map<string, CryptoKey>;
+}
+
+let parsed: { secret: string; keys: Promise<BodyKeys> } | undefined;
+
+function secretOf(env: Env): string | undefined {
+  const v = (env as { BODY_ENCRYPTION_KEYS?: string }).BODY_ENCRYPTION_KEYS;
+  return v && v.trim() ? v : undefined;
+}
+
+/** Parses `id:base64key[,id:base64key...]`: each key 32 bytes (AES-256); the first seals. Once per isolate. */
+function bodyKeys(env: Env): Promise<BodyKeys> | null {
+  const secret = secretOf(env);
+  if (!secret) return null;
+  if (parsed?.secret !== secret) parsed = { secret, keys: importKeys(secret) };
+  return parsed.keys;
+}
+
+async function importKeys(secret: string): Promise<BodyKeys> {
+  const keys = new Map<string, CryptoKey>();
+  let currentId = "";
+  for (const entry of secret.split(",").map((e) => e.trim()).filter(Boolean)) {
+    const i = entry.indexOf(":");
+    const id = entry.slice(0, i);
+    if (i < 0 || !KEY_ID.test(id)) throw new BodyKeyError("BODY_ENCRYPTION_KEYS: each entry is <key id>:<base64 of 32 bytes>, key ids 1-32 of A-Z a-z 0-9 _ -");
+    let raw: Uint8Array;
+    try {
+      raw = Uint8Array.from(atob(entry.slice(i + 1)), (c) => c.charCodeAt(0));
+    } catch {
+      throw new BodyKeyError(`BODY_ENCRYPTION_KEYS: key ${id} is not base64`);
+    }
+    if (raw.byteLength !== 32) throw new BodyKeyError(`BODY_ENCRYPTION_KEYS: key ${id} must be 32 bytes, got ${raw.byteLength}`);
+    if (keys.has(id)) throw new BodyKeyError(`BODY_ENCRYPTION_KEYS: key id ${id} appears twice`);
+    keys.set(id, await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"]));
+    currentId ||= id;
+  }
+  if (!currentId) throw new BodyKeyError("BODY_ENCRYPTION_KEYS is set but holds no key");
+  return { currentId, keys };
+}
+
+/** Whether bodies are sealed (BODY_ENCRYPTION_KEYS is set). */
+export function bodyEncryptionEnabled(env: Env): boolean {
+  return secretOf(env) !== undefined;
+}
+
+async function encrypt(keys: BodyKeys, plain: Uint8Array, aad: string): Promise<Uint8Array> {
+  const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
+  const ct = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: new TextEncoder().encode(aad) }, keys.keys.get(keys.currentId)!, plain));
+  const out = new Uint8Array(IV_BYTES + ct.byteLength);
+  out.set(iv);
+  out.set(ct, IV_BYTES);
+  return out;
+}
+
+async function decrypt(keys: BodyKeys, keyId: string, sealed: Uint8Array, aad: string): Promise<Uint8Array> {
+  const key = keys.keys.get(keyId);
+  if (!key) throw new BodyKeyError(`the body is sealed with key ${keyId}, which BODY_ENCRYPTION_KEYS no longer lists`);
+  try {
+    return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: sealed.subarray(0, IV_BYTES), additionalData: new TextEncoder().encode(aad) }, key, sealed.subarray(IV_BYTES)));
+  } catch {
+    throw new BodyKeyError(`the body sealed with key ${keyId} does not open (tampered, or moved from another message)`);
+  }
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+/** A body for a delivery job: sealed when encryption is on, else as given. `messageId` binds it to its message. */
+export async function sealInlineBody(env: Env, raw: string, messageId: string): Promise<string> {
+  const keys = bodyKeys(env);
+  if (!keys) return raw;
+  const k = await keys;
+  return `${INLINE_PREFIX}${k.currentId}:${toBase64(await encrypt(k, new TextEncoder().encode(raw), messageId))}`;
+}
+
+/** The message of a job's inline body (sealed or, from before encryption, plain). Throws BodyKeyError. */
+export async function openInlineBody(env: Env, stored: string, messageId: string): Promise<string> {
+  if (!stored.startsWith(INLINE_PREFIX)) return stored;
+  const rest = stored.slice(INLINE_PREFIX.length);
+  const colon = rest.indexOf(":");
+  const keys = bodyKeys(env);
+  if (!keys) throw new BodyKeyError("a sealed body arrived but BODY_ENCRYPTION_KEYS is not set");
+  let sealed: Uint8Array;
+  try {
+    sealed = Uint8Array.from(atob(rest.slice(colon + 1)), (c) => c.charCodeAt(0));
+  } catch {
+    throw new BodyKeyError("a sealed inline body is not base64");
+  }
+  return new TextDecoder().decode(await decrypt(await keys, rest.slice(0, colon), sealed, messageId));
+}
+
+/**
+ * Largest body carried inline in a job. Sealing adds base64 (4/3) plus ~70 bytes, and a Queue message holds
+ * 128 KB: with encryption on, bodies above 3/4 of the plain limit go to R2 instead.
+ */
+export function inlineBodyLimit(env: Env, plainLimit: number): number {
+  return bodyEncryptionEnabled(env) ? Math.floor((plainLimit * 3) / 4) - 128 : plainLimit;
+}
+
+/** Stores a body in R2, sealed when encryption is on. */
+export async function putStoredBody(env: Env, key: string, bytes: Uint8Array): Promise<void> {
+  const keys = bodyKeys(env);
+  if (!keys) {
+    await env.BODIES.put(key, bytes, { httpMetadata: { contentType: "message/rfc822" } });
+    return;
+  }
+  const k = await keys;
+  await env.BODIES.put(key, await encrypt(k, bytes, key), { httpMetadata: { contentType: "application/octet-stream" }, customMetadata: { sealed: `v1:${k.currentId}` } });
+}
+
+/**
+ * A body from R2 for sending: a stream when it is stored in the clear (never held whole), the opened bytes when it
+ * is sealed (AES-GCM authenticates the whole body, so it is read whole: up to MAX_MESSAGE_BYTES in memory).
+ * Undefined when the object is gone. Throws BodyKeyError.
+ */
+export async function readStoredBody(env: Env, key: string): Promise<ReadableStream<Uint8Array> | Uint8Array | undefined> {
+  const obj = await env.BODIES.get(key);
+  if (!obj) return undefined;
+  const sealed = obj.customMetadata?.sealed;
+  if (!sealed) return obj.body;
+  const keys = bodyKeys(env);
+  if (!keys) throw new BodyKeyError("a sealed body is stored but BODY_ENCRYPTION_KEYS is not set");
+  return decrypt(await keys, sealed.replace(/^v1:/, ""), new Uint8Array(await obj.arrayBuffer()), key);
+}
+
+/** A body from R2 as text (send_email, DSN headers); `maxBytes` bounds what is returned. Throws BodyKeyError. */
+export async function readStoredText(env: Env, key: string, maxBytes?: number): Promise<string | undefined> {
+  const head = await env.BODIES.head(key);
+  if (!head) return undefined;
+  if (!head.customMetadata?.sealed) {
+    const obj = await env.BODIES.get(key, maxBytes !== undefined ? { range: { offset: 0, length: maxBytes } } : {});
+    return obj ? obj.text() : undefined;
+  }
+  const body = await readStoredBody(env, key);
+  if (body === undefined || body instanceof ReadableStream) return undefined;
+  return new TextDecoder().decode(maxBytes !== undefined ? body.subarray(0, maxBytes) : body);
+}
