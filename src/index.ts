@@ -10,6 +10,7 @@ import { expireAbandonedRecipients } from "./store/housekeeping";
 import { handleWebhookBatch } from "./webhooks/consumer";
 import { emitNewEventsLogged } from "./webhooks/emit";
 import { withMetering } from "./metering";
+import { expireAudit } from "./store/audit";
 
 export { DomainGate } from "./gate/domain-gate";
 
@@ -31,5 +32,6 @@ export default withMetering({
     ctx.waitUntil(runReportHousekeeping(env));
     ctx.waitUntil(runInboundHousekeeping(env));
     ctx.waitUntil(emitNewEventsLogged(env));
+    ctx.waitUntil(expireAudit(env.DB, loadConfig(env).auditRetentionDays));
   },
 } satisfies ExportedHandler<Env>);

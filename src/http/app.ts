@@ -5,6 +5,7 @@ import { EnqueueError } from "../accept/accept";
 import { ConfigError } from "../config";
 import { admin } from "./admin";
 import { adminAliases } from "./admin-aliases";
+import { adminAudit, auditTrail } from "./audit";
 import { adminInbound } from "./admin-inbound";
 import { adminGates } from "./admin-gates";
 import { adminRoutes } from "./admin-routes";
@@ -23,6 +24,9 @@ import { webhookAdmin } from "../webhooks/admin";
 export const app = new Hono<AppEnv>();
 
 app.get("/health", (c) => c.json({ ok: true }));
+// Issue 21: every authenticated configuration change is recorded, in this one place.
+app.use("*", auditTrail);
+app.route("/", adminAudit);
 app.route("/", messages);
 app.route("/", mailchannels);
 app.route("/", suppressions);

@@ -3,7 +3,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { findApiKey, sha256Hex, timingSafeEqualText, type Tenant } from "../store/keys";
 import { ApiError } from "./errors";
 
-export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant; keyId: string } };
+export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant; keyId: string; auditActor: string } };
 
 function presentedKey(c: Context): string | null {
   const auth = c.req.header("authorization");
@@ -24,6 +24,7 @@ export const requireApiKey: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (record.tenant.suspended) throw new ApiError(403, "tenant_suspended", "the account is suspended");
   c.set("tenant", record.tenant);
   c.set("keyId", record.keyId);
+  c.set("auditActor", `api-key:${record.prefix} ${record.keyId}`);
   await next();
 };
 
@@ -32,8 +33,11 @@ export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   const expected = c.env.ADMIN_TOKEN;
   const key = presentedKey(c);
   if (!expected) throw new ApiError(403, "forbidden", "the admin API is disabled: set the ADMIN_TOKEN secret");
-  if (!key || !timingSafeEqualText(await sha256Hex(key), await sha256Hex(expected))) {
+  const expectedHash = await sha256Hex(expected);
+  if (!key || !timingSafeEqualText(await sha256Hex(key), expectedHash)) {
     throw new ApiError(401, "unauthorized", "the admin token is not valid");
   }
+  // The token's id in the audit trail: the start of its hash (names which token without revealing it).
+  c.set("auditActor", `admin-token:${expectedHash.slice(0, 12)}`);
   await next();
 };

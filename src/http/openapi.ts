@@ -53,6 +53,7 @@ const schemas: Record<string, Schema> = {
       stream: { enum: ["transactional", "broadcast"], description: "broadcast adds List-Unsubscribe (one-click) and needs exactly one recipient." },
       track_opens: { type: ["boolean", "null"], description: "Open tracking pixel in the HTML part; absent or null: the tenant's stream or tenant-wide setting (default off)." },
       track_clicks: { type: ["boolean", "null"], description: "Rewrite HTML links to signed tracking redirects; absent or null: the tenant's stream or tenant-wide setting (default off)." },
+      require_tls: { type: ["boolean", "null"], description: "RFC 8689 REQUIRETLS semantics: deliver only over TLS with a verified certificate, else bounce (5.7.10). The tenant's require_tls policy applies to all its mail." },
     },
     ["from"],
   ),
@@ -156,6 +157,7 @@ const schemas: Record<string, Schema> = {
     suspended: { type: "boolean" },
     rate_limit_per_minute: nint,
     default_stream: str,
+    require_tls: { type: "boolean" },
     created_at: time,
     domains: { type: "array", items: str },
     keys: { type: "array", items: obj({ id: str, prefix: str, name: nstr, created_at: time, revoked_at: ntime }) },
@@ -300,7 +302,14 @@ const schemas: Record<string, Schema> = {
     },
   }),
   TenantCreate: obj({ name: str, domains: { type: "array", items: str }, id: { type: "string", description: "1-63 of a-z, 0-9 and -; generated when absent" } }, ["name"]),
-  TenantPatch: obj({ name: str, suspended: { type: "boolean" }, rate_limit_per_minute: nint, default_stream: { enum: ["transactional", "broadcast"] } }, []),
+  TenantPatch: obj({ name: str, suspended: { type: "boolean" }, rate_limit_per_minute: nint, default_stream: { enum: ["transactional", "broadcast"] }, require_tls: { type: "boolean" } }, []),
+  AuditList: obj({
+    data: {
+      type: "array",
+      items: obj({ id: int, at: time, actor: str, tenant_id: nstr, ip: nstr, method: str, path: str, status: int, detail: { description: "The request's parameters, secrets redacted (null: none)" } }),
+    },
+    next_cursor: nstr,
+  }),
   KeyCreate: obj({ name: str }, []),
   DomainAdd: obj({ domain: str }),
   TrackingSettings: obj({
@@ -458,6 +467,7 @@ export const OPENAPI_DOCUMENT = {
           { name: "X-Tags", in: "header", required: false, schema: str },
           { name: "X-Client-Helo", in: "header", required: false, schema: str },
           { name: "X-Client-Protocol", in: "header", required: false, schema: str },
+          { name: "X-Require-TLS", in: "header", required: false, schema: { enum: ["yes", "no"] }, description: "yes: RFC 8689 REQUIRETLS semantics for this message (the bridge sets it for MAIL FROM ... REQUIRETLS)" },
         ],
         requestBody: { required: true, content: { "message/rfc822": { schema: { type: "string" } } } },
         responses: { ...ok("202", "SendResult", "Accepted"), ...errors(...SEND_ERRORS) },
@@ -565,10 +575,18 @@ export const OPENAPI_DOCUMENT = {
       post: { summary: "Create a tenant with sender domains", security: adminSec, requestBody: jsonBody("TenantCreate"), responses: { ...ok("201", "TenantCreated", "Created"), ...adminErrors("400", "409") } },
       get: { summary: "List tenants", security: adminSec, parameters: [q("cursor", "next_cursor"), q("limit", "1-1000", int)], responses: { ...ok("200", "TenantList", "Tenants"), ...adminErrors("400") } },
     },
+    "/admin/audit": {
+      get: {
+        summary: "The audit trail: authenticated configuration changes (admin API, tenant settings), newest first",
+        security: adminSec,
+        parameters: [q("cursor", "next_cursor"), q("limit", "1-1000", int), q("tenant_id", "only this tenant's")],
+        responses: { ...ok("200", "AuditList", "Audit rows"), ...adminErrors("400") },
+      },
+    },
     "/admin/tenants/{id}": {
       get: { summary: "A tenant with domains and keys", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "Tenant", "Tenant"), ...adminErrors("404") } },
       patch: {
-        summary: "Suspend/resume, rename, rate limit, default stream",
+        summary: "Suspend/resume, rename, rate limit, default stream, require_tls (all mail over verified TLS only)",
         security: adminSec,
         parameters: [p("id")],
         requestBody: jsonBody("TenantPatch"),

@@ -14,6 +14,8 @@ export interface Tenant {
 
 export interface KeyRecord {
   keyId: string;
+  /** The key's first characters, as listed by the admin API (names the key in the audit trail). */
+  prefix: string;
   tenant: Tenant;
   revoked: boolean;
 }
@@ -50,12 +52,13 @@ export async function findApiKey(db: D1Database, presented: string): Promise<Key
   const hash = await sha256Hex(presented);
   const row = await db
     .prepare(
-      `SELECT k.id AS key_id, k.key_hash, k.revoked_at, t.id, t.name, t.suspended, t.rate_limit_per_minute, t.default_stream, t.require_tls
+      `SELECT k.id AS key_id, k.prefix, k.key_hash, k.revoked_at, t.id, t.name, t.suspended, t.rate_limit_per_minute, t.default_stream, t.require_tls
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = ?`,
     )
     .bind(hash)
     .first<{
       key_id: string;
+      prefix: string;
       key_hash: string;
       revoked_at: number | null;
       id: string;
@@ -68,6 +71,7 @@ export async function findApiKey(db: D1Database, presented: string): Promise<Key
   if (!row || !timingSafeEqualText(row.key_hash, hash)) return null;
   return {
     keyId: row.key_id,
+    prefix: row.prefix,
     revoked: row.revoked_at !== null,
     tenant: {
       id: row.id,
