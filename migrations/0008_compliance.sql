@@ -16,8 +16,8 @@ CREATE TABLE mta_sts_policies (
   expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 
--- Who changed what: one row per authenticated mutating admin or tenant-settings request. No secondary index:
--- listings read newest first by id (the rowid), and the table is small (changes, not mail).
+-- Who changed what: one row per authenticated mutating admin or tenant-settings request. Listings read newest
+-- first by id (the rowid); one index serves a tenant's listing (one index entry per change: changes are rare).
 CREATE TABLE audit_log (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   at INTEGER NOT NULL,
@@ -29,3 +29,4 @@ CREATE TABLE audit_log (
   status INTEGER NOT NULL,
   detail TEXT
 );
+CREATE INDEX audit_log_tenant ON audit_log(tenant_id, id);

@@ -10,6 +10,7 @@ import { OPENAPI_DOCUMENT } from "../../src/http/openapi";
 import { sha256Hex } from "../../src/store/keys";
 import { checkResponse } from "./api-schema";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, unique } from "./helpers";
+import { login } from "./report-support";
 
 const paths = OPENAPI_DOCUMENT.paths as unknown as Record<string, Record<string, unknown>>;
 const MUTATING = ["post", "put", "patch", "delete"];
@@ -96,5 +97,21 @@ describe("audit trail", () => {
     expect(page2.data[0]!.detail).toEqual({ body: { require_tls: true } });
     expect((await call("/admin/audit?limit=0", { key: ADMIN_TOKEN })).status).toBe(400);
     expect((await call("/admin/audit", { key: "nope" })).status).toBe(401);
+  });
+
+  it("records the reporting page's suppression changes with the session's identity, and lists them on the page, escaped", async () => {
+    const { tenantId } = await createTenantWithKey([`${unique("pg")}.example`]);
+    const address = `<b>${unique("x")}</b>@example.net`.replace(/[<>]/g, "");
+    const s = await login();
+    const added = await s.post("/dashboard/suppressions", { csrf: s.csrf, tenant_id: tenantId, address, scope: "all", reason: "manual", detail: "<script>alert(1)</script>" });
+    expect(added.status).toBe(303);
+    const [row] = (await rowsFor("POST", "/dashboard/suppressions")).filter((r) => r.detail?.includes(address));
+    expect(row!.actor).toMatch(/^dashboard:cookie:/);
+    expect(row!.tenant_id).toBe(tenantId);
+    expect(row!.detail).not.toContain(s.csrf);
+    const page = await (await s.get(`/dashboard/audit?tenant=${tenantId}`)).text();
+    expect(page).toContain("POST /dashboard/suppressions");
+    expect(page).toContain(address);
+    expect(page).not.toContain("<script>alert(1)</script>");
   });
 });
