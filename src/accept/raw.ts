@@ -15,6 +15,7 @@ import { acceptMessage } from "./accept";
 import { fieldsSignedByExistingSignatures, OutboundError, prepareOutbound, signingSecret } from "./outbound";
 import { envelopeAddress, requireSenderDomain, type SendContext, type SendOutcome } from "./send";
 import { tlsWishes } from "../mime/tls-required";
+import { toSevenBitBody } from "../mime/seven-bit";
 
 /** RFC 5322 section 2.1.1: a line is at most 998 characters excluding CRLF. */
 const MAX_LINE_OCTETS = 998;
@@ -219,7 +220,14 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
   if (!named("date").length && !signed.has("date")) added.push(`Date: ${formatRfc5322Date(new Date())}`);
   if (!named("mime-version").length && !signed.has("mime-version")) added.push("MIME-Version: 1.0");
   kept = [...kept, ...added.map((raw) => ({ name: raw.slice(0, raw.indexOf(":")), raw, value: "" }))];
-  const raw = kept.map((f) => f.raw).join("\r\n") + "\r\n\r\n" + bodyPart;
+  let raw = kept.map((f) => f.raw).join("\r\n") + "\r\n\r\n" + bodyPart;
+  const nonAscii = /[^\x00-\x7f]/;
+  const smtputf8 = rcpts.some((m) => m.utf8) || mailFrom.utf8 || nonAscii.test(headerSection);
+  // 8-bit safety (issue 21): unless the message needs SMTPUTF8 anyway (whose servers take 8-bit), an 8-bit body
+  // becomes quoted-printable/base64 before we sign, so it can go to a server without 8BITMIME with every signature
+  // valid. A body the sender signed already stays as it is (converting would break that signature); at delivery
+  // it then needs 8BITMIME and is refused (5.6.3) rather than sent unconverted.
+  if (!smtputf8 && !named("dkim-signature").length) raw = toSevenBitBody(raw)?.raw ?? raw;
 
   const id = newId();
   let outbound;
@@ -246,7 +254,6 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
   const subject = named("subject")[0]?.value ?? null;
   const suppressed = await findSuppressed(ctx.env.DB, ctx.tenant.id, recipients, envelope.stream);
   const secret = signingSecret(ctx.env);
-  const nonAscii = /[^\x00-\x7f]/;
   const result = await acceptMessage(ctx.env, {
     id,
     tenantId: ctx.tenant.id,
@@ -258,7 +265,7 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
     recipients,
     stream: envelope.stream,
     tags: envelope.tags,
-    smtputf8: rcpts.some((m) => m.utf8) || mailFrom.utf8 || nonAscii.test(headerSection),
+    smtputf8,
     eightBit: nonAscii.test(outbound.raw),
     suppressed,
     ...(secret ? { verp: { secret, fromDomain } } : {}),

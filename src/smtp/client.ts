@@ -341,12 +341,15 @@ class Session implements SmtpSession {
     let encoded: Uint8Array[] | undefined;
     let size = envelope.size;
     let eightBit = envelope.eightBit ?? false;
+    /** Whether the data really has 8-bit octets: known for in-memory bodies, taken from the envelope for streams. */
+    let hasEightBitData = eightBit;
     if (!(body instanceof ReadableStream)) {
       const result = encodeDataPieces(typeof body === "string" ? new TextEncoder().encode(body) : body);
       encoded = result.pieces;
       // RFC 1870: the size with CRLF line ends, before dot-stuffing; the terminator ".\r\n" is not part of it.
       size ??= encoded.reduce((n, p) => n + p.length, 0) - 3;
       eightBit ||= result.eightBit;
+      hasEightBitData = result.eightBit;
     }
     const smtputf8 = envelope.smtputf8 || !isAscii(envelope.mailFrom) || envelope.rcptTo.some((r) => !isAscii(r));
 
@@ -365,7 +368,7 @@ class Session implements SmtpSession {
     }
     // RFC 6152 section 3: 8-bit data goes only to a server that offers 8BITMIME; we do not convert here (a DKIM
     // signature would break), so the message is refused rather than sent unconverted. Accept makes messages 7-bit.
-    if (eightBit && !caps.eightBitMime && !(smtputf8 && caps.smtputf8)) {
+    if (hasEightBitData && !caps.eightBitMime && !(smtputf8 && caps.smtputf8)) {
       return localFail(554, "5.6.3", "the message has 8-bit data and the server does not offer 8BITMIME; it cannot be converted without breaking its signatures (checked locally)");
     }
 
