@@ -118,6 +118,7 @@ function unreachable(e, signal) {
  * @property {string[]} recipients  ASCII addresses (see asciiEnvelopeAddress)
  * @property {string | null} clientHelo  the SMTP client's EHLO name, for the relay's Received line
  * @property {string | null} clientProtocol  RFC 3848 protocol name (ESMTPSA ...), for the relay's Received line
+ * @property {boolean} [requireTls]  the client sent MAIL FROM ... REQUIRETLS (RFC 8689): sent as X-Require-TLS: yes
  * @property {AsyncIterable<Uint8Array>} body  the message, streamed
  * @property {AbortSignal} signal  aborts the upload (timeout, oversize, client gone)
  * @property {RelayFetch} [fetch]
@@ -143,6 +144,7 @@ export async function postRawMessage(submission) {
         // Optional, and only in the shapes the relay accepts (it refuses anything else with 400).
         ...(submission.clientHelo && /^[A-Za-z0-9.:\-[\]_]{1,255}$/.test(submission.clientHelo) ? { "x-client-helo": submission.clientHelo } : {}),
         ...(submission.clientProtocol && /^(ESMTP|ESMTPS|ESMTPA|ESMTPSA|SMTP|LMTP)$/.test(submission.clientProtocol) ? { "x-client-protocol": submission.clientProtocol } : {}),
+        ...(submission.requireTls ? { "x-require-tls": "yes" } : {}),
       },
       body: submission.body,
       duplex: "half",

@@ -250,6 +250,7 @@ export async function startBridge(options, deps = {}) {
         recipients,
         clientHelo: session.hostNameAppearsAs || null,
         clientProtocol: session.transmissionType || null,
+        requireTls: session.envelope.requireTLS === true,
         body,
         signal: controller.signal,
         fetch: deps.fetch,
@@ -316,7 +317,9 @@ export async function startBridge(options, deps = {}) {
       // because smtp-server would prefix its generic codes to ours; our replies carry RFC 3463 codes anyway.
       hideENHANCEDSTATUSCODES: true,
       hideDSN: true,
-      hideREQUIRETLS: true,
+      // RFC 8689: offered (over TLS only; smtp-server refuses the parameter in plaintext) when the bridge has a
+      // certificate; the relay then delivers such mail only over verified TLS, or bounces it.
+      hideREQUIRETLS: !options.tls,
       disableReverseLookup: true,
       maxClients: options.maxClients,
       closeTimeout: options.shutdownTimeoutMs,
