@@ -13,6 +13,8 @@
  *   object key.
  */
 
+import { decodeBase64, encodeBase64 } from "../mime/encoding";
+
 /** Every sealed inline body starts with this. */
 const INLINE_PREFIX = "\0sealed:v1:";
 const IV_BYTES = 12;
@@ -90,18 +92,12 @@ async function decrypt(keys: BodyKeys, keyId: string, sealed: Uint8Array, aad: s
   }
 }
 
-function toBase64(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(s);
-}
-
 /** A body for a delivery job: sealed when encryption is on, else as given. `messageId` binds it to its message. */
 export async function sealInlineBody(env: Env, raw: string, messageId: string): Promise<string> {
   const keys = bodyKeys(env);
   if (!keys) return raw;
   const k = await keys;
-  return `${INLINE_PREFIX}${k.currentId}:${toBase64(await encrypt(k, new TextEncoder().encode(raw), messageId))}`;
+  return `${INLINE_PREFIX}${k.currentId}:${encodeBase64(await encrypt(k, new TextEncoder().encode(raw), messageId))}`;
 }
 
 /** The message of a job's inline body (sealed or, from before encryption, plain). Throws BodyKeyError. */
@@ -111,12 +107,8 @@ export async function openInlineBody(env: Env, stored: string, messageId: string
   const colon = rest.indexOf(":");
   const keys = bodyKeys(env);
   if (!keys) throw new BodyKeyError("a sealed body arrived but BODY_ENCRYPTION_KEYS is not set");
-  let sealed: Uint8Array;
-  try {
-    sealed = Uint8Array.from(atob(rest.slice(colon + 1)), (c) => c.charCodeAt(0));
-  } catch {
-    throw new BodyKeyError("a sealed inline body is not base64");
-  }
+  const sealed = decodeBase64(rest.slice(colon + 1));
+  if (!sealed) throw new BodyKeyError("a sealed inline body is not base64");
   return new TextDecoder().decode(await decrypt(await keys, rest.slice(0, colon), sealed, messageId));
 }
 
