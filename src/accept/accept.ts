@@ -9,7 +9,7 @@ import type { DeliveryJob } from "../delivery/job";
 import { bounceDomainFor, encodeReturnPath } from "../mime/return-path";
 import { newId } from "../store/ids";
 import { insertMessage, recordOutcome, type RecipientStatus } from "../store/messages";
-import { inlineBodyLimit, putStoredBody, sealInlineBody } from "../store/body-crypto";
+import { checkBodyKeys, inlineBodyLimit, putStoredBody, sealInlineBody } from "../store/body-crypto";
 
 /** The message was recorded but its delivery jobs could not be queued; its recipients are marked failed. */
 export class EnqueueError extends Error {
@@ -69,6 +69,8 @@ function domainOf(address: string): string {
 export async function acceptMessage(env: Env, input: AcceptInput): Promise<AcceptResult> {
   const id = input.id ?? newId();
   const now = Date.now();
+  // A malformed key secret fails here, before anything is recorded, rather than leave recorded mail unqueued.
+  await checkBodyKeys(env);
   // A null sender (RFC 5321 section 4.5.5: a bounce or other report) stays null: no VERP, and no report about it.
   const bounceDomain = input.verp && input.mailFrom !== "" ? bounceDomainFor(input.verp.fromDomain) : null;
   const returnPath = (idx: number): Promise<string> =>

@@ -68,6 +68,11 @@ async function importKeys(secret: string): Promise<BodyKeys> {
   return { currentId, keys };
 }
 
+/** Throws BodyKeyError when BODY_ENCRYPTION_KEYS is set but malformed; call before recording anything. */
+export async function checkBodyKeys(env: Env): Promise<void> {
+  await bodyKeys(env);
+}
+
 /** Whether bodies are sealed (BODY_ENCRYPTION_KEYS is set). */
 export function bodyEncryptionEnabled(env: Env): boolean {
   return secretOf(env) !== undefined;
