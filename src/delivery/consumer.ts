@@ -915,6 +915,8 @@ async function sendDsn(env: Env, config: RelayConfig, w: Work, recipients: DsnRe
       recipients: [to],
       tags: ["dsn"],
       metadata: { dsn_for: w.job.messageId },
+      // RFC 8689 section 5: a report about a REQUIRETLS message quotes it, so it travels under REQUIRETLS too.
+      ...(w.job.requireTls ? { requireTls: true } : {}),
     });
   } catch (e) {
     // The outcome is recorded either way; a lost DSN must not redeliver the original.
