@@ -244,7 +244,14 @@ async function connect(config: RelayConfig, target: Target): Promise<{ session: 
 async function sendOne(env: Env, session: SmtpSession, host: string, w: Work, seq: number): Promise<void> {
   const started = Date.now();
   const rcpts = w.pending.filter((r) => !w.results.has(r.idx));
-  const body = w.raw ?? (await readStoredBody(env, w.job.bodyKey!));
+  let body: string | ReadableStream<Uint8Array> | undefined;
+  try {
+    body = w.raw ?? (await readStoredBody(env, w.job.bodyKey!));
+  } catch (e) {
+    if (!(e instanceof BodyKeyError)) throw e;
+    for (const r of rcpts) w.results.set(r.idx, { status: "deferred", enhanced: "4.3.0", text: `stored body cannot be opened: ${e.message}`, seq });
+    return;
+  }
   if (body === undefined) {
     for (const r of rcpts) w.results.set(r.idx, { status: "bounced", enhanced: "5.3.0", text: "message body missing from storage", seq });
     return;
@@ -274,6 +281,13 @@ async function sendOne(env: Env, session: SmtpSession, host: string, w: Work, se
       }
     });
   } catch (e) {
+    if (e instanceof BodyKeyError) {
+      // A sealed body failed to open in the middle of DATA: drop the connection without the final "." so the
+      // partial message is never delivered; the recipients wait for the next attempt.
+      await session.close();
+      for (const r of rcpts) w.results.set(r.idx, { status: "deferred", enhanced: "4.3.0", text: `stored body cannot be opened: ${e.message}`, host, seq });
+      throw new SmtpError({ kind: "connection", command: "DATA", message: e.message, cause: e });
+    }
     if (!(e instanceof SmtpError)) throw e;
     const latencyMs = Date.now() - started;
     for (const r of rcpts) w.results.set(r.idx, { ...fromSmtpError(e, host, session.tls), status: e.temporary ? "deferred" : "bounced", latencyMs, seq });

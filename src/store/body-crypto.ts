@@ -9,8 +9,10 @@
  * another message does not open):
  * - inline: `"\0sealed:v1:<key id>:" + base64(iv || ciphertext+tag)`, additional data = the message id. No
  *   RFC 5322 message starts with NUL (accept refuses NUL), so the prefix cannot be a plaintext body.
- * - R2: the object is `iv || ciphertext+tag` with custom metadata `sealed: v1:<key id>`, additional data = the
- *   object key.
+ * - R2: custom metadata `sealed: v1:<key id>`; the object is `iv || record 0 || record 1 ...`, each record 64 KiB
+ *   of the body sealed on its own (nonce = iv with the record index mixed in; additional data = object key, index
+ *   and whether it is the last record), so bodies stream through without being held whole and a truncated or
+ *   reordered object does not open.
  */
 
 import { decodeBase64, encodeBase64 } from "../mime/encoding";
@@ -125,7 +127,27 @@ export function inlineBodyLimit(env: Env, plainLimit: number): number {
   return bodyEncryptionEnabled(env) ? Math.floor((plainLimit * 3) / 4) - 128 : plainLimit;
 }
 
-/** Stores a body in R2, sealed when encryption is on. */
+/**
+ * R2 bodies are sealed in records of this many plaintext bytes, each its own AES-GCM message, so a body is opened
+ * while it streams to the next hop instead of being held whole (25 MiB bodies, six connections per invocation).
+ */
+const RECORD_BYTES = 64 * 1024;
+const TAG_BYTES = 16;
+
+/** Record i's nonce: the object's random IV with its last 32 bits XORed with i (at most 2^32 records per IV). */
+function recordIv(iv: Uint8Array, i: number): Uint8Array {
+  const out = iv.slice();
+  const view = new DataView(out.buffer);
+  view.setUint32(IV_BYTES - 4, view.getUint32(IV_BYTES - 4) ^ i);
+  return out;
+}
+
+/** Additional data of record i: the object key, the index and whether it is the last (so truncation is detected). */
+function recordAad(key: string, i: number, last: boolean): Uint8Array {
+  return new TextEncoder().encode(`${key}\n${i}\n${last ? "last" : "more"}`);
+}
+
+/** Stores a body in R2, sealed when encryption is on: `iv || record 0 || record 1 ...`, each record ciphertext+tag. */
 export async function putStoredBody(env: Env, key: string, bytes: Uint8Array): Promise<void> {
   const keys = bodyKeys(env);
   if (!keys) {
@@ -133,33 +155,117 @@ export async function putStoredBody(env: Env, key: string, bytes: Uint8Array): P
     return;
   }
   const k = await keys;
-  await env.BODIES.put(key, await encrypt(k, bytes, key), { httpMetadata: { contentType: "application/octet-stream" }, customMetadata: { sealed: `v1:${k.currentId}` } });
+  const cryptoKey = k.keys.get(k.currentId)!;
+  const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
+  const records = Math.max(1, Math.ceil(bytes.byteLength / RECORD_BYTES));
+  const out = new Uint8Array(IV_BYTES + bytes.byteLength + records * TAG_BYTES);
+  out.set(iv);
+  let at = IV_BYTES;
+  for (let i = 0; i < records; i++) {
+    const chunk = bytes.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES);
+    const ct = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: recordIv(iv, i), additionalData: recordAad(key, i, i === records - 1) }, cryptoKey, chunk));
+    out.set(ct, at);
+    at += ct.byteLength;
+  }
+  await env.BODIES.put(key, out, { httpMetadata: { contentType: "application/octet-stream" }, customMetadata: { sealed: `v1:${k.currentId}` } });
+}
+
+/** Opens a sealed R2 object's records as they arrive. Errors (BodyKeyError) surface on the stream's reader. */
+function openingStream(sealed: ReadableStream<Uint8Array>, cryptoKey: CryptoKey, key: string): ReadableStream<Uint8Array> {
+  const reader = sealed.getReader();
+  let buffer: Uint8Array = new Uint8Array(0);
+  let iv: Uint8Array | null = null;
+  let index = 0;
+  let done = false;
+  // The buffer is a view: consumed records are dropped without copying (R2 may hand over large chunks).
+  const append = (chunk: Uint8Array) => {
+    if (!buffer.byteLength) {
+      buffer = chunk;
+      return;
+    }
+    const next = new Uint8Array(buffer.byteLength + chunk.byteLength);
+    next.set(buffer);
+    next.set(chunk, buffer.byteLength);
+    buffer = next;
+  };
+  const open = async (record: Uint8Array, last: boolean): Promise<Uint8Array> => {
+    try {
+      return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: recordIv(iv!, index), additionalData: recordAad(key, index++, last) }, cryptoKey, record));
+    } catch {
+      throw new BodyKeyError(`the body at ${key} does not open (tampered, truncated, or moved from another object)`);
+    }
+  };
+  const whole = RECORD_BYTES + TAG_BYTES;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      // A record is known not to be the last once more bytes follow it; at the end, what is left is the last one.
+      while (!done && buffer.byteLength <= (iv ? whole : IV_BYTES + whole)) {
+        const r = await reader.read();
+        if (r.done) done = true;
+        else append(r.value);
+      }
+      if (!iv) {
+        if (buffer.byteLength < IV_BYTES + TAG_BYTES) throw new BodyKeyError(`the body at ${key} is truncated`);
+        iv = buffer.slice(0, IV_BYTES);
+        buffer = buffer.subarray(IV_BYTES);
+      }
+      if (buffer.byteLength > whole) {
+        controller.enqueue(await open(buffer.subarray(0, whole), false));
+        buffer = buffer.subarray(whole);
+        return;
+      }
+      if (buffer.byteLength < TAG_BYTES) throw new BodyKeyError(`the body at ${key} is truncated`);
+      const plain = await open(buffer, true);
+      buffer = new Uint8Array(0);
+      if (plain.byteLength) controller.enqueue(plain);
+      controller.close();
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
 }
 
 /**
- * A body from R2 for sending: a stream when it is stored in the clear (never held whole), the opened bytes when it
- * is sealed (AES-GCM authenticates the whole body, so it is read whole: up to MAX_MESSAGE_BYTES in memory).
- * Undefined when the object is gone. Throws BodyKeyError.
+ * A body from R2 for sending, streamed (never held whole), opened record by record when it is sealed.
+ * Undefined when the object is gone. Throws BodyKeyError for a key that is not configured; a record that does
+ * not open fails the stream with BodyKeyError.
  */
-export async function readStoredBody(env: Env, key: string): Promise<ReadableStream<Uint8Array> | Uint8Array | undefined> {
+export async function readStoredBody(env: Env, key: string): Promise<ReadableStream<Uint8Array> | undefined> {
   const obj = await env.BODIES.get(key);
   if (!obj) return undefined;
   const sealed = obj.customMetadata?.sealed;
   if (!sealed) return obj.body;
   const keys = bodyKeys(env);
   if (!keys) throw new BodyKeyError("a sealed body is stored but BODY_ENCRYPTION_KEYS is not set");
-  return decrypt(await keys, sealed.replace(/^v1:/, ""), new Uint8Array(await obj.arrayBuffer()), key);
+  const keyId = sealed.replace(/^v1:/, "");
+  const cryptoKey = (await keys).keys.get(keyId);
+  if (!cryptoKey) {
+    await obj.body.cancel();
+    throw new BodyKeyError(`the body is sealed with key ${keyId}, which BODY_ENCRYPTION_KEYS no longer lists`);
+  }
+  return openingStream(obj.body, cryptoKey, key);
 }
 
-/** A body from R2 as text (send_email, DSN headers); `maxBytes` bounds what is returned. Throws BodyKeyError. */
+/** A body from R2 as text (send_email, DSN headers); `maxBytes` bounds what is read. Throws BodyKeyError. */
 export async function readStoredText(env: Env, key: string, maxBytes?: number): Promise<string | undefined> {
-  const head = await env.BODIES.head(key);
-  if (!head) return undefined;
-  if (!head.customMetadata?.sealed) {
-    const obj = await env.BODIES.get(key, maxBytes !== undefined ? { range: { offset: 0, length: maxBytes } } : {});
-    return obj ? obj.text() : undefined;
-  }
   const body = await readStoredBody(env, key);
-  if (body === undefined || body instanceof ReadableStream) return undefined;
-  return new TextDecoder().decode(maxBytes !== undefined ? body.subarray(0, maxBytes) : body);
+  if (!body) return undefined;
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  while (maxBytes === undefined || total < maxBytes) {
+    const r = await reader.read();
+    if (r.done) break;
+    chunks.push(r.value);
+    total += r.value.byteLength;
+  }
+  if (maxBytes !== undefined && total >= maxBytes) await reader.cancel();
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(maxBytes !== undefined ? all.subarray(0, maxBytes) : all);
 }

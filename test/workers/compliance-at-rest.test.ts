@@ -4,9 +4,9 @@
  * sends) are AES-GCM ciphertext that does not contain the message, yet the next hop receives the message intact.
  */
 import { describe, expect, it } from "vitest";
-import { BodyKeyError, openInlineBody, putStoredBody, readStoredBody, sealInlineBody } from "../../src/store/body-crypto";
-import { addRoute, waitAllFinal } from "../support/delivery-helpers";
-import { call, createTenantWithKey, env, receivedAt, startSmtp, unique } from "./helpers";
+import { BodyKeyError, openInlineBody, putStoredBody, readStoredBody, readStoredText, sealInlineBody } from "../../src/store/body-crypto";
+import { addRoute, eventRows, waitAllFinal } from "../support/delivery-helpers";
+import { call, createTenantWithKey, env, receivedAt, startSmtp, unique, waitFor } from "./helpers";
 
 const marker = () => `secret-${unique("m")}-lab-result`;
 
@@ -86,9 +86,56 @@ describe("encryption at rest", () => {
 
     const r2key = `bodies/${unique("rot")}`;
     await putStoredBody(old, r2key, new TextEncoder().encode("Subject: r2\r\n\r\nbody\r\n"));
-    const opened = await readStoredBody(rotated, r2key);
-    expect(new TextDecoder().decode(opened as Uint8Array)).toBe("Subject: r2\r\n\r\nbody\r\n");
+    expect(await readStoredText(rotated, r2key)).toBe("Subject: r2\r\n\r\nbody\r\n");
     await expect(readStoredBody(retired, r2key)).rejects.toBeInstanceOf(BodyKeyError);
     await expect(sealInlineBody(keysEnv("k1:c2hvcnQ="), "x", "m")).rejects.toThrow(/32 bytes/);
+  });
+
+  it("streams large sealed bodies record by record, and refuses truncated, reordered or emptied objects", async () => {
+    const sealedEnv = keysEnv(`k1:${rawKey()}`);
+    const key = `bodies/${unique("big")}`;
+    const plain = new Uint8Array(200_000).map((_, i) => (i * 7) % 251);
+    await putStoredBody(sealedEnv, key, plain);
+    const stored = new Uint8Array(await (await env.BODIES.get(key))!.arrayBuffer());
+    // 12-byte IV, four records (64 KiB x 3 + the rest), a 16-byte tag each.
+    expect(stored.byteLength).toBe(12 + 200_000 + 4 * 16);
+    const stream = (await readStoredBody(sealedEnv, key))!;
+    const parts: Uint8Array[] = [];
+    for await (const p of stream) parts.push(p);
+    expect(parts.length).toBe(4);
+    expect(Buffer.concat(parts).equals(Buffer.from(plain))).toBe(true);
+    expect(await readStoredText(sealedEnv, key, 1000)).toHaveLength(1000);
+
+    const record = 64 * 1024 + 16;
+    const variants: [string, Uint8Array][] = [
+      ["last record dropped", stored.subarray(0, 12 + 3 * record)],
+      ["cut inside a record", stored.subarray(0, stored.byteLength - 100)],
+      ["records swapped", Buffer.concat([stored.subarray(0, 12), stored.subarray(12 + record, 12 + 2 * record), stored.subarray(12, 12 + record), stored.subarray(12 + 2 * record)])],
+      ["one bit flipped", stored.map((b, i) => (i === 5000 ? b ^ 1 : b))],
+      ["only the IV", stored.subarray(0, 12)],
+    ];
+    for (const [what, bytes] of variants) {
+      await env.BODIES.put(key, bytes, { customMetadata: { sealed: "v1:k1" } });
+      await expect(readStoredText(sealedEnv, key), what).rejects.toBeInstanceOf(BodyKeyError);
+    }
+    // An empty body is one final record holding only its tag.
+    await putStoredBody(sealedEnv, key, new Uint8Array(0));
+    expect(await readStoredText(sealedEnv, key)).toBe("");
+  });
+
+  it("never delivers part of a body whose last record was tampered with: the connection drops before the final dot", async () => {
+    const { key, from, domain, port } = await setup();
+    const sendAt = new Date(Date.now() + 3000).toISOString();
+    const r = await call("/v1/messages", { method: "POST", key, json: { from, to: [`t@${domain}`], subject: "tamper", text: `start\n${"z".repeat(150_000)}\nend`, send_at: sendAt } });
+    expect(r.status).toBe(202);
+    const id = ((await r.json()) as { id: string }).id;
+    const obj = await env.BODIES.get(`bodies/${id}`);
+    const bytes = new Uint8Array(await obj!.arrayBuffer());
+    bytes[bytes.byteLength - 20]! ^= 1;
+    await env.BODIES.put(`bodies/${id}`, bytes, { customMetadata: obj!.customMetadata! });
+    const deferred = await waitFor(async () => (await eventRows([id])).find((e) => e.type === "deferred"), 30_000, "the deferral");
+    expect(deferred.enhanced).toBe("4.3.0");
+    expect(deferred.text).toMatch(/stored body cannot be opened/);
+    expect(await receivedAt(port)).toHaveLength(0);
   });
 });
