@@ -72,6 +72,8 @@ export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
 /** The fields over-signed by default: those whose addition or duplication changes what a reader sees. */
 export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = [
   "from",
+  // Clients show Sender as "on behalf of"; an inserted Sender must break the signature.
+  "sender",
   "reply-to",
   "subject",
   "date",

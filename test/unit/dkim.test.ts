@@ -212,6 +212,12 @@ describe("signDkim detects tampering", () => {
     const tampered = signed.replace("Subject:", "Reply-To: mallory@evil.example\r\nSubject:");
     expect(results(await verify(tampered))).toEqual(["example.com/ed2026:fail"]);
   });
+
+  it("fails when a Sender is inserted (Sender is over-signed; issue 15)", async () => {
+    const signed = await signDkim(message(bodies.plain ?? ""), [ed]);
+    const tampered = signed.replace("Subject:", "Sender: ceo@bank.example\r\nSubject:");
+    expect(results(await verify(tampered))).toEqual(["example.com/ed2026:fail"]);
+  });
 });
 
 describe("DKIM-Signature field contents", () => {

@@ -1,7 +1,8 @@
 /** Security paths: the relay is never open, keys and tenants are enforced on every route, tenants are isolated. */
+import PostalMime from "postal-mime";
 import { describe, expect, it } from "vitest";
 import { checkResponse } from "./api-schema";
-import { ADMIN_TOKEN, call, createTenantWithKey, env, unique } from "./helpers";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, sinkPort, unique, waitFor } from "./helpers";
 
 type ErrorBody = { error: { code: string; field?: string } };
 const ROUTES: [string, string][] = [
@@ -170,5 +171,70 @@ describe("tenant isolation", () => {
     const resB = await call("/v1/messages", { method: "POST", key: tb.key, json: { from: `x@${b}`, to: ["x@sink.example"], subject: "s", text: "t" }, headers: { "idempotency-key": k } });
     expect(resB.status).toBe(202);
     expect(((await resB.json()) as { id: string }).id).not.toBe(ra.id);
+  });
+});
+
+describe("From and Sender of raw messages (issue 15, finding 1)", () => {
+  const rawSend = (key: string, rcpt: string, headers: string) =>
+    call("/v1/messages/raw", {
+      method: "POST",
+      key,
+      headers: { "content-type": "message/rfc822", "x-envelope-to": rcpt },
+      body: `${headers}\r\nTo: ${rcpt}\r\nSubject: s\r\n\r\nbody\r\n`,
+    });
+
+  it("refuses every From that a mail reader could show as another tenant's domain; nothing is queued", async () => {
+    const a = `${unique("fa")}.example`;
+    const b = `${unique("fb")}.example`;
+    const { key, tenantId } = await createTenantWithKey([a]);
+    await createTenantWithKey([b]);
+    const attacks = [
+      `ceo@${b} (<x@${a}>)`,
+      `ceo@${b}, <x@${a}>`,
+      `x: ceo@${b};`,
+      `x: ceo@${b}, <x@${a}>;`,
+      `(c (d) <ceo@${b}>) x@${a}`,
+      `<@${b}:x@${a}>`,
+      `ceo@${b} <x@${a}>`,
+      `=?utf-8?q?ceo=40${b}_<ceo@${b}>?=`,
+      `<x@${a}>, ceo@${b}`,
+    ];
+    for (const from of attacks) {
+      const res = await rawSend(key, "x@sink.example", `From: ${from}`);
+      expect([403, 422], from).toContain(res.status);
+      const body = await checkResponse<ErrorBody>(res, "POST", "/v1/messages/raw");
+      expect(["invalid_sender", "sender_domain_not_allowed"], from).toContain(body.error.code);
+      expect(body.error.field, from).toBe("from");
+    }
+    // Sender is shown as "on behalf of": it must be the tenant's too, and there is at most one.
+    const sender = await rawSend(key, "x@sink.example", `From: x@${a}\r\nSender: ceo@${b}`);
+    await expectError(sender, "POST", "/v1/messages/raw", 403, "sender_domain_not_allowed");
+    const senders = await rawSend(key, "x@sink.example", `From: x@${a}\r\nSender: y@${a}\r\nSender: y@${a}`);
+    await expectError(senders, "POST", "/v1/messages/raw", 422, "invalid_sender");
+    const senderList = await rawSend(key, "x@sink.example", `From: x@${a}\r\nSender: y@${a}, ceo@${b}`);
+    await expectError(senderList, "POST", "/v1/messages/raw", 422, "invalid_sender");
+    expect(await count(tenantId)).toBe(0);
+  });
+
+  it("accepts the legitimate forms, and postal-mime reads the delivered From as the address accept checked", async () => {
+    const a = `${unique("fg")}.example`;
+    const { key } = await createTenantWithKey([a]);
+    const forms = [
+      `x@${a}`,
+      `"Doe, Jane" <x@${a}>`,
+      `"ceo@bank.example" <x@${a}>`,
+      `=?utf-8?q?Caf=C3=A9_Team?= <x@${a}>`,
+      `x@${a} (Support)`,
+      `(Support) Support Team <x@${a}>`,
+    ];
+    for (const from of forms) {
+      const rcpt = `${unique("r")}@sink.example`;
+      const res = await rawSend(key, rcpt, `From: ${from}\r\nSender: ops@${a}`);
+      expect(res.status, from).toBe(202);
+      const copy = await waitFor(async () => (await receivedAt(sinkPort())).find((m) => m.rcptTo.includes(rcpt)), 20_000, `delivery to ${rcpt}`);
+      const parsed = await PostalMime.parse(copy.raw);
+      expect(parsed.from?.address, from).toBe(`x@${a}`);
+      expect(parsed.sender?.address, from).toBe(`ops@${a}`);
+    }
   });
 });
