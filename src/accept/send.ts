@@ -112,7 +112,8 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
   const id = newId();
   const now = new Date();
   // Open/click tracking (issue 11): one HTML body per recipient with its own tokens, rewritten before signing.
-  const tracked = await trackedHtmlBodies(ctx.env, { tenantId: ctx.tenant.id, messageId: id, recipientCount: recipients.length, publicBaseUrl: ctx.publicBaseUrl, secret: signingSecret(ctx.env), fieldPrefix: p }, req);
+  // Never in a dry run: its output is not stored, so working tokens (signed redirects) would be free to mint.
+  const tracked = opts.dryRun ? null : await trackedHtmlBodies(ctx.env, { tenantId: ctx.tenant.id, messageId: id, recipientCount: recipients.length, publicBaseUrl: ctx.publicBaseUrl, secret: signingSecret(ctx.env), fieldPrefix: p }, req);
   let composed;
   try {
     composed = composeMessage(tracked ? { ...req, html: tracked[0] } : req, { messageIdDomain: fromDomain, now });
@@ -136,6 +137,8 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
         ...(ctx.clientName ? { clientName: ctx.clientName } : {}),
         publicBaseUrl: ctx.publicBaseUrl,
         ...(opts.extraSigners ? { extraSigners: opts.extraSigners } : {}),
+        // A dry run is not signed: a signature made with the operator's key on unstored output is a free replay.
+        ...(opts.dryRun ? { sign: false } : {}),
         now,
       });
     outbound = await prepare(composed.raw, tracked ? recipients.slice(0, 1) : recipients);

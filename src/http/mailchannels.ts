@@ -38,7 +38,8 @@ mailchannels.post("/tx/v1/send", requireApiKey, async (c) => {
   if (!mapped.ok) throw refusalToApiError(mapped.error);
   const sends = mapped.value;
   const run = async () => {
-    if (!dryRun) await enforceRateLimit(c, sends.length);
+    // Dry runs count too: they sign nothing, but compose, validate and answer like a send.
+    await enforceRateLimit(c, sends.reduce((n, s) => n + s.request.recipients.length, 0));
     // Refuse before anything is queued: every personalization is checked first, so none is half sent.
     const prepared = [];
     for (const s of sends) {

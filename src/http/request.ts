@@ -74,7 +74,7 @@ export async function enforceRateLimit(c: Context<AppEnv>, n: number): Promise<v
   if (limit === null || limit <= 0) return;
   const retryAfter = await consumeRateLimit(c.env.DB, c.get("tenant").id, limit, n);
   if (retryAfter > 0) {
-    throw new ApiError(429, "rate_limited", `this account may send ${limit} messages per minute`, undefined, { "retry-after": String(retryAfter) });
+    throw new ApiError(429, "rate_limited", `this account may send to ${limit} recipients per minute`, undefined, { "retry-after": String(retryAfter) });
   }
 }
 

@@ -238,3 +238,53 @@ describe("From and Sender of raw messages (issue 15, finding 1)", () => {
     }
   });
 });
+
+describe("rate limit and dry runs (issue 15, finding 4)", () => {
+  it("dry runs count against the limit, and carry neither the relay's DKIM signature nor tracking tokens", async () => {
+    const domain = `${unique("dr")}.signed.example`;
+    const { key, tenantId } = await createTenantWithKey([domain]);
+    await call(`/admin/tenants/${tenantId}`, { method: "PATCH", key: ADMIN_TOKEN, json: { rate_limit_per_minute: 3 } });
+    expect((await call("/v1/tracking/settings", { method: "PUT", key, json: { track_clicks: true, track_opens: true } })).status).toBe(200);
+    const body = {
+      personalizations: [{ to: [{ email: "someone@sink.example" }] }],
+      from: { email: `app@${domain}` },
+      subject: "dry",
+      content: [{ type: "text/html", value: '<p>Hi <a href="https://example.com/offer">offer</a></p>' }],
+    };
+    const statuses: number[] = [];
+    let first: string | null = null;
+    for (let i = 0; i < 10; i++) {
+      const res = await call("/tx/v1/send?dry-run=true", { method: "POST", key, json: body });
+      statuses.push(res.status);
+      if (res.status === 200 && first === null) first = ((await res.json()) as { data: string[] }).data[0]!;
+    }
+    // Three a minute: even across a minute boundary at most six of ten are answered.
+    expect(statuses.filter((s) => s === 200).length).toBeLessThanOrEqual(6);
+    expect(statuses).toContain(429);
+    expect(first).not.toBeNull();
+    expect(first).not.toMatch(/^DKIM-Signature:/im);
+    expect(first).toContain("https://example.com/offer");
+    expect(first).not.toMatch(/\/t\/(c|o)\//);
+    expect(await count(tenantId)).toBe(0);
+  });
+
+  it("the limit counts recipients: a message to four recipients does not fit a limit of three", async () => {
+    const a = `${unique("rr")}.example`;
+    const { key, tenantId } = await createTenantWithKey([a]);
+    await call(`/admin/tenants/${tenantId}`, { method: "PATCH", key: ADMIN_TOKEN, json: { rate_limit_per_minute: 3 } });
+    const to = ["a", "b", "c", "d"].map((l) => `${l}@sink.example`);
+    await expectError(await call("/v1/messages", { method: "POST", key, json: { from: `x@${a}`, to, subject: "s", text: "t" } }), "POST", "/v1/messages", 429, "rate_limited");
+    const raw = await call("/v1/messages/raw", {
+      method: "POST",
+      key,
+      headers: { "content-type": "message/rfc822", "x-envelope-to": to.join(", ") },
+      body: `From: x@${a}\r\nSubject: s\r\n\r\nbody\r\n`,
+    });
+    await expectError(raw, "POST", "/v1/messages/raw", 429, "rate_limited");
+    const mc = { personalizations: [{ to: to.map((email) => ({ email })) }], from: { email: `x@${a}` }, subject: "s", content: [{ type: "text/plain", value: "t" }] };
+    await expectError(await call("/tx/v1/send", { method: "POST", key, json: mc }), "POST", "/tx/v1/send", 429, "rate_limited");
+    await expectError(await call("/v1/messages/batch", { method: "POST", key, json: [{ from: `x@${a}`, to: to.slice(0, 2), subject: "s", text: "t" }, { from: `x@${a}`, to: to.slice(2), subject: "s", text: "t" }] }), "POST", "/v1/messages/batch", 429, "rate_limited");
+    expect(await count(tenantId)).toBe(0);
+    expect((await call("/v1/messages", { method: "POST", key, json: { from: `x@${a}`, to: to.slice(0, 3), subject: "s", text: "t" } })).status).toBe(202);
+  });
+});
