@@ -57,13 +57,29 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/**
+ * The URL with an inline password replaced by `***` (`smtp://user:***@host`), for anything shown or logged:
+ * admin API answers, error messages. `${SMTP_...}` placeholders name a secret and are not secret themselves.
+ */
+export function redactUrlPassword(url: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url);
+  if (!scheme) return url;
+  // The authority ends at the first / ? # after the last @ (a password may itself hold @, / or spaces).
+  const at = url.lastIndexOf("@");
+  const colon = url.indexOf(":", scheme[0].length);
+  if (at < 0 || colon < 0 || colon > at) return url;
+  const pass = url.slice(colon + 1, at);
+  if (/^\$\{[A-Z0-9_]+\}$/i.test(pass)) return url;
+  return `${url.slice(0, colon + 1)}***${url.slice(at)}`;
+}
+
 /** Parses a next-hop URL: smtp://host:port (plain), smtp+starttls://, smtp+opportunistic://, smtps://; user:pass@ for AUTH. */
 export function parseNextHop(url: string): NextHop {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new ConfigError(`NEXT_HOP_URL is not a URL: ${url}`);
+    throw new ConfigError(`NEXT_HOP_URL is not a URL: ${redactUrlPassword(url)}`);
   }
   const schemes: Record<string, { tls: NextHop["tls"]; port: number }> = {
     "smtp:": { tls: "off", port: 25 },
@@ -72,7 +88,7 @@ export function parseNextHop(url: string): NextHop {
     "smtps:": { tls: "implicit", port: 465 },
   };
   const scheme = schemes[u.protocol];
-  if (!scheme) throw new ConfigError(`NEXT_HOP_URL scheme must be smtp, smtp+starttls, smtp+opportunistic or smtps: ${url}`);
+  if (!scheme) throw new ConfigError(`NEXT_HOP_URL scheme must be smtp, smtp+starttls, smtp+opportunistic or smtps: ${redactUrlPassword(url)}`);
   const hop: NextHop = { kind: "smtp", host: u.hostname, port: u.port ? Number(u.port) : scheme.port, tls: scheme.tls };
   if (u.username) {
     hop.auth = { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) };

@@ -217,6 +217,12 @@ export async function consumeRateLimit(db: D1Database, tenantId: string, limitPe
   return Math.max(1, Math.ceil((windowStart + 60_000 - now) / 1000));
 }
 
+/** The count in `key`'s current one-minute window (0 when nothing was counted). */
+export async function rateCount(db: D1Database, key: string, now = Date.now()): Promise<number> {
+  const row = await db.prepare("SELECT count FROM rate_counters WHERE tenant_id = ? AND window_start = ?").bind(key, now - (now % 60_000)).first<{ count: number }>();
+  return row?.count ?? 0;
+}
+
 /** Housekeeping: drops rate counters of past windows. */
 export async function expireRateCounters(db: D1Database, now = Date.now()): Promise<void> {
   await db.prepare("DELETE FROM rate_counters WHERE window_start < ?").bind(now - 120_000).run();

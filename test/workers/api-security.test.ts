@@ -288,3 +288,77 @@ describe("rate limit and dry runs (issue 15, finding 4)", () => {
     expect((await call("/v1/messages", { method: "POST", key, json: { from: `x@${a}`, to: to.slice(0, 3), subject: "s", text: "t" } })).status).toBe(202);
   });
 });
+
+describe("dashboard login, assets, route secrets, broadcast unsubscribe (issue 15, finding 5)", () => {
+  const loginForm = async (ip: string) => {
+    const form = await call("/dashboard/login");
+    const cookie = `__Host-er_login=${/__Host-er_login=([^;]+)/.exec(form.headers.getSetCookie().join("\n"))![1]}`;
+    const nonce = /name="nonce" value="([^"]+)"/.exec(await form.text())![1]!;
+    return (fields: Record<string, string>, extra = "") =>
+      call("/dashboard/login", {
+        method: "POST",
+        redirect: "manual",
+        headers: { cookie, "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": ip },
+        body: new URLSearchParams({ nonce, ...fields }).toString() + extra,
+      });
+  };
+
+  it("refuses a login body over 16 KiB without parsing it", async () => {
+    const post = await loginForm("192.0.2.10");
+    const big = await post({ token: ADMIN_TOKEN }, `&pad=${"x".repeat(48 * 1024)}`);
+    expect(big.status).toBe(413);
+    expect(big.headers.getSetCookie().some((c) => c.startsWith("__Host-er_session="))).toBe(false);
+  });
+
+  it("answers 429 after ten wrong tokens from one client, even to the right one; other clients are not affected", async () => {
+    const post = await loginForm("192.0.2.11");
+    const minute = () => Math.floor(Date.now() / 60_000);
+    const started = minute();
+    for (let i = 0; i < 10; i++) expect((await post({ token: `wrong-${i}` })).status).toBe(403);
+    const blocked = await post({ token: ADMIN_TOKEN });
+    if (minute() !== started) return; // a new minute began during the attempts: the count started over
+    expect(blocked.status).toBe(429);
+    expect(blocked.headers.get("retry-after")).toBe("60");
+    const other = await loginForm("192.0.2.12");
+    expect((await other({ token: ADMIN_TOKEN })).status).toBe(303);
+  });
+
+  it("serves only the real asset without a session; other paths under /dashboard/assets/ need one", async () => {
+    expect((await call("/dashboard/assets/app.css")).status).toBe(200);
+    for (const p of ["/dashboard/assets/x", "/dashboard/assets/../messages", "/dashboard/assets/app.css/x"]) {
+      const res = await call(p, { redirect: "manual" });
+      expect(res.status, p).toBe(303);
+      expect(res.headers.get("location"), p).toMatch(/^\/dashboard\/login/);
+    }
+  });
+
+  it("never shows an inline SMTP password of a route: not in GET /admin/routes, not in a 400", async () => {
+    const domain = `${unique("rt")}.example`;
+    const created = await call("/admin/routes", { method: "POST", key: ADMIN_TOKEN, json: { match_recipient_domain: domain, next_hop_url: "smtp+starttls://relay-user:hunter2%40x@127.0.0.1:2525" } });
+    expect(created.status).toBe(201);
+    const list = await call("/admin/routes", { key: ADMIN_TOKEN });
+    const text = await list.text();
+    expect(text).toContain(domain);
+    expect(text).not.toContain("hunter2");
+    expect(text).toContain("smtp+starttls://relay-user:***@127.0.0.1:2525");
+    const bad = await call("/admin/routes", { method: "POST", key: ADMIN_TOKEN, json: { match_recipient_domain: domain, next_hop_url: "ftp://relay-user:hunter2@127.0.0.1:2525" } });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).not.toContain("hunter2");
+  });
+
+  it("refuses broadcast mail whose existing DKIM signature covers List-Unsubscribe or Feedback-ID", async () => {
+    const a = `${unique("bu")}.example`;
+    const { key, tenantId } = await createTenantWithKey([a]);
+    for (const h of ["from:subject:list-unsubscribe", "from:list-unsubscribe-post", "from:feedback-id"]) {
+      const res = await call("/v1/messages/raw", {
+        method: "POST",
+        key,
+        headers: { "content-type": "message/rfc822", "x-envelope-to": "reader@sink.example", "x-stream": "broadcast" },
+        body: `DKIM-Signature: v=1; a=rsa-sha256; d=${a}; s=s1; c=relaxed/relaxed; h=${h}; bh=x; b=y\r\nFrom: news@${a}\r\nSubject: s\r\n\r\nbody\r\n`,
+      });
+      expect(res.status, h).toBe(422);
+      expect(((await res.json()) as ErrorBody & { error: { message: string } }).error.message, h).toMatch(/existing DKIM signature covers/);
+    }
+    expect(await count(tenantId)).toBe(0);
+  });
+});
