@@ -24,6 +24,7 @@ import { enqueueJobs, jobStream } from "./enqueue";
 import { isReleaseRequest, parkJobs, releaseParkedJobs, streamGateKey, streamGatePolicy, type ReleaseRequest } from "./streams";
 import { streamSettings, type StreamSettings } from "../store/streams";
 import { isDeliveryJob, type DeliveryJob } from "./job";
+import { destinationAllowed } from "./private-networks";
 import { DnsFailure, DohResolver } from "./mx";
 import { isHardAddressBounce, isThrottleReply, retryDelaySeconds, retryHintSeconds } from "./retry";
 import { resolveSmtpHop, RouteError, selectRouteSet, type RouteCandidate } from "./routes";
@@ -163,6 +164,12 @@ async function targetsFor(env: Env, config: RelayConfig, route: RouteCandidate, 
     }
   }
   if (!endpoints.length) throw lastDns ?? new DnsFailure(`no MX host of ${destination} has an address`, false, "4.4.4");
+  // A domain can publish loopback, private or metadata addresses as its mail hosts: never connect there.
+  const allowed = endpoints.filter((ep) => destinationAllowed(ep.address, config.allowPrivateDestinations));
+  if (!allowed.length) {
+    throw new DnsFailure(`every address of the mail hosts of ${destination} is non-public (${endpoints.map((ep) => ep.address).join(", ")}); refused (ALLOW_PRIVATE_DESTINATIONS)`, true, "5.4.4");
+  }
+  endpoints.splice(0, endpoints.length, ...allowed);
   const preset = presetForMxHosts(mx.map((h) => h.host));
   const key = preset ? `provider:${preset.name}` : destination;
   return [{ gateKey: key, policy: policyFor(config, key, route, preset?.policy), label: mx.map((h) => h.host).join(","), endpoints }];
