@@ -330,6 +330,9 @@ export async function startBridge(options, deps = {}) {
         const fail = (code, enhanced, text) => callback(refuse("auth", session, auth.username ?? "", smtpError(code, enhanced, text)));
         const password = auth.password ?? "";
         if (!password) return fail(535, "5.7.8", "authentication failed: the password must be an Edge Relay API key");
+        // A key with CR, LF, spaces or other non-printable characters can never be valid (nor sent as a header):
+        // a permanent failure, so the client stops retrying (454 would make it retry forever).
+        if (!/^[\x21-\x7e]+$/.test(password)) return fail(535, "5.7.8", "authentication failed: the API key contains characters no key has");
         verifyKey(password).then(
           (result) => {
             if (result === "valid") {
