@@ -10,7 +10,7 @@ import { DkimSignError, publicKeyRecord, type DkimSigner } from "../mime/dkim";
 import { HeaderValueError } from "../mime/deliverability";
 import type { SendError, SendRequest } from "../mime/validate";
 import { newId } from "../store/ids";
-import { tenantOwnsDomain, type Tenant } from "../store/keys";
+import { tenantDomainStatus, type Tenant } from "../store/keys";
 import { findSuppressed } from "../store/suppressions";
 import { acceptMessage, type AcceptResult } from "./accept";
 import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
@@ -54,10 +54,16 @@ export function envelopeAddress(m: Mailbox): string {
   return `${m.address.slice(0, m.address.lastIndexOf("@"))}@${m.asciiDomain}`;
 }
 
-/** 403 unless the tenant may send from this domain (the open-relay guard). */
+/**
+ * 403 unless the tenant may send from this domain (the open-relay guard), and, with REQUIRE_VERIFIED_DOMAINS
+ * (the default), unless its DNS records were verified: adding a domain to a tenant proves nothing about who
+ * controls it.
+ */
 export async function requireSenderDomain(ctx: SendContext, domain: string, field: string): Promise<void> {
-  if (!(await tenantOwnsDomain(ctx.env.DB, ctx.tenant.id, domain))) {
-    throw new ApiError(403, "sender_domain_not_allowed", `this key may not send from ${domain}`, field);
+  const status = await tenantDomainStatus(ctx.env.DB, ctx.tenant.id, domain);
+  if (!status.owned) throw new ApiError(403, "sender_domain_not_allowed", `this key may not send from ${domain}`, field);
+  if (ctx.config.requireVerifiedDomains && !status.verified) {
+    throw new ApiError(403, "sender_domain_not_verified", `${domain} is not verified yet: publish its DNS records and call POST /v1/domains/${domain}/verify`, field);
   }
 }
 

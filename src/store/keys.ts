@@ -96,6 +96,15 @@ export async function tenantOwnsDomain(db: D1Database, tenantId: string, domain:
   return row !== null;
 }
 
+/** Whether the tenant owns the domain, and whether its DNS records were verified (POST /v1/domains/:d/verify). */
+export async function tenantDomainStatus(db: D1Database, tenantId: string, domain: string): Promise<{ owned: boolean; verified: boolean }> {
+  const row = await db
+    .prepare("SELECT verified_at FROM sender_domains WHERE domain = ? AND tenant_id = ?")
+    .bind(domain.toLowerCase(), tenantId)
+    .first<{ verified_at: number | null }>();
+  return { owned: row !== null, verified: row !== null && row.verified_at !== null };
+}
+
 /** Changes a tenant's name, suspension, rate limit or default stream; returns false when there is no such tenant. */
 export async function updateTenant(
   db: D1Database,

@@ -1,6 +1,10 @@
 /** Security paths: the relay is never open, keys and tenants are enforced on every route, tenants are isolated. */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import PostalMime from "postal-mime";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config";
+import worker from "../../src/index";
+import { recordDomainCheck } from "../../src/store/keys";
 import { checkResponse } from "./api-schema";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, sinkPort, unique, waitFor } from "./helpers";
 
@@ -361,4 +365,53 @@ describe("dashboard login, assets, route secrets, broadcast unsubscribe (issue 1
     }
     expect(await count(tenantId)).toBe(0);
   });
+});
+
+describe("sending only from verified domains (issue 15, finding 8)", () => {
+  // The workers test env sets REQUIRE_VERIFIED_DOMAINS=false (its domains have no DNS); these requests run the
+  // Worker with the deployed default instead.
+  const deployed = { ...env, REQUIRE_VERIFIED_DOMAINS: undefined } as unknown as Env;
+  const callDeployed = async (path: string, init: RequestInit & { json?: unknown; key: string }) => {
+    const headers = new Headers(init.headers);
+    headers.set("authorization", `Bearer ${init.key}`);
+    if (init.json !== undefined) headers.set("content-type", "application/json");
+    const ctx = createExecutionContext();
+    const req = new Request(`https://relay.test${path}`, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body }) as Parameters<typeof worker.fetch>[0];
+    const res = await worker.fetch(req, deployed, ctx);
+    await waitOnExecutionContext(ctx);
+    return res;
+  };
+
+  it("is the default: an unverified domain is refused on every door until POST /v1/domains/:d/verify marked it", async () => {
+    expect(loadConfig(deployed).requireVerifiedDomains).toBe(true);
+    expect(loadConfig(env).requireVerifiedDomains).toBe(false);
+    const a = `${unique("uv")}.example`;
+    const { key, tenantId } = await createTenantWithKey([a]);
+    const msg = { from: `x@${a}`, to: ["x@sink.example"], subject: "s", text: "t" };
+    const refusedWith = async (res: Response, field: string) => {
+      expect(res.status).toBe(403);
+      expect(((await res.json()) as ErrorBody).error).toMatchObject({ code: "sender_domain_not_verified", field });
+    };
+    await refusedWith(await callDeployed("/v1/messages", { method: "POST", key, json: msg }), "from");
+    await refusedWith(
+      await callDeployed("/v1/messages/raw", { method: "POST", key, headers: { "content-type": "message/rfc822", "x-envelope-to": "x@sink.example" }, body: `From: x@${a}\r\nSubject: s\r\n\r\nb\r\n` }),
+      "from",
+    );
+    const mc = { personalizations: [{ to: [{ email: "x@sink.example" }] }], from: { email: `x@${a}` }, subject: "s", content: [{ type: "text/plain", value: "t" }] };
+    await refusedWith(await callDeployed("/tx/v1/send", { method: "POST", key, json: mc }), "personalizations[0].from");
+    expect(await count(tenantId)).toBe(0);
+    // What the verify endpoint records when every DNS record checks out.
+    await recordDomainCheck(env.DB, a, true, []);
+    expect((await callDeployed("/v1/messages", { method: "POST", key, json: msg })).status).toBe(202);
+    // Another tenant's domain stays "not allowed", verified or not.
+    const b = `${unique("uw")}.example`;
+    await createTenantWithKey([b]);
+    await recordDomainCheck(env.DB, b, true, []);
+    await refusedWith403(await callDeployed("/v1/messages", { method: "POST", key, json: { ...msg, from: `x@${b}` } }));
+  });
+
+  async function refusedWith403(res: Response) {
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as ErrorBody).error.code).toBe("sender_domain_not_allowed");
+  }
 });
