@@ -268,7 +268,7 @@ const schemas: Record<string, Schema> = {
         envelope_to: str,
         size_bytes: nint,
         kind: str,
-        outcome: { type: "string", description: "recorded, duplicate, unattributed, forwarded, rejected or ignored" },
+        outcome: { type: "string", description: "recorded, duplicate, unattributed, unverified (a report that is not authenticated), forwarded, rejected or ignored" },
         tenant_id: nstr,
         message_id: nstr,
         detail: nstr,
