@@ -72,6 +72,11 @@ export interface SendOptions {
   fieldPrefix?: string;
   /** Compose and sign but do not record or queue; returns the signed message. */
   dryRun?: boolean;
+  /**
+   * The dry run's output goes back to an API client (`/tx/v1/send?dry-run=true`): leave out the relay's DKIM
+   * signature and open/click tracking, so the answer is no signed mail or working redirect token to reuse.
+   */
+  inertDryRun?: boolean;
   extraSigners?: DkimSigner[];
   /** Envelope sender the client asked for (MailChannels `mailfrom`); its domain must be the tenant's too. */
   mailFrom?: Mailbox;
@@ -118,8 +123,8 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
   const id = newId();
   const now = new Date();
   // Open/click tracking (issue 11): one HTML body per recipient with its own tokens, rewritten before signing.
-  // Never in a dry run: its output is not stored, so working tokens (signed redirects) would be free to mint.
-  const tracked = opts.dryRun ? null : await trackedHtmlBodies(ctx.env, { tenantId: ctx.tenant.id, messageId: id, recipientCount: recipients.length, publicBaseUrl: ctx.publicBaseUrl, secret: signingSecret(ctx.env), fieldPrefix: p }, req);
+  // Never in a client's dry run: its output is not stored, so working tokens (signed redirects) would be free to mint.
+  const tracked = opts.dryRun && opts.inertDryRun ? null : await trackedHtmlBodies(ctx.env, { tenantId: ctx.tenant.id, messageId: id, recipientCount: recipients.length, publicBaseUrl: ctx.publicBaseUrl, secret: signingSecret(ctx.env), fieldPrefix: p }, req);
   let composed;
   try {
     composed = composeMessage(tracked ? { ...req, html: tracked[0] } : req, { messageIdDomain: fromDomain, now });
@@ -144,7 +149,7 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
         publicBaseUrl: ctx.publicBaseUrl,
         ...(opts.extraSigners ? { extraSigners: opts.extraSigners } : {}),
         // A dry run is not signed: a signature made with the operator's key on unstored output is a free replay.
-        ...(opts.dryRun ? { sign: false } : {}),
+        ...(opts.dryRun && opts.inertDryRun ? { sign: false } : {}),
         now,
       });
     outbound = await prepare(composed.raw, tracked ? recipients.slice(0, 1) : recipients);

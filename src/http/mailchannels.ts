@@ -61,7 +61,7 @@ mailchannels.post("/tx/v1/send", requireApiKey, async (c) => {
     const results: { index: number; message_id: string; status: "sent"; reason: string; recipients: { address: string; status: string }[] }[] = [];
     for (const { s, opts } of prepared) {
       if (dryRun) {
-        data.push((await sendRequest(ctx, s.request, { ...opts, dryRun: true })).raw);
+        data.push((await sendRequest(ctx, s.request, { ...opts, dryRun: true, inertDryRun: true })).raw);
       } else {
         const r = await sendRequest(ctx, s.request, opts);
         results.push({ index: s.personalization, message_id: r.id, status: "sent", reason: "", recipients: r.recipients });
