@@ -132,6 +132,28 @@ describe("SMTP bridge with the real relay", () => {
     dialog.close();
   });
 
+  it("answers 5xx, never 250, for a From that hides another domain (comment, list, group), and nothing arrives (issue 15)", async () => {
+    const other = `${unique("bank")}.example`;
+    await relay.createTenant([other]);
+    const { dialog } = await SmtpDialog.open(bridge.port);
+    await dialog.command("EHLO client.test");
+    expect((await dialog.command(`AUTH PLAIN ${authPlain("apikey", tenant.key)}`)).code).toBe(235);
+    const subjects: string[] = [];
+    for (const from of [`ceo@${other} (<app@${tenant.domain}>)`, `ceo@${other}, <app@${tenant.domain}>`, `x: ceo@${other};`]) {
+      const subject = unique("spoof");
+      subjects.push(subject);
+      expect((await dialog.command(`MAIL FROM:<app@${tenant.domain}>`)).code).toBe(250);
+      expect((await dialog.command("RCPT TO:<victim@example.net>")).code).toBe(250);
+      expect((await dialog.command("DATA")).code).toBe(354);
+      dialog.write(`From: ${from}\r\nTo: victim@example.net\r\nSubject: ${subject}\r\n\r\nPlease wire the money.\r\n.\r\n`);
+      const reply = await dialog.next();
+      expect(reply.code, `${from}: ${reply.code} ${reply.text}`).toBeGreaterThanOrEqual(500);
+    }
+    dialog.close();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(sink.messages.filter((m) => subjects.some((s) => m.raw.includes(s)))).toEqual([]);
+  });
+
   it("refuses a wrong API key at AUTH (535 5.7.8) and mail without AUTH (530 5.7.0)", async () => {
     const bad = await transport(bridge.port, "er_not-a-real-key").verify().catch((e: unknown) => e);
     expect(smtpFailure(bad).responseCode).toBe(535);
