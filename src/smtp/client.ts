@@ -148,6 +148,28 @@ export async function openSmtpSession(opts: SmtpClientOptions): Promise<SmtpSess
   return await establish(opts, timeouts, opts.tls !== "off");
 }
 
+/**
+ * A TLS handshake that failed after the server said 220 to STARTTLS. The TCP connection and the SMTP dialogue
+ * worked, so the cause is the certificate (untrusted issuer, self-signed, expired, another name) or, rarely, no
+ * common TLS version. The Workers runtime does not say which: its exception reads "internal error; reference =
+ * ..." and the reason ("invalid peer certificate: ...") goes only to its own log. It verifies against public
+ * CAs only and cannot be given another trust anchor, so the reply names the likely cause and the way out.
+ * 4.7.5 is RFC 3463's "cryptographic failure", as Postfix uses it for an untrusted server certificate.
+ */
+function handshakeFailure(host: string, port: number, serverName: string, cause: SmtpError): SmtpError {
+  const detail = cause.message.replace(/^STARTTLS: TLS failed: /, "");
+  return new SmtpError({
+    kind: "tls",
+    command: "STARTTLS",
+    enhanced: "4.7.5",
+    message:
+      `TLS certificate not trusted: the TLS handshake with ${host}:${port} after STARTTLS failed. The Workers runtime accepts only ` +
+      `a certificate from a publicly trusted CA, valid for ${serverName}; a self-signed or private-CA certificate fails here ` +
+      `(runtime: ${detail})`,
+    cause,
+  });
+}
+
 async function establish(opts: SmtpClientOptions, t: SmtpTimeouts, useTls: boolean): Promise<SmtpSession> {
   const secureTransport = opts.tls === "implicit" ? "on" : opts.tls === "off" || !useTls ? "off" : "starttls";
   const serverName = opts.tlsServerName ?? opts.host;
@@ -187,9 +209,7 @@ async function establish(opts: SmtpClientOptions, t: SmtpTimeouts, useTls: boole
             await conn.opened("STARTTLS", t.connectMs, "tls");
             caps = await hello(conn, opts.heloName, t);
           } catch (e) {
-            if (e instanceof SmtpError && e.kind === "connection") {
-              throw new SmtpError({ kind: "tls", command: "STARTTLS", message: `TLS handshake with ${opts.host}:${opts.port} failed: ${e.message}`, cause: e });
-            }
+            if (e instanceof SmtpError && (e.kind === "connection" || e.kind === "tls")) throw handshakeFailure(opts.host, opts.port, serverName, e);
             throw e;
           }
           tls = true;
