@@ -170,6 +170,22 @@ function handshakeFailure(host: string, port: number, serverName: string, cause:
   });
 }
 
+/**
+ * Implicit TLS (smtps://) that could not be set up. The Workers runtime reports a refused connection and an
+ * untrusted certificate with the same exception, so the text names both; no enhanced code is guessed.
+ */
+function implicitTlsFailure(host: string, port: number, serverName: string, cause: SmtpError): SmtpError {
+  const detail = cause.message.replace(/^CONNECT: TLS failed: /, "");
+  return new SmtpError({
+    kind: "tls",
+    command: "CONNECT",
+    message:
+      `TLS connection to ${host}:${port} failed: nothing accepted the connection, or its certificate is not trusted (the Workers runtime ` +
+      `reports both alike and accepts only a certificate from a publicly trusted CA, valid for ${serverName}) (runtime: ${detail})`,
+    cause,
+  });
+}
+
 async function establish(opts: SmtpClientOptions, t: SmtpTimeouts, useTls: boolean): Promise<SmtpSession> {
   const secureTransport = opts.tls === "implicit" ? "on" : opts.tls === "off" || !useTls ? "off" : "starttls";
   const serverName = opts.tlsServerName ?? opts.host;
@@ -185,7 +201,9 @@ async function establish(opts: SmtpClientOptions, t: SmtpTimeouts, useTls: boole
     throw new SmtpError({ kind: "connection", command: "CONNECT", message: `connect to ${opts.host}:${opts.port} failed: ${errorText(e)}`, cause: e });
   }
   try {
-    await conn.opened("CONNECT", t.connectMs, opts.tls === "implicit" ? "tls" : "connection");
+    await conn.opened("CONNECT", t.connectMs, opts.tls === "implicit" ? "tls" : "connection").catch((e: unknown) => {
+      throw opts.tls === "implicit" && e instanceof SmtpError && e.kind === "tls" ? implicitTlsFailure(opts.host, opts.port, serverName, e) : e;
+    });
     const greeting = await conn.reply("GREETING", t.greetingMs);
     if (greeting.code !== 220) throw conn.fail(new SmtpError({ kind: "reply", command: "GREETING", reply: greeting }));
 

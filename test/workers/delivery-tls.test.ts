@@ -33,6 +33,18 @@ describe("STARTTLS to a relay with a self-signed certificate", () => {
     expect(view.recipients[0]!.status).toBe("deferred");
   });
 
+  it("smtps:// to a self-signed certificate: the deferral names both possible causes", async () => {
+    const port = await startSmtp({ tls: { key: testOnlyKey, cert: testOnlyCert }, secure: true });
+    const dest = `${unique("smtps")}.example`;
+    await addRoute({ match_recipient_domain: dest, next_hop_url: `smtps://127.0.0.1:${port}`, name: unique("private") });
+    const fromDomain = `${unique("f")}.example`;
+    const { key } = await createTenantWithKey([fromDomain]);
+    const id = await sendOne(key, `app@${fromDomain}`, `u@${dest}`, "smtps");
+    const deferred = await waitFor(async () => (await eventRows([id])).find((e) => e.type === "deferred"), 20_000, "a deferred event");
+    expect(deferred.text).toMatch(/^TLS connection to 127\.0\.0\.1:\d+ failed: nothing accepted the connection, or its certificate is not trusted/);
+    expect((await receivedAt(port)).length).toBe(0);
+  });
+
   it("smtp+opportunistic:// falls back to plaintext and delivers (no TLS recorded)", async () => {
     const port = await startSmtp({ tls: { key: testOnlyKey, cert: testOnlyCert } });
     const dest = `${unique("opp")}.example`;
