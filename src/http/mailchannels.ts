@@ -7,11 +7,13 @@
  * `error` object plus MailChannels' `errors: [string]`, which is what their SDK shows (`mailChannelsErrorBody`).
  */
 import { Hono, type Context } from "hono";
+import { signingSecret } from "../accept/outbound";
 import { sendRequest } from "../accept/send";
 import { precheckSend, refusalToApiError } from "../accept/send";
 import type { DkimSigner } from "../mime/dkim";
 import { fromMailChannelsRequest, type MailChannelsDkim } from "../mime/mailchannels";
 import { newId } from "../store/ids";
+import { trackingBaseUrl } from "../tracking/accept";
 import { requireApiKey, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { sendContext } from "./messages";
@@ -66,6 +68,14 @@ async function handleSend(c: Context<AppEnv>, mode: Mode): Promise<Response> {
         extraSigners.push(signerFrom(s.dkim));
       }
       const opts = { fieldPrefix: prefix, extraSigners, ...(s.mailfrom ? { mailFrom: s.mailfrom, mailFromField: s.mailfromField ?? "envelope_from" } : {}) };
+      // tracking_settings asked for tracking the relay cannot host: refused under the MailChannels field name.
+      if ((s.request.track_opens || s.request.track_clicks) && s.request.html !== undefined) {
+        const base = trackingBaseUrl(ctx.env, ctx.publicBaseUrl);
+        if (!signingSecret(ctx.env) || !base?.startsWith("https://")) {
+          const field = s.request.track_clicks ? "tracking_settings.click_tracking.enable" : "tracking_settings.open_tracking.enable";
+          throw new ApiError(422, "invalid_field", "tracking needs SIGNING_SECRET and an https TRACKING_BASE_URL or PUBLIC_BASE_URL", field);
+        }
+      }
       await precheckSend(ctx, s.request, opts);
       prepared.push({ s, opts });
     }

@@ -9,12 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTenantWithKey, env, receivedAt, sinkPort, unique, waitFor } from "./helpers";
 
 const BASE_URL = "https://relay.test";
+const INSECURE_BASE_URL = "http://relay.test";
 const realFetch = globalThis.fetch;
 
 beforeAll(() => {
   globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
     const req = new Request(input, init);
-    return req.url.startsWith(`${BASE_URL}/`) ? exports.default.fetch(req) : realFetch(req);
+    return req.url.startsWith(`${BASE_URL}/`) || req.url.startsWith(`${INSECURE_BASE_URL}/`) ? exports.default.fetch(req) : realFetch(req);
   }) as typeof fetch;
 });
 afterAll(() => {
@@ -125,5 +126,23 @@ describe("mailchannels-sdk against /tx/v1", () => {
     const offRaw = (await arrivedWith(`Subject: ${off}`)).raw.replace(/=\r\n/g, "");
     expect(offRaw).toContain(`https://news.example/${off}`);
     expect(offRaw).not.toMatch(/\/t\/[co]\//);
+  });
+
+  it("tracking the relay cannot host is refused, naming tracking_settings; nothing is queued", async () => {
+    const domain = `${unique("sdk")}.example`;
+    const { key, tenantId } = await createTenantWithKey([domain]);
+    // Over plain http and without PUBLIC_BASE_URL the relay has no https origin for tracking links.
+    const insecure = new MailChannels(key, { baseUrl: INSECURE_BASE_URL });
+    const { error } = await insecure.emails.send({
+      from: `a@${domain}`,
+      subject: "s",
+      html: "<p>x</p>",
+      personalizations: [{ to: "one@sink.example" }, { to: "two@sink.example" }],
+      tracking: { click: true },
+    });
+    expect(error?.statusCode).toBe(422);
+    expect(error?.message).toContain("tracking_settings.click_tracking.enable: tracking needs SIGNING_SECRET");
+    const n = await env.DB.prepare("SELECT COUNT(*) AS n FROM messages WHERE tenant_id = ?").bind(tenantId).first<{ n: number }>();
+    expect(n?.n).toBe(0);
   });
 });
