@@ -6,7 +6,8 @@
 import { exports } from "cloudflare:workers";
 import { MailChannels } from "mailchannels-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTenantWithKey, env, receivedAt, sinkPort, unique, waitFor } from "./helpers";
+import { checkResponse } from "./api-schema";
+import { call, createTenantWithKey, env, receivedAt, sinkPort, unique, waitFor } from "./helpers";
 
 const BASE_URL = "https://relay.test";
 const INSECURE_BASE_URL = "http://relay.test";
@@ -144,5 +145,23 @@ describe("mailchannels-sdk against /tx/v1", () => {
     expect(error?.message).toContain("tracking_settings.click_tracking.enable: tracking needs SIGNING_SECRET");
     const n = await env.DB.prepare("SELECT COUNT(*) AS n FROM messages WHERE tenant_id = ?").bind(tenantId).first<{ n: number }>();
     expect(n?.n).toBe(0);
+  });
+
+  it("send-async and /tx/v1 errors match the OpenAPI document; send-async has no dry run", async () => {
+    const domain = `${unique("sdk")}.example`;
+    const { key } = await createTenantWithKey([domain]);
+    const body = { personalizations: [{ to: [{ email: "r@sink.example" }] }], from: { email: `a@${domain}` }, subject: "s", content: [{ type: "text/plain", value: "x" }] };
+    const ok = await call("/tx/v1/send-async", { method: "POST", headers: { "x-api-key": key }, json: body });
+    expect(ok.status).toBe(202);
+    await checkResponse(ok, "POST", "/tx/v1/send-async");
+    const dry = await call("/tx/v1/send-async?dry-run=true", { method: "POST", headers: { "x-api-key": key }, json: body });
+    expect(dry.status).toBe(400);
+    expect(await checkResponse(dry, "POST", "/tx/v1/send-async")).toEqual({
+      error: { code: "invalid_field", message: "send-async has no dry run; use /tx/v1/send?dry-run=true", field: "dry-run" },
+      errors: ["dry-run: send-async has no dry run; use /tx/v1/send?dry-run=true"],
+    });
+    const unknown = await call("/tx/v1/send", { method: "POST", headers: { "x-api-key": key }, json: { ...body, priority: "high" } });
+    expect(unknown.status).toBe(400);
+    expect((await checkResponse<{ errors: string[] }>(unknown, "POST", "/tx/v1/send")).errors).toEqual(['priority: unknown field "priority"']);
   });
 });
