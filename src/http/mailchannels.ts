@@ -7,6 +7,7 @@
  * `error` object plus MailChannels' `errors: [string]`, which is what their SDK shows (`mailChannelsErrorBody`).
  */
 import { Hono, type Context } from "hono";
+import { keysForDomain, parseDkimKeys } from "../accept/dkim-keys";
 import { signingSecret } from "../accept/outbound";
 import { sendRequest } from "../accept/send";
 import { precheckSend, refusalToApiError } from "../accept/send";
@@ -26,8 +27,20 @@ function dkimPem(key: string): string {
   return `-----BEGIN PRIVATE KEY-----\n${b64.match(/.{1,64}/g)?.join("\n") ?? ""}\n-----END PRIVATE KEY-----\n`;
 }
 
-function signerFrom(dkim: MailChannelsDkim): DkimSigner {
-  return { domain: dkim.domain.toLowerCase(), selector: dkim.selector, privateKeyPem: dkimPem(dkim.privateKey) };
+/**
+ * The signer a personalization asks for, or null when the relay signs with that key anyway (DKIM_KEYS for the
+ * From domain). `dkim.domain` must be the From domain or a parent of it (checked by the caller).
+ */
+function signerFor(env: Env, dkim: MailChannelsDkim, domain: string, fromDomain: string, prefix: string): DkimSigner | null {
+  if (dkim.privateKey !== undefined) return { domain, selector: dkim.selector, privateKeyPem: dkimPem(dkim.privateKey) };
+  // No key given: MailChannels would use the key stored with its DKIM API; here, the relay's DKIM_KEYS.
+  const keys = parseDkimKeys(env.DKIM_KEYS);
+  const stored = keys.find((k) => k.domain === domain && k.selector.toLowerCase() === dkim.selector.toLowerCase());
+  if (!stored) {
+    throw new ApiError(422, "invalid_field", `no DKIM key for ${domain} with selector ${dkim.selector} is configured at the relay (DKIM_KEYS); give dkim_private_key or a configured selector`, `${prefix}dkim_selector`);
+  }
+  if (keysForDomain(keys, fromDomain).includes(stored)) return null;
+  return { domain: stored.domain, selector: stored.selector, privateKeyPem: stored.privateKeyPem };
 }
 
 export const mailchannels = new Hono<AppEnv>();
@@ -63,9 +76,10 @@ async function handleSend(c: Context<AppEnv>, mode: Mode): Promise<Response> {
       if (s.dkim) {
         // A request may only sign as a domain the tenant owns: the From domain or a parent of it.
         const from = s.request.sender.asciiDomain;
-        const d = s.dkim.domain.toLowerCase();
+        const d = s.dkim.domain ?? from;
         if (from !== d && !from.endsWith(`.${d}`)) throw new ApiError(403, "sender_domain_not_allowed", "dkim_domain must be the From domain or a parent of it", `${prefix}dkim_domain`);
-        extraSigners.push(signerFrom(s.dkim));
+        const signer = signerFor(ctx.env, s.dkim, d, from, prefix);
+        if (signer) extraSigners.push(signer);
       }
       const opts = { fieldPrefix: prefix, extraSigners, ...(s.mailfrom ? { mailFrom: s.mailfrom, mailFromField: s.mailfromField ?? "envelope_from" } : {}) };
       // tracking_settings asked for tracking the relay cannot host: refused under the MailChannels field name.

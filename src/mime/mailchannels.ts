@@ -41,10 +41,14 @@ export const MAX_CAMPAIGN_ID_CHARS = 48;
 export const MAX_DKIM_PRIVATE_KEY_CHARS = 8192;
 
 export interface MailChannelsDkim {
-  domain: string;
+  /** Absent: the From domain (MailChannels takes it from `from.email` when only a selector is given). */
+  domain?: string;
   selector: string;
-  /** As given: base64 of the DER key, or PEM. The route decides whether this tenant may use it. */
-  privateKey: string;
+  /**
+   * As given: base64 of the DER key, or PEM. The route decides whether this tenant may use it. Absent: sign with
+   * the key the relay holds for this domain and selector (MailChannels' keys stored with its DKIM API).
+   */
+  privateKey?: string;
 }
 
 export interface MailChannelsSend {
@@ -142,18 +146,22 @@ function readDkim(fields: Record<string, unknown>, fallback: Record<string, unkn
   const domain = pick("dkim_domain");
   const selector = pick("dkim_selector");
   const key = pick("dkim_private_key");
-  const given = [domain, selector, key].filter((f) => present(f.value));
-  if (given.length === 0) return undefined;
-  if (given.length !== 3) {
-    const missing = [domain, selector, key].find((f) => !present(f.value));
-    refuse("missing_field", "dkim_domain, dkim_selector and dkim_private_key must be given together", missing?.path ?? path);
-  }
-  if (typeof domain.value !== "string" || !DOMAIN.test(domain.value)) refuse("invalid_field", "dkim_domain must be a domain name", domain.path);
+  if (![domain, selector, key].some((f) => present(f.value))) return undefined;
+  // As MailChannels: a key needs its domain and selector; a domain needs a selector; a selector alone (or with a
+  // domain) names a key held by the relay, for the From domain when no domain is given.
+  if (present(key.value) && !present(domain.value)) refuse("missing_field", "dkim_private_key needs dkim_domain and dkim_selector", domain.path);
+  if (!present(selector.value)) refuse("missing_field", "dkim_domain and dkim_private_key need dkim_selector", selector.path);
+  if (present(domain.value) && (typeof domain.value !== "string" || !DOMAIN.test(domain.value))) refuse("invalid_field", "dkim_domain must be a domain name", domain.path);
   if (typeof selector.value !== "string" || !SELECTOR.test(selector.value)) refuse("invalid_field", "dkim_selector must be a DNS label", selector.path);
-  if (typeof key.value !== "string" || key.value.length === 0 || key.value.length > MAX_DKIM_PRIVATE_KEY_CHARS || !/^[A-Za-z0-9+/=\s-]+$/.test(key.value)) {
-    refuse("invalid_field", "dkim_private_key must be a base64 or PEM private key", key.path);
+  const out: MailChannelsDkim = { selector: selector.value };
+  if (typeof domain.value === "string") out.domain = domain.value.toLowerCase();
+  if (present(key.value)) {
+    if (typeof key.value !== "string" || key.value.length === 0 || key.value.length > MAX_DKIM_PRIVATE_KEY_CHARS || !/^[A-Za-z0-9+/=\s-]+$/.test(key.value)) {
+      refuse("invalid_field", "dkim_private_key must be a base64 or PEM private key", key.path);
+    }
+    out.privateKey = key.value;
   }
-  return { domain: domain.value.toLowerCase(), selector: selector.value, privateKey: key.value };
+  return out;
 }
 
 type TemplateData = Record<string, unknown>;

@@ -193,6 +193,16 @@ describe("fromMailChannelsRequest: mapping rules", () => {
     expect(both.ok ? null : both.error).toMatchObject({ code: "invalid_field", field: "mailfrom" });
   });
 
+  it("dkim: a selector alone, or with a domain, names a key the relay holds; a key needs domain and selector", () => {
+    const one = (extra: Record<string, unknown>) => fromMailChannelsRequest({ ...base(), ...extra });
+    const sel = one({ dkim_selector: "mc1" });
+    expect(sel.ok && sel.value[0]!.dkim).toEqual({ selector: "mc1" });
+    const both = one({ dkim_domain: "Example.com", dkim_selector: "mc1" });
+    expect(both.ok && both.value[0]!.dkim).toEqual({ domain: "example.com", selector: "mc1" });
+    const keyOnly = one({ dkim_selector: "mc1", dkim_private_key: "AAAA" });
+    expect(keyOnly.ok ? null : keyOnly.error).toMatchObject({ code: "missing_field", field: "dkim_domain" });
+  });
+
   it("tracking_settings become track_opens / track_clicks; an absent switch leaves the tenant's setting", () => {
     const r = fromMailChannelsRequest({ ...base(), tracking_settings: { click_tracking: { enable: true } } });
     expect(r.ok).toBe(true);

@@ -164,4 +164,20 @@ describe("mailchannels-sdk against /tx/v1", () => {
     expect(unknown.status).toBe(400);
     expect((await checkResponse<{ errors: string[] }>(unknown, "POST", "/tx/v1/send")).errors).toEqual(['priority: unknown field "priority"']);
   });
+
+  it("DKIM by selector only (a key the relay holds, as MailChannels' stored keys): signed with it; an unknown selector is refused", async () => {
+    // DKIM_KEYS in the test configuration holds rsa1 and ed1 for signed.example.
+    const domain = `${unique("sdk")}.signed.example`;
+    const { mc } = await client([domain]);
+    const marker = unique("dkimsel");
+    const { error } = await mc.emails.send({ from: `a@${domain}`, to: "r@sink.example", subject: marker, text: "x", dkim: { domain: "signed.example", selector: "rsa1" } });
+    expect(error).toBeNull();
+    const raw = (await arrivedWith(`Subject: ${marker}`)).raw.replace(/\r\n[ \t]+/g, " ");
+    expect(raw).toMatch(/^DKIM-Signature: .*d=signed\.example; .*s=rsa1;/m);
+    const unknown = await mc.emails.send({ from: `a@${domain}`, to: "r@sink.example", subject: "s", text: "x", dkim: { domain: "signed.example", selector: "mc-2026" } });
+    expect(unknown.error?.statusCode).toBe(422);
+    expect(unknown.error?.message).toContain("personalizations[0].dkim_selector: no DKIM key for signed.example with selector mc-2026 is configured at the relay");
+    const foreign = await mc.emails.send({ from: `a@${domain}`, to: "r@sink.example", subject: "s", text: "x", dkim: { domain: "bank.example", selector: "rsa1" } });
+    expect(foreign.error?.statusCode).toBe(403);
+  });
 });
