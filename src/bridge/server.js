@@ -21,7 +21,8 @@ const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+(\.[^\s@<>()",;:\\[\]
 
 /**
  * Whether `address` is a mailbox the relay can take: ADDRESS, a dot-atom local part (no leading, trailing or
- * doubled dot), DNS labels of 1-63 octets without a leading or trailing hyphen, and the RFC 5321 §4.5.3.1
+ * doubled dot), DNS labels of 1-63 octets of letters, digits and hyphens (or non-ASCII) without a leading or
+ * trailing hyphen, and the RFC 5321 §4.5.3.1
  * lengths (local part 64, domain 255, path 256 octets with the brackets).
  * @param {string} address
  */
@@ -33,7 +34,8 @@ export function validEnvelopeAddress(address) {
   const octets = (/** @type {string} */ s) => Buffer.byteLength(s, "utf8");
   if (octets(local) > 64 || octets(domain) > 255 || octets(address) > 254) return false;
   if (local.startsWith(".") || local.endsWith(".") || local.includes("..")) return false;
-  return domain.split(".").every((label) => label.length > 0 && octets(label) <= 63 && !label.startsWith("-") && !label.endsWith("-"));
+  // Letters, digits and hyphens (LDH, RFC 5890 §2.3.1), or non-ASCII for a U-label.
+  return domain.split(".").every((label) => /^[a-z0-9\u0080-\u{10ffff}-]+$/iu.test(label) && octets(label) <= 63 && !label.startsWith("-") && !label.endsWith("-"));
 }
 
 /**
