@@ -78,8 +78,10 @@ export interface SendOptions {
    */
   inertDryRun?: boolean;
   extraSigners?: DkimSigner[];
-  /** Envelope sender the client asked for (MailChannels `mailfrom`); its domain must be the tenant's too. */
+  /** Envelope sender the client asked for (MailChannels `envelope_from`); its domain must be the tenant's too. */
   mailFrom?: Mailbox;
+  /** Full request path of `mailFrom` for errors; default `${fieldPrefix}mailfrom`. */
+  mailFromField?: string;
 }
 
 /**
@@ -89,7 +91,7 @@ export interface SendOptions {
 export async function precheckSend(ctx: SendContext, req: SendRequest, opts: SendOptions = {}): Promise<void> {
   const p = opts.fieldPrefix ?? "";
   await requireSenderDomain(ctx, req.sender.asciiDomain, `${p}from`);
-  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, `${p}mailfrom`);
+  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, opts.mailFromField ?? `${p}mailfrom`);
   if (req.stream === "broadcast" && req.recipients.length !== 1) {
     throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient", `${p}to`);
   }
@@ -115,7 +117,7 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
   const p = opts.fieldPrefix ?? "";
   const fromDomain = req.sender.asciiDomain;
   await requireSenderDomain(ctx, fromDomain, `${p}from`);
-  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, `${p}mailfrom`);
+  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, opts.mailFromField ?? `${p}mailfrom`);
   const recipients = req.recipients.map(envelopeAddress);
   if (req.stream === "broadcast" && recipients.length !== 1) {
     throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient (the batch endpoint takes 100)", `${p}to`);
