@@ -38,6 +38,27 @@ export function localCronIntervalMs(raw) {
  */
 
 /**
+ * @param {URL} url
+ * @param {typeof fetch} fetchImpl
+ * @returns {Promise<string>} the handler's outcome ("ok", "exception", ...) or why there was none
+ */
+async function triggerOnce(url, fetchImpl) {
+  try {
+    const res = await fetchImpl(url, { signal: AbortSignal.timeout(120_000) });
+    const text = await res.text();
+    try {
+      return String(JSON.parse(text).outcome ?? `HTTP ${res.status}`);
+    } catch {
+      return `HTTP ${res.status}: ${text.slice(0, 200)}`;
+    }
+  } catch (e) {
+    // fetch() names the network error in its cause ("fetch failed" alone says nothing).
+    const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : "";
+    return `unreachable (${e instanceof Error ? e.message : String(e)}${cause})`;
+  }
+}
+
+/**
  * Triggers the scheduled handler once per cron expression (in order, one at a time).
  * @param {string | URL} base
  * @param {string[]} crons
@@ -52,18 +73,9 @@ export async function triggerScheduled(base, crons, fetchImpl = fetch) {
     url.searchParams.set("time", String(Date.now()));
     url.searchParams.set("format", "json");
     const started = Date.now();
-    let outcome;
-    try {
-      const res = await fetchImpl(url, { signal: AbortSignal.timeout(120_000) });
-      const text = await res.text();
-      try {
-        outcome = String(JSON.parse(text).outcome ?? `HTTP ${res.status}`);
-      } catch {
-        outcome = `HTTP ${res.status}: ${text.slice(0, 200)}`;
-      }
-    } catch (e) {
-      outcome = `unreachable (${e instanceof Error ? e.message : String(e)})`;
-    }
+    // One retry after a network error: a kept-alive connection the server has just closed fails the first try.
+    let outcome = await triggerOnce(url, fetchImpl);
+    if (outcome.startsWith("unreachable")) outcome = await triggerOnce(url, fetchImpl);
     results.push({ cron, ok: outcome === "ok", outcome, ms: Date.now() - started });
   }
   return results;

@@ -118,6 +118,19 @@ describe("npm start: the local cron", () => {
     expect(r!.outcome).toMatch(/^unreachable/);
   });
 
+  it("tries once more when the connection drops (a kept-alive socket the server just closed)", async () => {
+    let requests = 0;
+    const server = createServer((req, res) => {
+      if (++requests === 1) return req.socket.destroy();
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ outcome: "ok" }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    open.push({ close: () => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); }) });
+    const [r] = await triggerScheduled(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, ["*/5 * * * *"]);
+    expect(r).toMatchObject({ ok: true, outcome: "ok" });
+    expect(requests).toBe(2);
+  });
+
   it("does nothing without crons", async () => {
     const t = await fakeTrigger();
     open.push(t);

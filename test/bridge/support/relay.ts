@@ -12,6 +12,8 @@ import { unstable_startWorker } from "wrangler";
 
 export interface TestRelay {
   url: URL;
+  /** The directory holding the Worker's local D1/Queues/R2/Durable Object state (`wrangler ... --persist-to`). */
+  persist: string;
   adminToken: string;
   /** Creates a tenant that may send from `domains` and returns one API key of it. */
   createTenant(domains: string[]): Promise<{ tenantId: string; key: string }>;
@@ -64,6 +66,7 @@ export async function startRelay(vars: Record<string, string>): Promise<TestRela
   let tenants = 0;
   return {
     url,
+    persist,
     adminToken,
     call,
     async createTenant(domains) {
