@@ -98,6 +98,8 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
   });
 }
 child.on("exit", (code) => process.exit(code ?? 0));
+// If a set-up step below fails, wrangler must not stay behind holding the port.
+process.on("exit", () => child.exitCode === null && child.kill("SIGTERM"));
 
 await waitForHealth(child);
 const tenant = await admin("/admin/tenants", { id: "local", name: "Local development", domains: ["example.com"] }, token);
