@@ -14,13 +14,21 @@ const SINK_PORT = Number(process.env.SINK_PORT ?? 1025);
 const MAIL_DIR = ".local/mail";
 const VERBOSE = process.argv.includes("--verbose");
 const CRON_INTERVAL_MS = localCronIntervalMs(process.env.LOCAL_CRON_SECONDS);
+/** Longer than the first retry step (60 s) and a DomainGate's longest "not yet", which also wait that long. */
+const LOCAL_REDRIVE_GRACE_SECONDS = 120;
 const base = `http://127.0.0.1:${PORT}`;
 
-/** Reads a secret from .dev.vars (git-ignored, where wrangler looks for local secrets), creating it if missing. */
-function localSecret(name, make) {
+/** A variable set in .dev.vars (git-ignored, where wrangler looks for local secrets), or undefined. */
+function devVar(name) {
   const existing = existsSync(".dev.vars") ? readFileSync(".dev.vars", "utf8") : "";
-  const m = new RegExp(`^${name}\\s*=\\s*"?([^"\\n]+)"?`, "m").exec(existing);
-  if (m) return m[1];
+  return new RegExp(`^${name}\\s*=\\s*"?([^"\\n]+)"?`, "m").exec(existing)?.[1];
+}
+
+/** Reads a secret from .dev.vars, creating it if missing. */
+function localSecret(name, make) {
+  const found = devVar(name);
+  if (found !== undefined) return found;
+  const existing = existsSync(".dev.vars") ? readFileSync(".dev.vars", "utf8") : "";
   const value = make();
   writeFileSync(".dev.vars", `${existing}${existing && !existing.endsWith("\n") ? "\n" : ""}${name}="${value}"\n`);
   return value;
@@ -69,7 +77,11 @@ if (!VERBOSE) {
 }
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
-const child = spawn("wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--var", `NEXT_HOP_URL:smtp://127.0.0.1:${SINK_PORT}`], {
+// Jobs in the local queue die with `wrangler dev`; the cron's re-drive from the ledger sends their mail again once
+// it saw no activity for this long past its due time. Locally 2 minutes (deployed: 15), so a restart costs little.
+const redriveGrace = process.env.REDRIVE_GRACE_SECONDS ?? devVar("REDRIVE_GRACE_SECONDS") ?? String(LOCAL_REDRIVE_GRACE_SECONDS);
+const devArgs = ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--var", `NEXT_HOP_URL:smtp://127.0.0.1:${SINK_PORT}`, "--var", `REDRIVE_GRACE_SECONDS:${redriveGrace}`];
+const child = spawn("wrangler", devArgs, {
   stdio: ["ignore", VERBOSE ? "inherit" : "pipe", VERBOSE ? "inherit" : "pipe"],
   env: {
     ...process.env,
