@@ -80,8 +80,15 @@ if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 // Jobs in the local queue die with `wrangler dev`; the cron's re-drive from the ledger sends their mail again once
 // it saw no activity for this long past its due time. Locally 2 minutes (deployed: 15), so a restart costs little.
 const redriveGrace = process.env.REDRIVE_GRACE_SECONDS ?? devVar("REDRIVE_GRACE_SECONDS") ?? String(LOCAL_REDRIVE_GRACE_SECONDS);
-const devArgs = ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--var", `NEXT_HOP_URL:smtp://127.0.0.1:${SINK_PORT}`, "--var", `REDRIVE_GRACE_SECONDS:${redriveGrace}`];
-const child = spawn("wrangler", devArgs, {
+// Local switches (issue 15): the catch-all sink is on loopback, and the quick start sends from a domain nobody
+// verified in DNS. A deployed relay keeps wrangler.toml's defaults (no private destinations, verified domains only).
+const localVars = [
+  `NEXT_HOP_URL:smtp://127.0.0.1:${SINK_PORT}`,
+  "ALLOW_PRIVATE_DESTINATIONS:127.0.0.0/8,::1/128",
+  "REQUIRE_VERIFIED_DOMAINS:false",
+  `REDRIVE_GRACE_SECONDS:${redriveGrace}`,
+];
+const child = spawn("wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(PORT), ...localVars.flatMap((v) => ["--var", v])], {
   stdio: ["ignore", VERBOSE ? "inherit" : "pipe", VERBOSE ? "inherit" : "pipe"],
   env: {
     ...process.env,
