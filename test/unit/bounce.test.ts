@@ -1,5 +1,5 @@
 /**
- * Scores the bounce parser against the labelled corpus in ../shared/fixtures/bounces (see its README):
+ * Scores the bounce parser against the labelled corpus in test/fixtures/bounces (see its README):
  * status code and hard/soft right for at least 95% of failure entries, reason right for at least 90%,
  * ARF feedback type right for all complaints. Prints each accuracy and lists the misses.
  */
