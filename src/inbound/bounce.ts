@@ -9,6 +9,7 @@
  */
 import { isAutoReply, headerSource, type AutoReplyReason } from "./auto-reply";
 import { parseFeedbackReport } from "./arf";
+import { isDelayWarning } from "./delay";
 import { parseDeliveryStatus, type DsnRecipientFields } from "./dsn";
 import { decodeEncodedWords, flattenParts, parseHeaderBlock, parseMime, splitHeaderBody, type HeaderList, type MimePart } from "./mime-lite";
 import { inlineDeliveryStatusOffset, originalMessageOffset, parseTextReport } from "./plain-text";
@@ -36,7 +37,17 @@ export interface BounceRecipient {
   command?: string;
 }
 
-export type BounceKind = "bounce" | "complaint" | "auto-reply" | "delivered" | "unknown";
+/**
+ * `delayed`: a warning that the remote MTA still holds the message and keeps retrying (never final; its
+ * recipients carry the status and reason of the delay, are never hard, and have `action: "delayed"`).
+ */
+export type BounceKind = "bounce" | "delayed" | "complaint" | "auto-reply" | "delivered" | "unknown";
+
+/** What the caller knows beyond the message itself. */
+export interface ParseOptions {
+  /** The envelope sender (MAIL FROM) the report arrived with: "" or "<>" for the null sender. */
+  envelopeFrom?: string;
+}
 
 export interface BounceReport {
   kind: BounceKind;
@@ -317,7 +328,7 @@ function headerAddresses(headers: HeaderList | undefined, name: string): string[
 }
 
 /** Parses one returned message into a bounce, complaint, auto-reply or delivery report. */
-export function parseBounce(raw: string | Uint8Array): BounceReport {
+export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}): BounceReport {
   const root = parseMime(raw);
   const parts = flattenParts(root);
   const text = reportText(root);
@@ -378,7 +389,11 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
     const failed = dsnRecipients.filter((r) => !/^(delivered|relayed|expanded)$/.test(r.fields.action) && !r.fields.status.startsWith("2."));
     const delivered = failed.length === 0;
     const chosen = delivered ? dsnRecipients : failed;
-    const report: BounceReport = { kind: delivered ? "delivered" : "bounce", recipients: [] };
+    // RFC 3464 section 2.3.3: "delayed" means the reporting MTA has not given up; a report with no other
+    // failures is a warning. Some MTAs write a wrong Action but say it in words (the warning banner).
+    const onlyDelayed = !delivered && failed.every((r) => r.fields.action === "delayed" || (r.fields.action === "" && r.fields.status.startsWith("4.")));
+    const warning = onlyDelayed || (!delivered && isDelayWarning(decodeEncodedWords(top.get("subject") ?? ""), text.slice(0, originalMessageOffset(text))) && failed.every((r) => r.fields.action !== "failed" || !r.fields.status.startsWith("5.")));
+    const report: BounceReport = { kind: delivered ? "delivered" : warning ? "delayed" : "bounce", recipients: [] };
     const seen = new Set<string>();
     for (const { fields } of chosen) {
       const address = fields.finalRecipient || fields.originalRecipient;
@@ -407,6 +422,7 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
       );
       if (fields.originalRecipient && !report.originalRecipient) report.originalRecipient = fields.originalRecipient;
     }
+    if (warning) markDelayed(report);
     if (envelopeSender) report.originalEnvelopeFrom = envelopeSender;
     return withOriginal(report, original);
   }
@@ -423,11 +439,16 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
     BOUNCE_BODY.test(text.slice(0, originalMessageOffset(text))) ||
     (autoReply?.reason !== "vacation" && autoReply?.reason !== "auto-replied" && /\b[45]\.\d{1,3}\.\d{1,3}\b|\b5[0-5]\d[ -]/.test(cut));
 
-  if (autoReply && (autoReply.reason === "vacation" || (autoReply.reason === "auto-replied" && !fromSystem) || !looksLikeBounce)) {
+  // A responder that answers from the null sender that the address is dead is a bounce in auto-reply clothing
+  // (qmail-style "not a valid user here", forwarders' "this address is no longer in use").
+  const nullSender = isNullSender(options.envelopeFrom) || isNullSender(top.get("return-path") ?? undefined);
+  const deadAddress = autoReply !== undefined && !fromSystem && !top.has("x-failed-recipients") && DEAD_ADDRESS.test(squash(cut.slice(0, 8192))) && (nullSender || autoReply.reason !== "vacation");
+  if (autoReply && !deadAddress && (autoReply.reason === "vacation" || (autoReply.reason === "auto-replied" && !fromSystem) || !looksLikeBounce)) {
     const address = findAddresses(from)[0] ?? "";
     return withOriginal({ kind: "auto-reply", autoReply, recipients: address ? [{ address, status: "", reason: "vacation", hard: false }] : [] }, original);
   }
-  if (!looksLikeBounce) return withOriginal({ kind: "unknown", recipients: [] }, original);
+  if (!looksLikeBounce && !deadAddress) return withOriginal({ kind: "unknown", recipients: [] }, original);
+  const warning = !deadAddress && !top.has("x-failed-recipients") && isDelayWarning(subject, cut);
 
   let failures = parseTextReport(cut, excluded);
   const failedHeader = findAddresses(top.getAll("x-failed-recipients").join(","));
@@ -439,7 +460,11 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
     const fallback = [...headerAddresses(original.headers, "to"), ...findAddresses(cut)].find((a) => !excluded.has(a) && !isSystemAddress(a));
     if (fallback) failures = [{ address: fallback, diagnostic: cut }];
   }
-  const report: BounceReport = { kind: "bounce", recipients: [] };
+  if (deadAddress && failures.length === 0) {
+    const address = findAddresses(from)[0];
+    if (address) failures = [{ address, diagnostic: cut }];
+  }
+  const report: BounceReport = { kind: warning ? "delayed" : "bounce", recipients: [] };
   for (const f of failures) {
     const diagnostic = squash(f.diagnostic) === "" || !/[a-z]{4}/i.test(f.diagnostic) ? `${f.diagnostic}\n${cut}` : f.diagnostic;
     report.recipients.push(
@@ -450,11 +475,42 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
         diagnostic,
         diagnosticType: "",
         command: "",
-        action: "",
+        action: warning ? "delayed" : "",
         remoteMta: "",
         presetReason: undefined,
       }),
     );
   }
+  if (warning) markDelayed(report);
+  if (deadAddress) markDeadAddress(report);
   return withOriginal(report, original);
+}
+
+/** A responder's "no such user": the phrase is the whole diagnosis, whatever stage words the text lacks. */
+function markDeadAddress(report: BounceReport): void {
+  for (const r of report.recipients) {
+    if (r.status === "" || /^5\.0\.9\d\d$/.test(r.status)) r.status = fallbackStatus("userunknown", false);
+    if (r.status.startsWith("5")) {
+      r.reason = "userunknown";
+      r.hard = true;
+    }
+  }
+}
+
+/** Phrases of a responder saying the address does not exist (RFC 3834 responders that act as bounces). */
+const DEAD_ADDRESS =
+  /not a valid (?:user|mailbox|recipient|address)|no such (?:user|mailbox|address)|user unknown|unknown user|(?:address|mailbox|account) (?:does not|doesn'?t) exist|(?:address|mailbox|account) (?:is )?no longer (?:valid|active|in use|exists?)|no longer (?:accepts|receives) (?:e-?mail|mail)|is not monitored and will be deleted|has been (?:closed|deleted|deactivated)/i;
+
+function isNullSender(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  return /^\s*<?\s*>?\s*$/.test(value);
+}
+
+/** A warning's recipients: action delayed, never hard, temporary unless the notice quotes a permanent code. */
+function markDelayed(report: BounceReport): void {
+  report.kind = "delayed";
+  for (const r of report.recipients) {
+    r.action = "delayed";
+    r.hard = false;
+  }
 }

@@ -13,6 +13,7 @@ export const WEBHOOK_EVENT_TYPES = [
   "opened",
   "clicked",
   "auto_replied",
+  "delayed",
   "unsubscribed",
 ] as const;
 
