@@ -123,11 +123,31 @@ function reportText(root: MimePart): string {
   return out.join("\n");
 }
 
+/** Longest HTML part turned into text: bounce notices in HTML are a few KiB. */
+const MAX_HTML_CHARS = 256 * 1024;
+
+/** Drops <script> and <style> elements with indexOf, not a lazy regex (which is quadratic on unclosed tags). */
+function dropScripts(html: string): string {
+  const lower = html.toLowerCase();
+  let out = "";
+  let at = 0;
+  for (;;) {
+    const s = lower.indexOf("<script", at);
+    const t = lower.indexOf("<style", at);
+    const start = s < 0 ? t : t < 0 ? s : Math.min(s, t);
+    if (start < 0) return out + html.slice(at);
+    const close = start === s ? "</script>" : "</style>";
+    const end = lower.indexOf(close, start);
+    out += html.slice(at, start) + " ";
+    if (end < 0) return out;
+    at = end + close.length;
+  }
+}
+
 function htmlToText(html: string): string {
-  return html
-    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, " ")
-    .replace(/<br\s*\/?>|<\/p>|<\/div>|<\/tr>|<\/li>/gi, "\n")
-    .replace(/<[^>]+>/g, " ")
+  return dropScripts(html.slice(0, MAX_HTML_CHARS))
+    .replace(/<br\s{0,20}\/?>|<\/p>|<\/div>|<\/tr>|<\/li>/gi, "\n")
+    .replace(/<[^<>]{0,2000}>/g, " ")
     .replace(/&lt;/g, "<")
     .replace(/&gt;/g, ">")
     .replace(/&quot;/g, '"')
@@ -183,9 +203,27 @@ function impliedRecipientStage(address: string, text: string): string {
   return re.test(text) ? "RCPT" : "";
 }
 
+/**
+ * Longest diagnostic text classified for one recipient: a server's reply and the MTA's explanation fit in a few
+ * KiB; the bound keeps the phrase tables' work per recipient constant.
+ */
+const MAX_DIAGNOSTIC_CHARS = 8 * 1024;
+
+/**
+ * Most failed recipients read from one report. A report is about one message, and a message of ours has at most
+ * MAX_RECIPIENTS (50 by default); the bound stops a crafted report from costing a D1 lookup per listed address.
+ */
+export const MAX_REPORT_RECIPIENTS = 500;
+
+/**
+ * Bytes of a report that are parsed: the human-readable and machine-readable parts come before the returned
+ * original (RFC 6522 part order), which is what can be large. The email() handler reads the same prefix.
+ */
+export const MAX_PARSE_BYTES = 2 * 1024 * 1024;
+
 /** Decides status, reason and hard/soft for one candidate, and turns it into a recipient entry. */
 function finishCandidate(c: Candidate): BounceRecipient {
-  const text = c.diagnostic;
+  const text = c.diagnostic.length > MAX_DIAGNOSTIC_CHARS ? c.diagnostic.slice(0, MAX_DIAGNOSTIC_CHARS) : c.diagnostic;
   const replyCode = c.replyCode || findReplyCode(text);
   const command = c.command || findCommand(text) || impliedRecipientStage(c.address, text);
   const textStatus = pickStatus(text, c.status ? c.status[0] : replyCode ? replyCode[0] : undefined);
@@ -223,10 +261,16 @@ function finishCandidate(c: Candidate): BounceRecipient {
   return entry;
 }
 
-/** Text of the human-readable report that concerns one address (for DSNs without a Diagnostic-Code). */
-function textAround(report: string, address: string): string {
-  const failures = parseTextReport(report, new Set());
-  return failures.find((f) => f.address === address)?.diagnostic ?? "";
+/**
+ * Text of the human-readable report that concerns each address (for DSNs without a Diagnostic-Code), read once
+ * per report: reading it per recipient made a report with many recipients quadratic.
+ */
+function textByAddress(report: string): (address: string) => string {
+  let map: Map<string, string> | undefined;
+  return (address) => {
+    map ??= new Map(parseTextReport(report, new Set()).map((f) => [f.address, f.diagnostic]));
+    return map.get(address) ?? "";
+  };
 }
 
 /** Amazon SES / SNS notifications are JSON in a text body. */
@@ -329,7 +373,7 @@ function headerAddresses(headers: HeaderList | undefined, name: string): string[
 
 /** Parses one returned message into a bounce, complaint, auto-reply or delivery report. */
 export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}): BounceReport {
-  const root = parseMime(raw);
+  const root = parseMime(raw.length > MAX_PARSE_BYTES ? raw.slice(0, MAX_PARSE_BYTES) : raw);
   const parts = flattenParts(root);
   const text = reportText(root);
   const original = locateOriginal(parts, text);
@@ -383,7 +427,7 @@ export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}
   for (const dsnText of dsnTexts) {
     const dsn = parseDeliveryStatus(dsnText);
     if (dsn.envelopeSender) envelopeSender = dsn.envelopeSender;
-    for (const r of dsn.recipients) dsnRecipients.push({ fields: r });
+    for (const r of dsn.recipients) if (dsnRecipients.length < MAX_REPORT_RECIPIENTS) dsnRecipients.push({ fields: r });
   }
   if (dsnRecipients.length > 0) {
     const failed = dsnRecipients.filter((r) => !/^(delivered|relayed|expanded)$/.test(r.fields.action) && !r.fields.status.startsWith("2."));
@@ -395,12 +439,13 @@ export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}
     const warning = onlyDelayed || (!delivered && isDelayWarning(decodeEncodedWords(top.get("subject") ?? ""), text.slice(0, originalMessageOffset(text))) && failed.every((r) => r.fields.action !== "failed" || !r.fields.status.startsWith("5.")));
     const report: BounceReport = { kind: delivered ? "delivered" : warning ? "delayed" : "bounce", recipients: [] };
     const seen = new Set<string>();
+    const textAround = textByAddress(text);
     for (const { fields } of chosen) {
       const address = fields.finalRecipient || fields.originalRecipient;
       if (seen.has(address)) continue;
       seen.add(address);
       let diagnostic = fields.diagnosticCode;
-      const around = textAround(text, address) || (fields.originalRecipient ? textAround(text, fields.originalRecipient) : "");
+      const around = textAround(address) || (fields.originalRecipient ? textAround(fields.originalRecipient) : "");
       const command = findCommand(diagnostic) || findCommand(around);
       if (squash(diagnostic) === "" || (!/[a-z]{3}/i.test(diagnostic) && around)) diagnostic = [diagnostic, around].filter(Boolean).join(" ");
       else if (!/\d{3}|\d\.\d/.test(diagnostic) && around) diagnostic = `${diagnostic} ${around}`;
@@ -451,7 +496,7 @@ export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}
   const warning = !deadAddress && !top.has("x-failed-recipients") && isDelayWarning(subject, cut);
 
   let failures = parseTextReport(cut, excluded);
-  const failedHeader = findAddresses(top.getAll("x-failed-recipients").join(","));
+  const failedHeader = findAddresses(top.getAll("x-failed-recipients").join(",")).slice(0, MAX_REPORT_RECIPIENTS);
   if (failedHeader.length > 0) {
     const known = new Map(failures.map((f) => [f.address, f.diagnostic]));
     failures = failedHeader.map((address) => ({ address, diagnostic: known.get(address) ?? "" }));
