@@ -13,7 +13,7 @@ import { isDelayWarning } from "./delay";
 import { parseDeliveryStatus, type DsnRecipientFields } from "./dsn";
 import { decodeEncodedWords, flattenParts, parseHeaderBlock, parseMime, splitHeaderBody, type HeaderList, type MimePart } from "./mime-lite";
 import { inlineDeliveryStatusOffset, originalMessageOffset, parseTextReport } from "./plain-text";
-import { classifyFailure, fallbackStatus, isHardBounce, reasonOfStatus, type BounceReason } from "./reason";
+import { classifyFailure, fallbackStatus, isHardBounce, reasonOfStatus, type BounceReason, type PhraseFilter } from "./reason";
 import { cleanAddress, findAddresses, findCommand, findReplyCode, isSystemAddress, pickStatus, reconcileStatus, squash } from "./text-util";
 
 export { isAutoReply } from "./auto-reply";
@@ -47,6 +47,8 @@ export type BounceKind = "bounce" | "delayed" | "complaint" | "auto-reply" | "de
 export interface ParseOptions {
   /** The envelope sender (MAIL FROM) the report arrived with: "" or "<>" for the null sender. */
   envelopeFrom?: string;
+  /** Which phrase-table entries the classifier may use (all when absent); for cross-validation only. */
+  phraseEnabled?: PhraseFilter;
 }
 
 export interface BounceReport {
@@ -222,7 +224,7 @@ export const MAX_REPORT_RECIPIENTS = 500;
 export const MAX_PARSE_BYTES = 2 * 1024 * 1024;
 
 /** Decides status, reason and hard/soft for one candidate, and turns it into a recipient entry. */
-function finishCandidate(c: Candidate): BounceRecipient {
+function finishCandidate(c: Candidate, phraseEnabled?: PhraseFilter): BounceRecipient {
   const text = c.diagnostic.length > MAX_DIAGNOSTIC_CHARS ? c.diagnostic.slice(0, MAX_DIAGNOSTIC_CHARS) : c.diagnostic;
   const replyCode = c.replyCode || findReplyCode(text);
   const command = c.command || findCommand(text) || impliedRecipientStage(c.address, text);
@@ -236,6 +238,7 @@ function finishCandidate(c: Candidate): BounceRecipient {
     action: c.action,
     diagnosticType: c.diagnosticType,
     presetReason: c.presetReason ?? groupReason(c.address, text),
+    phraseEnabled,
   });
 
   let temporary: boolean;
@@ -249,7 +252,7 @@ function finishCandidate(c: Candidate): BounceRecipient {
       status = status === "" ? fallbackStatus(reason, temporary) : status;
     }
   }
-  const hard = isHardBounce(reason, status || replyCode);
+  const hard = isHardBounce(reason, status || replyCode, text);
   const entry: BounceRecipient = { address: c.address, status, reason, hard };
   if (replyCode) entry.replyCode = replyCode;
   const remote = remoteReplyOf(text);
@@ -274,7 +277,7 @@ function textByAddress(report: string): (address: string) => string {
 }
 
 /** Amazon SES / SNS notifications are JSON in a text body. */
-function parseSesNotification(text: string): BounceReport | undefined {
+function parseSesNotification(text: string, phraseEnabled: PhraseFilter | undefined): BounceReport | undefined {
   if (!/"notificationType"\s*:/.test(text) && !/"eventType"\s*:/.test(text)) return undefined;
   const joined = text.replace(/!\n ?/g, "").replace(/\n/g, "");
   const start = joined.indexOf("{");
@@ -333,7 +336,7 @@ function parseSesNotification(text: string): BounceReport | undefined {
           action: typeof r["action"] === "string" ? r["action"] : transient ? "delayed" : "failed",
           remoteMta: "",
           presetReason: suppressed ? "suppressed" : undefined,
-        }),
+        }, phraseEnabled),
       );
     }
     return report;
@@ -379,7 +382,7 @@ export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}
   const original = locateOriginal(parts, text);
   const top = root.headers;
 
-  const ses = parseSesNotification(text);
+  const ses = parseSesNotification(text, options.phraseEnabled);
   if (ses) return withOriginal(ses, original);
 
   // ARF complaint (RFC 5965)
@@ -463,7 +466,7 @@ export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}
           command,
           action: fields.action,
           remoteMta: fields.remoteMta,
-        }),
+        }, options.phraseEnabled),
       );
       if (fields.originalRecipient && !report.originalRecipient) report.originalRecipient = fields.originalRecipient;
     }
@@ -523,7 +526,7 @@ export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}
         action: warning ? "delayed" : "",
         remoteMta: "",
         presetReason: undefined,
-      }),
+      }, options.phraseEnabled),
     );
   }
   if (warning) markDelayed(report);
