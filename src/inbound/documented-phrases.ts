@@ -22,7 +22,7 @@ export const DOCUMENTED_PHRASES: ReadonlyArray<readonly [BounceReason, RegExp]> 
   ["blocked", /unusual rate of unsolicited mail originating from your ip|ip you'?re using to send mail is not authorized to send email directly/],
   ["authfailure", /does not have authentication information or fails to pass authentication checks|unauthenticated email from .{1,100} is not accepted due to domain'?s dmarc policy/],
   ["authfailure", /sender policy framework violation|does not pass dmarc verification|dmarc policy of the sender domain|not allowed to send from .{1,255} per it'?s spf record/],
-  ["notcompliantrfc", /messages with multiple addresses in from: header are not accepted|is not rfc ?5322 compliant/],
+  ["notcompliantrfc", /messages with multiple addresses in from:|is not rfc ?5322 compliant/],
   ["requireptr", /does not meet ipv6 sending guidelines regarding ptr records|sending ip does not have a ptr record|client host rejected: cannot find your (?:reverse )?hostname/],
   ["spamdetected", /this message is likely unsolicited mail|has been scored as spam|message content rejected, ube|\bube\b.{0,20}rejected|classified as spam|detected as spam|looks like spam/],
   ["policyviolation", /message was blocked because its content presents a potential security issue|protocol violation/],
@@ -31,12 +31,17 @@ export const DOCUMENTED_PHRASES: ReadonlyArray<readonly [BounceReason, RegExp]> 
   ["userunknown", /email account that you tried to reach does not exist|recipient ?not ?found by smtp address lookup|resolver\.adr\.recipient ?not ?found|no mailbox here by that name|this user doesn'?t have an? \S{1,100} account|user unknown in (?:local recipient|virtual mailbox|virtual alias|relay recipient) table|unknown local part/],
   // Microsoft: IP reputation rate limits (4.7.650), banned IPs (5.7.606-649), traffic not accepted (5.7.708), bad sender (5.1.8).
   ["badreputation", /rate limited due to ip reputation|temporarily deferred due to unexpected volume or user complaints/],
-  ["blocked", /access denied, banned sending ip|traffic not accepted from this ip|blocked using (?:spamhaus|zen\.spamhaus|bl\.spamcop|b\.barracudacentral|dnsbl)|connections will not be accepted from .{1,100} because the ip is in|ip frequency limited|blocked ip/],
+  ["blocked", /access denied, banned sending ip|traffic not accepted from this ip|blocked using (?:spamhaus|zen\.spamhaus|bl\.spamcop|b\.barracudacentral|dnsbl)|connections will not be accepted from .{1,100} because the ip is in/],
   ["rejected", /access denied, bad outbound sender|sender address rejected: domain not found|domain of sender address .{1,255} does not exist|sender verify failed|unresolvable rfc\.?5321 from domain/],
   ["securityerror", /client was not authenticated to send anonymous mail|please turn on smtp authentication|smtp authentication is required|authentication required/],
   ["contenterror", /invalid mime content|too many "?received"? headers|message has lines too long for transport/],
-  ["mesgtoobig", /message size exceeds (?:fixed )?(?:maximum message size|limit)|your message size exceeds \d+ bytes|message too big/],
-  ["toomanyconn", /too many (?:connections|concurrent|smtp sessions)|connection rate limit exceeded|too many recipients/],
+  // Tencent/QQ: "frequency limited" is its wording for sending too often from one IP.
+  ["toomanyconn", /too many (?:connections|concurrent|smtp sessions)|connection rate limit exceeded|too many recipients|ip frequency limited|frequency limited/],
+  // Facebook's postmaster response codes: RCP-P1..P4 are refusals by recipient preference or policy.
+  ["filtered", /refused due to recipient preferences/],
+  // qmail-remote: "Connected to <ip> but sender was rejected." / "... but my name was rejected." (HELO).
+  ["rejected", /connected to \S{1,100} but sender was rejected/],
+  ["blocked", /connected to \S{1,100} but my name was rejected|connected to \S{1,100} but greeting failed/],
   // Postfix / Exim / Sendmail / qmail wording.
   ["norelaying", /relay access denied|relaying denied|that domain isn'?t in my list of allowed rcpthosts|email address is not verified\. the following identities failed the check/],
   ["hostunknown", /recipient address rejected: domain not found|unrouteable address|all relevant mx records point to non-existent hosts|host unknown \(name server|couldn'?t find any host named|^\s*unknown host\b|\bdomain .{1,255} does not exist/],
@@ -47,6 +52,9 @@ export const DOCUMENTED_PHRASES: ReadonlyArray<readonly [BounceReason, RegExp]> 
 
 /** The reason a documented message names, if the text contains one. */
 export function documentedReason(text: string): BounceReason | undefined {
-  for (const [reason, re] of DOCUMENTED_PHRASES) if (re.test(text)) return reason;
+  // A multiline SMTP reply (RFC 5321 section 4.2.1) repeats "550-5.2.1 " on every line; quoted in a bounce, the
+  // prefixes land inside the server's sentence. They are removed here so that the sentence reads whole.
+  const plain = text.replace(/(^|\s)[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s)?/g, "$1");
+  for (const [reason, re] of DOCUMENTED_PHRASES) if (re.test(plain)) return reason;
   return undefined;
 }

@@ -666,6 +666,10 @@ function classifyOnce(f: FailureFacts): BounceReason {
   if ((reply > 400 && reply < 408) || (reply > 500 && reply < 508)) return "syntaxerror";
   if (f.action === "delayed" || f.action === "expired") return "expired";
   if (cmd === "EHLO" || cmd === "HELO") return "blocked";
+  // RFC 3463 classes: X.3.XXX "Mail System Status", X.4.XXX "Network and Routing Status". A subject the table
+  // does not name still says which part failed.
+  if (cls === "5.3" || cls === "4.3") return "systemerror";
+  if (cls === "5.4" || cls === "4.4") return "networkerror";
   if (byStatus) return byStatus;
   if (matches("vacation", text, on)) return "vacation";
   return text !== "" ? "onhold" : "undefined";
