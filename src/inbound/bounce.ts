@@ -252,7 +252,8 @@ function finishCandidate(c: Candidate, phraseEnabled?: PhraseFilter): BounceReci
       status = status === "" ? fallbackStatus(reason, temporary) : status;
     }
   }
-  const hard = isHardBounce(reason, status || replyCode, text);
+  // A refusal at MAIL FROM is about the sender or the sending host, never proof that the recipient is gone.
+  const hard = command !== "MAIL" && isHardBounce(reason, status || replyCode, text);
   const entry: BounceRecipient = { address: c.address, status, reason, hard };
   if (replyCode) entry.replyCode = replyCode;
   const remote = remoteReplyOf(text);

@@ -42,9 +42,20 @@ export const DOCUMENTED_PHRASES: ReadonlyArray<readonly [BounceReason, RegExp]> 
   // qmail-remote: "Connected to <ip> but sender was rejected." / "... but my name was rejected." (HELO).
   ["rejected", /connected to \S{1,100} but sender was rejected/],
   ["blocked", /connected to \S{1,100} but my name was rejected|connected to \S{1,100} but greeting failed/],
+  // Scanner and relay vocabulary common to Postfix access maps ("Recipient address rejected: <words>"), amavis,
+  // ClamAV milters and the appliances: the words name the reason whatever status code the site chose.
+  ["virusdetected", /\bvirus (?:detected|found)|\bmalware detected|contains? (?:a )?virus|infected with (?:a )?(?:virus|malware)/],
+  ["mailererror", /\bmailer error\b/],
+  ["failedstarttls", /does not support (?:starttls|tls)|tls (?:is )?required|must issue a starttls/],
+  ["blocked", /please use the smtp server of your isp|use your isp'?s (?:smtp|mail) (?:server|relay)/],
+  ["rejected", /from: domain is invalid|please provide a valid from/],
+  ["authfailure", /\bbad spf records?\b|\bspf (?:check|validation|record)s? (?:fail|failed|failure)|\bspf\b.{0,20}\b(?:softfail|hardfail|permerror)\b/],
   // Postfix / Exim / Sendmail / qmail wording.
+  ["norelaying", /\bno relaying\b|relaying (?:not permitted|prohibited)|unable to relay|we do not relay/],
   ["norelaying", /relay access denied|relaying denied|that domain isn'?t in my list of allowed rcpthosts|email address is not verified\. the following identities failed the check/],
   ["hostunknown", /recipient address rejected: domain not found|unrouteable address|all relevant mx records point to non-existent hosts|host unknown \(name server|couldn'?t find any host named|^\s*unknown host\b|\bdomain .{1,255} does not exist/],
+  // "<host.name> does not exist" naming a domain (no local part): the receiving system knows no such domain.
+  ["hostunknown", /(?:^|[\s:<"'])(?![\w.-]{0,255}@)[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,10}>? does not exist\b/],
   ["networkerror", /wasn'?t able to establish an smtp connection|hop count exceeded|routing loop detected|this message is looping: it already has my delivered-to line/],
   ["systemerror", /unable to contact ldap server|upstream error, please check|local configuration error|mail for .{1,255} loops back to myself/],
   ["expired", /retry timeout exceeded|have been failing for a long time \(and retry time not reached\)|(?:could not|cannot) (?:be delivered|send message) for (?:\d+|the last) days?|message could not be delivered for \d+ days/],

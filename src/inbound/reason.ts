@@ -641,7 +641,8 @@ function classifyOnce(f: FailureFacts): BounceReason {
   }
 
   const documented = documentedReason(text);
-  if (documented) return documented;
+  // At MAIL FROM the server judges the sender: "does not exist" there is about the sender's domain.
+  if (documented && !(cmd === "MAIL" && (documented === "userunknown" || documented === "hostunknown"))) return documented;
 
   const dtype = f.diagnosticType.toLowerCase();
   if (!dtype.startsWith("x-unix")) {
