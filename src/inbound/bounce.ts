@@ -9,6 +9,7 @@
  */
 import { isAutoReply, headerSource, type AutoReplyReason } from "./auto-reply";
 import { parseFeedbackReport } from "./arf";
+import { isReturnPathAddress } from "../mime/return-path";
 import { isDelayWarning } from "./delay";
 import { parseDeliveryStatus, type DsnRecipientFields } from "./dsn";
 import { decodeEncodedWords, flattenParts, parseHeaderBlock, parseMime, splitHeaderBody, type HeaderList, type MimePart } from "./mime-lite";
@@ -361,11 +362,39 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Header fields of a returned original where receiving systems record its envelope sender besides Return-Path:
+ * Authentication-Results `smtp.mailfrom=` (RFC 8601), Received-SPF `envelope-from=` (RFC 7208 section 9.1), and
+ * Received `envelope-from <...>`. A complaint that redacts the recipient (and often the Return-Path) still carries
+ * our VERP address in one of them, which names the message and the recipient index.
+ */
+const ENVELOPE_TRACE_FIELDS = ["return-path", "authentication-results", "arc-authentication-results", "received-spf", "x-original-return-path", "received"];
+const MAX_TRACE_FIELDS = 50;
+
+/** A VERP return path of ours quoted anywhere in the original's trace fields, if any. */
+function verpInTrace(headers: HeaderList | undefined): string | undefined {
+  if (!headers) return undefined;
+  for (const name of ENVELOPE_TRACE_FIELDS) {
+    for (const value of headers.getAll(name).slice(0, MAX_TRACE_FIELDS)) {
+      for (const m of value.slice(0, 4096).matchAll(/(?:smtp\.mailfrom|envelope-from)\s{0,5}[=:]?\s{0,5}<?([^\s<>;"]{1,320}@[^\s<>;"]{1,255})|<([^\s<>]{1,320}@[^\s<>]{1,255})>/gi)) {
+        const address = cleanAddress(m[1] ?? m[2] ?? "", true);
+        if (address && isReturnPathAddress(address)) return address;
+      }
+    }
+  }
+  return undefined;
+}
+
 function withOriginal(report: BounceReport, original: Original): BounceReport {
   const id = messageIdOf(original.headers);
   if (id && !report.originalMessageId) report.originalMessageId = id;
   const from = envelopeFromOf(original.headers);
   if (from && !report.originalEnvelopeFrom) report.originalEnvelopeFrom = from;
+  // A redacted or rewritten envelope sender: look for our VERP address in the trace fields.
+  if (!report.originalEnvelopeFrom || !isReturnPathAddress(report.originalEnvelopeFrom)) {
+    const verp = verpInTrace(original.headers);
+    if (verp) report.originalEnvelopeFrom = verp;
+  }
   return report;
 }
 
