@@ -107,6 +107,18 @@ function envelopeFromOf(headers: HeaderList | undefined): string | undefined {
   return cleanAddress(v, true) || undefined;
 }
 
+/** Every part of the report except those inside a returned message (message/rfc822 or message/global). */
+function partsOutsideOriginal(root: MimePart): MimePart[] {
+  const out: MimePart[] = [];
+  const walk = (p: MimePart): void => {
+    out.push(p);
+    if (p.contentType === "message/rfc822" || p.contentType === "message/global") return;
+    for (const c of p.parts) walk(c);
+  };
+  walk(root);
+  return out;
+}
+
 /** Text parts outside the returned original, in order, as one string. */
 function reportText(root: MimePart): string {
   const out: string[] = [];
@@ -449,7 +461,11 @@ export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}
   }
 
   // RFC 3464 delivery status notification
-  const dsnTexts = parts.filter((p) => /^message\/(?:global-)?delivery-status$/.test(p.contentType)).map((p) => p.text);
+  // The report's own parts first: a DSN inside the returned original (a bounce of a bounce) is about someone
+  // else. Some gateways forward the whole DSN as an attached message; theirs is read when the report has none.
+  const isDsn = (p: MimePart): boolean => /^message\/(?:global-)?delivery-status$/.test(p.contentType);
+  const ownDsn = partsOutsideOriginal(root).filter(isDsn);
+  const dsnTexts = (ownDsn.length > 0 ? ownDsn : parts.filter(isDsn)).map((p) => p.text);
   if (dsnTexts.length === 0) {
     const beforeOriginal = text.slice(0, originalMessageOffset(text));
     const at = inlineDeliveryStatusOffset(beforeOriginal);
@@ -533,6 +549,12 @@ export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}
   if (failedHeader.length > 0) {
     const known = new Map(failures.map((f) => [f.address, f.diagnostic]));
     failures = failedHeader.map((address) => ({ address, diagnostic: known.get(address) ?? "" }));
+  }
+  if (failures.length === 0) {
+    // The failed recipient may be the bounce's own To (mail someone sent to themselves, or a return path that is
+    // the recipient's alias): read the recipient lines again excluding only the reporting system and the From.
+    const reporters = new Set(findAddresses(top.get("from") ?? ""));
+    failures = parseTextReport(cut, reporters).filter((f) => !isSystemAddress(f.address));
   }
   if (failures.length === 0) {
     const fallback = [...headerAddresses(original.headers, "to"), ...findAddresses(cut)].find((a) => !excluded.has(a) && !isSystemAddress(a));
