@@ -3,8 +3,10 @@
  * hostunknown, filtered, rejected, blocked, expired, spamdetected, ...) and decides hard/soft.
  *
  * Inputs are what a bounce carries: the enhanced status code (RFC 3463), the SMTP reply code, the
- * SMTP command that failed, the DSN Action and the diagnostic text. The status code's meaning comes
- * first where it is specific; otherwise phrases that MTAs and mailbox providers are known to use decide.
+ * SMTP command that failed, the DSN Action and the diagnostic text. Documented provider and MTA messages
+ * (documented-phrases.ts) come first; then the phrase tables below (partly learned from the fixture corpus,
+ * so the fixture test fits them per fold), the status code's meaning where it is specific, and its class
+ * (X.3 system, X.4 network, X.6 content, X.7 security) where nothing else says more.
  * Pure: no Workers imports.
  */
 
