@@ -21,6 +21,9 @@ const obj = (properties: Record<string, Schema>, required: string[] = Object.key
   additionalProperties: extra,
 });
 const RECIPIENT_STATUS = ["queued", "deferred", "delivered", "bounced", "expired", "suppressed", "failed"];
+/** Event types of a timeline. `delayed`: a remote MTA's delay warning (it still retries); it never changes a recipient's status. */
+const EVENT_TYPES = [...RECIPIENT_STATUS, "accepted", "complained", "opened", "clicked", "auto_replied", "delayed"];
+const eventType: Schema = { type: "string", description: `One of ${EVENT_TYPES.join(", ")} (more may be added; clients should ignore types they do not know).`, examples: EVENT_TYPES };
 
 const address: Schema = {
   oneOf: [
@@ -91,7 +94,7 @@ const schemas: Record<string, Schema> = {
     },
     events: {
       type: "array",
-      items: obj({ type: str, at: time, recipient: nstr, attempt: nint, code: nint, enhanced: nstr, text: nstr, host: nstr, tls: { type: ["boolean", "null"] }, latency_ms: nint, seq: nint }),
+      items: obj({ type: eventType, at: time, recipient: nstr, attempt: nint, code: nint, enhanced: nstr, text: nstr, host: nstr, tls: { type: ["boolean", "null"] }, latency_ms: nint, seq: nint }),
     },
   }),
   MessageSummary: obj({
@@ -107,7 +110,7 @@ const schemas: Record<string, Schema> = {
     recipients: { type: "array", items: ref("RecipientResult") },
   }),
   MessageList: obj({ data: { type: "array", items: ref("MessageSummary") }, next_cursor: nstr }),
-  Event: obj({ id: int, message_id: str, type: str, at: time, recipient: nstr, attempt: nint, code: nint, enhanced: nstr, text: nstr, host: nstr, tls: { type: ["boolean", "null"] }, latency_ms: nint }),
+  Event: obj({ id: int, message_id: str, type: eventType, at: time, recipient: nstr, attempt: nint, code: nint, enhanced: nstr, text: nstr, host: nstr, tls: { type: ["boolean", "null"] }, latency_ms: nint }),
   EventList: obj({ data: { type: "array", items: ref("Event") }, next_cursor: nstr }),
   Suppression: obj({ address: str, scope: { enum: ["transactional", "broadcast", "all"] }, reason: str, detail: nstr, message_id: nstr, created_at: time, expires_at: ntime }),
   SuppressionList: obj({ data: { type: "array", items: ref("Suppression") }, next_cursor: nstr }),
@@ -489,7 +492,7 @@ export const OPENAPI_DOCUMENT = {
       get: {
         summary: "Events, oldest first; poll with next_cursor",
         security: key,
-        parameters: [q("type", "event type"), q("message_id", "message id"), q("recipient", "address"), q("stream", "only events of messages of this stream", { enum: ["transactional", "broadcast"] }), q("since", "RFC 3339 or epoch ms"), q("cursor", "next_cursor"), q("limit", "1-1000, default 100", int)],
+        parameters: [q("type", "event type", { type: "string", enum: EVENT_TYPES }), q("message_id", "message id"), q("recipient", "address"), q("stream", "only events of messages of this stream", { enum: ["transactional", "broadcast"] }), q("since", "RFC 3339 or epoch ms"), q("cursor", "next_cursor"), q("limit", "1-1000, default 100", int)],
         responses: { ...ok("200", "EventList", "A page of events"), ...errors("400", "401", "403") },
       },
     },

@@ -13,8 +13,12 @@ export interface HeaderSource {
   get(name: string): string | null | undefined;
 }
 
+/**
+ * Subjects responders put on vacation replies, in the languages of the common clients' defaults (Outlook's
+ * "Automatic reply", Exchange's "Out of Office", Gmail/Thunderbird vacation, Apple Mail, and their translations).
+ */
 const SUBJECT_VACATION =
-  /^(?:\s*(?:re|aw|fw|fwd)\s*:\s*)*(?:auto(?:matic|matische)?[ -]?(?:reply|response|answer|antwort|r[eé]ponse)|out of (?:the )?office|away from (?:the |my )?office|on vacation|vacation|abwesenheit|absence|r[eé]ponse automatique|respuesta autom[aá]tica|away until|i am away|i'm away|on leave|on holiday)/i;
+  /^(?:\s*(?:re|aw|fw|fwd|sv|tr|rv|r)\s*:\s*)*(?:auto(?:matic|matische|matisch|matiskt|matisk|matica|mática|mática)?[ -]?(?:reply|response|answer|antwort|r[eé]ponse|antwoord|svar|risposta|respuesta|resposta|odpowied[zź])|out of (?:the )?office|away from (?:the |my )?office|on vacation|vacation|abwesenheit|absence|r[eé]ponse automatique|respuesta autom[aá]tica|resposta autom[aá]tica|risposta automatica|fuera de (?:la )?oficina|fora do escrit[oó]rio|fuori (?:sede|ufficio)|afwezig|niet aanwezig|fr[aå]nvaro|poza biurem|odpowied[zź] automatyczna|automatyczna odpowied[zź]|не в офисе|вне офиса|автоматический ответ|отпуск|不在|自動応答|自動返信|自动回复|休假|away until|i am away|i'm away|on leave|on holiday|ferien|vacances|vacaciones|urlaub)/i;
 
 /**
  * Looks at the headers of a message and says whether it is an automatic reply, and which kind.

@@ -9,10 +9,12 @@
  */
 import { isAutoReply, headerSource, type AutoReplyReason } from "./auto-reply";
 import { parseFeedbackReport } from "./arf";
+import { isReturnPathAddress } from "../mime/return-path";
+import { isDelayWarning } from "./delay";
 import { parseDeliveryStatus, type DsnRecipientFields } from "./dsn";
 import { decodeEncodedWords, flattenParts, parseHeaderBlock, parseMime, splitHeaderBody, type HeaderList, type MimePart } from "./mime-lite";
 import { inlineDeliveryStatusOffset, originalMessageOffset, parseTextReport } from "./plain-text";
-import { classifyFailure, fallbackStatus, isHardBounce, reasonOfStatus, type BounceReason } from "./reason";
+import { classifyFailure, fallbackStatus, isHardBounce, reasonOfStatus, type BounceReason, type PhraseFilter } from "./reason";
 import { cleanAddress, findAddresses, findCommand, findReplyCode, isSystemAddress, pickStatus, reconcileStatus, squash } from "./text-util";
 
 export { isAutoReply } from "./auto-reply";
@@ -36,7 +38,19 @@ export interface BounceRecipient {
   command?: string;
 }
 
-export type BounceKind = "bounce" | "complaint" | "auto-reply" | "delivered" | "unknown";
+/**
+ * `delayed`: a warning that the remote MTA still holds the message and keeps retrying (never final; its
+ * recipients carry the status and reason of the delay, are never hard, and have `action: "delayed"`).
+ */
+export type BounceKind = "bounce" | "delayed" | "complaint" | "auto-reply" | "delivered" | "unknown";
+
+/** What the caller knows beyond the message itself. */
+export interface ParseOptions {
+  /** The envelope sender (MAIL FROM) the report arrived with: "" or "<>" for the null sender. */
+  envelopeFrom?: string;
+  /** Which phrase-table entries the classifier may use (all when absent); for cross-validation only. */
+  phraseEnabled?: PhraseFilter;
+}
 
 export interface BounceReport {
   kind: BounceKind;
@@ -93,6 +107,18 @@ function envelopeFromOf(headers: HeaderList | undefined): string | undefined {
   return cleanAddress(v, true) || undefined;
 }
 
+/** Every part of the report except those inside a returned message (message/rfc822 or message/global). */
+function partsOutsideOriginal(root: MimePart): MimePart[] {
+  const out: MimePart[] = [];
+  const walk = (p: MimePart): void => {
+    out.push(p);
+    if (p.contentType === "message/rfc822" || p.contentType === "message/global") return;
+    for (const c of p.parts) walk(c);
+  };
+  walk(root);
+  return out;
+}
+
 /** Text parts outside the returned original, in order, as one string. */
 function reportText(root: MimePart): string {
   const out: string[] = [];
@@ -112,11 +138,31 @@ function reportText(root: MimePart): string {
   return out.join("\n");
 }
 
+/** Longest HTML part turned into text: bounce notices in HTML are a few KiB. */
+const MAX_HTML_CHARS = 256 * 1024;
+
+/** Drops <script> and <style> elements with indexOf, not a lazy regex (which is quadratic on unclosed tags). */
+function dropScripts(html: string): string {
+  const lower = html.toLowerCase();
+  let out = "";
+  let at = 0;
+  for (;;) {
+    const s = lower.indexOf("<script", at);
+    const t = lower.indexOf("<style", at);
+    const start = s < 0 ? t : t < 0 ? s : Math.min(s, t);
+    if (start < 0) return out + html.slice(at);
+    const close = start === s ? "</script>" : "</style>";
+    const end = lower.indexOf(close, start);
+    out += html.slice(at, start) + " ";
+    if (end < 0) return out;
+    at = end + close.length;
+  }
+}
+
 function htmlToText(html: string): string {
-  return html
-    .replace(/<(script|style)[\s\S]*?<\/\1>/gi, " ")
-    .replace(/<br\s*\/?>|<\/p>|<\/div>|<\/tr>|<\/li>/gi, "\n")
-    .replace(/<[^>]+>/g, " ")
+  return dropScripts(html.slice(0, MAX_HTML_CHARS))
+    .replace(/<br\s{0,20}\/?>|<\/p>|<\/div>|<\/tr>|<\/li>/gi, "\n")
+    .replace(/<[^<>]{0,2000}>/g, " ")
     .replace(/&lt;/g, "<")
     .replace(/&gt;/g, ">")
     .replace(/&quot;/g, '"')
@@ -172,9 +218,27 @@ function impliedRecipientStage(address: string, text: string): string {
   return re.test(text) ? "RCPT" : "";
 }
 
+/**
+ * Longest diagnostic text classified for one recipient: a server's reply and the MTA's explanation fit in a few
+ * KiB; the bound keeps the phrase tables' work per recipient constant.
+ */
+const MAX_DIAGNOSTIC_CHARS = 8 * 1024;
+
+/**
+ * Most failed recipients read from one report. A report is about one message, and a message of ours has at most
+ * MAX_RECIPIENTS (50 by default); the bound stops a crafted report from costing a D1 lookup per listed address.
+ */
+export const MAX_REPORT_RECIPIENTS = 500;
+
+/**
+ * Bytes of a report that are parsed: the human-readable and machine-readable parts come before the returned
+ * original (RFC 6522 part order), which is what can be large. The email() handler reads the same prefix.
+ */
+export const MAX_PARSE_BYTES = 2 * 1024 * 1024;
+
 /** Decides status, reason and hard/soft for one candidate, and turns it into a recipient entry. */
-function finishCandidate(c: Candidate): BounceRecipient {
-  const text = c.diagnostic;
+function finishCandidate(c: Candidate, phraseEnabled?: PhraseFilter): BounceRecipient {
+  const text = c.diagnostic.length > MAX_DIAGNOSTIC_CHARS ? c.diagnostic.slice(0, MAX_DIAGNOSTIC_CHARS) : c.diagnostic;
   const replyCode = c.replyCode || findReplyCode(text);
   const command = c.command || findCommand(text) || impliedRecipientStage(c.address, text);
   const textStatus = pickStatus(text, c.status ? c.status[0] : replyCode ? replyCode[0] : undefined);
@@ -187,6 +251,7 @@ function finishCandidate(c: Candidate): BounceRecipient {
     action: c.action,
     diagnosticType: c.diagnosticType,
     presetReason: c.presetReason ?? groupReason(c.address, text),
+    phraseEnabled,
   });
 
   let temporary: boolean;
@@ -200,7 +265,8 @@ function finishCandidate(c: Candidate): BounceRecipient {
       status = status === "" ? fallbackStatus(reason, temporary) : status;
     }
   }
-  const hard = isHardBounce(reason, status || replyCode);
+  // A refusal at MAIL FROM is about the sender or the sending host, never proof that the recipient is gone.
+  const hard = command !== "MAIL" && isHardBounce(reason, status || replyCode, text);
   const entry: BounceRecipient = { address: c.address, status, reason, hard };
   if (replyCode) entry.replyCode = replyCode;
   const remote = remoteReplyOf(text);
@@ -212,14 +278,20 @@ function finishCandidate(c: Candidate): BounceRecipient {
   return entry;
 }
 
-/** Text of the human-readable report that concerns one address (for DSNs without a Diagnostic-Code). */
-function textAround(report: string, address: string): string {
-  const failures = parseTextReport(report, new Set());
-  return failures.find((f) => f.address === address)?.diagnostic ?? "";
+/**
+ * Text of the human-readable report that concerns each address (for DSNs without a Diagnostic-Code), read once
+ * per report: reading it per recipient made a report with many recipients quadratic.
+ */
+function textByAddress(report: string): (address: string) => string {
+  let map: Map<string, string> | undefined;
+  return (address) => {
+    map ??= new Map(parseTextReport(report, new Set()).map((f) => [f.address, f.diagnostic]));
+    return map.get(address) ?? "";
+  };
 }
 
 /** Amazon SES / SNS notifications are JSON in a text body. */
-function parseSesNotification(text: string): BounceReport | undefined {
+function parseSesNotification(text: string, phraseEnabled: PhraseFilter | undefined): BounceReport | undefined {
   if (!/"notificationType"\s*:/.test(text) && !/"eventType"\s*:/.test(text)) return undefined;
   const joined = text.replace(/!\n ?/g, "").replace(/\n/g, "");
   const start = joined.indexOf("{");
@@ -278,7 +350,7 @@ function parseSesNotification(text: string): BounceReport | undefined {
           action: typeof r["action"] === "string" ? r["action"] : transient ? "delayed" : "failed",
           remoteMta: "",
           presetReason: suppressed ? "suppressed" : undefined,
-        }),
+        }, phraseEnabled),
       );
     }
     return report;
@@ -302,11 +374,39 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Header fields of a returned original where receiving systems record its envelope sender besides Return-Path:
+ * Authentication-Results `smtp.mailfrom=` (RFC 8601), Received-SPF `envelope-from=` (RFC 7208 section 9.1), and
+ * Received `envelope-from <...>`. A complaint that redacts the recipient (and often the Return-Path) still carries
+ * our VERP address in one of them, which names the message and the recipient index.
+ */
+const ENVELOPE_TRACE_FIELDS = ["return-path", "authentication-results", "arc-authentication-results", "received-spf", "x-original-return-path", "received"];
+const MAX_TRACE_FIELDS = 50;
+
+/** A VERP return path of ours quoted anywhere in the original's trace fields, if any. */
+function verpInTrace(headers: HeaderList | undefined): string | undefined {
+  if (!headers) return undefined;
+  for (const name of ENVELOPE_TRACE_FIELDS) {
+    for (const value of headers.getAll(name).slice(0, MAX_TRACE_FIELDS)) {
+      for (const m of value.slice(0, 4096).matchAll(/(?:smtp\.mailfrom|envelope-from)\s{0,5}[=:]?\s{0,5}<?([^\s<>;"]{1,320}@[^\s<>;"]{1,255})|<([^\s<>]{1,320}@[^\s<>]{1,255})>/gi)) {
+        const address = cleanAddress(m[1] ?? m[2] ?? "", true);
+        if (address && isReturnPathAddress(address)) return address;
+      }
+    }
+  }
+  return undefined;
+}
+
 function withOriginal(report: BounceReport, original: Original): BounceReport {
   const id = messageIdOf(original.headers);
   if (id && !report.originalMessageId) report.originalMessageId = id;
   const from = envelopeFromOf(original.headers);
   if (from && !report.originalEnvelopeFrom) report.originalEnvelopeFrom = from;
+  // A redacted or rewritten envelope sender: look for our VERP address in the trace fields.
+  if (!report.originalEnvelopeFrom || !isReturnPathAddress(report.originalEnvelopeFrom)) {
+    const verp = verpInTrace(original.headers);
+    if (verp) report.originalEnvelopeFrom = verp;
+  }
   return report;
 }
 
@@ -317,14 +417,14 @@ function headerAddresses(headers: HeaderList | undefined, name: string): string[
 }
 
 /** Parses one returned message into a bounce, complaint, auto-reply or delivery report. */
-export function parseBounce(raw: string | Uint8Array): BounceReport {
-  const root = parseMime(raw);
+export function parseBounce(raw: string | Uint8Array, options: ParseOptions = {}): BounceReport {
+  const root = parseMime(raw.length > MAX_PARSE_BYTES ? raw.slice(0, MAX_PARSE_BYTES) : raw);
   const parts = flattenParts(root);
   const text = reportText(root);
   const original = locateOriginal(parts, text);
   const top = root.headers;
 
-  const ses = parseSesNotification(text);
+  const ses = parseSesNotification(text, options.phraseEnabled);
   if (ses) return withOriginal(ses, original);
 
   // ARF complaint (RFC 5965)
@@ -361,7 +461,11 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
   }
 
   // RFC 3464 delivery status notification
-  const dsnTexts = parts.filter((p) => /^message\/(?:global-)?delivery-status$/.test(p.contentType)).map((p) => p.text);
+  // The report's own parts first: a DSN inside the returned original (a bounce of a bounce) is about someone
+  // else. Some gateways forward the whole DSN as an attached message; theirs is read when the report has none.
+  const isDsn = (p: MimePart): boolean => /^message\/(?:global-)?delivery-status$/.test(p.contentType);
+  const ownDsn = partsOutsideOriginal(root).filter(isDsn);
+  const dsnTexts = (ownDsn.length > 0 ? ownDsn : parts.filter(isDsn)).map((p) => p.text);
   if (dsnTexts.length === 0) {
     const beforeOriginal = text.slice(0, originalMessageOffset(text));
     const at = inlineDeliveryStatusOffset(beforeOriginal);
@@ -372,20 +476,25 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
   for (const dsnText of dsnTexts) {
     const dsn = parseDeliveryStatus(dsnText);
     if (dsn.envelopeSender) envelopeSender = dsn.envelopeSender;
-    for (const r of dsn.recipients) dsnRecipients.push({ fields: r });
+    for (const r of dsn.recipients) if (dsnRecipients.length < MAX_REPORT_RECIPIENTS) dsnRecipients.push({ fields: r });
   }
   if (dsnRecipients.length > 0) {
     const failed = dsnRecipients.filter((r) => !/^(delivered|relayed|expanded)$/.test(r.fields.action) && !r.fields.status.startsWith("2."));
     const delivered = failed.length === 0;
     const chosen = delivered ? dsnRecipients : failed;
-    const report: BounceReport = { kind: delivered ? "delivered" : "bounce", recipients: [] };
+    // RFC 3464 section 2.3.3: "delayed" means the reporting MTA has not given up; a report with no other
+    // failures is a warning. Some MTAs write a wrong Action but say it in words (the warning banner).
+    const onlyDelayed = !delivered && failed.every((r) => r.fields.action === "delayed" || (r.fields.action === "" && r.fields.status.startsWith("4.")));
+    const warning = onlyDelayed || (!delivered && isDelayWarning(decodeEncodedWords(top.get("subject") ?? ""), text.slice(0, originalMessageOffset(text))) && failed.every((r) => r.fields.action !== "failed" || !r.fields.status.startsWith("5.")));
+    const report: BounceReport = { kind: delivered ? "delivered" : warning ? "delayed" : "bounce", recipients: [] };
     const seen = new Set<string>();
+    const textAround = textByAddress(text);
     for (const { fields } of chosen) {
       const address = fields.finalRecipient || fields.originalRecipient;
       if (seen.has(address)) continue;
       seen.add(address);
       let diagnostic = fields.diagnosticCode;
-      const around = textAround(text, address) || (fields.originalRecipient ? textAround(text, fields.originalRecipient) : "");
+      const around = textAround(address) || (fields.originalRecipient ? textAround(fields.originalRecipient) : "");
       const command = findCommand(diagnostic) || findCommand(around);
       if (squash(diagnostic) === "" || (!/[a-z]{3}/i.test(diagnostic) && around)) diagnostic = [diagnostic, around].filter(Boolean).join(" ");
       else if (!/\d{3}|\d\.\d/.test(diagnostic) && around) diagnostic = `${diagnostic} ${around}`;
@@ -403,10 +512,11 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
           command,
           action: fields.action,
           remoteMta: fields.remoteMta,
-        }),
+        }, options.phraseEnabled),
       );
       if (fields.originalRecipient && !report.originalRecipient) report.originalRecipient = fields.originalRecipient;
     }
+    if (warning) markDelayed(report);
     if (envelopeSender) report.originalEnvelopeFrom = envelopeSender;
     return withOriginal(report, original);
   }
@@ -423,23 +533,38 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
     BOUNCE_BODY.test(text.slice(0, originalMessageOffset(text))) ||
     (autoReply?.reason !== "vacation" && autoReply?.reason !== "auto-replied" && /\b[45]\.\d{1,3}\.\d{1,3}\b|\b5[0-5]\d[ -]/.test(cut));
 
-  if (autoReply && (autoReply.reason === "vacation" || (autoReply.reason === "auto-replied" && !fromSystem) || !looksLikeBounce)) {
+  // A responder that answers from the null sender that the address is dead is a bounce in auto-reply clothing
+  // (qmail-style "not a valid user here", forwarders' "this address is no longer in use").
+  const nullSender = isNullSender(options.envelopeFrom) || isNullSender(top.get("return-path") ?? undefined);
+  const deadAddress = autoReply !== undefined && !fromSystem && !top.has("x-failed-recipients") && DEAD_ADDRESS.test(squash(cut.slice(0, 8192))) && (nullSender || autoReply.reason !== "vacation");
+  if (autoReply && !deadAddress && (autoReply.reason === "vacation" || (autoReply.reason === "auto-replied" && !fromSystem) || !looksLikeBounce)) {
     const address = findAddresses(from)[0] ?? "";
     return withOriginal({ kind: "auto-reply", autoReply, recipients: address ? [{ address, status: "", reason: "vacation", hard: false }] : [] }, original);
   }
-  if (!looksLikeBounce) return withOriginal({ kind: "unknown", recipients: [] }, original);
+  if (!looksLikeBounce && !deadAddress) return withOriginal({ kind: "unknown", recipients: [] }, original);
+  const warning = !deadAddress && !top.has("x-failed-recipients") && isDelayWarning(subject, cut);
 
   let failures = parseTextReport(cut, excluded);
-  const failedHeader = findAddresses(top.getAll("x-failed-recipients").join(","));
+  const failedHeader = findAddresses(top.getAll("x-failed-recipients").join(",")).slice(0, MAX_REPORT_RECIPIENTS);
   if (failedHeader.length > 0) {
     const known = new Map(failures.map((f) => [f.address, f.diagnostic]));
     failures = failedHeader.map((address) => ({ address, diagnostic: known.get(address) ?? "" }));
   }
   if (failures.length === 0) {
+    // The failed recipient may be the bounce's own To (mail someone sent to themselves, or a return path that is
+    // the recipient's alias): read the recipient lines again excluding only the reporting system and the From.
+    const reporters = new Set(findAddresses(top.get("from") ?? ""));
+    failures = parseTextReport(cut, reporters).filter((f) => !isSystemAddress(f.address));
+  }
+  if (failures.length === 0) {
     const fallback = [...headerAddresses(original.headers, "to"), ...findAddresses(cut)].find((a) => !excluded.has(a) && !isSystemAddress(a));
     if (fallback) failures = [{ address: fallback, diagnostic: cut }];
   }
-  const report: BounceReport = { kind: "bounce", recipients: [] };
+  if (deadAddress && failures.length === 0) {
+    const address = findAddresses(from)[0];
+    if (address) failures = [{ address, diagnostic: cut }];
+  }
+  const report: BounceReport = { kind: warning ? "delayed" : "bounce", recipients: [] };
   for (const f of failures) {
     const diagnostic = squash(f.diagnostic) === "" || !/[a-z]{4}/i.test(f.diagnostic) ? `${f.diagnostic}\n${cut}` : f.diagnostic;
     report.recipients.push(
@@ -450,11 +575,42 @@ export function parseBounce(raw: string | Uint8Array): BounceReport {
         diagnostic,
         diagnosticType: "",
         command: "",
-        action: "",
+        action: warning ? "delayed" : "",
         remoteMta: "",
         presetReason: undefined,
-      }),
+      }, options.phraseEnabled),
     );
   }
+  if (warning) markDelayed(report);
+  if (deadAddress) markDeadAddress(report);
   return withOriginal(report, original);
+}
+
+/** A responder's "no such user": the phrase is the whole diagnosis, whatever stage words the text lacks. */
+function markDeadAddress(report: BounceReport): void {
+  for (const r of report.recipients) {
+    if (r.status === "" || /^5\.0\.9\d\d$/.test(r.status)) r.status = fallbackStatus("userunknown", false);
+    if (r.status.startsWith("5")) {
+      r.reason = "userunknown";
+      r.hard = true;
+    }
+  }
+}
+
+/** Phrases of a responder saying the address does not exist (RFC 3834 responders that act as bounces). */
+const DEAD_ADDRESS =
+  /not a valid (?:user|mailbox|recipient|address)|no such (?:user|mailbox|address)|user unknown|unknown user|(?:address|mailbox|account) (?:does not|doesn'?t) exist|(?:address|mailbox|account) (?:is )?no longer (?:valid|active|in use|exists?)|no longer (?:accepts|receives) (?:e-?mail|mail)|is not monitored and will be deleted|has been (?:closed|deleted|deactivated)/i;
+
+function isNullSender(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  return /^\s*<?\s*>?\s*$/.test(value);
+}
+
+/** A warning's recipients: action delayed, never hard, temporary unless the notice quotes a permanent code. */
+function markDelayed(report: BounceReport): void {
+  report.kind = "delayed";
+  for (const r of report.recipients) {
+    r.action = "delayed";
+    r.hard = false;
+  }
 }

@@ -13,7 +13,11 @@ export interface TextFailure {
   diagnostic: string;
 }
 
-const ADDR = String.raw`[A-Za-z0-9!#$%&'*+/=?^_\`{|}~.-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+`;
+/** An address; every repetition bounded (RFC 5321 lengths) so that no pattern built from it is quadratic. */
+const ADDR = String.raw`[A-Za-z0-9!#$%&'*+/=?^_\`{|}~.-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z0-9-]{1,63}`;
+/** Longest line kept in a recipient's diagnostic, and most recipients one report may name (a report about one message). */
+const MAX_DIAGNOSTIC_LINE_CHARS = 1000;
+export const MAX_TEXT_RECIPIENTS = 500;
 
 /** Lines that begin the returned copy of the original message: the report ends there. */
 const ORIGINAL_MARKERS: RegExp[] = [
@@ -115,7 +119,7 @@ export function parseTextReport(report: string, exclude: Set<string>): TextFailu
   let blankRun = 0;
   for (const line of lines) {
     const hit = recipientLine(line);
-    if (hit && !exclude.has(hit.address)) {
+    if (hit && !exclude.has(hit.address) && (found.has(hit.address) || found.size < MAX_TEXT_RECIPIENTS)) {
       if (hit.weak && !found.has(hit.address)) weakOnly.add(hit.address);
       if (!hit.weak) weakOnly.delete(hit.address);
       const block = found.get(hit.address) ?? [];
@@ -132,14 +136,14 @@ export function parseTextReport(report: string, exclude: Set<string>): TextFailu
       continue;
     }
     blankRun = 0;
-    if (current.length < 40) current.push(line.trim());
+    if (current.length < 40) current.push(line.trim().slice(0, MAX_DIAGNOSTIC_LINE_CHARS));
   }
 
   if (weakOnly.size < found.size) for (const a of weakOnly) found.delete(a);
   if (found.size === 0) {
     for (const m of report.matchAll(INLINE_RECIPIENT)) {
       const a = cleanAddress(m[1] ?? "");
-      if (a && !exclude.has(a) && !found.has(a)) found.set(a, []);
+      if (a && !exclude.has(a) && !found.has(a) && found.size < MAX_TEXT_RECIPIENTS) found.set(a, []);
     }
   }
   const out: TextFailure[] = [];

@@ -3,10 +3,14 @@
  * hostunknown, filtered, rejected, blocked, expired, spamdetected, ...) and decides hard/soft.
  *
  * Inputs are what a bounce carries: the enhanced status code (RFC 3463), the SMTP reply code, the
- * SMTP command that failed, the DSN Action and the diagnostic text. The status code's meaning comes
- * first where it is specific; otherwise phrases that MTAs and mailbox providers are known to use decide.
+ * SMTP command that failed, the DSN Action and the diagnostic text. Documented provider and MTA messages
+ * (documented-phrases.ts) come first; then the phrase tables below (partly learned from the fixture corpus,
+ * so the fixture test fits them per fold), the status code's meaning where it is specific, and its class
+ * (X.3 system, X.4 network, X.6 content, X.7 security) where nothing else says more.
  * Pure: no Workers imports.
  */
+
+import { documentedReason } from "./documented-phrases";
 
 export type BounceReason =
   | "authfailure"
@@ -61,7 +65,16 @@ export interface FailureFacts {
   diagnosticType: string;
   /** A reason an MTA-specific format already decided (e.g. an Exim retry timeout). */
   presetReason?: BounceReason | undefined;
+  /** Which phrase-table entries may be used (all when absent); see `PhraseFilter`. */
+  phraseEnabled?: PhraseFilter | undefined;
 }
+
+/**
+ * Says whether entry `index` of the phrase table for `reason` may be used. Production uses every phrase; the
+ * fixture test's cross-validation enables, per fold, only the phrases its training part supports (a phrase
+ * written from one fixture file cannot help classify that same file when it is held out).
+ */
+export type PhraseFilter = (reason: BounceReason, index: number) => boolean;
 
 /** Meaning of specific enhanced status codes (RFC 3463 and its registry). */
 const STATUS_REASON: Record<string, BounceReason> = {
@@ -275,7 +288,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /relay(ing)? (access )?(denied|not (permitted|allowed)|prohibited|is not allowed)/,
     /email address is not verified|as a relay|not local host|we don'?t handle mail for|specified domain is not allowed/,
     /not (permitted|allowed) to relay|unable to relay|we do not relay|cannot relay|relay not permitted/,
-    /not a gateway|no relaying|relaying mail to .* is not allowed/,
+    /not a gateway|no relaying|relaying mail to .{0,300} is not allowed/,
     /that domain isn't in my list of allowed rcpthosts/,
     /mail server requires authentication when attempting to send to a non-local/,
   ],
@@ -284,7 +297,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /sender policy framework/,
     /dmarc (policy|check|validation|reject)|\bdmarc\b.{0,30}fail/,
     /\bdkim\b.{0,40}(fail|invalid|not valid|required)/,
-    /is not allowed to send (mail )?from .* per it'?s spf/,
+    /is not allowed to send (mail )?from .{0,300} per it'?s spf/,
     /please inspect your spf settings|bad spf records/,
     /domain authentication fail|does not have authentication information|fails? to pass (authentication|spf|dkim|dmarc)/,
   ],
@@ -311,8 +324,8 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /nessun utente simile|is not an active address|does not exist here|not our customer/,
     /recipient (is )?not (local|accepted|ok)|recipient refuses to accept|no valid recipients/,
     /(the )?(mail|e-?mail) address (is )?(not valid|invalid)|address invalid/,
-    /(rcpt|recipient) <?[^ ]*>? (does not exist|was not found)/,
-    /account .* does not exist at the organization|user missing home directory|vdeliver: invalid/,
+    /(rcpt|recipient) <?[^ ]{0,320}>? (does not exist|was not found)/,
+    /account .{0,300} does not exist at the organization|user missing home directory|vdeliver: invalid/,
   ],
   filtered: [
     /only accepting mail from specific|not accepting (any )?mail|is not accepting mail/,
@@ -348,7 +361,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
   ],
   rejected: [
     /sender (address )?(rejected|denied|refused|blocked|not allowed|is not allowed|unknown|verify failed|verification failed)/,
-    /(domain|address) of sender .*(does not exist|not resolve)|sender domain (does not exist|must exist|not found|is invalid)/,
+    /(domain|address) of sender .{0,300}(does not exist|not resolve)|sender domain (does not exist|must exist|not found|is invalid)/,
     /your (email )?address has been blacklisted|address (is )?(on|in) (our|the) (black|block)list/,
     /sending to\/from an address that has been blacklisted|sending this from a different address or alias|purported responsible address/,
     /from: domain is invalid|sender address has been blacklisted|sender email address rejected|sender domain is empty/,
@@ -359,7 +372,7 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
     /is not a registered gateway user|sender is (spammer|in my black ?list)|sender not pre-approved|invalid domain, see|fully qualified email address required/,
     /(^|[^t0] )address rejected|emetteur invalide|this server does not accept mail from|mail from not owned by user/,
     /not allowed to send (mail|email) to/,
-    /unroutable sender|sender address is not valid|mail from .* not allowed/,
+    /unroutable sender|sender address is not valid|mail from .{0,300} not allowed/,
   ],
   hostunknown: [
     /(domain|host) (name )?(does not exist|not found|unknown|unreachable|is not reachable|must exist)/,
@@ -459,11 +472,17 @@ const PHRASES: Partial<Record<BounceReason, RegExp[]>> = {
   vacation: [/i am (away|out of the office)|out of (the )?office|on (vacation|holiday|leave)|auto(matic)?[ -]?reply/],
 };
 
-function matches(reason: BounceReason, text: string): boolean {
+function matches(reason: BounceReason, text: string, on: PhraseFilter | undefined): boolean {
   const list = PHRASES[reason];
   if (!list || text === "") return false;
-  return list.some((re) => re.test(text));
+  return list.some((re, i) => (on === undefined || on(reason, i)) && re.test(text));
 }
+
+/**
+ * The phrase tables, read-only: the fixture test's cross-validation checks which phrases its training folds
+ * support (see `PhraseFilter`).
+ */
+export const PHRASE_TABLE: Readonly<Partial<Record<BounceReason, readonly RegExp[]>>> = PHRASES;
 
 /**
  * Directory lookups that only ever mean "no such mailbox", whatever SMTP stage reported them
@@ -485,47 +504,48 @@ export function normaliseDiagnostic(text: string): string {
  */
 function firstPass(f: FailureFacts, text: string, byStatus: BounceReason | undefined): BounceReason | undefined {
   const cmd = f.command.toUpperCase();
+  const on = f.phraseEnabled;
   const probes: Array<[BounceReason, () => boolean]> = [
-    ["mailboxfull", () => byStatus === "mailboxfull" || matches("mailboxfull", text)],
-    ["mesgtoobig", () => byStatus === "mesgtoobig" || (byStatus !== "exceedlimit" && matches("mesgtoobig", text))],
-    ["exceedlimit", () => byStatus === "exceedlimit" || matches("exceedlimit", text)],
-    ["suspend", () => f.replyCode === "525" || matches("suspend", text)],
-    ["hasmoved", () => matches("hasmoved", text)],
+    ["mailboxfull", () => byStatus === "mailboxfull" || matches("mailboxfull", text, on)],
+    ["mesgtoobig", () => byStatus === "mesgtoobig" || (byStatus !== "exceedlimit" && matches("mesgtoobig", text, on))],
+    ["exceedlimit", () => byStatus === "exceedlimit" || matches("exceedlimit", text, on)],
+    ["suspend", () => f.replyCode === "525" || matches("suspend", text, on)],
+    ["hasmoved", () => matches("hasmoved", text, on)],
     [
       "norelaying",
-      () => !["CONN", "EHLO", "HELO"].includes(cmd) && matches("norelaying", text),
+      () => !["CONN", "EHLO", "HELO"].includes(cmd) && matches("norelaying", text, on),
     ],
-    ["authfailure", () => byStatus === "authfailure" || matches("authfailure", text)],
+    ["authfailure", () => byStatus === "authfailure" || matches("authfailure", text, on)],
     [
       "userunknown",
       () => {
         if (byStatus === "suspend" || cmd === "MAIL") return false;
         if (byStatus === "userunknown") {
           const other: BounceReason[] = ["norelaying", "blocked", "mailboxfull", "hasmoved", "rejected", "notaccept", "filtered", "speeding"];
-          return !other.some((r) => matches(r, text));
+          return !other.some((r) => matches(r, text, on));
         }
         if (STRONG_USER_UNKNOWN.test(text)) return true;
-        return cmd === "RCPT" && matches("userunknown", text);
+        return cmd === "RCPT" && matches("userunknown", text, on);
       },
     ],
     [
       "filtered",
       () => {
         if (byStatus === "suspend") return false;
-        if (byStatus === "filtered") return matches("userunknown", text) || matches("filtered", text);
+        if (byStatus === "filtered") return matches("userunknown", text, on) || matches("filtered", text, on);
         if (EARLY_COMMANDS.has(cmd)) return false;
-        return matches("filtered", text) || matches("userunknown", text);
+        return matches("filtered", text, on) || matches("userunknown", text, on);
       },
     ],
-    ["requireptr", () => byStatus === "requireptr" || matches("requireptr", text)],
-    ["notcompliantrfc", () => matches("notcompliantrfc", text)],
-    ["badreputation", () => matches("badreputation", text)],
-    ["contenterror", () => !matches("spamdetected", text) && (byStatus === "contenterror" || matches("contenterror", text))],
+    ["requireptr", () => byStatus === "requireptr" || matches("requireptr", text, on)],
+    ["notcompliantrfc", () => matches("notcompliantrfc", text, on)],
+    ["badreputation", () => matches("badreputation", text, on)],
+    ["contenterror", () => !matches("spamdetected", text, on) && (byStatus === "contenterror" || matches("contenterror", text, on))],
     [
       "rejected",
       () => {
         if (byStatus === "rejected") return true;
-        if (!matches("rejected", text)) return false;
+        if (!matches("rejected", text, on)) return false;
         if (cmd === "MAIL") return true;
         if (cmd === "DATA") return byStatus !== "userunknown";
         return byStatus === undefined || byStatus === "onhold" || byStatus === "undefined" || byStatus === "securityerror" || byStatus === "systemerror";
@@ -535,13 +555,13 @@ function firstPass(f: FailureFacts, text: string, byStatus: BounceReason | undef
       "hostunknown",
       () =>
         cmd !== "MAIL" &&
-        !matches("notaccept", text) &&
-        (byStatus === "hostunknown" ? !matches("networkerror", text) : matches("hostunknown", text)),
+        !matches("notaccept", text, on) &&
+        (byStatus === "hostunknown" ? !matches("networkerror", text, on) : matches("hostunknown", text, on)),
     ],
-    ["spamdetected", () => byStatus === "spamdetected" || (!EARLY_COMMANDS.has(cmd) && matches("spamdetected", text))],
-    ["speeding", () => matches("speeding", text)],
-    ["toomanyconn", () => byStatus === "toomanyconn" || matches("toomanyconn", text)],
-    ["blocked", () => byStatus === "blocked" || matches("blocked", text)],
+    ["spamdetected", () => byStatus === "spamdetected" || (!EARLY_COMMANDS.has(cmd) && matches("spamdetected", text, on))],
+    ["speeding", () => matches("speeding", text, on)],
+    ["toomanyconn", () => byStatus === "toomanyconn" || matches("toomanyconn", text, on)],
+    ["blocked", () => byStatus === "blocked" || matches("blocked", text, on)],
   ];
   for (const [reason, probe] of probes) if (probe()) return reason;
   return undefined;
@@ -584,9 +604,9 @@ const SECOND_PASS: BounceReason[] = [
 /** Local delivery agents print their own errors; the agent's name tells a mailer error from an SMTP one. */
 const LOCAL_AGENT = /(?:^|[\s/(])(?:procmail|maildrop|mail\.local|vdelivermail|vdeliver|dovecot|deliver)\s*:|command output:|command died with status|command failed:|\|\| exit |pipe to \||was automatically rejected:/;
 
-function localAgentReason(text: string): BounceReason | undefined {
+function localAgentReason(text: string, on: PhraseFilter | undefined): BounceReason | undefined {
   if (!LOCAL_AGENT.test(text)) return undefined;
-  if (matches("mailboxfull", text) || /over quota|quota exceeded|quota violation/.test(text)) return "mailboxfull";
+  if (matches("mailboxfull", text, on) || /over quota|quota exceeded|quota violation/.test(text)) return "mailboxfull";
   if (/no space left to finish writing/.test(text)) return "systemfull";
   if (/account is locked/.test(text)) return "suspend";
   // Only some agents look users up themselves (procmail does not: its "no such user" is a local mailer problem).
@@ -614,12 +634,17 @@ function classifyOnce(f: FailureFacts): BounceReason {
   const byStatus = reasonOfStatus(status);
   if (f.presetReason && !VAGUE_STATUS_REASONS.has(f.presetReason)) return f.presetReason;
 
-  const local = localAgentReason(text);
+  const on = f.phraseEnabled;
+  const local = localAgentReason(text, on);
   if (local) return local;
 
-  if (cmd === "STARTTLS" || ["523", "524", "538"].includes(f.replyCode) || matches("failedstarttls", text)) {
+  if (cmd === "STARTTLS" || ["523", "524", "538"].includes(f.replyCode) || matches("failedstarttls", text, on)) {
     return "failedstarttls";
   }
+
+  const documented = documentedReason(text);
+  // At MAIL FROM the server judges the sender: "does not exist" there is about the sender's domain.
+  if (documented && !(cmd === "MAIL" && (documented === "userunknown" || documented === "hostunknown"))) return documented;
 
   const dtype = f.diagnosticType.toLowerCase();
   if (!dtype.startsWith("x-unix")) {
@@ -631,7 +656,7 @@ function classifyOnce(f: FailureFacts): BounceReason {
   if (["521", "556"].includes(f.replyCode) || (f.replyCode === "554" && cmd === "CONN")) return "notaccept";
 
   if (byStatus === undefined || VAGUE_STATUS_REASONS.has(byStatus) || dtype === "smtp") {
-    for (const r of SECOND_PASS) if (matches(r, text)) return r;
+    for (const r of SECOND_PASS) if (matches(r, text, on)) return r;
   }
   // A failure at MAIL FROM concerns the sender (or the sending host), never the recipient's mailbox.
   if (cmd === "MAIL" && (byStatus === undefined || VAGUE_STATUS_REASONS.has(byStatus) || byStatus === "filtered")) return "rejected";
@@ -644,16 +669,34 @@ function classifyOnce(f: FailureFacts): BounceReason {
   if ((reply > 400 && reply < 408) || (reply > 500 && reply < 508)) return "syntaxerror";
   if (f.action === "delayed" || f.action === "expired") return "expired";
   if (cmd === "EHLO" || cmd === "HELO") return "blocked";
+  // RFC 3463 classes: X.3.XXX "Mail System Status", X.4.XXX "Network and Routing Status". A subject the table
+  // does not name still says which part failed.
+  if (cls === "5.3" || cls === "4.3") return "systemerror";
+  if (cls === "5.4" || cls === "4.4") return "networkerror";
   if (byStatus) return byStatus;
-  if (matches("vacation", text)) return "vacation";
+  if (matches("vacation", text, on)) return "vacation";
   return text !== "" ? "onhold" : "undefined";
 }
 
 /**
- * Hard or soft: hard bounces are those where retrying can never work (the mailbox or domain does not
- * exist, it moved, or the host refuses all mail permanently). Everything else may succeed later.
+ * Words that put the blame somewhere other than the recipient's address: the sender, the sending host, volume,
+ * authentication or policy, or a passing condition. Servers reuse 5.1.x for all of these ("550 5.1.0 sender
+ * rejected", "550 5.1.1 ... has sent to too many recipients"); when the text says so, a "no such user" reading of
+ * the status code is doubtful, and a doubtful hard bounce is taken as soft (a wrong hard bounce suppresses a good
+ * address for 90 days).
  */
-export function isHardBounce(reason: BounceReason, statusOrReply: string): boolean {
+const NOT_THE_ADDRESS =
+  /\bsender\b.{0,40}\b(?:rejected|denied|refused|blocked|not allowed|unknown|invalid|blacklisted)\b|\b(?:mail from|envelope from|return-path)\b.{0,40}\b(?:rejected|denied|refused|invalid)\b|\btoo many\b|\brate\b.{0,30}\blimit|\blimit(?:ed)?\b.{0,10}\bexceeded\b|\bper (?:hour|minute|day)\b|\bthrottl|\bspf\b|\bdkim\b|\bdmarc\b|\bpolicy\b|\bspam|\bblock(?:ed|list)\b|\bblacklist|\breputation\b|\bpreferences?\b|\bauthenticat|\btry again later\b|\btemporar(?:y|ily)\b/;
+
+/**
+ * Hard or soft: hard bounces are those where retrying can never work (the mailbox or domain does not
+ * exist, it moved, or the host refuses all mail permanently). Everything else may succeed later. A temporary
+ * status (4.x.x) is never hard, whatever the reason (RFC 3463 section 3.1: "the same message may be sent again");
+ * neither is a failure whose text blames something other than the address (`NOT_THE_ADDRESS`).
+ */
+export function isHardBounce(reason: BounceReason, statusOrReply: string, diagnostic = ""): boolean {
+  if (/^4/.test(statusOrReply.trim())) return false;
+  if (diagnostic !== "" && (reason === "userunknown" || reason === "hostunknown") && NOT_THE_ADDRESS.test(normaliseDiagnostic(diagnostic).slice(0, 8192))) return false;
   if (reason === "userunknown" || reason === "hostunknown" || reason === "hasmoved") return true;
   if (reason !== "notaccept") return false;
   if (statusOrReply === "") return true;

@@ -17,7 +17,7 @@
  */
 import type { DkimSigner } from "../mime/dkim";
 import { decodeReturnPath, isReturnPathAddress, type ReturnPathToken } from "../mime/return-path";
-import { parseBounce, type BounceReport } from "./bounce";
+import { parseBounce, type BounceRecipient, type BounceReport } from "./bounce";
 import { bytesToOctets, dkimAuthenticatedOriginal, feedbackLoopSource, type FeedbackLoopConfig, type ReportAuthentication } from "./report-auth";
 import {
   findLatestRecipientByAddress,
@@ -27,6 +27,7 @@ import {
   recordAsyncBounce,
   recordAutoReply,
   recordComplaint,
+  recordDelayWarning,
   type InboundKind,
   type InboundOutcome,
   type RecipientRef,
@@ -149,19 +150,54 @@ function complaintSuppression(feedbackType: string): ReportedComplaint["suppress
   return { reason: "complaint", scope: "all" };
 }
 
+/** A delay warning for one recipient: a `delayed` event, never a change of state (issue 23). */
+async function applyDelay(
+  db: D1Database,
+  report: BounceReport,
+  r: BounceRecipient,
+  c: ReportContext,
+  tokenRef: RecipientRef | null,
+  auth: ReportAuthentication,
+  knownTenant: string | null,
+): Promise<ReportOutcome> {
+  const a = await attribute(db, report, r.address, c, tokenRef, auth);
+  if ("miss" in a) return { kind: "delay_notice", outcome: a.miss, tenantId: knownTenant, messageId: null, detail: `${r.address} ${r.status} ${r.reason}: not final; ${a.why}` };
+  const recorded = await recordDelayWarning(
+    db,
+    a.ref,
+    {
+      status: r.status,
+      replyCode: r.replyCode && /^\d{3}$/.test(r.replyCode) ? Number(r.replyCode) : null,
+      text: r.remoteReply ?? r.diagnosticCode ?? null,
+      reason: r.reason,
+      reportedAddress: r.address,
+      remoteMta: r.remoteMta ?? null,
+      attribution: a.how,
+    },
+    c.now,
+  );
+  return {
+    kind: "delay_notice",
+    outcome: recorded ? "recorded" : "duplicate",
+    tenantId: a.ref.tenantId,
+    messageId: a.ref.messageId,
+    detail: `${a.ref.address} ${r.status} ${r.reason}: delay warning, not final (by ${a.how})`,
+  };
+}
+
 /** Parses a report and records what it says; returns one outcome per reported recipient (at least one). */
 export async function applyReport(db: D1Database, raw: Uint8Array, c: ReportContext, envelopeFrom: string): Promise<ReportOutcome[]> {
-  const report = parseBounce(raw);
+  const report = parseBounce(raw, { envelopeFrom });
   const tokenRef = c.token ? await findRecipient(db, c.token.messageId, c.token.recipientIndex) : null;
   const knownTenant = tokenRef?.tenantId ?? c.tenantId;
   const auth = await authenticate(raw, c);
   const out: ReportOutcome[] = [];
 
-  if (report.kind === "bounce") {
+  if (report.kind === "bounce" || report.kind === "delayed") {
     const failures = report.recipients.length ? report.recipients : [];
     for (const r of failures) {
-      if (r.action === "delayed") {
-        out.push({ kind: "bounce", outcome: "ignored", tenantId: tokenRef?.tenantId ?? c.tenantId, messageId: tokenRef?.messageId ?? null, detail: `delay notice for ${r.address} (${r.status}): not final` });
+      if (r.action === "delayed" || report.kind === "delayed") {
+        out.push(await applyDelay(db, report, r, c, tokenRef, auth, knownTenant));
         continue;
       }
       const a = await attribute(db, report, r.address, c, tokenRef, auth);
@@ -192,7 +228,7 @@ export async function applyReport(db: D1Database, raw: Uint8Array, c: ReportCont
         detail: `${a.ref.address} ${r.status} ${r.reason} ${r.hard ? "hard" : "soft"} (by ${a.how})`,
       });
     }
-    if (!out.length) out.push({ kind: "bounce", outcome: "unattributed", tenantId: knownTenant, messageId: null, detail: "a bounce naming no recipient" });
+    if (!out.length) out.push({ kind: report.kind === "delayed" ? "delay_notice" : "bounce", outcome: "unattributed", tenantId: knownTenant, messageId: null, detail: `a ${report.kind === "delayed" ? "delay warning" : "bounce"} naming no recipient` });
     return out;
   }
 

@@ -3,7 +3,17 @@
  * SMTP command a failure happened at. Pure: no Workers imports.
  */
 
-const ADDRESS_RE = /[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+/g;
+/**
+ * An address in running text. Linear in the text: a match may only start where the previous character cannot be
+ * part of a local part (so a run of a million letters is tried once, not a million times), and every repetition is
+ * bounded by RFC 5321's limits (local part 64 octets, label 63, domain 255). The unbounded form of this pattern took
+ * 3.8 s on one 64 KiB line.
+ */
+const ADDRESS_RE =
+  /(?<![A-Za-z0-9!#$%&'*+/=?^_`{|}~.-])[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){1,126}(?![A-Za-z0-9-]|\.[A-Za-z0-9])/g;
+
+/** Longest value `cleanAddress` looks at: an address with a display name and a comment fits well within it. */
+const MAX_ADDRESS_VALUE_CHARS = 1024;
 
 /** Every email address in a text, lower-cased, in order of appearance, without duplicates. */
 export function findAddresses(text: string): string[] {
@@ -21,6 +31,7 @@ export function findAddresses(text: string): string[] {
  */
 export function cleanAddress(value: string, keepCase = false): string {
   let v = value.trim();
+  if (v.length > MAX_ADDRESS_VALUE_CHARS) return "";
   const typed = /^(?:rfc822|utf-8|x-[a-z0-9-]+)\s*;\s*(.*)$/i.exec(v);
   if (typed) v = typed[1] ?? "";
   const angle = /<([^<>]*@[^<>]*)>/.exec(v);

@@ -264,6 +264,48 @@ export async function recordComplaint(db: D1Database, ref: RecipientRef, c: Repo
   return recorded;
 }
 
+/** What a delay warning says about one recipient. */
+export interface ReportedDelay {
+  status: string;
+  replyCode: number | null;
+  text: string | null;
+  reason: string;
+  reportedAddress: string;
+  remoteMta: string | null;
+  attribution: string;
+}
+
+/** A repeated warning (Email Routing retry, the same notice twice) within this window writes no second event. */
+export const DELAY_EVENT_DEDUP_MS = 60 * 60 * 1000;
+
+/**
+ * Records a delay warning (a remote MTA still holds the message and keeps trying) as a `delayed` event. It never
+ * changes the recipient's status or adds a suppression. One event per recipient per DELAY_EVENT_DEDUP_MS, and only
+ * while the recipient is handed off (`HANDED_OFF`: a warning about mail that never left is forged or mistaken; one
+ * after a bounce says nothing new). Returns whether it was written.
+ */
+export async function recordDelayWarning(db: D1Database, ref: RecipientRef, d: ReportedDelay, at = Date.now()): Promise<boolean> {
+  const since = Math.floor(at - DELAY_EVENT_DEDUP_MS);
+  const [event] = await db.batch([
+    conditionalEvent(
+      db,
+      ref,
+      "delayed",
+      at,
+      {
+        code: d.replyCode,
+        enhanced: d.status || null,
+        text: d.text ? d.text.slice(0, 1000) : null,
+        host: d.remoteMta,
+        data: { reason: d.reason, reported_recipient: d.reportedAddress, attribution: d.attribution },
+      },
+      `EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = ? AND r.idx = ? AND r.status IN ${HANDED_OFF}
+         AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = r.message_id AND e.recipient_idx = r.idx AND e.type = 'delayed' AND e.at > ${since}))`,
+    ),
+  ]);
+  return (event?.meta.changes ?? 0) > 0;
+}
+
 /** Records an automatic reply (vacation, out of office ...) as an `auto_replied` event, once per recipient. */
 export async function recordAutoReply(db: D1Database, ref: RecipientRef, a: { reason: string; from: string; subject: string | null; attribution: string }, at = Date.now()): Promise<boolean> {
   const [event] = await db.batch([
@@ -279,7 +321,7 @@ export async function recordAutoReply(db: D1Database, ref: RecipientRef, a: { re
   return (event?.meta.changes ?? 0) > 0;
 }
 
-export type InboundKind = "bounce" | "complaint" | "auto_reply" | "delivery_report" | "unknown" | "unsubscribe" | "forward" | "srs_bounce" | "rejected";
+export type InboundKind = "bounce" | "delay_notice" | "complaint" | "auto_reply" | "delivery_report" | "unknown" | "unsubscribe" | "forward" | "srs_bounce" | "rejected";
 export type InboundOutcome = "recorded" | "duplicate" | "unattributed" | "unverified" | "forwarded" | "rejected" | "ignored";
 
 export interface InboundLogEntry {

@@ -1,7 +1,8 @@
 /** Messages, recipients and events in D1: all SQL for the mail record lives here. */
 
 export type RecipientStatus = "queued" | "deferred" | "delivered" | "bounced" | "expired" | "suppressed" | "failed";
-export type EventType = RecipientStatus | "accepted" | "complained" | "opened" | "clicked" | "auto_replied" | "waiting";
+/** `delayed`: a remote MTA warned that it still holds the message and keeps trying (never changes the recipient's status). */
+export type EventType = RecipientStatus | "accepted" | "complained" | "opened" | "clicked" | "auto_replied" | "waiting" | "delayed";
 export const FINAL_STATUSES: readonly RecipientStatus[] = ["delivered", "bounced", "expired", "suppressed", "failed"];
 
 export interface NewMessage {

@@ -14,6 +14,7 @@ export const WEBHOOK_EVENT_TYPES = [
   "opened",
   "clicked",
   "auto_replied",
+  "delayed",
   "unsubscribed",
 ] as const;
 

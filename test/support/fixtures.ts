@@ -1,15 +1,17 @@
-/** Where the shared labelled fixtures are: BOUNCE_FIXTURES, ../shared beside the repo, or the workspace path. */
+/** Where the labelled bounce corpus is: test/fixtures/bounces in this repository, nowhere else. */
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-/** The bounce corpus directory, or undefined (with a printed reason) when it is not on this machine. */
-export function bounceFixturesDir(): string | undefined {
-  const dir = [process.env["BOUNCE_FIXTURES"] ?? "", path.resolve(repoRoot, "../shared/fixtures/bounces"), "/work/shared/fixtures/bounces"].find(
-    (d) => d !== "" && existsSync(path.join(d, "labels.json")),
-  );
-  if (dir === undefined) console.warn("bounce corpus not found (set BOUNCE_FIXTURES to shared/fixtures/bounces): corpus tests skipped");
-  return dir;
+/** The bounce corpus directory (test/fixtures/bounces). */
+export const BOUNCE_FIXTURES_DIR = path.join(repoRoot, "test/fixtures/bounces");
+
+/** The bounce corpus directory; throws when it or its labels are missing, so the corpus tests fail instead of skipping. */
+export function bounceFixturesDir(): string {
+  if (!existsSync(path.join(BOUNCE_FIXTURES_DIR, "labels.json"))) {
+    throw new Error(`the labelled bounce corpus is missing: expected ${BOUNCE_FIXTURES_DIR}/labels.json (see test/fixtures/bounces/README.md)`);
+  }
+  return BOUNCE_FIXTURES_DIR;
 }

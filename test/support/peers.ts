@@ -275,7 +275,7 @@ export interface Peers {
  *                           resolving DKIM keys from the TXT records registered with POST /dns
  * - POST /mta-sts/:domain    body: { text, status?, contentType? } -> serves an MTA-STS policy (RFC 8461) at
  *   GET /mta-sts/:domain/.well-known/mta-sts.txt (plain HTTP: workerd's fetch trusts no test CA; see MTA_STS_POLICY_URL)
- * - GET  /fixtures/bounces/:file   -> bytes of a file of the shared bounce corpus (code inside workerd cannot read files)
+ * - GET  /fixtures/bounces/:file   -> bytes of a file of the bounce corpus in test/fixtures/bounces (code inside workerd cannot read files)
  * - GET  /fixtures/inbound/:path   -> bytes of a file under test/fixtures/inbound/ (one sub-folder level)
  */
 export async function startPeers(): Promise<Peers> {
@@ -392,12 +392,12 @@ export async function startPeers(): Promise<Peers> {
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const FIXTURE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
-/** The file a /fixtures/... request names: the shared bounce corpus (../shared beside the repo, or /work/shared) or test/fixtures/inbound. */
+/** The file a /fixtures/... request names: the bounce corpus (test/fixtures/bounces) or test/fixtures/inbound. */
 function fixturePath(parts: string[]): string | undefined {
   if (!parts.slice(1).every((p) => FIXTURE_NAME.test(p))) return undefined;
   let file: string | undefined;
   if (parts[0] === "bounces" && parts.length === 2) {
-    file = [path.resolve(repoRoot, "../shared/fixtures/bounces"), "/work/shared/fixtures/bounces"].map((d) => path.join(d, parts[1]!)).find((f) => existsSync(f));
+    file = path.join(repoRoot, "test/fixtures/bounces", parts[1]!);
   } else if (parts[0] === "inbound" && (parts.length === 2 || parts.length === 3)) {
     file = path.join(repoRoot, "test/fixtures/inbound", ...parts.slice(1));
   }

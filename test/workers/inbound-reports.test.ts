@@ -257,7 +257,9 @@ describe("what a report cannot do", () => {
     expect(fake.rejected()).toBeNull();
     expect((await recipientRows(id))[0]!.status).toBe("delivered");
     expect(await eventRows(id, "bounced")).toEqual([]);
-    expect(await inboundLog(rp)).toEqual([expect.objectContaining({ kind: "bounce", outcome: "ignored" })]);
+    // Issue 23: the notice is recorded as a `delayed` event (it used to be ignored), still without a change of state.
+    expect(await inboundLog(rp)).toEqual([expect.objectContaining({ kind: "delay_notice", outcome: "recorded" })]);
+    expect(await eventRows(id, "delayed")).toEqual([expect.objectContaining({ recipient: rcpt, enhanced: "4.4.7" })]);
   });
 
   it("never attributes a report sent to one tenant's bounce domain to another tenant's message", async () => {

@@ -6,7 +6,7 @@ import { env } from "./helpers";
 
 const control = () => `http://127.0.0.1:${inject("controlPort")}`;
 
-/** Bytes of a fixture served by the control server: `bounces/<file>` (shared corpus) or `inbound/<path>`. */
+/** Bytes of a fixture served by the control server: `bounces/<file>` (test/fixtures/bounces) or `inbound/<path>`. */
 export async function fixtureBytes(path: string): Promise<Uint8Array> {
   const r = await fetch(`${control()}/fixtures/${path}`);
   if (r.status !== 200) throw new Error(`fixture ${path}: ${r.status}`);
