@@ -10,6 +10,7 @@ import { expireAbandonedRecipients } from "./store/housekeeping";
 import { handleWebhookBatch } from "./webhooks/consumer";
 import { emitNewEventsLogged } from "./webhooks/emit";
 import { withMetering } from "./metering";
+import { runReputationWatchLogged } from "./reputation/monitor";
 
 export { DomainGate } from "./gate/domain-gate";
 
@@ -30,6 +31,7 @@ export default withMetering({
     ctx.waitUntil(runAcceptHousekeeping(env));
     ctx.waitUntil(runReportHousekeeping(env));
     ctx.waitUntil(runInboundHousekeeping(env));
+    ctx.waitUntil(runReputationWatchLogged(env));
     ctx.waitUntil(emitNewEventsLogged(env));
   },
 } satisfies ExportedHandler<Env>);
