@@ -261,3 +261,23 @@ export async function tlsDomainSummaries(db: D1Database, since: number, tenant: 
       .all<TlsDomainSummary>()
   ).results;
 }
+
+export interface FailureEventRow {
+  type: string;
+  recipient: string | null;
+  host: string | null;
+  code: number | null;
+  enhanced: string | null;
+  text: string | null;
+  data: string | null;
+}
+
+/** The newest bounce and deferral events since `since` (events_at index range), at most `limit`. */
+export async function recentFailureEvents(db: D1Database, since: number, limit: number): Promise<FailureEventRow[]> {
+  return (
+    await db
+      .prepare("SELECT type, recipient, host, code, enhanced, text, data FROM events WHERE at >= ? AND type IN ('bounced', 'deferred') ORDER BY at DESC LIMIT ?")
+      .bind(since, limit)
+      .all<FailureEventRow>()
+  ).results;
+}
