@@ -10,9 +10,10 @@
  */
 import { Hono } from "hono";
 import { ConfigError, loadReputationConfig } from "../config";
-import { bounceSignals } from "../reputation/bounce-signal";
+import { BOUNCE_SIGNAL_EVENTS, BOUNCE_SIGNAL_WINDOW_MS, bounceSignals } from "../reputation/bounce-signal";
 import { isIpv4 } from "../reputation/dns-lists";
 import { runReputationWatch, SPF_LEARN_LIST, watchedSubjects } from "../reputation/monitor";
+import { failureTypes } from "../reputation/tls-report";
 import {
   deleteSubject,
   dmarcDomainSummaries,
@@ -30,9 +31,6 @@ import { limitParam, stringParam } from "./request";
 
 const DOMAIN = /^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const TENANT = /^[a-z0-9][a-z0-9-]{0,62}$/;
-/** The bounce-side signal reads at most this many failure events of the window. */
-export const BOUNCE_SIGNAL_EVENTS = 5000;
-export const BOUNCE_SIGNAL_WINDOW_MS = 24 * 3600_000;
 
 function config(env: Env) {
   try {
@@ -141,21 +139,3 @@ adminReputation.get("/admin/reputation/tls", async (c) => {
   const rows = await tlsDomainSummaries(c.env.DB, since, tenant);
   return c.json({ domains: rows.map((r) => ({ policy_domain: r.policy_domain, reports: r.reports, success: r.success, failure: r.failure, failure_types: failureTypes(r.failures) })) });
 });
-
-/** Failure counts by result type over the reports' failure details. */
-export function failureTypes(json: string | null): Record<string, number> {
-  const out: Record<string, number> = {};
-  let lists: unknown;
-  try {
-    lists = JSON.parse(json ?? "[]");
-  } catch {
-    return out;
-  }
-  for (const l of Array.isArray(lists) ? lists : []) {
-    for (const f of Array.isArray(l) ? l : []) {
-      const t = typeof f?.resultType === "string" ? f.resultType : "unknown";
-      out[t] = (out[t] ?? 0) + (typeof f?.count === "number" ? f.count : 0);
-    }
-  }
-  return out;
-}

@@ -5,13 +5,14 @@ import type { DashEnv } from "./session";
 
 export type Html = ReturnType<typeof html>;
 
-export type Section = "overview" | "destinations" | "messages" | "suppressions" | "webhooks";
+export type Section = "overview" | "destinations" | "messages" | "suppressions" | "webhooks" | "reputation";
 const NAV: { id: Section; label: string; path: string }[] = [
   { id: "overview", label: "Overview", path: "/dashboard" },
   { id: "destinations", label: "Destinations", path: "/dashboard/destinations" },
   { id: "messages", label: "Messages", path: "/dashboard/messages" },
   { id: "suppressions", label: "Suppressions", path: "/dashboard/suppressions" },
   { id: "webhooks", label: "Webhooks", path: "/dashboard/webhooks" },
+  { id: "reputation", label: "Reputation", path: "/dashboard/reputation" },
 ];
 
 /** The page's Content-Security-Policy: no scripts at all, styles only from our stylesheet, forms only to us. */

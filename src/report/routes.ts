@@ -14,6 +14,7 @@ import { messagePage, messagesPage } from "./pages/messages";
 import { overviewPage } from "./pages/overview";
 import { SUPPRESSION_NOTICES, suppressionsPage, type SuppressionNotice } from "./pages/suppressions";
 import { webhooksPage } from "./pages/webhooks";
+import { reputationPage } from "./pages/reputation";
 import {
   closeSession,
   csrfValid,
@@ -157,6 +158,8 @@ dashboard.post("/dashboard/suppressions/remove", async (c) => {
 });
 
 dashboard.get("/dashboard/webhooks", (c) => page(c, "webhooks", "Webhooks", (t) => webhooksPage(c.env.DB, t)));
+
+dashboard.get("/dashboard/reputation", (c) => page(c, "reputation", "Reputation", (t) => reputationPage(c.env, t)));
 
 dashboard.all("/dashboard/*", (c) =>
   page(c, null, "Not found", async () => html`<h1>Not found</h1><p><a href="/dashboard">Back to the overview</a></p>`, 404),

@@ -7,6 +7,10 @@ import { presetForMxHosts } from "../gate/policy";
 import { classifyFailure, type BounceReason } from "../inbound/reason";
 import type { FailureEventRow } from "../store/reputation";
 
+/** The signal reads at most this many failure events of its window (the newest; one indexed range read). */
+export const BOUNCE_SIGNAL_EVENTS = 5000;
+export const BOUNCE_SIGNAL_WINDOW_MS = 24 * 3600_000;
+
 export const REPUTATION_REASONS: readonly BounceReason[] = ["blocked", "badreputation", "spamdetected", "rejected", "policyviolation"];
 
 export interface ProviderSignal {

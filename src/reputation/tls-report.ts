@@ -94,3 +94,21 @@ export function parseTlsReport(json: string): TlsReport {
     policies: policies.filter((p) => p.policyDomain !== ""),
   };
 }
+
+/** Failure counts by result type over stored failure details (a JSON array of per-report arrays). */
+export function failureTypes(json: string | null): Record<string, number> {
+  const out: Record<string, number> = {};
+  let lists: unknown;
+  try {
+    lists = JSON.parse(json ?? "[]");
+  } catch {
+    return out;
+  }
+  for (const l of Array.isArray(lists) ? lists : []) {
+    for (const f of Array.isArray(l) ? l : []) {
+      const t = typeof f?.resultType === "string" ? f.resultType : "unknown";
+      out[t] = (out[t] ?? 0) + (typeof f?.count === "number" ? f.count : 0);
+    }
+  }
+  return out;
+}
