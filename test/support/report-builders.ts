@@ -32,7 +32,7 @@ function recordXml(r: RecordSpec, style: "google" | "microsoft" | "yahoo", p = "
 }
 
 /** A DMARC aggregate report in the given reporter's style (element order, extras and namespaces as they send them). */
-export function dmarcXml(style: "google" | "microsoft" | "yahoo" | "dmarcbis", domain: string, reportId: string, records: RecordSpec[], begin = 1764892800): string {
+export function dmarcXml(style: "google" | "microsoft" | "yahoo" | "dmarcbis", domain: string, reportId: string, records: RecordSpec[], begin = Math.floor(Date.now() / 1000 / 86400) * 86400 - 86400): string {
   if (style === "google") {
     return `<?xml version="1.0" encoding="UTF-8" ?>
 <feedback>
@@ -72,7 +72,7 @@ export function dmarcXml(style: "google" | "microsoft" | "yahoo" | "dmarcbis", d
 export function tlsReportJson(domain: string, reportId: string, success: number, failures: { type: string; count: number; mx?: string }[]): string {
   return JSON.stringify({
     "organization-name": "Google Inc.",
-    "date-range": { "start-datetime": "2026-12-04T00:00:00Z", "end-datetime": "2026-12-04T23:59:59Z" },
+    "date-range": { "start-datetime": new Date(Date.now() - 86400_000).toISOString(), "end-datetime": new Date().toISOString() },
     "contact-info": "smtp-tls-reporting@google.com",
     "report-id": reportId,
     policies: [
@@ -180,7 +180,7 @@ function base64(b: Uint8Array): string {
 }
 
 /** A report mail as reporters send it: a short text part and the report as an attachment. */
-export function reportMail(o: { from: string; to: string; subject: string; attachment?: { name: string; type: string; data: Uint8Array }; plainBody?: string; authResults?: string }): Uint8Array {
+export function reportMail(o: { from: string; to: string; subject: string; attachment?: { name: string; type: string; data: Uint8Array }; plainBody?: string; plainType?: string; authResults?: string }): Uint8Array {
   const head = [
     ...(o.authResults ? [`Authentication-Results: mx.cloudflare.net; ${o.authResults}`] : []),
     `From: ${o.from}`,
@@ -189,7 +189,7 @@ export function reportMail(o: { from: string; to: string; subject: string; attac
     `Message-ID: <${Math.random().toString(36).slice(2)}@reporter.example>`,
     "MIME-Version: 1.0",
   ];
-  if (o.plainBody !== undefined) return new TextEncoder().encode([...head, "Content-Type: text/xml; charset=utf-8", "", o.plainBody, ""].join("\r\n"));
+  if (o.plainBody !== undefined) return new TextEncoder().encode([...head, `Content-Type: ${o.plainType ?? "text/xml"}; charset=utf-8`, "", o.plainBody, ""].join("\r\n"));
   const a = o.attachment!;
   return new TextEncoder().encode(
     [
