@@ -164,6 +164,8 @@ export interface ReputationConfig {
   bounceAlertShare: number;
   /** ... and it had at least this many failures in the window (no alarms on 1 of 2). */
   bounceMinFailures: number;
+  /** DMARC and TLS reports are deleted this long after their period ended. */
+  reportRetentionDays: number;
 }
 
 /** Spamhaus' free-use terms and similar lists expect modest volumes; 30 queries per 5-minute run is ~9k a day. */
@@ -216,5 +218,6 @@ export function loadReputationConfig(env: Env): ReputationConfig {
     bounceWarnShare: warn,
     bounceAlertShare: Math.max(warn, share("REPUTATION_BOUNCE_ALERT_SHARE", e.REPUTATION_BOUNCE_ALERT_SHARE, 0.25)),
     bounceMinFailures: positiveInt("REPUTATION_BOUNCE_MIN_FAILURES", e.REPUTATION_BOUNCE_MIN_FAILURES, 20),
+    reportRetentionDays: positiveInt("REPUTATION_REPORT_RETENTION_DAYS", e.REPUTATION_REPORT_RETENTION_DAYS, 180),
   };
 }

@@ -15,6 +15,7 @@ import {
   listSubjects,
   markReputationEventsNotified,
   pendingReputationEvents,
+  pruneReports,
   putSubject,
   recordCheck,
   senderDomains,
@@ -218,7 +219,8 @@ export async function emitReputationWebhooks(env: Env, now = Date.now()): Promis
 export async function runReputationWatchLogged(env: Env): Promise<void> {
   try {
     const r = await runReputationWatch(env);
-    if (r.checked || r.events) console.log("reputation watch", JSON.stringify(r));
+    const pruned = await pruneReports(env.DB, Date.now() - loadReputationConfig(env).reportRetentionDays * 86400_000);
+    if (r.checked || r.events || pruned) console.log("reputation watch", JSON.stringify({ ...r, prunedReports: pruned }));
   } catch (e) {
     console.error(e instanceof ConfigError ? `reputation watch: ${e.message}` : e);
   }

@@ -281,3 +281,15 @@ export async function recentFailureEvents(db: D1Database, since: number, limit: 
       .all<FailureEventRow>()
   ).results;
 }
+
+/** Deletes DMARC and TLS reports whose period ended before `before`, at most `limit` reports of each a call. */
+export async function pruneReports(db: D1Database, before: number, limit = 200): Promise<number> {
+  const old = `SELECT id FROM %T WHERE end_at < ? ORDER BY end_at LIMIT ?`;
+  const r = await db.batch([
+    db.prepare(`DELETE FROM dmarc_records WHERE report IN (${old.replace("%T", "dmarc_reports")})`).bind(before, limit),
+    db.prepare(`DELETE FROM dmarc_reports WHERE id IN (${old.replace("%T", "dmarc_reports")})`).bind(before, limit),
+    db.prepare(`DELETE FROM tls_report_policies WHERE report IN (${old.replace("%T", "tls_reports")})`).bind(before, limit),
+    db.prepare(`DELETE FROM tls_reports WHERE id IN (${old.replace("%T", "tls_reports")})`).bind(before, limit),
+  ]);
+  return (r[1]?.meta.changes ?? 0) + (r[3]?.meta.changes ?? 0);
+}

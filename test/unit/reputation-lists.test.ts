@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_DNS_LISTS, interpretAnswer, parseDnsLists, queryName, type DnsList } from "../../src/reputation/dns-lists";
 import { duePairs, spfAddresses, type WatchedSubject } from "../../src/reputation/monitor";
 import type { ReputationConfig } from "../../src/config";
-import type { CheckRow } from "../../src/store/reputation";
+import type { CheckRow, FailureEventRow } from "../../src/store/reputation";
+import { bounceSignals } from "../../src/reputation/bounce-signal";
 
 const list = (name: string): DnsList => DEFAULT_DNS_LISTS.find((l) => l.name === name)!;
 
@@ -82,5 +83,27 @@ describe("watch scheduling", () => {
     expect(spfAddresses(['"v=spf1 ip4:198.51.100.7 ip4:198.51.100.8/32 ip4:10.0.0.0/8 include:_spf.google.com ~all"'])).toEqual(["198.51.100.7", "198.51.100.8"]);
     expect(spfAddresses(['"google-site-verification=x"'])).toEqual([]);
     expect(spfAddresses(['"v=spf1 " "ip4:192.0.2.1 -all"'])).toEqual(["192.0.2.1"]);
+  });
+});
+
+describe("bounce-side signal", () => {
+  const ev = (recipient: string, host: string, code: number, enhanced: string, text: string, data: string | null = null): FailureEventRow => ({ type: "bounced", recipient, host, code, enhanced, text, data });
+  const t = { warnShare: 0.1, alertShare: 0.25, minFailures: 4 };
+
+  it("grades providers by the share of reputation-type failures, with a minimum number of failures", () => {
+    const events = [
+      ...Array.from({ length: 3 }, () => ev("a@gmail.com", "gmail-smtp-in.l.google.com:25", 550, "5.7.1", "Our system has detected that this message is likely unsolicited mail. To reduce the amount of spam sent to Gmail, this message has been blocked.")),
+      ...Array.from({ length: 5 }, () => ev("b@gmail.com", "gmail-smtp-in.l.google.com:25", 550, "5.1.1", "The email account that you tried to reach does not exist.")),
+      ev("c@small.example", "mx.small.example:25", 554, "5.7.1", "Service unavailable; Client host [192.0.2.10] blocked using zen.spamhaus.org"),
+      // An inbound (asynchronous) bounce carries the reason its parser found.
+      ...Array.from({ length: 4 }, () => ev("d@yahoo.com", "", 0, "", "", JSON.stringify({ async: true, reason: "userunknown" }))),
+    ];
+    const s = bounceSignals(events, t);
+    const google = s.find((x) => x.provider === "google")!;
+    expect(google).toMatchObject({ failures: 8, reputationFailures: 3, level: "alert" });
+    expect(google.share).toBeCloseTo(3 / 8);
+    expect(s.find((x) => x.provider === "small.example")).toMatchObject({ failures: 1, reputationFailures: 1, level: "few" });
+    expect(s.find((x) => x.provider === "yahoo.com")).toMatchObject({ failures: 4, reputationFailures: 0, level: "ok" });
+    expect(s[0]!.provider).toBe("google");
   });
 });

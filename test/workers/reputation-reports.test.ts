@@ -4,8 +4,10 @@
  * about someone else's domain and oversize mail refused; TLS reports per receiving domain.
  */
 import { describe, expect, it } from "vitest";
+import { checkResponse } from "./api-schema";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, unique } from "./helpers";
 import { deliverToWorker, fakeEmail } from "./inbound-support";
+import { pruneReports } from "../../src/store/reputation";
 import { dmarcXml, gzip, reportMail, tlsReportJson, zeros, zip, type RecordSpec } from "../support/report-builders";
 
 async function inboundLog(to: string) {
@@ -44,7 +46,7 @@ describe("DMARC aggregate reports by mail", () => {
     expect(log[0]!.detail).toContain("dkim=pass spf=pass");
 
     const r = await call(`/admin/reputation/dmarc?tenant_id=${tenantId}`, { key: ADMIN_TOKEN });
-    const body = (await r.json()) as { domains: { domain: string; reports: number; volume: number; passed: number; own_volume: number; pass_rate: number }[]; failing_sources: { source_ip: string; own: boolean; failed: number; reporters: string[] }[] };
+    const body = await checkResponse<{ domains: { domain: string; reports: number; volume: number; passed: number; own_volume: number; pass_rate: number }[]; failing_sources: { source_ip: string; own: boolean; failed: number; reporters: string[] }[] }>(r, "GET", "/admin/reputation/dmarc");
     expect(body.domains).toEqual([expect.objectContaining({ domain, reports: 3, volume: 321, passed: 300, own_volume: 300 })]);
     expect(body.failing_sources).toEqual([expect.objectContaining({ source_ip: "198.51.100.66", own: false, failed: 21 })]);
     expect(body.failing_sources[0]!.reporters.sort()).toEqual(["Enterprise Outlook", "Yahoo", "google.com"]);
@@ -79,7 +81,7 @@ describe("TLS reports by mail", () => {
     const m = reportMail({ from: "noreply-smtp-tls-reporting@google.com", to: box, subject: `Report Domain: ${domain} Submitter: google.com Report-ID: <x>`, attachment: { name: `google.com!${domain}!1!2.json.gz`, type: "application/tlsrpt+gzip", data: await gzip(json) } });
     expect((await send(box, m)).rejected()).toBeNull();
     const r = await call(`/admin/reputation/tls?tenant_id=${tenantId}`, { key: ADMIN_TOKEN });
-    const body = (await r.json()) as { domains: unknown[] };
+    const body = await checkResponse<{ domains: unknown[] }>(r, "GET", "/admin/reputation/tls");
     expect(body.domains).toEqual([{ policy_domain: domain, reports: 1, success: 980, failure: 20, failure_types: { "certificate-expired": 15, "sts-webpki-invalid": 5 } }]);
     expect((await inboundLog(box)).map((l) => `${l.kind} ${l.outcome}`)).toEqual(["tls_report recorded"]);
   });
@@ -91,5 +93,15 @@ describe("TLS reports by mail", () => {
     const text = JSON.stringify(await r.json());
     expect(text).toContain(`rua=mailto:dmarc@bounces.${domain}`);
     expect(text).toContain(`v=TLSRPTv1; rua=mailto:tls-rpt@bounces.${domain}`);
+  });
+});
+
+describe("report retention", () => {
+  it("deletes reports whose period ended before the retention limit, with their rows", async () => {
+    const count = async () => (await env.DB.prepare("SELECT (SELECT COUNT(*) FROM dmarc_reports) + (SELECT COUNT(*) FROM dmarc_records) + (SELECT COUNT(*) FROM tls_reports) + (SELECT COUNT(*) FROM tls_report_policies) AS n").first<{ n: number }>())!.n;
+    expect(await count()).toBeGreaterThan(0);
+    expect(await pruneReports(env.DB, Date.now() - 30 * 86400_000)).toBe(0);
+    expect(await pruneReports(env.DB, Date.now() + 30 * 86400_000)).toBeGreaterThan(0);
+    expect(await count()).toBe(0);
   });
 });

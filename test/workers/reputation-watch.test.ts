@@ -4,6 +4,7 @@
  */
 import { describe, expect, inject, it } from "vitest";
 import { runReputationWatch } from "../../src/reputation/monitor";
+import { checkResponse } from "./api-schema";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, unique, waitFor } from "./helpers";
 
 const control = () => `http://127.0.0.1:${inject("controlPort")}`;
@@ -24,7 +25,7 @@ interface Overview {
 async function overview(): Promise<Overview> {
   const r = await call("/admin/reputation", { key: ADMIN_TOKEN });
   expect(r.status).toBe(200);
-  return (await r.json()) as Overview;
+  return checkResponse<Overview>(r, "GET", "/admin/reputation");
 }
 
 /** Runs the watch until nothing is due at `now` (each run is bounded by REPUTATION_QUERIES_PER_RUN). */
@@ -47,6 +48,7 @@ describe("blocklist watch over DoH", () => {
     for (const [ip, label] of [[listedIp, "upstream ses"], [refusedIp, "upstream backup"]]) {
       const r = await call("/admin/reputation/subjects", { method: "POST", key: ADMIN_TOKEN, json: { subject: ip, label, tenant_id: tenantId } });
       expect(r.status).toBe(201);
+      await checkResponse(r, "POST", "/admin/reputation/subjects");
     }
     await a(`${rev(listedIp)}.zen.spamhaus.org`, "127.0.0.2", "127.0.0.4");
     await dns(`${rev(listedIp)}.bl.spamcop.net`, "A", { Status: 2 });
@@ -87,6 +89,13 @@ describe("blocklist watch over DoH", () => {
       [`reputation.listed ${listedIp} spamhaus-zen`, `reputation.listed ${domain} spamhaus-dbl`, `reputation.delisted ${listedIp} spamhaus-zen`].sort(),
     );
     expect(got.every((p) => p.tenant_id === tenantId)).toBe(true);
+    const history = await checkResponse<{ data: { subject: string }[] }>(await call("/admin/reputation/history?limit=100", { key: ADMIN_TOKEN }), "GET", "/admin/reputation/history");
+    expect(history.data.filter((h) => h.subject === listedIp)).toHaveLength(2);
+    const run = await call("/admin/reputation/check", { method: "POST", key: ADMIN_TOKEN });
+    await checkResponse(run, "POST", "/admin/reputation/check");
+    const removed = await call(`/admin/reputation/subjects/${refusedIp}`, { method: "DELETE", key: ADMIN_TOKEN });
+    await checkResponse(removed, "DELETE", `/admin/reputation/subjects/${refusedIp}`);
+    expect((await overview()).subjects.some((x) => x.subject === refusedIp)).toBe(false);
   });
 
   it("learns sending IPs from SPF and keeps each run within its query budget", async () => {
@@ -121,7 +130,7 @@ describe("blocklist watch over DoH", () => {
       [{ subject: "192.0.2.1", label: 5 }, "invalid_field"],
     ] as const) {
       const r = await call("/admin/reputation/subjects", { method: "POST", key: ADMIN_TOKEN, json });
-      expect(((await r.json()) as { error: { code: string } }).error.code).toBe(code);
+      expect((await checkResponse<{ error: { code: string } }>(r, "POST", "/admin/reputation/subjects")).error.code).toBe(code);
     }
     expect((await call("/admin/reputation", {})).status).toBe(401);
     expect((await call("/admin/reputation/subjects/192.0.2.250", { method: "DELETE", key: ADMIN_TOKEN })).status).toBe(404);
