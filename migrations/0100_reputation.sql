@@ -59,6 +59,8 @@ CREATE TABLE dmarc_reports (
   UNIQUE (org_name, report_id, domain)
 );
 CREATE INDEX dmarc_reports_end ON dmarc_reports(end_at);
+-- The per-tenant daily cap on stored reports (report mail comes from anyone).
+CREATE INDEX dmarc_reports_tenant_received ON dmarc_reports(tenant_id, received_at);
 
 -- Per report and source IP: messages, disposition, DKIM/SPF results and alignment; own = sent by this relay.
 CREATE TABLE dmarc_records (
@@ -90,6 +92,7 @@ CREATE TABLE tls_reports (
   UNIQUE (org_name, report_id)
 );
 CREATE INDEX tls_reports_end ON tls_reports(end_at);
+CREATE INDEX tls_reports_tenant_received ON tls_reports(tenant_id, received_at);
 
 CREATE TABLE tls_report_policies (
   report INTEGER NOT NULL REFERENCES tls_reports(id),

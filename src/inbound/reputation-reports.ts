@@ -11,11 +11,17 @@ import { loadReputationConfig } from "../config";
 import { parseDmarcXml, ReportError, unpackAttachment, type DmarcRecord } from "../reputation/dmarc-report";
 import { parseTlsReport } from "../reputation/tls-report";
 import { logInbound, type InboundLogEntry } from "../store/inbound";
-import { listSubjects, storeDmarcReport, storeTlsReport } from "../store/reputation";
+import { listSubjects, reportsReceivedSince, storeDmarcReport, storeTlsReport } from "../store/reputation";
 import { readRaw, type InboundEmail } from "./read-raw";
 
 /** Report mail larger than this is refused (5.3.4): a compressed report of a large sender is well under 1 MB. */
 export const MAX_REPORT_MAIL_BYTES = 10 * 1024 * 1024;
+/**
+ * Reports stored per tenant a day. A domain gets one aggregate report a day from each of a few dozen reporters;
+ * the cap stops anyone who can send mail from writing D1 rows without bound (refused mail is retried by honest
+ * reporters the next day).
+ */
+export const MAX_REPORTS_PER_TENANT_PER_DAY = 1000;
 /** Attachments looked at per mail (a report mail carries one). */
 const MAX_ATTACHMENTS = 4;
 
@@ -63,6 +69,9 @@ export async function handleReportMail(message: InboundEmail, env: Env, box: Rep
     message.setReject(reason);
     await log("rejected", `${detail}: ${reason}`);
   };
+  if ((await reportsReceivedSince(env.DB, tenantId, Date.now() - 86400_000)) >= MAX_REPORTS_PER_TENANT_PER_DAY) {
+    return refuse("4.7.0 Too many reports for this domain today; try again tomorrow", "daily report cap");
+  }
   if (message.rawSize > MAX_REPORT_MAIL_BYTES) return refuse(`5.3.4 Message too big for a report: the limit is ${MAX_REPORT_MAIL_BYTES} bytes`, "size limit");
   const read = await readRaw(message.raw, MAX_REPORT_MAIL_BYTES, "refuse");
   if (!read.ok) return refuse(`5.3.4 Message too big for a report: the limit is ${MAX_REPORT_MAIL_BYTES} bytes`, "size limit");

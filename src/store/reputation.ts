@@ -293,3 +293,12 @@ export async function pruneReports(db: D1Database, before: number, limit = 200):
   ]);
   return (r[1]?.meta.changes ?? 0) + (r[3]?.meta.changes ?? 0);
 }
+
+/** Reports of a tenant stored since `since` (DMARC and TLS together), for the daily cap. */
+export async function reportsReceivedSince(db: D1Database, tenantId: string, since: number): Promise<number> {
+  const r = await db
+    .prepare("SELECT (SELECT COUNT(*) FROM dmarc_reports WHERE tenant_id = ?1 AND received_at >= ?2) + (SELECT COUNT(*) FROM tls_reports WHERE tenant_id = ?1 AND received_at >= ?2) AS n")
+    .bind(tenantId, since)
+    .first<{ n: number }>();
+  return r?.n ?? 0;
+}

@@ -72,6 +72,21 @@ describe("DMARC aggregate reports by mail", () => {
   });
 });
 
+describe("report flood", () => {
+  it("refuses report mail past the per-tenant daily cap with a temporary error", async () => {
+    const domain = `${unique("cap")}.example`;
+    const { tenantId } = await createTenantWithKey([domain]);
+    const now = Date.now();
+    const rows = Array.from({ length: 1000 }, (_, i) =>
+      env.DB.prepare("INSERT INTO dmarc_reports (tenant_id, domain, org_name, report_id, begin_at, end_at, received_at) VALUES (?, ?, 'flood', ?, ?, ?, ?)").bind(tenantId, domain, `f${i}`, now, now, now),
+    );
+    await env.DB.batch(rows);
+    const box = `dmarc@bounces.${domain}`;
+    const r = await send(box, reportMail({ from: "x@reporter.example", to: box, subject: "Report", plainBody: dmarcXml("google", domain, "after-cap", [{ ip: "192.0.2.1", count: 1, headerFrom: domain }]) }));
+    expect(r.rejected()).toMatch(/^4\.7\.0 Too many reports/);
+  });
+});
+
 describe("TLS reports by mail", () => {
   it("stores a gzip TLS report and shows sessions and failure types per receiving domain", async () => {
     const domain = `${unique("tls")}.example`;
@@ -101,7 +116,9 @@ describe("report retention", () => {
     const count = async () => (await env.DB.prepare("SELECT (SELECT COUNT(*) FROM dmarc_reports) + (SELECT COUNT(*) FROM dmarc_records) + (SELECT COUNT(*) FROM tls_reports) + (SELECT COUNT(*) FROM tls_report_policies) AS n").first<{ n: number }>())!.n;
     expect(await count()).toBeGreaterThan(0);
     expect(await pruneReports(env.DB, Date.now() - 30 * 86400_000)).toBe(0);
-    expect(await pruneReports(env.DB, Date.now() + 30 * 86400_000)).toBeGreaterThan(0);
+    // At most 200 reports of each kind per call: the cron takes a large backlog over several runs.
+    expect(await pruneReports(env.DB, Date.now() + 30 * 86400_000)).toBe(201);
+    while ((await pruneReports(env.DB, Date.now() + 30 * 86400_000)) > 0);
     expect(await count()).toBe(0);
   });
 });
