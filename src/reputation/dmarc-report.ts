@@ -4,7 +4,7 @@
  * the variations large reporters produce (Google, Microsoft, Yahoo), strict about sizes. Pure.
  */
 import { DecompressError, gunzip, isGzip, isZip, unzip, type InflateLimits } from "./decompress";
-import { child, childrenNamed, parseXml, textAt, XmlError } from "./xml-lite";
+import { child, childrenNamed, parseXml, textAt, XmlError, type XmlNode } from "./xml-lite";
 
 export interface DmarcAuthResult {
   domain: string;
@@ -81,9 +81,15 @@ function time(s: string, what: string): number {
 
 /** Parses the XML of one aggregate report. */
 export function parseDmarcXml(xml: string): DmarcReport {
+  const records: DmarcRecord[] = [];
   let doc;
   try {
-    doc = parseXml(xml);
+    // Records are read as each one ends and then dropped from the tree (a big report has tens of thousands).
+    doc = parseXml(xml, undefined, (node, depth) => {
+      if (depth !== 1 || node.name.toLowerCase() !== "record") return false;
+      records.push(recordOf(node));
+      return true;
+    });
   } catch (e) {
     if (e instanceof XmlError) throw new ReportError(`not well-formed XML: ${e.message}`);
     throw e;
@@ -96,29 +102,6 @@ export function parseDmarcXml(xml: string): DmarcReport {
   const domain = textAt(published, "domain").toLowerCase().replace(/\.$/, "");
   if (!orgName || !reportId) throw new ReportError("report_metadata lacks org_name or report_id");
   if (!/^[a-z0-9.-]{1,253}$/.test(domain)) throw new ReportError("policy_published lacks a domain");
-  const records: DmarcRecord[] = [];
-  for (const r of childrenNamed(doc, "record")) {
-    const row = child(r, "row");
-    const ip = textAt(row, "source_ip");
-    const count = Number(textAt(row, "count"));
-    if (!(IPV4.test(ip) || (ip.includes(":") && IPV6.test(ip))) || !Number.isSafeInteger(count) || count < 0) {
-      throw new ReportError(`a record has a bad source_ip or count (${short(ip, 60)})`);
-    }
-    const evaluated = child(row, "policy_evaluated");
-    const auth = child(r, "auth_results");
-    records.push({
-      sourceIp: ip.toLowerCase(),
-      count,
-      disposition: short(textAt(evaluated, "disposition").toLowerCase(), 20) || "none",
-      dkimAligned: textAt(evaluated, "dkim").toLowerCase() === "pass",
-      spfAligned: textAt(evaluated, "spf").toLowerCase() === "pass",
-      headerFrom: short(textAt(r, "identifiers", "header_from").toLowerCase()),
-      envelopeFrom: short(textAt(r, "identifiers", "envelope_from").toLowerCase()),
-      dkim: childrenNamed(auth, "dkim").slice(0, 5).map((d) => ({ domain: short(textAt(d, "domain").toLowerCase()), selector: short(textAt(d, "selector"), 63) || undefined, result: short(textAt(d, "result").toLowerCase(), 20) })),
-      spf: childrenNamed(auth, "spf").slice(0, 5).map((s) => ({ domain: short(textAt(s, "domain").toLowerCase()), result: short(textAt(s, "result").toLowerCase(), 20) })),
-      reasons: childrenNamed(evaluated, "reason").slice(0, 5).map((x) => short(textAt(x, "type").toLowerCase(), 40)).filter(Boolean),
-    });
-  }
   records.sort((a, b) => b.count - a.count);
   const kept = records.slice(0, MAX_DMARC_RECORDS);
   const dropped = records.slice(MAX_DMARC_RECORDS);
@@ -133,6 +116,29 @@ export function parseDmarcXml(xml: string): DmarcReport {
     records: kept,
     droppedRecords: dropped.length,
     droppedCount: dropped.reduce((s, r) => s + r.count, 0),
+  };
+}
+
+function recordOf(r: XmlNode): DmarcRecord {
+  const row = child(r, "row");
+  const ip = textAt(row, "source_ip");
+  const count = Number(textAt(row, "count"));
+  if (!(IPV4.test(ip) || (ip.includes(":") && IPV6.test(ip))) || !Number.isSafeInteger(count) || count < 0) {
+    throw new ReportError(`a record has a bad source_ip or count (${short(ip, 60)})`);
+  }
+  const evaluated = child(row, "policy_evaluated");
+  const auth = child(r, "auth_results");
+  return {
+    sourceIp: ip.toLowerCase(),
+    count,
+    disposition: short(textAt(evaluated, "disposition").toLowerCase(), 20) || "none",
+    dkimAligned: textAt(evaluated, "dkim").toLowerCase() === "pass",
+    spfAligned: textAt(evaluated, "spf").toLowerCase() === "pass",
+    headerFrom: short(textAt(r, "identifiers", "header_from").toLowerCase()),
+    envelopeFrom: short(textAt(r, "identifiers", "envelope_from").toLowerCase()),
+    dkim: childrenNamed(auth, "dkim").slice(0, 5).map((d) => ({ domain: short(textAt(d, "domain").toLowerCase()), selector: short(textAt(d, "selector"), 63) || undefined, result: short(textAt(d, "result").toLowerCase(), 20) })),
+    spf: childrenNamed(auth, "spf").slice(0, 5).map((x) => ({ domain: short(textAt(x, "domain").toLowerCase()), result: short(textAt(x, "result").toLowerCase(), 20) })),
+    reasons: childrenNamed(evaluated, "reason").slice(0, 5).map((x) => short(textAt(x, "type").toLowerCase(), 40)).filter(Boolean),
   };
 }
 

@@ -46,8 +46,12 @@ function localName(qname: string): string {
   return i >= 0 ? qname.slice(i + 1) : qname;
 }
 
-/** Parses `xml` into its root element; throws XmlError on malformed or over-limit input. */
-export function parseXml(xml: string, limits: XmlLimits = DEFAULT_XML_LIMITS): XmlNode {
+/**
+ * Parses `xml` into its root element; throws XmlError on malformed or over-limit input. `onClose` sees each
+ * element when it ends; returning true drops it from its parent, so a caller can consume repeated elements
+ * (report records) as they complete and keep memory flat.
+ */
+export function parseXml(xml: string, limits: XmlLimits = DEFAULT_XML_LIMITS, onClose?: (node: XmlNode, depth: number) => boolean): XmlNode {
   const root: XmlNode = { name: "#document", children: [], text: "" };
   const stack: XmlNode[] = [root];
   let nodes = 0;
@@ -59,7 +63,8 @@ export function parseXml(xml: string, limits: XmlLimits = DEFAULT_XML_LIMITS): X
       if (xml.slice(i).trim()) throw new XmlError("text after the root element");
       break;
     }
-    if (lt > i && stack.length > 1) top.text += decodeEntities(xml.slice(i, lt));
+    // Whitespace between elements is most of a report's text: skip it without allocating.
+    if (lt > i && stack.length > 1 && !blank(xml, i, lt)) top.text += decodeEntities(xml.slice(i, lt));
     if (xml.startsWith("<!--", lt)) {
       const end = xml.indexOf("-->", lt + 4);
       if (end < 0) throw new XmlError("unterminated comment");
@@ -81,16 +86,16 @@ export function parseXml(xml: string, limits: XmlLimits = DEFAULT_XML_LIMITS): X
       const name = localName(xml.slice(lt + 2, end).trim());
       if (stack.length < 2 || top.name !== name) throw new XmlError(`mismatched end tag </${name}>`);
       stack.pop();
+      if (onClose?.(top, stack.length - 1)) stack[stack.length - 1]!.children.pop();
       i = end + 1;
     } else {
       const end = tagEnd(xml, lt);
-      const selfClosing = xml[end - 1] === "/";
-      const inner = xml.slice(lt + 1, selfClosing ? end - 1 : end);
-      const m = /^([A-Za-z_][\w.:-]*)/.exec(inner);
-      if (!m) throw new XmlError("bad start tag");
+      const selfClosing = xml.charCodeAt(end - 1) === 0x2f;
+      const nameEnd = nameEndAt(xml, lt + 1, selfClosing ? end - 1 : end);
+      if (nameEnd === lt + 1) throw new XmlError("bad start tag");
       if (stack.length === 1 && root.children.length) throw new XmlError("more than one root element");
       if (++nodes > limits.maxNodes) throw new XmlError(`more than ${limits.maxNodes} elements`);
-      const node: XmlNode = { name: localName(m[1]!), children: [], text: "" };
+      const node: XmlNode = { name: localName(xml.slice(lt + 1, nameEnd)), children: [], text: "" };
       top.children.push(node);
       if (!selfClosing) {
         if (stack.length > limits.maxDepth) throw new XmlError(`nested deeper than ${limits.maxDepth}`);
@@ -105,15 +110,36 @@ export function parseXml(xml: string, limits: XmlLimits = DEFAULT_XML_LIMITS): X
   return doc;
 }
 
+/** True when xml[from, to) is only XML whitespace. */
+function blank(xml: string, from: number, to: number): boolean {
+  for (let j = from; j < to; j++) {
+    const c = xml.charCodeAt(j);
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return false;
+  }
+  return true;
+}
+
+/** Where the element name starting at `from` ends (letters, digits, _ . : -; the first must not be a digit, . or -). */
+function nameEndAt(xml: string, from: number, to: number): number {
+  let j = from;
+  for (; j < to; j++) {
+    const c = xml.charCodeAt(j);
+    const letter = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f;
+    const other = (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x3a || c === 0x2d;
+    if (!(letter || (j > from && other))) break;
+  }
+  return j;
+}
+
 /** The `>` closing a start tag at `lt`, skipping quoted attribute values. */
 function tagEnd(xml: string, lt: number): number {
-  let q: string | null = null;
+  let q = 0;
   for (let j = lt + 1; j < xml.length; j++) {
-    const c = xml[j];
+    const c = xml.charCodeAt(j);
     if (q) {
-      if (c === q) q = null;
-    } else if (c === '"' || c === "'") q = c;
-    else if (c === ">") return j;
+      if (c === q) q = 0;
+    } else if (c === 0x22 || c === 0x27) q = c;
+    else if (c === 0x3e) return j;
   }
   throw new XmlError("unterminated start tag");
 }
