@@ -284,7 +284,7 @@ const schemas: Record<string, Schema> = {
   ReputationSubjectDeleted: obj({ subject: str, deleted: { const: true } }),
   ReputationCheckRun: obj({ checked: int, listed: int, errors: int, learned: int, events: int, webhooks: int }),
   DmarcSummary: obj({
-    domains: { type: "array", items: obj({ domain: str, reports: int, volume: int, passed: int, own_volume: int, own_passed: int, pass_rate: { type: ["number", "null"] } }) },
+    domains: { type: "array", items: obj({ domain: str, reports: int, authenticated_reports: int, volume: int, passed: int, own_volume: int, own_passed: int, pass_rate: { type: ["number", "null"] } }) },
     failing_sources: {
       type: "array",
       items: obj({ domain: str, source_ip: str, own: { type: "boolean" }, volume: int, failed: int, dispositions: { type: "array", items: str }, reporters: { type: "array", items: str }, dkim: { type: "array" }, spf: { type: "array" } }),

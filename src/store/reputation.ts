@@ -184,6 +184,8 @@ export async function storeTlsReport(db: D1Database, r: TlsReport, meta: { tenan
 export interface DmarcDomainSummary {
   domain: string;
   reports: number;
+  /** Reports whose mail passed DKIM at the receiving side (Authentication-Results), so the reporter is who it says. */
+  authenticated_reports: number;
   volume: number;
   passed: number;
   own_volume: number;
@@ -195,7 +197,8 @@ export async function dmarcDomainSummaries(db: D1Database, since: number, tenant
   return (
     await db
       .prepare(
-        `SELECT p.domain, COUNT(DISTINCT p.id) AS reports, COALESCE(SUM(r.count), 0) AS volume,
+        `SELECT p.domain, COUNT(DISTINCT p.id) AS reports,
+                COUNT(DISTINCT CASE WHEN p.authenticated LIKE '%dkim=pass%' THEN p.id END) AS authenticated_reports, COALESCE(SUM(r.count), 0) AS volume,
                 COALESCE(SUM(CASE WHEN r.dkim_aligned = 1 OR r.spf_aligned = 1 THEN r.count ELSE 0 END), 0) AS passed,
                 COALESCE(SUM(CASE WHEN r.own = 1 THEN r.count ELSE 0 END), 0) AS own_volume,
                 COALESCE(SUM(CASE WHEN r.own = 1 AND (r.dkim_aligned = 1 OR r.spf_aligned = 1) THEN r.count ELSE 0 END), 0) AS own_passed

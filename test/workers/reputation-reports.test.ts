@@ -47,7 +47,7 @@ describe("DMARC aggregate reports by mail", () => {
 
     const r = await call(`/admin/reputation/dmarc?tenant_id=${tenantId}`, { key: ADMIN_TOKEN });
     const body = await checkResponse<{ domains: { domain: string; reports: number; volume: number; passed: number; own_volume: number; pass_rate: number }[]; failing_sources: { source_ip: string; own: boolean; failed: number; reporters: string[] }[] }>(r, "GET", "/admin/reputation/dmarc");
-    expect(body.domains).toEqual([expect.objectContaining({ domain, reports: 3, volume: 321, passed: 300, own_volume: 300 })]);
+    expect(body.domains).toEqual([expect.objectContaining({ domain, reports: 3, authenticated_reports: 1, volume: 321, passed: 300, own_volume: 300 })]);
     expect(body.failing_sources).toEqual([expect.objectContaining({ source_ip: "198.51.100.66", own: false, failed: 21 })]);
     expect(body.failing_sources[0]!.reporters.sort()).toEqual(["Enterprise Outlook", "Yahoo", "google.com"]);
   });

@@ -82,9 +82,10 @@ export async function reputationPage(env: Env, tenant: TenantScope, now = Date.n
   </section>
   <section class="panel" aria-labelledby="h-dmarc"><h2 id="h-dmarc">DMARC aggregate reports (last ${REPORT_DAYS} days)</h2>
     ${dmarc.length
-      ? html`<div class="table-wrap"><table id="dmarc-domains"><thead><tr><th>Domain</th><th class="num">Reports</th><th class="num">Messages</th><th class="num">DMARC pass</th><th class="num">Via this relay</th><th class="num">Relay pass</th><th class="num">Others</th></tr></thead><tbody>
-        ${dmarc.map((d) => html`<tr><td class="mono">${d.domain}</td><td class="num">${fmtCount(d.reports)}</td><td class="num">${fmtCount(d.volume)}</td><td class="num">${fmtRate(d.volume ? d.passed / d.volume : null)}</td><td class="num">${fmtCount(d.own_volume)}</td><td class="num">${fmtRate(d.own_volume ? d.own_passed / d.own_volume : null)}</td><td class="num">${fmtCount(d.volume - d.own_volume)}</td></tr>`)}
+      ? html`<div class="table-wrap"><table id="dmarc-domains"><thead><tr><th>Domain</th><th class="num">Reports</th><th class="num">Authenticated</th><th class="num">Messages</th><th class="num">DMARC pass</th><th class="num">Via this relay</th><th class="num">Relay pass</th><th class="num">Others</th></tr></thead><tbody>
+        ${dmarc.map((d) => html`<tr><td class="mono">${d.domain}</td><td class="num">${fmtCount(d.reports)}</td><td class="num">${fmtCount(d.authenticated_reports)}</td><td class="num">${fmtCount(d.volume)}</td><td class="num">${fmtRate(d.volume ? d.passed / d.volume : null)}</td><td class="num">${fmtCount(d.own_volume)}</td><td class="num">${fmtRate(d.own_volume ? d.own_passed / d.own_volume : null)}</td><td class="num">${fmtCount(d.volume - d.own_volume)}</td></tr>`)}
         </tbody></table></div>
+        <p class="muted">Authenticated: reports whose mail passed DKIM when it reached Email Routing; anyone can mail a report, so weigh the others accordingly.</p>
         <h3>Sources failing DMARC — who sends as your domain</h3>
         ${failing.length
           ? html`<div class="table-wrap"><table id="dmarc-failing"><thead><tr><th>Domain</th><th>Source IP</th><th>Sender</th><th class="num">Failed</th><th class="num">Messages</th><th>Disposition</th><th>DKIM</th><th>SPF</th><th>Reported by</th></tr></thead><tbody>
