@@ -134,31 +134,38 @@ export async function runReputationWatch(env: Env, now = Date.now(), fetcher: ty
   const checks = new Map(checkRows.map((c) => [`${c.subject}|${c.list}`, c]));
   const due = duePairs(subjects, cfg, checks, now, cfg.queriesPerRun, new Set(domains.map((d) => d.domain)));
   const result: WatchRunResult = { checked: 0, listed: 0, errors: 0, learned: 0, events: 0, webhooks: 0 };
-  const writes: D1PreparedStatement[] = [];
+  // One group per lookup, never split across batches (the event insert must see the state before the upsert).
+  const writes: D1PreparedStatement[][] = [];
+  const events = new Set<D1PreparedStatement>();
   let next = 0;
   const worker = async () => {
     while (next < due.length) {
       const pair = due[next++]!;
-      const prev = checks.get(`${pair.subject.subject}|${listName(pair)}`);
       if (pair.list === SPF_LEARN_LIST) {
         const r = await dohLookup(dohUrl, pair.subject.subject, "TXT", fetcher);
         const ips = r.ok ? spfAddresses(r.answers) : [];
         for (const ip of ips) await putSubject(db, { subject: ip, kind: "ip", source: "spf", label: `SPF of ${pair.subject.subject}`, tenant_id: pair.subject.tenantId }, now);
         result.learned += ips.length;
-        writes.push(...recordCheck(db, prev, { subject: pair.subject.subject, list: SPF_LEARN_LIST, tenantId: pair.subject.tenantId, ...(r.ok ? { state: "clear", codes: [], meaning: "" } : { state: "error", codes: [], meaning: r.why }) }, now));
+        writes.push(recordCheck(db, { subject: pair.subject.subject, list: SPF_LEARN_LIST, tenantId: pair.subject.tenantId, ...(r.ok ? { state: "clear", codes: [], meaning: "" } : { state: "error", codes: [], meaning: r.why }) }, now).statements);
         continue;
       }
       const verdict = await checkOne(dohUrl, pair.list, pair.subject.subject, fetcher);
       result.checked++;
       if (verdict.state === "listed") result.listed++;
       if (verdict.state === "error") result.errors++;
-      const stmts = recordCheck(db, prev, { subject: pair.subject.subject, list: pair.list.name, tenantId: pair.subject.tenantId, ...(verdict.state === "clear" ? { state: "clear", codes: [], meaning: "" } : verdict) }, now);
-      result.events += stmts.length - 1;
-      writes.push(...stmts);
+      const r = recordCheck(db, { subject: pair.subject.subject, list: pair.list.name, tenantId: pair.subject.tenantId, ...(verdict.state === "clear" ? { state: "clear", codes: [], meaning: "" } : verdict) }, now);
+      if (r.event) events.add(r.event);
+      writes.push(r.statements);
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, due.length) }, worker));
-  for (let i = 0; i < writes.length; i += 50) await db.batch(writes.slice(i, i + 50));
+  for (let i = 0; i < writes.length; i += 25) {
+    const chunk = writes.slice(i, i + 25).flat();
+    const done = await db.batch(chunk);
+    chunk.forEach((stmt, j) => {
+      if (events.has(stmt)) result.events += done[j]?.meta.changes ?? 0;
+    });
+  }
   result.webhooks = await emitReputationWebhooks(env, now);
   return result;
 }

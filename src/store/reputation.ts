@@ -71,47 +71,59 @@ export async function listChecks(db: D1Database): Promise<CheckRow[]> {
   return (await db.prepare("SELECT * FROM reputation_checks ORDER BY subject, list").all<CheckRow>()).results;
 }
 
-/** The statements that record one answer; an event row is added when the state changed clear ↔ listed. */
+/**
+ * The statements that record one answer, for one `db.batch`. When the state changes clear ↔ listed an event row is
+ * written first, conditioned on the stored state inside the same batch (D1 runs a batch as one transaction), so
+ * two runs racing over the same pair (the cron and POST /admin/reputation/check) record the change once.
+ * `event` is that statement (its `meta.changes` says whether it fired).
+ */
 export function recordCheck(
   db: D1Database,
-  prev: CheckRow | undefined,
   next: { subject: string; list: string; tenantId: string | null } & (
     | { state: "clear" | "listed"; codes: string[]; meaning: string }
     | { state: "error"; codes: string[]; meaning: string }
   ),
   now: number,
-): D1PreparedStatement[] {
+): { statements: D1PreparedStatement[]; event: D1PreparedStatement | null } {
   if (next.state === "error") {
-    return [
-      db
-        .prepare(
-          `INSERT INTO reputation_checks (subject, list, state, checked_at, error, error_at) VALUES (?, ?, 'unknown', ?, ?, ?)
-           ON CONFLICT (subject, list) DO UPDATE SET checked_at = excluded.checked_at, error = excluded.error, error_at = excluded.error_at`,
-        )
-        .bind(next.subject, next.list, now, `${next.meaning} (${next.codes.join(", ") || "no answer"})`.slice(0, 300), now),
-    ];
+    return {
+      event: null,
+      statements: [
+        db
+          .prepare(
+            `INSERT INTO reputation_checks (subject, list, state, checked_at, error, error_at) VALUES (?, ?, 'unknown', ?, ?, ?)
+             ON CONFLICT (subject, list) DO UPDATE SET checked_at = excluded.checked_at, error = excluded.error, error_at = excluded.error_at`,
+          )
+          .bind(next.subject, next.list, now, `${next.meaning} (${next.codes.join(", ") || "no answer"})`.slice(0, 300), now),
+      ],
+    };
   }
-  const changed = prev?.state !== next.state;
-  const out = [
-    db
-      .prepare(
-        `INSERT INTO reputation_checks (subject, list, state, codes, meaning, checked_at, changed_at, error, error_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)
-         ON CONFLICT (subject, list) DO UPDATE SET state = excluded.state, codes = excluded.codes, meaning = excluded.meaning,
-           checked_at = excluded.checked_at, changed_at = CASE WHEN reputation_checks.state = excluded.state THEN reputation_checks.changed_at ELSE excluded.changed_at END,
-           error = NULL, error_at = NULL`,
-      )
-      .bind(next.subject, next.list, next.state, next.codes.join(",") || null, next.state === "listed" ? next.meaning : null, now, now),
-  ];
-  // The first successful answer that is "clear" is not news; "listed" always is, and so is any change after that.
-  const event = next.state === "listed" ? (changed ? "reputation.listed" : null) : prev?.state === "listed" ? "reputation.delisted" : null;
-  if (event) {
-    out.push(
-      db
-        .prepare("INSERT INTO reputation_events (type, subject, list, codes, meaning, tenant_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(event, next.subject, next.list, next.codes.join(",") || prev?.codes || null, next.state === "listed" ? next.meaning : prev?.meaning ?? null, next.tenantId, now),
-    );
-  }
-  return out;
+  // The first successful answer that is "clear" is not news; "listed" always is, and so is listed → clear.
+  const event =
+    next.state === "listed"
+      ? db
+          .prepare(
+            `INSERT INTO reputation_events (type, subject, list, codes, meaning, tenant_id, at)
+             SELECT 'reputation.listed', ?1, ?2, ?3, ?4, ?5, ?6
+              WHERE NOT EXISTS (SELECT 1 FROM reputation_checks WHERE subject = ?1 AND list = ?2 AND state = 'listed')`,
+          )
+          .bind(next.subject, next.list, next.codes.join(",") || null, next.meaning, next.tenantId, now)
+      : db
+          .prepare(
+            `INSERT INTO reputation_events (type, subject, list, codes, meaning, tenant_id, at)
+             SELECT 'reputation.delisted', subject, list, codes, meaning, ?3, ?4 FROM reputation_checks
+              WHERE subject = ?1 AND list = ?2 AND state = 'listed'`,
+          )
+          .bind(next.subject, next.list, next.tenantId, now);
+  const upsert = db
+    .prepare(
+      `INSERT INTO reputation_checks (subject, list, state, codes, meaning, checked_at, changed_at, error, error_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)
+       ON CONFLICT (subject, list) DO UPDATE SET state = excluded.state, codes = excluded.codes, meaning = excluded.meaning,
+         checked_at = excluded.checked_at, changed_at = CASE WHEN reputation_checks.state = excluded.state THEN reputation_checks.changed_at ELSE excluded.changed_at END,
+         error = NULL, error_at = NULL`,
+    )
+    .bind(next.subject, next.list, next.state, next.codes.join(",") || null, next.state === "listed" ? next.meaning : null, now, now);
+  return { statements: [event, upsert], event };
 }
 
 export async function pendingReputationEvents(db: D1Database, limit = 100): Promise<ReputationEventRow[]> {

@@ -122,6 +122,17 @@ describe("blocklist watch over DoH", () => {
     expect(o.subjects.some((x) => x.subject.startsWith("10."))).toBe(false);
   });
 
+  it("records a listing once when two runs race over the same subject", async () => {
+    const ip = randomIp();
+    expect((await call("/admin/reputation/subjects", { method: "POST", key: ADMIN_TOKEN, json: { subject: ip } })).status).toBe(201);
+    await a(`${rev(ip)}.b.barracudacentral.org`, "127.0.0.2");
+    const now = Date.now() + 9 * 3600_000;
+    const runs = await Promise.all([runReputationWatch(env, now), runReputationWatch(env, now), runReputationWatch(env, now)]);
+    expect(runs.reduce((s, r) => s + r.events, 0)).toBeGreaterThanOrEqual(1);
+    const rows = await env.DB.prepare("SELECT type FROM reputation_events WHERE subject = ? AND list = 'barracuda'").bind(ip).all<{ type: string }>();
+    expect(rows.results.map((r) => r.type)).toEqual(["reputation.listed"]);
+  });
+
   it("refuses bad subjects with the closed error codes", async () => {
     for (const [json, code] of [
       [{ subject: "not an ip" }, "invalid_field"],
