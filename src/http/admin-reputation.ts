@@ -64,8 +64,11 @@ adminReputation.get("/admin/reputation", async (c) => {
     reputationHistory(c.env.DB, 20),
     recentFailureEvents(c.env.DB, now - BOUNCE_SIGNAL_WINDOW_MS, BOUNCE_SIGNAL_EVENTS),
   ]);
+  // Checks of subjects no longer watched (a removed sender domain) stay in the table but are not shown.
+  const watched = new Set(subjects.map((x) => x.subject));
+  const current = checks.filter((k) => watched.has(k.subject));
   const bySubject = new Map<string, typeof checks>();
-  for (const k of checks) if (k.list !== SPF_LEARN_LIST) bySubject.set(k.subject, [...(bySubject.get(k.subject) ?? []), k]);
+  for (const k of current) if (k.list !== SPF_LEARN_LIST) bySubject.set(k.subject, [...(bySubject.get(k.subject) ?? []), k]);
   const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
   return c.json({
     lists: cfg.lists.map((l) => ({ name: l.name, zone: l.zone, kind: l.kind, blocking: l.blocking === true })),
@@ -76,7 +79,7 @@ adminReputation.get("/admin/reputation", async (c) => {
       tenant_id: s.tenantId,
       checks: (bySubject.get(s.subject) ?? []).map((k) => ({ list: k.list, state: k.state, codes: k.codes ? k.codes.split(",") : [], meaning: k.meaning, checked_at: iso(k.checked_at), changed_at: iso(k.changed_at), error: k.error })),
     })),
-    listings: checks.filter((k) => k.state === "listed").map((k) => ({ subject: k.subject, list: k.list, codes: k.codes ? k.codes.split(",") : [], meaning: k.meaning, since: iso(k.changed_at), blocking: cfg.lists.find((l) => l.name === k.list)?.blocking === true })),
+    listings: current.filter((k) => k.state === "listed").map((k) => ({ subject: k.subject, list: k.list, codes: k.codes ? k.codes.split(",") : [], meaning: k.meaning, since: iso(k.changed_at), blocking: cfg.lists.find((l) => l.name === k.list)?.blocking === true })),
     history: history.map(historyJson),
     bounce_signal: bounceSignals(failures, { warnShare: cfg.bounceWarnShare, alertShare: cfg.bounceAlertShare, minFailures: cfg.bounceMinFailures }),
   });

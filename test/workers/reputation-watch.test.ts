@@ -96,6 +96,11 @@ describe("blocklist watch over DoH", () => {
     const removed = await call(`/admin/reputation/subjects/${refusedIp}`, { method: "DELETE", key: ADMIN_TOKEN });
     await checkResponse(removed, "DELETE", `/admin/reputation/subjects/${refusedIp}`);
     expect((await overview()).subjects.some((x) => x.subject === refusedIp)).toBe(false);
+    // A sender domain removed from its tenant is no longer watched, and its old listing is no longer shown.
+    expect((await call(`/admin/tenants/${tenantId}/domains/${domain}`, { method: "DELETE", key: ADMIN_TOKEN })).status).toBe(200);
+    o = await overview();
+    expect(o.listings.some((l) => l.subject === domain)).toBe(false);
+    expect(o.subjects.some((x) => x.subject === domain)).toBe(false);
   });
 
   it("learns sending IPs from SPF and keeps each run within its query budget", async () => {

@@ -62,9 +62,11 @@ export async function reputationPage(env: Env, tenant: TenantScope, now = Date.n
     dmarcFailingSources(env.DB, since, t, 30),
     tlsDomainSummaries(env.DB, since, t),
   ]);
+  const watched = new Set(subjects.map((x) => x.subject));
+  const current = checks.filter((c) => watched.has(c.subject));
   const signals = bounceSignals(failures, { warnShare: cfg.bounceWarnShare, alertShare: cfg.bounceAlertShare, minFailures: cfg.bounceMinFailures });
   return html`<div class="head"><h1>Reputation</h1></div>
-  ${listingsPanel(cfg, checks, subjects)}
+  ${listingsPanel(cfg, current, subjects)}
   <section class="panel" aria-labelledby="h-history"><h2 id="h-history">Listing history</h2>
     ${history.length
       ? html`<div class="table-wrap"><table id="history"><thead><tr><th>When</th><th>Event</th><th>Subject</th><th>List</th><th>Meaning</th></tr></thead><tbody>
