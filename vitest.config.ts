@@ -37,6 +37,9 @@ export default defineConfig({
                 // Upstream relay credentials referenced from a route URL as ${SMTP_TEST_USER}:${SMTP_TEST_PASS}.
                 SMTP_TEST_USER: "relay-user",
                 SMTP_TEST_PASS: "s3cret:with/odd@chars",
+                // Local switches (issue 15): the peers are on loopback; test domains are never DNS-verified.
+                ALLOW_PRIVATE_DESTINATIONS: "127.0.0.0/8,::1/128",
+                REQUIRE_VERIFIED_DOMAINS: "false",
               },
               // Cloudflare Email Service binding for the `cloudflare:` route kind (simulated locally by Miniflare).
               email: { send_email: [{ name: "EMAIL", allowed_destination_addresses: ["ok@cf-route.example", "also-ok@cf-route.example"] }] },

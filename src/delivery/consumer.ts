@@ -21,9 +21,11 @@ import { addSuppressionStatement } from "../store/suppressions";
 import { composeDsn, type DsnRecipient } from "./dsn";
 import { isReturnPathAddress } from "../mime/return-path";
 import { enqueueJobs, jobStream } from "./enqueue";
+import { announceParked, announceWait, waitFromPostponement } from "./waits";
 import { isReleaseRequest, parkJobs, releaseParkedJobs, streamGateKey, streamGatePolicy, type ReleaseRequest } from "./streams";
 import { streamSettings, type StreamSettings } from "../store/streams";
 import { isDeliveryJob, type DeliveryJob } from "./job";
+import { destinationAllowed } from "./private-networks";
 import { DnsFailure, DohResolver } from "./mx";
 import { isHardAddressBounce, isThrottleReply, retryDelaySeconds, retryHintSeconds } from "./retry";
 import { resolveSmtpHop, RouteError, selectRouteSet, type RouteCandidate } from "./routes";
@@ -163,6 +165,12 @@ async function targetsFor(env: Env, config: RelayConfig, route: RouteCandidate, 
     }
   }
   if (!endpoints.length) throw lastDns ?? new DnsFailure(`no MX host of ${destination} has an address`, false, "4.4.4");
+  // A domain can publish loopback, private or metadata addresses as its mail hosts: never connect there.
+  const allowed = endpoints.filter((ep) => destinationAllowed(ep.address, config.allowPrivateDestinations));
+  if (!allowed.length) {
+    throw new DnsFailure(`every address of the mail hosts of ${destination} is non-public (${endpoints.map((ep) => ep.address).join(", ")}); refused (ALLOW_PRIVATE_DESTINATIONS)`, true, "5.4.4");
+  }
+  endpoints.splice(0, endpoints.length, ...allowed);
   const preset = presetForMxHosts(mx.map((h) => h.host));
   const key = preset ? `provider:${preset.name}` : destination;
   return [{ gateKey: key, policy: policyFor(config, key, route, preset?.policy), label: mx.map((h) => h.host).join(","), endpoints }];
@@ -637,7 +645,9 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
   const unfinished = work.filter((w) => w.pending.length);
   const settings = unfinished.length ? await streamSettings(env.DB, unfinished.map((w) => w.job.tenantId)) : new Map<string, StreamSettings>();
   const paused = new Set(unfinished.filter((w) => settings.get(`${w.job.tenantId}|${jobStream(w.job)}`)?.paused));
-  await parkJobs(env, [...paused].map((w) => ({ ...w.job, recipients: w.pending })));
+  const parked = [...paused].map((w) => ({ ...w.job, recipients: w.pending }));
+  await parkJobs(env, parked);
+  await announceParked(env.DB, parked, Date.now());
   const live = unfinished.filter((w) => !paused.has(w));
   await applyStreamLimits(env, settings, live, holder);
 
@@ -785,7 +795,10 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
         // Looked at again after the gate's wait or the first retry step, whichever is sooner, so an operator's
         // reset of a paused or open gate takes effect without waiting out the whole window.
         const d = Math.max(1, Math.ceil(Math.min(w.notAttemptedAfterMs, deadline - now, (schedule[0] ?? 60) * 1000) / 1000));
-        requeue.push(nextJob({ ...job, recipients: w.notAttempted }, d, now));
+        // Issue 22: the wait shows on the recipient (a `waiting` event with reason and next try, once per wait).
+        const waited = announceWait(env.DB, { ...job, recipients: w.notAttempted }, waitFromPostponement(w.notAttemptedWhy, w.notAttemptedAfterMs, now), now);
+        statements.push(...waited.statements);
+        requeue.push(nextJob(waited.job, d, now));
       }
     }
     if (deferred.length) requeue.push(nextJob({ ...job, recipients: deferred, attempt }, delaySeconds, now));

@@ -34,6 +34,8 @@ export interface DeliveryJob {
    * (12 h): the consumer re-enqueues the job until it is due.
    */
   dueAt?: number;
+  /** The wait last announced with a `waiting` event (see waits.ts): `reason|scope` and its announced end. */
+  waiting?: { key: string; until: number | null };
 }
 
 export function isDeliveryJob(x: unknown): x is DeliveryJob {

@@ -51,6 +51,7 @@ button.danger{background:var(--panel);color:var(--bad);border-color:var(--line)}
 label{font-size:13px;color:var(--muted);display:flex;flex-direction:column;gap:4px}
 .formrow{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-end}
 .notice{padding:10px 12px;border-radius:8px;background:#e7f5ff;color:#1c4f80;margin-bottom:12px}
+.freshness{font-size:13px;margin:-4px 0 12px}.freshness.behind{padding:8px 12px;border-radius:8px;background:#fff3bf;color:#7a4b00}
 .notice.error{background:#ffe3e3;color:#8b1a1a}
 figure.chart{margin:0}figure.chart svg{width:100%;height:auto;display:block}
 .chart .grid{stroke:var(--line);stroke-width:1}.chart .axis{fill:var(--muted);font-size:11px}

@@ -5,7 +5,7 @@
  * Asynchronous bounces: a recipient the relay already recorded `delivered` (the next hop said 250) can later
  * be returned by a mailbox further down the line. `recordOutcome` never moves a recipient out of a final state
  * (that protects against late duplicate queue outcomes), so this module has its own transition: `delivered`
- * (or a still pending `queued`/`deferred`) → `bounced`, with the reported status, and an event of type
+ * (handed to the next hop; never a queued, deferred or scheduled one) → `bounced`, with the reported status, and an event of type
  * `bounced` whose data says `async: true`. A recipient already `bounced` is left alone and no second event is
  * written, which makes a repeated report (Email Routing retries, our own DSN coming back) a no-op. Complaints
  * and auto-replies are events only: they do not change where a recipient stands.
@@ -67,6 +67,22 @@ export async function findRecipientsByMessageIdHeader(db: D1Database, messageIdH
   return results.map(toRef);
 }
 
+/**
+ * Every recipient of the tenant's message(s) with this Message-ID whose From is at `fromDomain`: what a returned
+ * original signed by this relay speaks for (its signed From and Message-ID).
+ */
+export async function findRecipientsBySignedOriginal(db: D1Database, messageIdHeader: string, fromDomain: string, tenantId: string): Promise<RecipientRef[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT ${REF_COLUMNS}, m.header_from AS header_from FROM messages m JOIN recipients r ON r.message_id = m.id
+        WHERE m.message_id_header = ? AND m.tenant_id = ? ORDER BY m.id DESC, r.idx LIMIT 200`,
+    )
+    .bind(messageIdHeader, tenantId)
+    .all<RefRow & { header_from: string | null }>();
+  const domain = fromDomain.toLowerCase();
+  return results.filter((r) => (r.header_from ?? "").toLowerCase().endsWith(`@${domain}`)).map(toRef);
+}
+
 /** The tenant's most recent message to `address` (any letter case) accepted after `since` (epoch ms). */
 export async function findLatestRecipientByAddress(db: D1Database, tenantId: string, address: string, since: number): Promise<RecipientRef | null> {
   const row = await db
@@ -115,7 +131,21 @@ export interface ReportedFailure {
   attribution: string;
 }
 
-const OPEN_OR_DELIVERED = "('delivered', 'queued', 'deferred')";
+/**
+ * Recipients a report may concern: those already handed to a next hop. A queued, deferred or scheduled recipient
+ * has not left the relay, so a report naming it is forged or mistaken, and must not cancel it (issue 15).
+ * (`sending` is the in-flight state where the ledger records one.)
+ */
+const HANDED_OFF = "('delivered', 'sending')";
+
+/**
+ * The condition for a complaint or auto-reply event: the recipient was handed to a next hop (it may since have
+ * bounced asynchronously) and has no event of this type yet.
+ */
+function onceForHandedOff(type: "complained" | "auto_replied"): string {
+  return `EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = ? AND r.idx = ? AND r.status IN ('delivered', 'sending', 'bounced')
+            AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = r.message_id AND e.recipient_idx = r.idx AND e.type = '${type}'))`;
+}
 
 /** An event row inserted only when `condition` (SQL over `recipients` for this message and idx) holds. */
 function conditionalEvent(
@@ -169,13 +199,13 @@ export async function recordAsyncBounce(db: D1Database, ref: RecipientRef, f: Re
         host: f.remoteMta,
         data: { async: true, reason: f.reason, hard: f.hard, reported_recipient: f.reportedAddress, attribution: f.attribution },
       },
-      `EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND idx = ? AND status IN ${OPEN_OR_DELIVERED})`,
+      `EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND idx = ? AND status IN ${HANDED_OFF})`,
     ),
     db
       .prepare(
         `UPDATE recipients SET status = 'bounced', last_code = ?, last_enhanced = ?, last_text = ?, next_attempt_at = NULL,
                 updated_at = ?, final_at = COALESCE(final_at, ?)
-          WHERE message_id = ? AND idx = ? AND status IN ${OPEN_OR_DELIVERED}`,
+          WHERE message_id = ? AND idx = ? AND status IN ${HANDED_OFF}`,
       )
       .bind(f.replyCode, f.status || null, text, at, at, ref.messageId, ref.idx),
   ];
@@ -216,7 +246,7 @@ export async function recordComplaint(db: D1Database, ref: RecipientRef, c: Repo
       "complained",
       at,
       { text: `feedback-type: ${c.feedbackType}`, data: { feedback_type: c.feedbackType, reported_recipient: c.reportedAddress, attribution: c.attribution } },
-      `NOT EXISTS (SELECT 1 FROM events WHERE message_id = ? AND recipient_idx = ? AND type = 'complained')`,
+      onceForHandedOff("complained"),
     ),
   ]);
   const recorded = (event?.meta.changes ?? 0) > 0;
@@ -243,14 +273,14 @@ export async function recordAutoReply(db: D1Database, ref: RecipientRef, a: { re
       "auto_replied",
       at,
       { text: a.subject ? a.subject.slice(0, 300) : null, data: { reason: a.reason, from: a.from, attribution: a.attribution } },
-      `NOT EXISTS (SELECT 1 FROM events WHERE message_id = ? AND recipient_idx = ? AND type = 'auto_replied')`,
+      onceForHandedOff("auto_replied"),
     ),
   ]);
   return (event?.meta.changes ?? 0) > 0;
 }
 
 export type InboundKind = "bounce" | "complaint" | "auto_reply" | "delivery_report" | "unknown" | "unsubscribe" | "forward" | "srs_bounce" | "rejected" | "dmarc_report" | "tls_report";
-export type InboundOutcome = "recorded" | "duplicate" | "unattributed" | "forwarded" | "rejected" | "ignored";
+export type InboundOutcome = "recorded" | "duplicate" | "unattributed" | "unverified" | "forwarded" | "rejected" | "ignored";
 
 export interface InboundLogEntry {
   at?: number;

@@ -1,7 +1,7 @@
 /** Messages, recipients and events in D1: all SQL for the mail record lives here. */
 
 export type RecipientStatus = "queued" | "deferred" | "delivered" | "bounced" | "expired" | "suppressed" | "failed";
-export type EventType = RecipientStatus | "accepted" | "complained" | "opened" | "clicked" | "auto_replied";
+export type EventType = RecipientStatus | "accepted" | "complained" | "opened" | "clicked" | "auto_replied" | "waiting";
 export const FINAL_STATUSES: readonly RecipientStatus[] = ["delivered", "bounced", "expired", "suppressed", "failed"];
 
 export interface NewMessage {

@@ -9,6 +9,9 @@ export const SEARCH_LIMIT = 50;
 export interface MessageSummary {
   id: string;
   tenantId: string;
+  /** The From header's address, as the sender wrote it (null only for rows written without one). */
+  headerFrom: string | null;
+  /** The envelope sender (return path): with VERP a bounce+… address, so the list shows `headerFrom`. */
   mailFrom: string;
   subject: string | null;
   createdAt: number;
@@ -17,7 +20,7 @@ export interface MessageSummary {
   status: string;
 }
 
-const SUMMARY_COLUMNS = `m.id, m.tenant_id, m.mail_from, m.subject, m.created_at,
+const SUMMARY_COLUMNS = `m.id, m.tenant_id, m.header_from, m.mail_from, m.subject, m.created_at,
   (SELECT COUNT(*) FROM recipients x WHERE x.message_id = m.id) AS rcpt_count,
   (SELECT x.address FROM recipients x WHERE x.message_id = m.id ORDER BY x.idx LIMIT 1) AS first_rcpt,
   (SELECT group_concat(x.status) FROM recipients x WHERE x.message_id = m.id) AS statuses`;
@@ -25,6 +28,7 @@ const SUMMARY_COLUMNS = `m.id, m.tenant_id, m.mail_from, m.subject, m.created_at
 interface SummaryRow {
   id: string;
   tenant_id: string;
+  header_from: string | null;
   mail_from: string;
   subject: string | null;
   created_at: number;
@@ -37,6 +41,7 @@ function toSummary(r: SummaryRow): MessageSummary {
   return {
     id: r.id,
     tenantId: r.tenant_id,
+    headerFrom: r.header_from,
     mailFrom: r.mail_from,
     subject: r.subject,
     createdAt: r.created_at,

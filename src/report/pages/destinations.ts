@@ -1,7 +1,9 @@
 /** Destinations: per recipient domain and per next hop, with the DomainGate's state for the busiest domains. */
 import { html } from "hono/html";
 import { destinations, type DestinationRow, type ReportWindow, type TenantScope } from "../../store/report";
+import { rollupFreshness } from "../../store/rollup-freshness";
 import { fmtCount, fmtDuration, fmtRate } from "../format";
+import { freshnessNote } from "../freshness";
 import { href, type Html } from "../layout";
 import { windowPicker } from "./overview";
 
@@ -52,13 +54,15 @@ function table(rows: DestinationRow[], level: "domain" | "route", gates: Map<str
 }
 
 export async function destinationsPage(env: Env, tenant: TenantScope, window: ReportWindow, now = Date.now()): Promise<Html> {
-  const [domains, routes] = await Promise.all([
+  const [domains, routes, freshness] = await Promise.all([
     destinations(env.DB, tenant, "domain", window, 100, now),
     destinations(env.DB, tenant, "route", window, 50, now),
+    rollupFreshness(env.DB, now),
   ]);
   const gates = new Map<string, GateSummary | null>();
   await Promise.all(domains.slice(0, GATE_LOOKUPS).map(async (d) => gates.set(d.key, await gateSummary(env, d.key))));
   return html`<div class="head"><h1>Destinations</h1>${windowPicker("/dashboard/destinations", tenant, window)}</div>
+  ${freshnessNote(freshness)}
   <section class="panel" aria-labelledby="h-domains"><h2 id="h-domains">By recipient domain</h2>${table(domains, "domain", gates)}
     <p class="muted">Gate: the DomainGate's current state (rate, pause, circuit) for the ${GATE_LOOKUPS} busiest domains.</p></section>
   <section class="panel" aria-labelledby="h-routes"><h2 id="h-routes">By next hop</h2>${table(routes, "route", gates)}</section>

@@ -3,6 +3,8 @@ import { html } from "hono/html";
 import { getMessage } from "../../store/messages";
 import { SEARCH_FIELDS, searchMessages, type SearchField } from "../../store/report-messages";
 import { ALL_TENANTS, type TenantScope } from "../../store/report";
+import { rollupFreshness } from "../../store/rollup-freshness";
+import { freshnessNote } from "../freshness";
 import { fmtCount, fmtTimeSeconds } from "../format";
 import { href, type Html } from "../layout";
 
@@ -27,7 +29,12 @@ export function guessField(term: string): SearchField | null {
 export async function messagesPage(db: D1Database, tenant: TenantScope, fieldParam: string, termParam: string): Promise<Html> {
   const term = termParam.trim().slice(0, 320);
   const field = (SEARCH_FIELDS as readonly string[]).includes(fieldParam) ? (fieldParam as SearchField) : guessField(term);
-  const results = await searchMessages(db, tenant, term ? field : null, term);
+  const byTag = Boolean(term) && field === "tag";
+  const [results, freshness] = await Promise.all([
+    searchMessages(db, tenant, term ? field : null, term),
+    // The tag index is filled by the rollups, so a tag search is as current as they are.
+    byTag ? rollupFreshness(db) : null,
+  ]);
   return html`<div class="head"><h1>Messages</h1></div>
   <section class="panel"><form class="formrow" id="message-search" method="get" action="/dashboard/messages" role="search" aria-label="Search messages">
     ${tenant !== ALL_TENANTS ? html`<input type="hidden" name="tenant" value="${tenant}">` : ""}
@@ -35,11 +42,12 @@ export async function messagesPage(db: D1Database, tenant: TenantScope, fieldPar
     <label>Value<input type="search" name="q" value="${term}" placeholder="id, address, tag, status or stream" size="34"></label>
     <button type="submit">Search</button>
   </form></section>
+  ${freshness ? freshnessNote(freshness) : ""}
   <section class="panel" aria-labelledby="h-results"><h2 id="h-results">${term && field ? html`${fmtCount(results.length)} found for ${FIELD_LABELS[field].toLowerCase()} “${term}”` : "Newest messages"}</h2>
   ${results.length
     ? html`<div class="table-wrap"><table><thead><tr><th>Accepted (UTC)</th><th>Status</th><th>From</th><th>To</th><th>Subject</th><th>Tenant</th></tr></thead><tbody>
       ${results.map(
-        (m) => html`<tr><td class="mono nowrap"><a href="${href(`/dashboard/messages/${encodeURIComponent(m.id)}`, tenant)}">${fmtTimeSeconds(m.createdAt)}</a></td><td>${statusBadge(m.status)}</td><td class="mono">${m.mailFrom}</td><td class="mono">${m.firstRecipient ?? ""}${m.recipientCount > 1 ? html` <span class="muted">+${m.recipientCount - 1}</span>` : ""}</td><td>${m.subject ?? html`<span class="muted">(no subject)</span>`}</td><td class="mono">${m.tenantId}</td></tr>`,
+        (m) => html`<tr><td class="mono nowrap"><a href="${href(`/dashboard/messages/${encodeURIComponent(m.id)}`, tenant)}">${fmtTimeSeconds(m.createdAt)}</a></td><td>${statusBadge(m.status)}</td><td class="mono">${m.headerFrom ?? html`<span class="muted" title="envelope sender">${m.mailFrom}</span>`}</td><td class="mono">${m.firstRecipient ?? ""}${m.recipientCount > 1 ? html` <span class="muted">+${m.recipientCount - 1}</span>` : ""}</td><td>${m.subject ?? html`<span class="muted">(no subject)</span>`}</td><td class="mono">${m.tenantId}</td></tr>`,
       )}
       </tbody></table></div>`
     : html`<p class="muted">No messages match.</p>`}
@@ -54,8 +62,8 @@ export async function messagePage(db: D1Database, tenant: TenantScope, id: strin
     <section class="panel" aria-labelledby="h-msg"><h2 id="h-msg">Message</h2><dl class="kv">
       <dt>Id</dt><dd class="mono">${m.id}</dd>
       <dt>Tenant</dt><dd class="mono">${m.tenant_id}</dd>
-      <dt>Envelope sender</dt><dd class="mono">${m.mail_from}</dd>
       <dt>From header</dt><dd class="mono">${m.header_from ?? ""}</dd>
+      <dt>Envelope sender (return path)</dt><dd class="mono">${m.mail_from || "<> (null sender)"}</dd>
       <dt>Message-ID</dt><dd class="mono">${m.message_id_header ?? ""}</dd>
       <dt>Accepted</dt><dd>${fmtTimeSeconds(m.created_at)} UTC</dd>
       <dt>Stream</dt><dd>${m.stream}</dd>

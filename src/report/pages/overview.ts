@@ -12,7 +12,9 @@ import {
   type ReportWindow,
   type TenantScope,
 } from "../../store/report";
+import { rollupFreshness } from "../../store/rollup-freshness";
 import { seriesChart } from "../chart";
+import { freshnessNote } from "../freshness";
 import { fmtAgo, fmtCount, fmtDuration, fmtRate, fmtTime } from "../format";
 import { href, type Html } from "../layout";
 
@@ -30,17 +32,19 @@ function rateRow(label: string, value: number | null, ok: boolean | null, target
 }
 
 export async function overviewPage(db: D1Database, tenant: TenantScope, window: ReportWindow, now = Date.now()): Promise<Html> {
-  const [totals, series, latency, queue] = await Promise.all([
+  const [totals, series, latency, queue, freshness] = await Promise.all([
     windowTotals(db, tenant, window, now),
     windowSeries(db, tenant, window, now),
     windowLatency(db, tenant, window, now),
     queueHealth(db, tenant),
+    rollupFreshness(db, now),
   ]);
   const rates = deliveryRates(totals);
   const card = (label: string, type: string, sub: string) =>
     html`<div class="card" data-metric="${type}"><div class="label">${label}</div><div class="value">${fmtCount(totals[type])}</div><div class="sub">${sub}</div></div>`;
   const oldest = queue.oldestPending;
   return html`<div class="head"><h1>Overview <span class="muted">· ${WINDOW_LABELS[window]}</span></h1>${windowPicker("/dashboard", tenant, window)}</div>
+  ${freshnessNote(freshness)}
   <div class="cards">
     ${card("Accepted", "accepted", "messages")}
     ${card("Delivered", "delivered", "recipients")}

@@ -12,6 +12,8 @@ import { unstable_startWorker } from "wrangler";
 
 export interface TestRelay {
   url: URL;
+  /** The directory holding the Worker's local D1/Queues/R2/Durable Object state (`wrangler ... --persist-to`). */
+  persist: string;
   adminToken: string;
   /** Creates a tenant that may send from `domains` and returns one API key of it. */
   createTenant(domains: string[]): Promise<{ tenantId: string; key: string }>;
@@ -22,9 +24,12 @@ export interface TestRelay {
 
 const WRANGLER = resolve("node_modules/wrangler/bin/wrangler.js");
 
-/** Starts the Worker with `vars` over wrangler.toml's (NEXT_HOP_URL at least). */
-export async function startRelay(vars: Record<string, string>): Promise<TestRelay> {
-  const persist = mkdtempSync(join(tmpdir(), "edge-relay-bridge-test-"));
+/**
+ * Starts the Worker with `vars` over wrangler.toml's (NEXT_HOP_URL at least). With `persist`, on that state
+ * directory (a restart of an earlier relay's runtime), which dispose() then leaves in place.
+ */
+export async function startRelay(vars: Record<string, string>, options: { persist?: string } = {}): Promise<TestRelay> {
+  const persist = options.persist ?? mkdtempSync(join(tmpdir(), "edge-relay-bridge-test-"));
   // The wrangler CLI needs Node 22.12+; run it on the Node that runs the tests (node@22 from node_modules).
   const migrate = spawnSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
     env: { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" },
@@ -34,7 +39,14 @@ export async function startRelay(vars: Record<string, string>): Promise<TestRela
 
   const adminToken = `bridge-test-admin-${randomBytes(8).toString("hex")}`;
   const bindings: Record<string, { type: "plain_text"; value: string }> = {};
-  for (const [name, value] of Object.entries({ ADMIN_TOKEN: adminToken, RETRY_SCHEDULE_SECONDS: "1", ...vars })) {
+  for (const [name, value] of Object.entries({
+    ADMIN_TOKEN: adminToken,
+    RETRY_SCHEDULE_SECONDS: "1",
+    // Local switches (issue 15): peers on loopback, sender domains never DNS-verified.
+    ALLOW_PRIVATE_DESTINATIONS: "127.0.0.0/8,::1/128",
+    REQUIRE_VERIFIED_DOMAINS: "false",
+    ...vars,
+  })) {
     bindings[name] = { type: "plain_text", value };
   }
   const worker = await unstable_startWorker({
@@ -64,6 +76,7 @@ export async function startRelay(vars: Record<string, string>): Promise<TestRela
   let tenants = 0;
   return {
     url,
+    persist,
     adminToken,
     call,
     async createTenant(domains) {
@@ -76,7 +89,7 @@ export async function startRelay(vars: Record<string, string>): Promise<TestRela
     },
     async dispose() {
       await worker.dispose();
-      rmSync(persist, { recursive: true, force: true });
+      if (!options.persist) rmSync(persist, { recursive: true, force: true });
     },
   };
 }
