@@ -4,6 +4,7 @@
  */
 
 import { DEFAULT_GATE_POLICY, parsePartialPolicy, type GatePolicy } from "./gate/policy";
+import { isIpv4, parseDnsLists, type DnsList } from "./reputation/dns-lists";
 import { parseCidr } from "./delivery/private-networks";
 
 /** Cloudflare Queues accept messages up to 128 KB; keep headroom for the job's JSON envelope. */
@@ -214,4 +215,80 @@ function parseSchedule(value: string | undefined): number[] {
     throw new ConfigError(`RETRY_SCHEDULE_SECONDS must be comma-separated non-negative seconds, got ${JSON.stringify(value)}`);
   }
   return parts;
+}
+
+/** Settings of the reputation watch (issue 20), read apart from loadConfig so a bad list never stops delivery. */
+export interface ReputationConfig {
+  lists: DnsList[];
+  /** Sending IPs the operator lists (REPUTATION_IPS): `ip` or `label=ip`, e.g. the upstream relay's egress. */
+  ips: { ip: string; label: string | null }[];
+  /** Extra domains to watch against domain lists (link and tracking domains); sender domains are always watched. */
+  domains: string[];
+  /** DNS queries per cron run, all lists together; the rest wait for the next run (oldest check first). */
+  queriesPerRun: number;
+  /** A (subject, list) pair is asked again after this long. */
+  checkIntervalSeconds: number;
+  /** Learn single ip4: addresses from the sender domains' SPF records. */
+  learnSpf: boolean;
+  /** Bounce-side signal: a provider is flagged when this share of its recent failures are reputation-type. */
+  bounceWarnShare: number;
+  bounceAlertShare: number;
+  /** ... and it had at least this many failures in the window (no alarms on 1 of 2). */
+  bounceMinFailures: number;
+  /** DMARC and TLS reports are deleted this long after their period ended. */
+  reportRetentionDays: number;
+}
+
+/** Spamhaus' free-use terms and similar lists expect modest volumes; 30 queries per 5-minute run is ~9k a day. */
+export const DEFAULT_REPUTATION_QUERIES_PER_RUN = 30;
+/** Listings change on the order of hours; asking each pair hourly finds one within the hour. */
+export const DEFAULT_REPUTATION_CHECK_INTERVAL_SECONDS = 3600;
+
+function share(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new ConfigError(`${name} must be a number above 0 and at most 1, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Reads the REPUTATION_* settings; throws ConfigError naming the bad one. */
+export function loadReputationConfig(env: Env): ReputationConfig {
+  const e = env as unknown as Record<string, string | undefined>;
+  let lists: DnsList[];
+  try {
+    lists = parseDnsLists(e.REPUTATION_LISTS);
+  } catch (err) {
+    throw new ConfigError(err instanceof Error ? err.message : String(err));
+  }
+  const ips = (e.REPUTATION_IPS ?? "")
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((entry) => {
+      const eq = entry.lastIndexOf("=");
+      const ip = entry.slice(eq + 1);
+      const label = eq > 0 ? entry.slice(0, eq) : null;
+      if (!isIpv4(ip) || (label !== null && !/^[\w.:-]{1,64}$/.test(label))) throw new ConfigError(`REPUTATION_IPS: ${JSON.stringify(entry)} is not an IPv4 address or label=address`);
+      return { ip, label };
+    });
+  const domains = (e.REPUTATION_DOMAINS ?? "")
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((d) => {
+      const v = d.toLowerCase().replace(/\.$/, "");
+      if (!/^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(v)) throw new ConfigError(`REPUTATION_DOMAINS: ${JSON.stringify(d)} is not a domain`);
+      return v;
+    });
+  const warn = share("REPUTATION_BOUNCE_WARN_SHARE", e.REPUTATION_BOUNCE_WARN_SHARE, 0.1);
+  return {
+    lists,
+    ips,
+    domains,
+    queriesPerRun: positiveInt("REPUTATION_QUERIES_PER_RUN", e.REPUTATION_QUERIES_PER_RUN, DEFAULT_REPUTATION_QUERIES_PER_RUN),
+    checkIntervalSeconds: positiveInt("REPUTATION_CHECK_INTERVAL_SECONDS", e.REPUTATION_CHECK_INTERVAL_SECONDS, DEFAULT_REPUTATION_CHECK_INTERVAL_SECONDS),
+    learnSpf: (e.REPUTATION_LEARN_SPF ?? "true").toLowerCase() !== "false",
+    bounceWarnShare: warn,
+    bounceAlertShare: Math.max(warn, share("REPUTATION_BOUNCE_ALERT_SHARE", e.REPUTATION_BOUNCE_ALERT_SHARE, 0.25)),
+    bounceMinFailures: positiveInt("REPUTATION_BOUNCE_MIN_FAILURES", e.REPUTATION_BOUNCE_MIN_FAILURES, 20),
+    reportRetentionDays: positiveInt("REPUTATION_REPORT_RETENTION_DAYS", e.REPUTATION_REPORT_RETENTION_DAYS, 180),
+  };
 }

@@ -11,6 +11,7 @@ import { handleWebhookBatch } from "./webhooks/consumer";
 import { emitNewEventsLogged } from "./webhooks/emit";
 import { withMetering } from "./metering";
 import { expireAudit } from "./store/audit";
+import { runReputationWatchLogged } from "./reputation/monitor";
 
 export { DomainGate } from "./gate/domain-gate";
 
@@ -31,6 +32,7 @@ export default withMetering({
     ctx.waitUntil(runAcceptHousekeeping(env));
     ctx.waitUntil(runReportHousekeeping(env));
     ctx.waitUntil(runInboundHousekeeping(env));
+    ctx.waitUntil(runReputationWatchLogged(env));
     ctx.waitUntil(emitNewEventsLogged(env));
     ctx.waitUntil(expireAudit(env.DB, loadConfig(env).auditRetentionDays));
   },

@@ -268,6 +268,39 @@ const schemas: Record<string, Schema> = {
   AliasCreate: obj({ address: str, tenant_id: str, destinations: { type: "array", items: str, minItems: 1 }, description: nstr }, ["address", "tenant_id", "destinations"]),
   AliasPatch: obj({ destinations: { type: "array", items: str, minItems: 1 }, description: nstr }, []),
   AliasDeleted: obj({ address: str, deleted: { const: true } }),
+  ReputationHistoryItem: obj({ id: int, type: { enum: ["reputation.listed", "reputation.delisted"] }, subject: str, list: str, codes: { type: "array", items: str }, meaning: nstr, tenant_id: nstr, at: time }),
+  ReputationOverview: obj({
+    lists: { type: "array", items: obj({ name: str, zone: str, kind: { enum: ["ip", "domain"] }, blocking: { type: "boolean" } }) },
+    subjects: {
+      type: "array",
+      items: obj({
+        subject: str,
+        kind: { enum: ["ip", "domain"] },
+        label: nstr,
+        tenant_id: nstr,
+        checks: { type: "array", items: obj({ list: str, state: { enum: ["clear", "listed", "unknown"] }, codes: { type: "array", items: str }, meaning: nstr, checked_at: time, changed_at: ntime, error: nstr }) },
+      }),
+    },
+    listings: { type: "array", items: obj({ subject: str, list: str, codes: { type: "array", items: str }, meaning: nstr, since: ntime, blocking: { type: "boolean" } }) },
+    history: { type: "array", items: ref("ReputationHistoryItem") },
+    bounce_signal: {
+      type: "array",
+      items: obj({ provider: str, failures: int, reputationFailures: int, share: { type: "number" }, level: { enum: ["ok", "warn", "alert", "few"] }, reasons: { type: "object", additionalProperties: int } }),
+    },
+  }),
+  ReputationHistory: obj({ data: { type: "array", items: ref("ReputationHistoryItem") }, next_cursor: nstr }),
+  ReputationSubjectAdd: obj({ subject: { type: "string", description: "an IPv4 address (a sending IP of an upstream/route) or a domain" }, label: nstr, tenant_id: nstr }, ["subject"]),
+  ReputationSubject: obj({ subject: str, kind: { enum: ["ip", "domain"] }, label: nstr, tenant_id: nstr }),
+  ReputationSubjectDeleted: obj({ subject: str, deleted: { const: true } }),
+  ReputationCheckRun: obj({ checked: int, listed: int, errors: int, learned: int, events: int, webhooks: int }),
+  DmarcSummary: obj({
+    domains: { type: "array", items: obj({ domain: str, reports: int, authenticated_reports: int, volume: int, passed: int, own_volume: int, own_passed: int, pass_rate: { type: ["number", "null"] } }) },
+    failing_sources: {
+      type: "array",
+      items: obj({ domain: str, source_ip: str, own: { type: "boolean" }, volume: int, failed: int, dispositions: { type: "array", items: str }, reporters: { type: "array", items: str }, dkim: { type: "array" }, spf: { type: "array" } }),
+    },
+  }),
+  TlsSummary: obj({ domains: { type: "array", items: obj({ policy_domain: str, reports: int, success: int, failure: int, failure_types: { type: "object", additionalProperties: int } }) } }),
   InboundLog: obj({
     data: {
       type: "array",
@@ -714,6 +747,27 @@ export const OPENAPI_DOCUMENT = {
         parameters: [q("tenant_id", "one tenant"), q("kind", "inbound kind"), q("outcome", "outcome"), q("cursor", "next_cursor"), q("limit", "1-100, default 50", int)],
         responses: { ...ok("200", "InboundLog", "A page of the inbound log"), ...adminErrors("400") },
       },
+    },
+    "/admin/reputation": {
+      get: { summary: "Blocklist states of every watched IP and domain, current listings, recent history and the bounce-side signal", security: adminSec, responses: { ...ok("200", "ReputationOverview", "The reputation watch"), ...adminErrors() } },
+    },
+    "/admin/reputation/history": {
+      get: { summary: "Listing and delisting events, newest first", security: adminSec, parameters: [q("cursor", "next_cursor"), q("limit", "1-100, default 50", int)], responses: { ...ok("200", "ReputationHistory", "A page of history"), ...adminErrors("400") } },
+    },
+    "/admin/reputation/subjects": {
+      post: { summary: "Watch a sending IP (label it with the route) or a domain", security: adminSec, requestBody: jsonBody("ReputationSubjectAdd"), responses: { ...ok("201", "ReputationSubject", "Watched"), ...adminErrors("400", "404") } },
+    },
+    "/admin/reputation/subjects/{subject}": {
+      delete: { summary: "Stop watching a subject added through this API or learned from SPF", security: adminSec, parameters: [p("subject")], responses: { ...ok("200", "ReputationSubjectDeleted", "Removed"), ...adminErrors("404") } },
+    },
+    "/admin/reputation/check": {
+      post: { summary: "Run the blocklist watch now (the same bounded run as the cron's)", security: adminSec, responses: { ...ok("200", "ReputationCheckRun", "What the run did"), ...adminErrors() } },
+    },
+    "/admin/reputation/dmarc": {
+      get: { summary: "DMARC aggregate reports per domain: volume, pass rate, this relay's share, failing sources", security: adminSec, parameters: [q("days", "1-365, default 7", int), q("tenant_id", "one tenant")], responses: { ...ok("200", "DmarcSummary", "Summary"), ...adminErrors("400") } },
+    },
+    "/admin/reputation/tls": {
+      get: { summary: "SMTP TLS reports per receiving domain: sessions and failure types", security: adminSec, parameters: [q("days", "1-365, default 7", int), q("tenant_id", "one tenant")], responses: { ...ok("200", "TlsSummary", "Summary"), ...adminErrors("400") } },
     },
     "/admin/webhooks": {
       post: {

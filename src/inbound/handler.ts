@@ -31,6 +31,7 @@ import { applyReport, type ReportContext } from "./reports";
 import { isSrsAddress, srsReverse } from "./srs";
 import { parseBounce } from "./bounce";
 import { emitNewEventsLogged } from "../webhooks/emit";
+import { handleReportMail, reportMailbox } from "./reputation-reports";
 
 /**
  * Reports are parsed from their first 2 MiB: the human-readable and machine-readable parts come before the
@@ -99,6 +100,8 @@ async function routeEmail(message: InboundEmail, env: Env): Promise<void> {
     const owner = await tenantOfDomain(env.DB, domain.slice(BOUNCE_LABEL.length + 1));
     if (owner) {
       if (local === "unsubscribe") return unsubscribeByMail(message, env, secret, owner.tenantId, base, reject);
+      const box = reportMailbox(local);
+      if (box) return handleReportMail(message, env, box, owner.tenantId, domain.slice(BOUNCE_LABEL.length + 1), base);
       return report(message, env, { token: null, tenantId: owner.tenantId, secret, headers: message.headers, now: Date.now(), ...auth }, base);
     }
   }

@@ -38,7 +38,11 @@ export interface RequiredDnsRecordsInput {
   bounceDomain: string;
   /** SPF include(s) of the upstream relay that sends for us, e.g. "amazonses.com". */
   spfInclude?: string | readonly string[];
-  /** Where DMARC and TLS reports go; default `dmarc-reports@<domain>` and `tls-reports@<domain>`. */
+  /**
+   * Where DMARC and TLS reports go; default `dmarc@<bounce domain>` and `tls-rpt@<bounce domain>`, which Email
+   * Routing hands to the relay's report mailboxes (same organisational domain, so no RFC 7489 7.1 authorisation
+   * record is needed).
+   */
   reportAddress?: string;
   /** MTA-STS policy id (RFC 8461 section 3.1); default "1". */
   mtaStsId?: string;
@@ -96,9 +100,9 @@ export function requiredDnsRecords(input: RequiredDnsRecordsInput): DnsRecord[] 
     purpose: "dmarc",
     type: "TXT",
     name: `_dmarc.${domain}`,
-    value: `v=DMARC1; p=none; rua=mailto:${reports ?? `dmarc-reports@${domain}`}; adkim=r; aspf=r`,
+    value: `v=DMARC1; p=none; rua=mailto:${reports ?? `dmarc@${bounceDomain}`}; adkim=r; aspf=r`,
     required: false,
-    note: "Suggested starting DMARC policy; Gmail and Yahoo require some DMARC record of bulk senders. Tighten p= once reports look clean.",
+    note: `Suggested starting DMARC policy; Gmail and Yahoo require some DMARC record of bulk senders. Aggregate reports to dmarc@${bounceDomain} are read by Edge Relay (reporting page, Reputation). Tighten p= once reports look clean.`,
   });
   records.push({
     purpose: "mta-sts",
@@ -112,9 +116,9 @@ export function requiredDnsRecords(input: RequiredDnsRecordsInput): DnsRecord[] 
     purpose: "tls-rpt",
     type: "TXT",
     name: `_smtp._tls.${domain}`,
-    value: `v=TLSRPTv1; rua=mailto:${reports ?? `tls-reports@${domain}`}`,
+    value: `v=TLSRPTv1; rua=mailto:${reports ?? `tls-rpt@${bounceDomain}`}`,
     required: false,
-    note: "Optional (RFC 8460): daily reports of TLS failures delivering to your domain.",
+    note: `Optional (RFC 8460): daily reports of TLS failures delivering to your domain, read by Edge Relay at tls-rpt@${bounceDomain}.`,
   });
   return records;
 }

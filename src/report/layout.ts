@@ -5,7 +5,7 @@ import type { DashEnv } from "./session";
 
 export type Html = ReturnType<typeof html>;
 
-export type Section = "overview" | "destinations" | "messages" | "suppressions" | "webhooks" | "audit";
+export type Section = "overview" | "destinations" | "messages" | "suppressions" | "webhooks" | "audit" | "reputation";
 const NAV: { id: Section; label: string; path: string }[] = [
   { id: "overview", label: "Overview", path: "/dashboard" },
   { id: "destinations", label: "Destinations", path: "/dashboard/destinations" },
@@ -13,6 +13,7 @@ const NAV: { id: Section; label: string; path: string }[] = [
   { id: "suppressions", label: "Suppressions", path: "/dashboard/suppressions" },
   { id: "webhooks", label: "Webhooks", path: "/dashboard/webhooks" },
   { id: "audit", label: "Audit", path: "/dashboard/audit" },
+  { id: "reputation", label: "Reputation", path: "/dashboard/reputation" },
 ];
 
 /** The page's Content-Security-Policy: no scripts at all, styles only from our stylesheet, forms only to us. */

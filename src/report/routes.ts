@@ -16,6 +16,7 @@ import { overviewPage } from "./pages/overview";
 import { SUPPRESSION_NOTICES, suppressionsPage, type SuppressionNotice } from "./pages/suppressions";
 import { webhooksPage } from "./pages/webhooks";
 import { auditPage } from "./pages/audit";
+import { reputationPage } from "./pages/reputation";
 import {
   closeSession,
   csrfValid,
@@ -216,6 +217,8 @@ dashboard.post("/dashboard/suppressions/remove", async (c) => {
 
 dashboard.get("/dashboard/webhooks", (c) => page(c, "webhooks", "Webhooks", (t) => webhooksPage(c.env.DB, t)));
 dashboard.get("/dashboard/audit", (c) => page(c, "audit", "Audit trail", (t) => auditPage(c.env.DB, t)));
+
+dashboard.get("/dashboard/reputation", (c) => page(c, "reputation", "Reputation", (t) => reputationPage(c.env, t)));
 
 dashboard.all("/dashboard/*", (c) =>
   page(c, null, "Not found", async () => html`<h1>Not found</h1><p><a href="/dashboard">Back to the overview</a></p>`, 404),

@@ -321,7 +321,7 @@ export async function recordAutoReply(db: D1Database, ref: RecipientRef, a: { re
   return (event?.meta.changes ?? 0) > 0;
 }
 
-export type InboundKind = "bounce" | "delay_notice" | "complaint" | "auto_reply" | "delivery_report" | "unknown" | "unsubscribe" | "forward" | "srs_bounce" | "rejected";
+export type InboundKind = "bounce" | "delay_notice" | "complaint" | "auto_reply" | "delivery_report" | "unknown" | "unsubscribe" | "forward" | "srs_bounce" | "rejected" | "dmarc_report" | "tls_report";
 export type InboundOutcome = "recorded" | "duplicate" | "unattributed" | "unverified" | "forwarded" | "rejected" | "ignored";
 
 export interface InboundLogEntry {

@@ -16,6 +16,9 @@ export const WEBHOOK_EVENT_TYPES = [
   "auto_replied",
   "delayed",
   "unsubscribed",
+  // Reputation watch (issue 20): a watched IP or domain appeared on or left a blocklist; message_id is "".
+  "reputation.listed",
+  "reputation.delisted",
 ] as const;
 
 /** What a receiver gets, one event per POST. */

@@ -57,7 +57,9 @@ describe("requiredDnsRecords", () => {
     expect(records.find((r) => r.purpose === "spf")?.value).toBe("v=spf1 include:_spf.mx.cloudflare.net include:amazonses.com ~all");
     expect(records[0]?.value).toMatch(/^v=DKIM1; k=rsa; p=/);
     expect(records[1]?.value).toMatch(/^v=DKIM1; k=ed25519; p=/);
-    expect(records.find((r) => r.purpose === "dmarc")?.value).toBe("v=DMARC1; p=none; rua=mailto:dmarc-reports@example.com; adkim=r; aspf=r");
+    // Issue 20: reports go to the relay's own report mailboxes at the bounce domain.
+    expect(records.find((r) => r.purpose === "dmarc")?.value).toBe("v=DMARC1; p=none; rua=mailto:dmarc@bounces.example.com; adkim=r; aspf=r");
+    expect(records.find((r) => r.purpose === "tls-rpt")?.value).toBe("v=TLSRPTv1; rua=mailto:tls-rpt@bounces.example.com");
   });
 });
 
