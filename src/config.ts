@@ -253,14 +253,13 @@ function share(name: string, value: string | undefined, fallback: number): numbe
 
 /** Reads the REPUTATION_* settings; throws ConfigError naming the bad one. */
 export function loadReputationConfig(env: Env): ReputationConfig {
-  const e = env as unknown as Record<string, string | undefined>;
   let lists: DnsList[];
   try {
-    lists = parseDnsLists(e.REPUTATION_LISTS);
+    lists = parseDnsLists((env as { REPUTATION_LISTS?: string }).REPUTATION_LISTS);
   } catch (err) {
     throw new ConfigError(err instanceof Error ? err.message : String(err));
   }
-  const ips = (e.REPUTATION_IPS ?? "")
+  const ips = ((env as { REPUTATION_IPS?: string }).REPUTATION_IPS ?? "")
     .split(/[\s,]+/)
     .filter(Boolean)
     .map((entry) => {
@@ -270,7 +269,7 @@ export function loadReputationConfig(env: Env): ReputationConfig {
       if (!isIpv4(ip) || (label !== null && !/^[\w.:-]{1,64}$/.test(label))) throw new ConfigError(`REPUTATION_IPS: ${JSON.stringify(entry)} is not an IPv4 address or label=address`);
       return { ip, label };
     });
-  const domains = (e.REPUTATION_DOMAINS ?? "")
+  const domains = ((env as { REPUTATION_DOMAINS?: string }).REPUTATION_DOMAINS ?? "")
     .split(/[\s,]+/)
     .filter(Boolean)
     .map((d) => {
@@ -278,17 +277,17 @@ export function loadReputationConfig(env: Env): ReputationConfig {
       if (!/^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(v)) throw new ConfigError(`REPUTATION_DOMAINS: ${JSON.stringify(d)} is not a domain`);
       return v;
     });
-  const warn = share("REPUTATION_BOUNCE_WARN_SHARE", e.REPUTATION_BOUNCE_WARN_SHARE, 0.1);
+  const warn = share("REPUTATION_BOUNCE_WARN_SHARE", (env as { REPUTATION_BOUNCE_WARN_SHARE?: string }).REPUTATION_BOUNCE_WARN_SHARE, 0.1);
   return {
     lists,
     ips,
     domains,
-    queriesPerRun: positiveInt("REPUTATION_QUERIES_PER_RUN", e.REPUTATION_QUERIES_PER_RUN, DEFAULT_REPUTATION_QUERIES_PER_RUN),
-    checkIntervalSeconds: positiveInt("REPUTATION_CHECK_INTERVAL_SECONDS", e.REPUTATION_CHECK_INTERVAL_SECONDS, DEFAULT_REPUTATION_CHECK_INTERVAL_SECONDS),
-    learnSpf: (e.REPUTATION_LEARN_SPF ?? "true").toLowerCase() !== "false",
+    queriesPerRun: positiveInt("REPUTATION_QUERIES_PER_RUN", (env as { REPUTATION_QUERIES_PER_RUN?: string }).REPUTATION_QUERIES_PER_RUN, DEFAULT_REPUTATION_QUERIES_PER_RUN),
+    checkIntervalSeconds: positiveInt("REPUTATION_CHECK_INTERVAL_SECONDS", (env as { REPUTATION_CHECK_INTERVAL_SECONDS?: string }).REPUTATION_CHECK_INTERVAL_SECONDS, DEFAULT_REPUTATION_CHECK_INTERVAL_SECONDS),
+    learnSpf: ((env as { REPUTATION_LEARN_SPF?: string }).REPUTATION_LEARN_SPF ?? "true").toLowerCase() !== "false",
     bounceWarnShare: warn,
-    bounceAlertShare: Math.max(warn, share("REPUTATION_BOUNCE_ALERT_SHARE", e.REPUTATION_BOUNCE_ALERT_SHARE, 0.25)),
-    bounceMinFailures: positiveInt("REPUTATION_BOUNCE_MIN_FAILURES", e.REPUTATION_BOUNCE_MIN_FAILURES, 20),
-    reportRetentionDays: positiveInt("REPUTATION_REPORT_RETENTION_DAYS", e.REPUTATION_REPORT_RETENTION_DAYS, 180),
+    bounceAlertShare: Math.max(warn, share("REPUTATION_BOUNCE_ALERT_SHARE", (env as { REPUTATION_BOUNCE_ALERT_SHARE?: string }).REPUTATION_BOUNCE_ALERT_SHARE, 0.25)),
+    bounceMinFailures: positiveInt("REPUTATION_BOUNCE_MIN_FAILURES", (env as { REPUTATION_BOUNCE_MIN_FAILURES?: string }).REPUTATION_BOUNCE_MIN_FAILURES, 20),
+    reportRetentionDays: positiveInt("REPUTATION_REPORT_RETENTION_DAYS", (env as { REPUTATION_REPORT_RETENTION_DAYS?: string }).REPUTATION_REPORT_RETENTION_DAYS, 180),
   };
 }
