@@ -9,6 +9,7 @@ import type { DeliveryJob } from "../delivery/job";
 import { bounceDomainFor, encodeReturnPath } from "../mime/return-path";
 import { newId } from "../store/ids";
 import { insertMessage, recordOutcome, type RecipientStatus } from "../store/messages";
+import { pendingWork } from "../delivery/redrive";
 
 /** The message was recorded but its delivery jobs could not be queued; its recipients are marked failed. */
 export class EnqueueError extends Error {
@@ -81,26 +82,6 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     status: (input.suppressed?.has(address.toLowerCase()) ? "suppressed" : "queued") as RecipientStatus,
   }));
 
-  await env.DB.batch(
-    insertMessage(env.DB, {
-      id,
-      tenantId: input.tenantId,
-      // The envelope sender actually used: recipient 0's return path under VERP (the others differ only in index).
-      mailFrom: await returnPath(0),
-      headerFrom: input.headerFrom,
-      subject: input.subject,
-      messageIdHeader: input.messageIdHeader,
-      stream: input.stream ?? "transactional",
-      sizeBytes: bytes.byteLength,
-      bodyKey,
-      tags: input.tags ?? [],
-      metadata: input.metadata ?? {},
-      createdAt: now,
-      sendAt: input.sendAt ?? null,
-      recipients,
-    }),
-  );
-
   // One job per destination, or per recipient under VERP (each recipient has its own envelope sender).
   const groups = new Map<string, { destination: string; mailFrom: string; rcpts: { idx: number; address: string }[] }>();
   for (const r of recipients) {
@@ -130,6 +111,27 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     attempt: 0,
   }));
   if (input.rawPerRecipient) await attachOwnBodies(env, id, jobs, input.rawPerRecipient);
+  await env.DB.batch(
+    insertMessage(env.DB, {
+      id,
+      tenantId: input.tenantId,
+      // The envelope sender actually used: recipient 0's return path under VERP (the others differ only in index).
+      mailFrom: await returnPath(0),
+      headerFrom: input.headerFrom,
+      subject: input.subject,
+      messageIdHeader: input.messageIdHeader,
+      stream: input.stream ?? "transactional",
+      sizeBytes: bytes.byteLength,
+      bodyKey,
+      tags: input.tags ?? [],
+      metadata: input.metadata ?? {},
+      createdAt: now,
+      sendAt: input.sendAt ?? null,
+      recipients,
+      pending: pendingWork(jobs, input.raw),
+    }),
+  );
+
   const delaySeconds = input.sendAt !== undefined ? Math.ceil((input.sendAt - now) / 1000) : 0;
   if (jobs.length) {
     try {

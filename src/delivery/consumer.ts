@@ -15,17 +15,18 @@ import type { DomainGate, GateReport, Permit } from "../gate/domain-gate";
 import { mergePolicy, presetForMxHosts, type GatePolicy } from "../gate/policy";
 import { openSmtpSession, SmtpError, type SmtpSession, type TlsMode } from "../smtp/client";
 import { cloudflareSocketFactory } from "../smtp/cloudflare-socket";
-import { recordOutcome, type RecipientOutcome } from "../store/messages";
+import { MESSAGE_BY_ID, outcomeStatements, parseRecipients, recordOutcome } from "../store/messages";
 import { findRoutes } from "../store/routes";
-import { addSuppressionStatement } from "../store/suppressions";
 import { composeDsn, type DsnRecipient } from "./dsn";
+import { flushOutcomeJournal, newOutcomes, writeOutcomes, limitsOf, type PendingOutcome } from "./outcomes";
+import { errorText, failAll, newWork, postpone, sleep, type Attempted, type Work } from "./work";
 import { isReturnPathAddress } from "../mime/return-path";
 import { enqueueJobs, jobStream } from "./enqueue";
 import { isReleaseRequest, parkJobs, releaseParkedJobs, streamGateKey, streamGatePolicy, type ReleaseRequest } from "./streams";
 import { streamSettings, type StreamSettings } from "../store/streams";
 import { isDeliveryJob, type DeliveryJob } from "./job";
 import { DnsFailure, DohResolver } from "./mx";
-import { isHardAddressBounce, isThrottleReply, retryDelaySeconds, retryHintSeconds } from "./retry";
+import { isThrottleReply, retryHintSeconds } from "./retry";
 import { resolveSmtpHop, RouteError, selectRouteSet, type RouteCandidate } from "./routes";
 
 /** A Worker invocation may hold at most 6 simultaneous outbound connections (Workers platform limit). */
@@ -56,37 +57,6 @@ function resolverFor(dohUrl: string): DohResolver {
   return r;
 }
 
-/** What happened to one recipient on this attempt. */
-interface Attempted {
-  status: "delivered" | "deferred" | "bounced";
-  code?: number;
-  enhanced?: string;
-  text: string;
-  host?: string;
-  tls?: boolean;
-  latencyMs?: number;
-  seq?: number;
-  command?: string;
-  hintSeconds?: number;
-}
-
-interface Work {
-  msg: Message<unknown>;
-  job: DeliveryJob;
-  /** Recipients still pending (not in a final state in D1). */
-  pending: { idx: number; address: string }[];
-  /** The body when it travels inline in the job; bodies in R2 are streamed per attempt, never held for the batch. */
-  raw?: string;
-  routes: RouteCandidate[];
-  results: Map<number, Attempted>;
-  /** Recipients not tried in this invocation (no permit, connection budget): re-queued without an attempt. */
-  notAttempted: { idx: number; address: string }[];
-  notAttemptedAfterMs: number;
-  notAttemptedWhy: string;
-  /** Epoch ms before which the job must not be sent: its tenant stream's rate limit (issue 12). */
-  notBefore?: number;
-}
-
 /** One way to reach a destination: its gate key, policy, and either SMTP endpoints or a send_email binding. */
 interface Target {
   gateKey: string;
@@ -94,10 +64,6 @@ interface Target {
   label: string;
   endpoints: { host: string; address: string; port: number; tls: TlsMode; auth?: NonNullable<NextHop["auth"]> }[];
   binding?: string;
-}
-
-function sleep(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
 }
 
 function senderDomain(mailFrom: string): string {
@@ -179,10 +145,6 @@ function fromSmtpError(e: SmtpError, host: string | undefined, tls: boolean | un
     command: e.command,
     ...(retryHintSeconds(e.reply?.text ?? e.message) !== undefined ? { hintSeconds: retryHintSeconds(e.reply?.text ?? e.message)! } : {}),
   };
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /** Opens a session to the first endpoint that answers (next MX / address on connection failure). */
@@ -323,24 +285,11 @@ async function sendCloudflare(env: Env, binding: string, w: Work, seq: number): 
   }
 }
 
-/** Marks work not tried in this invocation; it is re-queued without counting an attempt. */
-function postpone(items: Work[], afterMs: number, why: string): void {
-  for (const w of items) {
-    w.notAttempted = w.pending.filter((r) => !w.results.has(r.idx));
-    w.notAttemptedAfterMs = Math.max(w.notAttemptedAfterMs, afterMs);
-    w.notAttemptedWhy = why;
-  }
-}
-
-function failAll(items: Work[], a: Attempted): void {
-  for (const w of items) for (const r of w.pending) if (!w.results.has(r.idx)) w.results.set(r.idx, a);
-}
-
 /**
  * Delivers a destination's jobs over up to `policy.maxConnections` parallel lanes. Each lane takes a connection
  * slot from the invocation, a permit from the gate, then carries messages until its permit is used up.
  */
-async function deliverDestination(env: Env, config: RelayConfig, items: Work[], targets: Target[], slots: Semaphore, startedAt: number, holder: string): Promise<void> {
+async function deliverDestination(env: Env, config: RelayConfig, items: Work[], targets: Target[], slots: Semaphore, startedAt: number, holder: string, record: (w: Work) => Promise<void>): Promise<void> {
   const queue = [...items];
   const first = targets[0]!;
   const lanes = Math.max(1, Math.min(first.policy.maxConnections, Math.ceil(queue.length / first.policy.maxMessagesPerConnection), MAX_CONNECTIONS_PER_INVOCATION));
@@ -415,6 +364,7 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
               break;
             }
             await sendCloudflare(env, target.binding, batch[i]!, slot.seq);
+            await record(batch[i]!);
             if ([...batch[i]!.results.values()].some((a) => a.status === "delivered")) report.delivered++;
           }
           return 0;
@@ -450,6 +400,7 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
             }
             try {
               await sendOne(env, session, host, w, slot.seq);
+              await record(w);
               if ([...w.results.values()].some((a) => a.status === "delivered")) report.delivered++;
               const throttle = [...w.results.values()].find((a) => a.status === "deferred" && isThrottleReply(a.code, a.enhanced));
               if (throttle) {
@@ -554,25 +505,29 @@ async function messageHead(env: Env, w: Work): Promise<string> {
   return obj ? obj.text() : "";
 }
 
-/** Final (message, idx) pairs among the batch's recipients, so duplicates of finished work are skipped. */
-async function finalRecipients(db: D1Database, jobs: DeliveryJob[]): Promise<Set<string>> {
-  const ids = [...new Set(jobs.map((j) => j.messageId))];
+/**
+ * Final (message, idx) pairs among the batch's recipients, so duplicates of finished work are skipped: from the
+ * message rows, and from the outcome journal when the batch holds a retried or re-driven job (a D1 write that
+ * failed after a 250 left the outcome there).
+ */
+async function finalRecipients(env: Env, work: Work[]): Promise<Set<string>> {
   const done = new Set<string>();
-  for (let i = 0; i < ids.length; i += 90) {
-    const chunk = ids.slice(i, i + 90);
-    const { results } = await db
-      .prepare(`SELECT message_id, idx FROM recipients WHERE final_at IS NOT NULL AND message_id IN (${chunk.map(() => "?").join(",")})`)
-      .bind(...chunk)
-      .all<{ message_id: string; idx: number }>();
-    for (const r of results) done.add(`${r.message_id}|${r.idx}`);
+  if (work.some((w) => w.job.redrive || w.msg.attempts > 1)) {
+    for (const o of await flushOutcomeJournal(env)) done.add(`${o.messageId}|${o.idx}`);
+  }
+  const byTenant = new Map<string, Set<string>>();
+  for (const w of work) byTenant.set(w.job.tenantId, (byTenant.get(w.job.tenantId) ?? new Set()).add(w.job.messageId));
+  for (const [tenant, set] of byTenant) {
+    const ids = [...set];
+    for (let i = 0; i < ids.length; i += 90) {
+      const chunk = ids.slice(i, i + 90);
+      const { results } = await env.DB.prepare(`SELECT id, rcpts FROM messages WHERE tenant_id = ? AND id IN (${chunk.map(() => "?").join(",")})`)
+        .bind(tenant, ...chunk)
+        .all<{ id: string; rcpts: string }>();
+      for (const r of results) parseRecipients(r.rcpts).forEach((x, idx) => x.f !== undefined && x.f !== null && done.add(`${r.id}|${idx}`));
+    }
   }
   return done;
-}
-
-function dsnStatus(a: Attempted | undefined, expired: boolean): string {
-  if (a?.enhanced) return a.enhanced;
-  if (expired) return "4.4.7";
-  return a?.code && a.code >= 500 ? "5.0.0" : "4.0.0";
 }
 
 /**
@@ -601,9 +556,22 @@ async function applyStreamLimits(env: Env, settings: Map<string, StreamSettings>
   }
 }
 
+/** Test seams of the consumer: called after each transaction's outcomes were recorded. */
+export interface ConsumerHooks {
+  afterTransaction?: (w: Work) => void | Promise<void>;
+}
+
+/** Thrown by a hook to stop the invocation where it is, as a runtime restart would (nothing is acknowledged). */
+export class InvocationStopped extends Error {}
+
 /** Handles one batch from OUTBOX. */
-export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks: ConsumerHooks = {}): Promise<void> {
   const config = loadConfig(env);
+  // Each transaction's outcomes are durable as it ends (D1, else the outcome journal), before the next one starts.
+  const record = async (w: Work) => {
+    await writeOutcomes(env, newOutcomes(config, w, Date.now(), false));
+    await hooks.afterTransaction?.(w);
+  };
   const startedAt = Date.now();
   const requeue: { body: DeliveryJob; delaySeconds: number }[] = [];
   const work: Work[] = [];
@@ -626,10 +594,10 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
       requeue.push({ body: job, delaySeconds: Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil((job.dueAt - startedAt) / 1000)) });
       continue;
     }
-    work.push({ msg, job, pending: job.recipients, routes: [], results: new Map(), notAttempted: [], notAttemptedAfterMs: 0, notAttemptedWhy: "" });
+    work.push(newWork(msg, job));
   }
 
-  const done = work.length ? await finalRecipients(env.DB, work.map((w) => w.job)) : new Set<string>();
+  const done = work.length ? await finalRecipients(env, work) : new Set<string>();
   for (const w of work) w.pending = w.job.recipients.filter((r) => !done.has(`${w.job.messageId}|${r.idx}`));
   const holder = `outbox:${batch.messages[0]?.id ?? "empty"}`;
 
@@ -686,8 +654,9 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
         throw e;
       }
       try {
-        await deliverDestination(env, config, items, targets, slots, startedAt, holder);
+        await deliverDestination(env, config, items, targets, slots, startedAt, holder, record);
       } catch (e) {
+        if (e instanceof InvocationStopped) throw e;
         // An unexpected failure (a gate RPC, storage) must not throw away what other destinations delivered in
         // this batch: this destination's untried recipients wait a little; finished ones keep their outcomes.
         console.error("outbox: delivery to", destination, "failed", e);
@@ -696,109 +665,34 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
     }),
   );
 
-  // Turn results into recorded outcomes, retries, suppressions and DSNs.
+  // Outcomes not recorded as their transaction ended (failures before or without a connection, expiry).
   const now = Date.now();
-  const statements: D1PreparedStatement[] = [];
-  const dsns: { w: Work; recipients: DsnRecipient[]; expired: boolean }[] = [];
-  for (const w of work) {
-    const job = w.job;
-    const route = w.routes[0];
-    const maxAgeMs = (route?.maxMessageAgeSeconds ?? config.maxMessageAgeSeconds) * 1000;
-    const deadline = job.acceptedAt + maxAgeMs;
-    const schedule = route?.retryScheduleSeconds ?? config.retryScheduleSeconds;
-    const attempt = job.attempt + 1;
-    const deferred: { idx: number; address: string }[] = [];
-    const failedForDsn: DsnRecipient[] = [];
-    let expiredAny = false;
-    let delaySeconds = 0;
-    for (const r of w.pending) {
-      const a = w.results.get(r.idx);
-      if (!a) continue;
-      let status: RecipientOutcome["status"] = a.status;
-      let nextAttemptAt: number | null = null;
-      if (a.status === "deferred") {
-        if (now >= deadline) {
-          status = "expired";
-        } else {
-          const d = Math.max(1, Math.min(a.hintSeconds ?? retryDelaySeconds(schedule, attempt), Math.ceil((deadline - now) / 1000)));
-          delaySeconds = Math.max(delaySeconds, d);
-          nextAttemptAt = now + d * 1000;
-          deferred.push(r);
-        }
-      }
-      statements.push(
-        ...recordOutcome(env.DB, {
-          messageId: job.messageId,
-          tenantId: job.tenantId,
-          idx: r.idx,
-          address: r.address,
-          status,
-          at: now,
-          attempt,
-          code: a.code ?? null,
-          enhanced: a.enhanced ?? null,
-          text: status === "expired" ? `expired after ${Math.round((now - job.acceptedAt) / 1000)} s; last: ${a.text}` : a.text,
-          host: a.host ?? null,
-          tls: a.tls ?? null,
-          latencyMs: a.latencyMs ?? null,
-          seq: a.seq ?? null,
-          nextAttemptAt,
-        }),
-      );
-      if (status === "bounced" && isHardAddressBounce(a.code, a.enhanced, a.command)) {
-        statements.push(
-          addSuppressionStatement(env.DB, {
-            tenantId: job.tenantId,
-            address: r.address,
-            scope: "all",
-            reason: "hard_bounce",
-            detail: [a.code, a.enhanced, a.text].filter((x) => x !== undefined).join(" ").slice(0, 500),
-            messageId: job.messageId,
-            createdAt: now,
-          }),
-        );
-      }
-      if (status === "bounced" || status === "expired") {
-        expiredAny ||= status === "expired";
-        failedForDsn.push({
-          address: r.address,
-          action: "failed",
-          status: dsnStatus(a, status === "expired"),
-          remoteMta: a.host ? a.host.replace(/:\d+.*$/, "") : null,
-          diagnostic: a.code ? `smtp; ${a.code}${a.enhanced ? ` ${a.enhanced}` : ""} ${a.text}` : `x-edge-relay; ${a.text}`,
-          lastAttemptAt: now,
-          reason: status === "expired" ? `delivery time expired (${a.text})` : a.text,
-        });
-      }
-    }
-    // Recipients nobody tried: back to the queue, no attempt counted — unless their time is up.
-    if (w.notAttempted.length) {
-      if (now >= deadline) {
-        for (const r of w.notAttempted) {
-          statements.push(
-            ...recordOutcome(env.DB, { messageId: job.messageId, tenantId: job.tenantId, idx: r.idx, address: r.address, status: "expired", at: now, attempt: job.attempt, enhanced: "4.4.7", text: `expired before a delivery slot was free (${w.notAttemptedWhy})` }),
-          );
-          expiredAny = true;
-          failedForDsn.push({ address: r.address, action: "failed", status: "4.4.7", lastAttemptAt: now, reason: `delivery time expired (${w.notAttemptedWhy})` });
-        }
-      } else {
-        // Looked at again after the gate's wait or the first retry step, whichever is sooner, so an operator's
-        // reset of a paused or open gate takes effect without waiting out the whole window.
-        const d = Math.max(1, Math.ceil(Math.min(w.notAttemptedAfterMs, deadline - now, (schedule[0] ?? 60) * 1000) / 1000));
-        requeue.push(nextJob({ ...job, recipients: w.notAttempted }, d, now));
-      }
-    }
-    if (deferred.length) requeue.push(nextJob({ ...job, recipients: deferred, attempt }, delaySeconds, now));
-    if (failedForDsn.length && config.dsnEnabled && job.mailFrom !== "") dsns.push({ w, recipients: failedForDsn, expired: expiredAny });
-  }
-
-  for (let i = 0; i < statements.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(statements.slice(i, i + D1_BATCH_STATEMENTS));
+  const rest: PendingOutcome[] = [];
+  for (const w of work) rest.push(...newOutcomes(config, w, now, true));
+  await writeOutcomes(env, rest);
+  for (const w of work) requeue.push(...retriesOf(config, w, now));
+  const dsns = work.filter((w) => w.dsn.length && config.dsnEnabled && w.job.mailFrom !== "");
   // Back to the queue of each job's stream (transactional jobs to OUTBOX_PRIORITY).
   await enqueueJobs(env, requeue);
-  for (const d of dsns) await sendDsn(env, config, d.w, d.recipients, d.expired);
+  for (const w of dsns) await sendDsn(env, config, w, w.dsn, w.expiredAny);
   for (const r of releases) await releaseParkedJobs(env, r.release.tenantId, r.release.stream);
   await deleteFinishedBodies(env, work);
   batch.ackAll();
+}
+
+/** The jobs that carry a work item's recipients again: deferred ones after their delay, untried ones soon. */
+function retriesOf(config: RelayConfig, w: Work, now: number): { body: DeliveryJob; delaySeconds: number }[] {
+  const { deadline, schedule } = limitsOf(config, w);
+  const out: { body: DeliveryJob; delaySeconds: number }[] = [];
+  // Untried recipients go back without an attempt counted (unless their time is up: expired above). Looked at again
+  // after the gate's wait or the first retry step, whichever is sooner, so an operator's reset takes effect quickly.
+  const untried = w.notAttempted.filter((r) => !w.recorded.has(r.idx));
+  if (untried.length) {
+    const d = Math.max(1, Math.ceil(Math.min(w.notAttemptedAfterMs, deadline - now, (schedule[0] ?? 60) * 1000) / 1000));
+    out.push(nextJob({ ...w.job, recipients: untried }, d, now));
+  }
+  if (w.deferred.length) out.push(nextJob({ ...w.job, recipients: w.deferred, attempt: w.job.attempt + 1 }, w.delaySeconds, now));
+  return out;
 }
 
 /**
@@ -808,12 +702,13 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env): Prom
  */
 async function deleteFinishedBodies(env: Env, work: Work[]): Promise<void> {
   const messages = new Set<string>();
-  for (const w of work) if (w.job.bodyKey && w.results.size) messages.add(w.job.messageId);
-  for (const messageId of messages) {
-    const row = await env.DB.prepare("SELECT COUNT(*) AS n, SUM(final_at IS NULL) AS open FROM recipients WHERE message_id = ?")
-      .bind(messageId)
-      .first<{ n: number; open: number | null }>();
-    if (!row || (row.open ?? 0) > 0) continue;
+  for (const w of work) if (w.job.bodyKey && w.results.size) messages.add(`${w.job.tenantId}|${w.job.messageId}`);
+  for (const key of messages) {
+    const [tenantId, messageId] = key.split("|") as [string, string];
+    const row = await env.DB.prepare("SELECT json_array_length(rcpts) AS n, open FROM messages WHERE tenant_id = ? AND id = ?")
+      .bind(tenantId, messageId)
+      .first<{ n: number; open: number }>();
+    if (!row || row.open > 0) continue;
     const keys = [`bodies/${messageId}`, ...Array.from({ length: row.n }, (_, idx) => `bodies/${messageId}/${idx}`)];
     // R2 deletes up to 1,000 keys per call.
     for (let i = 0; i < keys.length; i += 1000) await env.BODIES.delete(keys.slice(i, i + 1000));

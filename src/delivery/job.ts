@@ -34,6 +34,8 @@ export interface DeliveryJob {
    * (12 h): the consumer re-enqueues the job until it is due.
    */
   dueAt?: number;
+  /** Set on jobs the cron re-drove from the ledger (their first copy was lost): the outcome journal is consulted. */
+  redrive?: boolean;
 }
 
 export function isDeliveryJob(x: unknown): x is DeliveryJob {
