@@ -75,11 +75,32 @@ SELECT m.id AS message_id, m.tenant_id AS tenant_id, CAST(j.key AS INTEGER) AS i
 -- The event log becomes the feed of outcomes and reports only: no rows for `accepted` and `queued` (a message's
 -- first outcome event says so in `feed`: bit 1 = it also announces the message's `accepted`, bit 2 = its
 -- recipient's `queued`, both at `accepted_at`), and no secondary index (readers go by id or by the message row).
-ALTER TABLE events ADD COLUMN feed INTEGER;
-ALTER TABLE events ADD COLUMN accepted_at INTEGER;
-DROP INDEX events_message;
-DROP INDEX events_at;
-DROP INDEX events_tenant_at;
+-- Rebuilt without AUTOINCREMENT: its sqlite_sequence row is one more billed row per insert. Ids still never go
+-- back: retention never deletes the newest row, so the next id is always above every id handed out.
+CREATE TABLE ledger_events (
+  id INTEGER PRIMARY KEY,
+  message_id TEXT NOT NULL,
+  tenant_id TEXT,
+  recipient_idx INTEGER,
+  recipient TEXT,
+  type TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  attempt INTEGER,
+  code INTEGER,
+  enhanced TEXT,
+  text TEXT,
+  host TEXT,
+  tls INTEGER,
+  latency_ms INTEGER,
+  seq INTEGER,
+  data TEXT,
+  feed INTEGER,
+  accepted_at INTEGER
+);
+INSERT INTO ledger_events (id, message_id, tenant_id, recipient_idx, recipient, type, at, attempt, code, enhanced, text, host, tls, latency_ms, seq, data)
+SELECT id, message_id, tenant_id, recipient_idx, recipient, type, at, attempt, code, enhanced, text, host, tls, latency_ms, seq, data FROM events;
+DROP TABLE events;
+ALTER TABLE ledger_events RENAME TO events;
 
 -- Small named values of the ledger's housekeeping (re-drive and rollup cursors), by name.
 CREATE TABLE ledger_cursors (
