@@ -38,6 +38,8 @@ export default defineConfig({
                 SMTP_TEST_USER: "relay-user",
                 SMTP_TEST_PASS: "s3cret:with/odd@chars",
               },
+              // A second, empty D1 database: the ledger migration test fills it under the old schema, then migrates it.
+              d1Databases: { MIGRATION_TEST_DB: "edge-relay-migration-test" },
               // Cloudflare Email Service binding for the `cloudflare:` route kind (simulated locally by Miniflare).
               email: { send_email: [{ name: "EMAIL", allowed_destination_addresses: ["ok@cf-route.example", "also-ok@cf-route.example"] }] },
             },

@@ -16,6 +16,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { estimateCost, loadPrices } from "./lib/cost.mjs";
+import { consumerBreakdown, d1Bytes, storageFigures } from "./lib/ledger.mjs";
 import { bodyText, sendRequest } from "./lib/load.mjs";
 import { measurePhase } from "./lib/phase.mjs";
 import { POSTFIX_SETUP, postfixRound, startPostfix } from "./lib/postfix.mjs";
@@ -110,6 +111,7 @@ async function openRelay(mode, sink) {
     ctx.batchMissing = probe.status === 404 || probe.status === 405 ? `POST /v1/messages/batch answered ${probe.status}: this build has no batch endpoint` : null;
     // Warm-up: JIT, D1 page cache, the gate's Durable Object.
     ctx.warmup = await phase(ctx, sink, "warm-up", `w${mode[0]}`, WARMUP, 1);
+    ctx.d1BytesAfterWarmup = d1Bytes(persistDir);
   } catch (e) {
     await closeRelay(ctx);
     throw e;
@@ -208,6 +210,12 @@ async function main() {
     }
     result.batch_skipped = ctx.batchMissing ?? undefined;
     result.peak_memory_mb = round(peakRssBytes(ctx.relay.pids()) / 2 ** 20, 1);
+    const relayed = result.rounds.reduce((n, r) => n + (r.single?.delivered ?? 0) + (r.batch?.delivered ?? 0), 0);
+    result.storage = storageFigures(ctx.d1BytesAfterWarmup, d1Bytes(ctx.persistDir), relayed);
+    result.consumer_breakdown = {
+      single: consumerBreakdown(result.rounds[0]?.single?.metering ?? null),
+      batch: consumerBreakdown(result.rounds[0]?.batch?.metering ?? null),
+    };
     result.runtime_processes = ctx.relay.pids().length;
   } finally {
     if (ctx) await closeRelay(ctx);
@@ -323,6 +331,15 @@ function printSummary(r) {
     console.log(`  prices: ${r.cost.prices_source}`);
   } else {
     console.log(`\nCost: not computed (${r.metering ?? "no metering"})`);
+  }
+  if (r.storage) {
+    const st = r.storage;
+    console.log(`\nD1 bytes per message after delivery: ${st.bytes_per_message} (target <= 400: ${st.bytes_per_message <= 400 ? "MET" : "NOT MET"}; ${st.method})`);
+    console.log(`  capacity of one 10 GB D1 database: ${st.messages_per_10gb.toLocaleString("en")} messages of history; ${st.sustained_messages_per_day_at_default_retention.toLocaleString("en")} messages/day sustained at ${st.retention_days}-day retention`);
+  }
+  for (const [name, b] of Object.entries(r.consumer_breakdown ?? {})) {
+    if (!b) continue;
+    console.log(`consumer time per batch (${name}, ${b.batches} batches): wall ${b.wall_ms_per_batch} ms = D1 ${b.d1_ms_per_batch} + DomainGate ${b.domain_gate_ms_per_batch} + SMTP ${b.smtp_ms_per_batch} + other ${b.other_ms_per_batch} ms (${b.note})`);
   }
 }
 

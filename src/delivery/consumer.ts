@@ -10,6 +10,7 @@
  *    for bounced and expired recipients, re-enqueues deferred recipients with a delay, and acks.
  */
 import { loadConfig, MAX_QUEUE_DELAY_SECONDS, type NextHop, type RelayConfig } from "../config";
+import { meterStageTime } from "../metering";
 import { acceptMessage } from "../accept/accept";
 import type { DomainGate, GateReport, Permit } from "../gate/domain-gate";
 import { mergePolicy, presetForMxHosts, type GatePolicy } from "../gate/policy";
@@ -148,11 +149,12 @@ function fromSmtpError(e: SmtpError, host: string | undefined, tls: boolean | un
 }
 
 /** Opens a session to the first endpoint that answers (next MX / address on connection failure). */
-async function connect(config: RelayConfig, target: Target): Promise<{ session: SmtpSession; host: string } | { error: SmtpError; host: string }> {
+async function connect(env: Env, config: RelayConfig, target: Target): Promise<{ session: SmtpSession; host: string } | { error: SmtpError; host: string }> {
   let last: { error: SmtpError; host: string } | undefined;
   for (const ep of target.endpoints) {
     const host = ep.address === ep.host ? `${ep.host}:${ep.port}` : `${ep.host}:${ep.port} [${ep.address}]`;
     try {
+      const opening = Date.now();
       const session = await openSmtpSession({
         socketFactory: cloudflareSocketFactory,
         host: ep.address,
@@ -163,6 +165,7 @@ async function connect(config: RelayConfig, target: Target): Promise<{ session: 
         ...(ep.auth ? { auth: ep.auth } : {}),
         timeouts: { connectMs: 15_000, greetingMs: 60_000, commandMs: 60_000 },
       });
+      meterStageTime(env, "smtp", Date.now() - opening);
       return { session, host };
     } catch (e) {
       if (!(e instanceof SmtpError)) throw e;
@@ -187,6 +190,7 @@ async function sendOne(env: Env, session: SmtpSession, host: string, w: Work, se
       body,
     );
     const latencyMs = Date.now() - started;
+    meterStageTime(env, "smtp", latencyMs);
     rcpts.forEach((r, i) => {
       const rr = result.recipients[i]!;
       if (rr.delivered) {
@@ -369,7 +373,7 @@ async function deliverDestination(env: Env, config: RelayConfig, items: Work[], 
           }
           return 0;
         }
-        const opened = await connect(config, target);
+        const opened = await connect(env, config, target);
         if ("error" in opened) {
           report.connectionFailed = true;
           lastFailure = opened;
@@ -510,8 +514,9 @@ async function messageHead(env: Env, w: Work): Promise<string> {
  * message rows, and from the outcome journal when the batch holds a retried or re-driven job (a D1 write that
  * failed after a 250 left the outcome there).
  */
-async function finalRecipients(env: Env, work: Work[]): Promise<Set<string>> {
+async function finalRecipients(env: Env, work: Work[]): Promise<{ done: Set<string>; dueAt: Map<string, number | null> }> {
   const done = new Set<string>();
+  const dueAt = new Map<string, number | null>();
   if (work.some((w) => w.job.redrive || w.msg.attempts > 1)) {
     for (const o of await flushOutcomeJournal(env)) done.add(`${o.messageId}|${o.idx}`);
   }
@@ -521,13 +526,38 @@ async function finalRecipients(env: Env, work: Work[]): Promise<Set<string>> {
     const ids = [...set];
     for (let i = 0; i < ids.length; i += 90) {
       const chunk = ids.slice(i, i + 90);
-      const { results } = await env.DB.prepare(`SELECT id, rcpts FROM messages WHERE tenant_id = ? AND id IN (${chunk.map(() => "?").join(",")})`)
+      const { results } = await env.DB.prepare(`SELECT id, rcpts, due_at FROM messages WHERE tenant_id = ? AND id IN (${chunk.map(() => "?").join(",")})`)
         .bind(tenant, ...chunk)
-        .all<{ id: string; rcpts: string }>();
-      for (const r of results) parseRecipients(r.rcpts).forEach((x, idx) => x.f !== undefined && x.f !== null && done.add(`${r.id}|${idx}`));
+        .all<{ id: string; rcpts: string; due_at: number | null }>();
+      for (const r of results) {
+        dueAt.set(`${tenant}|${r.id}`, r.due_at);
+        parseRecipients(r.rcpts).forEach((x, idx) => x.f !== undefined && x.f !== null && done.add(`${r.id}|${idx}`));
+      }
     }
   }
-  return done;
+  return { done, dueAt };
+}
+
+/**
+ * Messages that go back to the queue untried (a busy or paused gate) write nothing, so their due time ages; once it
+ * is half the re-drive grace old it is moved to now, so the re-drive does not take a job still travelling for a
+ * lost one. One row per such message, only while a destination keeps them waiting.
+ */
+async function touchWaiting(env: Env, config: RelayConfig, work: Work[], dueAt: Map<string, number | null>, now: number): Promise<void> {
+  const stale = now - (config.redriveGraceSeconds * 1000) / 2;
+  const keys = new Set<string>();
+  for (const w of work) {
+    const k = `${w.job.tenantId}|${w.job.messageId}`;
+    const due = dueAt.get(k);
+    if (w.notAttempted.some((r) => !w.recorded.has(r.idx)) && due !== null && due !== undefined && due < stale) keys.add(k);
+  }
+  if (!keys.size) return;
+  await env.DB.batch(
+    [...keys].map((k) => {
+      const [tenantId, id] = k.split("|") as [string, string];
+      return env.DB.prepare("UPDATE messages SET due_at = MAX(COALESCE(due_at, 0), ?) WHERE tenant_id = ? AND id = ? AND open > 0").bind(now, tenantId, id);
+    }),
+  );
 }
 
 /**
@@ -597,8 +627,17 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
     work.push(newWork(msg, job));
   }
 
-  const done = work.length ? await finalRecipients(env, work) : new Set<string>();
-  for (const w of work) w.pending = w.job.recipients.filter((r) => !done.has(`${w.job.messageId}|${r.idx}`));
+  const ledger = work.length ? await finalRecipients(env, work) : { done: new Set<string>(), dueAt: new Map<string, number | null>() };
+  // A recipient is handled once per batch (a re-driven copy of a job may meet the original in the same batch).
+  const seen = new Set<string>();
+  for (const w of work) {
+    w.pending = w.job.recipients.filter((r) => {
+      const k = `${w.job.messageId}|${r.idx}`;
+      if (ledger.done.has(k) || seen.has(k)) return false;
+      seen.add(k);
+      return true;
+    });
+  }
   const holder = `outbox:${batch.messages[0]?.id ?? "empty"}`;
 
   // Streams (issue 12): a paused stream's jobs are parked until resume; a stream with limits waits for its gate.
@@ -671,6 +710,7 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
   for (const w of work) rest.push(...newOutcomes(config, w, now, true));
   await writeOutcomes(env, rest);
   for (const w of work) requeue.push(...retriesOf(config, w, now));
+  await touchWaiting(env, config, work, ledger.dueAt, now);
   const dsns = work.filter((w) => w.dsn.length && config.dsnEnabled && w.job.mailFrom !== "");
   // Back to the queue of each job's stream (transactional jobs to OUTBOX_PRIORITY).
   await enqueueJobs(env, requeue);

@@ -140,6 +140,23 @@ export function insertEvent(db: D1Database, e: EventRecord, feed = 0, acceptedAt
     );
 }
 
+/** A message's log holds at most this many entries; tracking hits beyond it stay in the event log only. */
+export const MAX_LOG_ENTRIES = 500;
+
+/**
+ * Appends an event (an open, a click) to its message's log, so the message's timeline shows it: one row written.
+ * The recipient's state does not change.
+ */
+export function appendToLog(db: D1Database, e: EventRecord): D1PreparedStatement {
+  const entry = compact({ y: e.type, i: e.recipientIdx ?? null, at: e.at, t: e.text ?? null, d: e.data ?? null });
+  return db
+    .prepare(
+      `UPDATE messages SET log = json_insert(COALESCE(log, '[]'), '$[#]', json(?))
+        WHERE tenant_id = ? AND id = ? AND json_array_length(COALESCE(log, '[]')) < ${MAX_LOG_ENTRIES}`,
+    )
+    .bind(JSON.stringify(entry), e.tenantId ?? null, e.messageId);
+}
+
 /**
  * Statements that record an accepted message: one row. Recipients suppressed at accept get their `suppressed`
  * event at once (the first of them also announces `accepted`); queued recipients get no row of their own.

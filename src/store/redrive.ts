@@ -15,13 +15,15 @@ export interface OverdueMessage {
 
 /**
  * Messages accepted after `createdAfter` with a pending recipient whose due time is before `dueBefore`, oldest
- * first. A primary-key range per tenant (ids are time-ordered): it reads the rows of the window, no index needed.
+ * first; not those of a paused stream (their jobs wait, parked, for the resume). A primary-key range per tenant (ids are time-ordered): it reads the rows of the window, no index needed.
  */
 export async function findOverdueMessages(db: D1Database, dueBefore: number, createdAfter: number, limit: number): Promise<OverdueMessage[]> {
   const { results } = await db
     .prepare(
       `SELECT tenant_id, id, due_at, pending, rcpts FROM messages
-        WHERE tenant_id IN (SELECT id FROM tenants) AND id >= ? AND open > 0 AND due_at < ? ORDER BY id LIMIT ?`,
+        WHERE tenant_id IN (SELECT id FROM tenants) AND id >= ? AND open > 0 AND due_at < ?
+          AND NOT EXISTS (SELECT 1 FROM tenant_streams s WHERE s.tenant_id = messages.tenant_id AND s.stream = messages.stream AND s.paused_at IS NOT NULL)
+        ORDER BY id LIMIT ?`,
     )
     .bind(idFloor(createdAfter), dueBefore, limit)
     .all<{ tenant_id: string; id: string; due_at: number; pending: string | null; rcpts: string }>();

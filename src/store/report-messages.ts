@@ -68,8 +68,7 @@ export function searchSql(field: SearchField | null, scope: "all" | "tenant"): s
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m
                WHERE ${recent} AND (m.header_from IN (?2, lower(?2)) OR m.mail_from IN (?2, lower(?2))) ${page}`;
     case "tag":
-      return `SELECT ${SUMMARY_COLUMNS} FROM report_message_tags g JOIN messages m ON m.tenant_id = g.tenant_id AND m.id = g.message_id
-               WHERE g.tag = ?2 AND ${scope === "tenant" ? "g.tenant_id = ?1" : "?1 IS NOT NULL"} AND ?4 IS NOT NULL ORDER BY g.message_id DESC LIMIT ?3`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${recent} AND EXISTS (SELECT 1 FROM json_each(COALESCE(m.tags, '[]')) g WHERE g.value = ?2) ${page}`;
     case "status":
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${recent} AND ${inRcpts("$.s", "?2")} ${page}`;
     case "stream":

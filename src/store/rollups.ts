@@ -1,11 +1,10 @@
-import { FEED_COLUMNS, FEED_FROM } from "./feed";
-
 /**
  * Rollups of the event log for the reporting page: counts per time bucket, tenant, recipient domain and next
  * hop, and a histogram of accept-to-delivery time. They are built incrementally from `events` by id
  * watermark (see `advanceRollups`), so every writer of events is covered without having to remember to
  * update them, and the page reads only these small tables.
  */
+import { FEED_COLUMNS, FEED_FROM } from "./feed";
 
 /** Bucket sizes in seconds: 5 minutes (for the 1h window, kept 2 days) and one hour (kept forever). */
 export const ROLLUP_PERIODS_S = [300, 3600] as const;
@@ -70,11 +69,6 @@ const LATENCY_SQL = `WITH ev AS (
   GROUP BY 1, 2, 3, 4, 5, 6
   ON CONFLICT (period, level, tenant_id, bucket, key, le_ms) DO UPDATE SET count = count + excluded.count`;
 
-const TAGS_SQL = `INSERT OR IGNORE INTO report_message_tags (tag, message_id, tenant_id)
-  SELECT j.value, m.id, m.tenant_id FROM events e JOIN messages m ON m.tenant_id = e.tenant_id AND m.id = e.message_id,
-    json_each(CASE WHEN json_valid(m.tags) THEN m.tags ELSE '[]' END) j
-  WHERE e.id > ?1 AND e.id <= ?2 AND ${GUARD} AND (e.type = 'accepted' OR (COALESCE(e.feed, 0) & 1) <> 0) AND j.type = 'text'`;
-
 /**
  * Statements that fold events (lo, hi] into the rollups and move the watermark from lo to hi, for one
  * `db.batch` (a transaction). Every statement re-checks that the watermark is still lo, so two passes racing
@@ -84,7 +78,6 @@ export function rollupStatements(db: D1Database, lo: number, hi: number, now = D
   return [
     db.prepare(COUNTS_SQL).bind(lo, hi),
     db.prepare(LATENCY_SQL).bind(lo, hi),
-    db.prepare(TAGS_SQL).bind(lo, hi),
     db.prepare("UPDATE report_watermarks SET last_event_id = ?2, updated_at = ?3 WHERE name = 'rollup' AND last_event_id = ?1").bind(lo, hi, now),
   ];
 }
