@@ -1,0 +1,79 @@
+/**
+ * The targets stage of the delivery pipeline: where a destination's mail goes. Resolves each route's next hops
+ * (relay upstreams in failover order, MX hosts over DNS-over-HTTPS, or a send_email binding), each with the
+ * DomainGate key and policy that limit it.
+ */
+import type { NextHop, RelayConfig } from "../config";
+import type { DomainGate } from "../gate/domain-gate";
+import { mergePolicy, presetForMxHosts, type GatePolicy } from "../gate/policy";
+import type { TlsMode } from "../smtp/client";
+import { DnsFailure, DohResolver } from "./mx";
+import { resolveSmtpHop, type RouteCandidate } from "./routes";
+
+export type Gate = DurableObjectStub<DomainGate>;
+
+const resolvers = new Map<string, DohResolver>();
+function resolverFor(dohUrl: string): DohResolver {
+  let r = resolvers.get(dohUrl);
+  if (!r) resolvers.set(dohUrl, (r = new DohResolver(dohUrl)));
+  return r;
+}
+
+/** One way to reach a destination: its gate key, policy, and either SMTP endpoints or a send_email binding. */
+export interface Target {
+  gateKey: string;
+  policy: GatePolicy;
+  label: string;
+  endpoints: { host: string; address: string; port: number; tls: TlsMode; auth?: NonNullable<NextHop["auth"]> }[];
+  binding?: string;
+}
+
+export function senderDomain(mailFrom: string): string {
+  return mailFrom.includes("@") ? mailFrom.slice(mailFrom.lastIndexOf("@") + 1).toLowerCase() : "";
+}
+
+export function gateFor(env: Env, key: string): Gate {
+  return env.DOMAIN_GATE.get(env.DOMAIN_GATE.idFromName(key));
+}
+
+export function policyFor(config: RelayConfig, key: string, route: RouteCandidate, preset?: Partial<GatePolicy>): GatePolicy {
+  return mergePolicy(config.gateDefaults, preset, route.policy, config.gatePolicies[key]);
+}
+
+/** Resolves the next hops of one route for a destination. DnsFailure and RouteError propagate. */
+export async function targetsFor(env: Env, config: RelayConfig, route: RouteCandidate, destination: string): Promise<Target[]> {
+  const t = route.target;
+  if (t.kind === "cloudflare") {
+    const key = `cloudflare:${t.binding}`.toLowerCase();
+    return [{ gateKey: key, policy: policyFor(config, key, route), label: key, endpoints: [], binding: t.binding }];
+  }
+  if (t.kind === "smtp") {
+    const hop = resolveSmtpHop(t.url, env);
+    const key = `upstream:${route.name}`.toLowerCase();
+    return [
+      {
+        gateKey: key,
+        policy: policyFor(config, key, route),
+        label: `${hop.host}:${hop.port}`,
+        endpoints: [{ host: hop.host, address: hop.host, port: hop.port, tls: hop.tls, ...(hop.auth ? { auth: hop.auth } : {}) }],
+      },
+    ];
+  }
+  const resolver = resolverFor(config.dohUrl);
+  const mx = await resolver.mxHosts(destination);
+  const port = t.port ?? config.mxPort;
+  const endpoints: Target["endpoints"] = [];
+  let lastDns: DnsFailure | undefined;
+  for (const h of mx) {
+    try {
+      for (const address of await resolver.addresses(h.host)) endpoints.push({ host: h.host, address, port, tls: t.tls });
+    } catch (e) {
+      if (!(e instanceof DnsFailure)) throw e;
+      lastDns = e;
+    }
+  }
+  if (!endpoints.length) throw lastDns ?? new DnsFailure(`no MX host of ${destination} has an address`, false, "4.4.4");
+  const preset = presetForMxHosts(mx.map((h) => h.host));
+  const key = preset ? `provider:${preset.name}` : destination;
+  return [{ gateKey: key, policy: policyFor(config, key, route, preset?.policy), label: mx.map((h) => h.host).join(","), endpoints }];
+}
