@@ -128,23 +128,20 @@ export interface ConsumerHooks {
 /** Thrown by a hook to stop the invocation where it is, as a runtime restart would (nothing is acknowledged). */
 export class InvocationStopped extends Error {}
 
-/** Handles one batch from OUTBOX. */
-export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks: ConsumerHooks = {}): Promise<void> {
-  const config = loadConfig(env);
-  // Each transaction's outcomes are durable as it ends (D1, else the outcome journal), before the next one starts.
-  const record = async (w: Work) => {
-    await writeOutcomes(env, newOutcomes(config, w, Date.now(), false));
-    await hooks.afterTransaction?.(w);
-  };
-  const startedAt = Date.now();
-  const requeue: { body: DeliveryJob; delaySeconds: number }[] = [];
-  const work: Work[] = [];
-  const releases: ReleaseRequest[] = [];
+/** What a batch holds: work to deliver, jobs not due yet, and parked-job release requests. */
+interface Intake {
+  work: Work[];
+  requeue: { body: DeliveryJob; delaySeconds: number }[];
+  releases: ReleaseRequest[];
+}
 
+/** Sorts a batch's messages; malformed ones are acknowledged and dropped with a log line. */
+function intake(batch: MessageBatch<unknown>, startedAt: number): Intake {
+  const out: Intake = { work: [], requeue: [], releases: [] };
   for (const msg of batch.messages) {
     if (isReleaseRequest(msg.body)) {
       // A resumed stream with more parked jobs than one invocation releases (issue 12).
-      releases.push(msg.body);
+      out.releases.push(msg.body);
       continue;
     }
     if (!isDeliveryJob(msg.body)) {
@@ -155,34 +152,44 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
     const job = msg.body;
     // Delays longer than a Queue allows are made of several hops; this one is not due yet.
     if (job.dueAt !== undefined && job.dueAt - startedAt > DUE_SLACK_MS) {
-      requeue.push({ body: job, delaySeconds: Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil((job.dueAt - startedAt) / 1000)) });
+      out.requeue.push({ body: job, delaySeconds: Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil((job.dueAt - startedAt) / 1000)) });
       continue;
     }
-    work.push(newWork(msg, job));
+    out.work.push(newWork(msg, job));
   }
+  return out;
+}
 
-  const ledger = work.length ? await finalRecipients(env, work) : { done: new Set<string>(), dueAt: new Map<string, number | null>() };
-  // A recipient is handled once per batch (a re-driven copy of a job may meet the original in the same batch).
+/** Leaves on each work item only the recipients still pending in the ledger, each once per batch. */
+function keepPending(work: Work[], done: Set<string>): void {
+  // A re-driven copy of a job may meet the original in the same batch.
   const seen = new Set<string>();
   for (const w of work) {
     w.pending = w.job.recipients.filter((r) => {
       const k = `${w.job.messageId}|${r.idx}`;
-      if (ledger.done.has(k) || seen.has(k)) return false;
+      if (done.has(k) || seen.has(k)) return false;
       seen.add(k);
       return true;
     });
   }
-  const holder = `outbox:${batch.messages[0]?.id ?? "empty"}`;
+}
 
-  // Streams (issue 12): a paused stream's jobs are parked until resume; a stream with limits waits for its gate.
+/** Streams (issue 12): parks a paused stream's jobs until resume; a stream with limits waits for its gate. */
+async function applyStreams(env: Env, work: Work[], holder: string): Promise<Work[]> {
   const unfinished = work.filter((w) => w.pending.length);
   const settings = unfinished.length ? await streamSettings(env.DB, unfinished.map((w) => w.job.tenantId)) : new Map<string, StreamSettings>();
   const paused = new Set(unfinished.filter((w) => settings.get(`${w.job.tenantId}|${jobStream(w.job)}`)?.paused));
   await parkJobs(env, [...paused].map((w) => ({ ...w.job, recipients: w.pending })));
   const live = unfinished.filter((w) => !paused.has(w));
   await applyStreamLimits(env, settings, live, holder);
+  return live;
+}
 
-  // Check bodies and load routes; group by (tenant, sender domain, destination): the route depends on all three.
+/**
+ * Checks bodies and loads routes; groups work by (tenant, sender domain, destination), on which the route depends,
+ * and stream, since streams travel on lanes of their own (the gate ranks their requests apart).
+ */
+async function groupByLane(env: Env, live: Work[]): Promise<Work[][]> {
   const routeCache = new Map<string, RouteCandidate[]>();
   const groups = new Map<string, Work[]>();
   for (const w of live) {
@@ -200,57 +207,81 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
       routeCache.set(key, routes);
     }
     w.routes = routes;
-    // Streams travel on lanes of their own: the gate ranks their requests apart.
     const laneKey = `${key}|${jobStream(w.job)}`;
-    const list = groups.get(laneKey) ?? [];
-    list.push(w);
-    groups.set(laneKey, list);
+    groups.set(laneKey, [...(groups.get(laneKey) ?? []), w]);
   }
+  return [...groups.values()];
+}
 
+/** Resolves a lane's targets; on DNS or route failure records it on the work and returns none. */
+async function laneTargets(env: Env, config: RelayConfig, items: Work[]): Promise<Target[]> {
+  const destination = items[0]!.job.destination;
+  const targets: Target[] = [];
+  try {
+    for (const route of items[0]!.routes) targets.push(...(await targetsFor(env, config, route, destination)));
+    if (!targets.length) throw new RouteError(`no usable route for ${destination}`);
+  } catch (e) {
+    if (e instanceof DnsFailure) failAll(items, { status: e.permanent ? "bounced" : "deferred", enhanced: e.enhanced, text: e.message, command: "DNS" });
+    else if (e instanceof RouteError) failAll(items, { status: "deferred", enhanced: "4.3.5", text: e.message });
+    else throw e;
+    return [];
+  }
+  return targets;
+}
+
+/** Delivers every lane, at most MAX_CONNECTIONS_PER_INVOCATION connections at once across them. */
+async function deliverLanes(env: Env, config: RelayConfig, lanes: Work[][], startedAt: number, holder: string, record: (w: Work) => Promise<void>): Promise<void> {
   const slots = new Semaphore(MAX_CONNECTIONS_PER_INVOCATION);
   await Promise.all(
-    [...groups.values()].map(async (items) => {
-      const destination = items[0]!.job.destination;
-      const targets: Target[] = [];
-      try {
-        for (const route of items[0]!.routes) targets.push(...(await targetsFor(env, config, route, destination)));
-        if (!targets.length) throw new RouteError(`no usable route for ${destination}`);
-      } catch (e) {
-        if (e instanceof DnsFailure) {
-          failAll(items, { status: e.permanent ? "bounced" : "deferred", enhanced: e.enhanced, text: e.message, command: "DNS" });
-          return;
-        }
-        if (e instanceof RouteError) {
-          failAll(items, { status: "deferred", enhanced: "4.3.5", text: e.message });
-          return;
-        }
-        throw e;
-      }
+    lanes.map(async (items) => {
+      const targets = await laneTargets(env, config, items);
+      if (!targets.length) return;
       try {
         await deliverDestination(env, config, items, targets, slots, startedAt, holder, record);
       } catch (e) {
         if (e instanceof InvocationStopped) throw e;
         // An unexpected failure (a gate RPC, storage) must not throw away what other destinations delivered in
         // this batch: this destination's untried recipients wait a little; finished ones keep their outcomes.
-        console.error("outbox: delivery to", destination, "failed", e);
+        console.error("outbox: delivery to", items[0]!.job.destination, "failed", e);
         postpone(items, 5000, `internal error: ${errorText(e)}`);
       }
     }),
   );
+}
 
+/** Records what is left, re-queues deferred and untried recipients, sends DSNs, releases parked jobs, cleans up. */
+async function finish(env: Env, config: RelayConfig, batchIntake: Intake, dueAt: Map<string, number | null>): Promise<void> {
+  const { work, requeue, releases } = batchIntake;
   // Outcomes not recorded as their transaction ended (failures before or without a connection, expiry).
   const now = Date.now();
   const rest: PendingOutcome[] = [];
   for (const w of work) rest.push(...newOutcomes(config, w, now, true));
   await writeOutcomes(env, rest);
   for (const w of work) requeue.push(...retriesOf(config, w, now));
-  await touchWaiting(env, config, work, ledger.dueAt, now);
-  const dsns = work.filter((w) => w.dsn.length && config.dsnEnabled && w.job.mailFrom !== "");
+  await touchWaiting(env, config, work, dueAt, now);
   // Back to the queue of each job's stream (transactional jobs to OUTBOX_PRIORITY).
   await enqueueJobs(env, requeue);
-  for (const w of dsns) await sendDsn(env, config, w, w.dsn, w.expiredAny);
+  for (const w of work) if (w.dsn.length && config.dsnEnabled && w.job.mailFrom !== "") await sendDsn(env, config, w, w.dsn, w.expiredAny);
   for (const r of releases) await releaseParkedJobs(env, r.release.tenantId, r.release.stream);
   await deleteFinishedBodies(env, work);
+}
+
+/** Handles one batch from OUTBOX or OUTBOX_PRIORITY. */
+export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks: ConsumerHooks = {}): Promise<void> {
+  const config = loadConfig(env);
+  const startedAt = Date.now();
+  // Each transaction's outcomes are durable as it ends (D1, else the outcome journal), before the next one starts.
+  const record = async (w: Work) => {
+    await writeOutcomes(env, newOutcomes(config, w, Date.now(), false));
+    await hooks.afterTransaction?.(w);
+  };
+  const sorted = intake(batch, startedAt);
+  const ledger = sorted.work.length ? await finalRecipients(env, sorted.work) : { done: new Set<string>(), dueAt: new Map<string, number | null>() };
+  keepPending(sorted.work, ledger.done);
+  const holder = `outbox:${batch.messages[0]?.id ?? "empty"}`;
+  const live = await applyStreams(env, sorted.work, holder);
+  await deliverLanes(env, config, await groupByLane(env, live), startedAt, holder, record);
+  await finish(env, config, sorted, ledger.dueAt);
   batch.ackAll();
 }
 
