@@ -5,7 +5,7 @@
  */
 import type { RelayConfig } from "../config";
 import type { GateReport, Permit } from "../gate/domain-gate";
-import { SmtpError } from "../smtp/client";
+import { SmtpError, type SmtpSession } from "../smtp/client";
 import { sendCloudflare } from "./cloudflare-send";
 import { jobStream } from "./enqueue";
 import { isThrottleReply } from "./retry";
@@ -46,168 +46,224 @@ export class Semaphore {
   }
 }
 
+/** Why and for how long the lanes of a destination stopped taking work in this invocation. */
+interface Stop {
+  afterMs: number;
+  why: string;
+}
+
+/** How one target answered a lane's request for a connection. */
+type TargetOutcome = { kind: "used" } | { kind: "denied"; permit: Permit } | { kind: "unreachable"; failure: { error: SmtpError; host: string } };
+
 /**
  * Delivers a destination's jobs over up to `policy.maxConnections` parallel lanes. Each lane takes a connection
  * slot from the invocation, a permit from the gate, then carries messages until its permit is used up.
  */
 export async function deliverDestination(env: Env, config: RelayConfig, items: Work[], targets: Target[], slots: Semaphore, startedAt: number, holder: string, record: (w: Work) => Promise<void>): Promise<void> {
-  const queue = [...items];
-  const first = targets[0]!;
-  const lanes = Math.max(1, Math.min(first.policy.maxConnections, Math.ceil(queue.length / first.policy.maxMessagesPerConnection), MAX_CONNECTIONS_PER_INVOCATION));
-  let stop: { afterMs: number; why: string } | undefined;
-  // Read through a function: other lanes set `stop` while this one awaits, which narrowing cannot see.
-  const stopped = () => stop;
+  await new DestinationRun(env, config, items, targets, slots, startedAt, holder, record).run();
+}
 
-  const lane = async () => {
+/** The lanes of one destination in one invocation, sharing its line of work and its stop. */
+class DestinationRun {
+  private readonly queue: Work[];
+  private stop: Stop | undefined;
+
+  constructor(
+    private readonly env: Env,
+    private readonly config: RelayConfig,
+    private readonly items: Work[],
+    private readonly targets: Target[],
+    private readonly slots: Semaphore,
+    private readonly startedAt: number,
+    private readonly holder: string,
+    private readonly record: (w: Work) => Promise<void>,
+  ) {
+    this.queue = [...items];
+  }
+
+  /** Other lanes set the stop while this one awaits: read it through a method, which narrowing cannot cache. */
+  private halted(): Stop | undefined {
+    return this.stop;
+  }
+
+  async run(): Promise<void> {
+    const first = this.targets[0]!;
+    const lanes = Math.max(1, Math.min(first.policy.maxConnections, Math.ceil(this.queue.length / first.policy.maxMessagesPerConnection), MAX_CONNECTIONS_PER_INVOCATION));
+    await Promise.all(Array.from({ length: lanes }, () => this.lane()));
+    const stop = this.halted();
+    if (this.queue.length) postpone(this.queue, stop?.afterMs ?? 1000, stop?.why ?? "not reached in this invocation");
+  }
+
+  private async lane(): Promise<void> {
     let waited = 0;
-    while (queue.length && !stop) {
-      if (Date.now() - startedAt > INVOCATION_BUDGET_MS) {
-        stop = { afterMs: 0, why: "invocation time budget used" };
+    while (this.queue.length && !this.halted()) {
+      if (Date.now() - this.startedAt > INVOCATION_BUDGET_MS) {
+        this.stop = { afterMs: 0, why: "invocation time budget used" };
         break;
       }
-      await slots.take();
+      await this.slots.take();
       let waitMs = 0;
       try {
-        waitMs = await connection();
+        waitMs = await this.connection();
       } finally {
-        slots.give();
+        this.slots.give();
       }
       if (!waitMs) continue;
       // The gate asked for a short wait (next send time, a connection about to free up): wait here, not in the
       // queue — but not for long, or a busy destination would hold up the outcomes of the whole batch.
       if (waited + waitMs > MAX_LANE_WAIT_MS) {
-        stop = { afterMs: waitMs, why: `${first.gateKey}: busy` };
+        this.stop = { afterMs: waitMs, why: `${this.targets[0]!.gateKey}: busy` };
         break;
       }
       waited += waitMs;
       await sleep(waitMs);
     }
-  };
+  }
 
   /** One connection (or none); returns how long to wait before the next try when the gate said "shortly". */
-  const connection = async (): Promise<number> => {
-    if (!queue.length || stop) return 0;
+  private async connection(): Promise<number> {
+    if (!this.queue.length || this.halted()) return 0;
     let lastFailure: { error: SmtpError; host: string } | undefined;
     let soonest = Number.POSITIVE_INFINITY;
     let why = "";
     let denials = 0;
-    for (const target of targets) {
-      if (!queue.length) return 0;
-      const gate = gateFor(env, target.gateKey);
-      const permit: Permit = await gate.acquire(target.gateKey, {
-        policy: target.policy,
-        messages: queue.length,
-        holder,
-        maxWaitMs: GATE_WAIT_MS,
-        horizonMs: GATE_HORIZON_MS,
-        leaseMs: GATE_HORIZON_MS + 5 * 60_000,
-        stream: jobStream(items[0]!.job),
-        broadcastShare: config.broadcastShare,
-      });
-      if (!permit.granted) {
-        // Paused, circuit open, over quota or busy: try the next upstream, if any.
-        soonest = Math.min(soonest, permit.retryAfterMs);
-        why = `${target.gateKey}: ${permit.reason ?? "denied"}`;
-        if (permit.reason === "rate" || permit.reason === "busy") denials++;
-        continue;
+    for (const target of this.targets) {
+      if (!this.queue.length) return 0;
+      const out = await this.tryTarget(target);
+      if (out.kind === "used") return 0;
+      if (out.kind === "unreachable") {
+        lastFailure = out.failure;
+        continue; // next upstream
       }
-      const batch = queue.splice(0, permit.granted);
-      const report: GateReport = { leaseId: permit.leaseId, delivered: 0, unused: batch.length, usedUntil: 0 };
-      try {
-        if (target.binding) {
-          let i = 0;
-          const pick = slotPicker(gate, permit, report, () => batch.length - i);
-          for (; i < batch.length; i++) {
-            await sleep((batch[i]!.notBefore ?? 0) - Date.now());
-            const slot = await pick();
-            if (slot === undefined) {
-              queue.unshift(...batch.slice(i));
-              break;
-            }
-            await sendCloudflare(env, target.binding, batch[i]!, slot.seq);
-            await record(batch[i]!);
-            if ([...batch[i]!.results.values()].some((a) => a.status === "delivered")) report.delivered++;
-          }
-          return 0;
-        }
-        const opened = await connect(env, config, target);
-        if ("error" in opened) {
-          report.connectionFailed = true;
-          lastFailure = opened;
-          queue.unshift(...batch);
-          if (opened.error.code && isThrottleReply(opened.error.code, opened.error.enhanced)) {
-            report.throttled = { text: opened.error.reply?.text ?? opened.error.message, ...hint(opened.error) };
-          }
-          continue; // next upstream
-        }
-        const { session, host } = opened;
-        let i = 0;
-        const pick = slotPicker(gate, permit, report, () => batch.length - i);
-        try {
-          for (; i < batch.length; i++) {
-            const w = batch[i]!;
-            const halt = stopped();
-            if (halt) {
-              // Another connection of this invocation was throttled by the same destination: stop here too.
-              postpone(batch.slice(i), halt.afterMs, halt.why);
-              break;
-            }
-            await sleep((w.notBefore ?? 0) - Date.now());
-            const slot = await pick();
-            if (slot === undefined || !session.usable) {
-              // Out of send times (the connection fell behind its schedule) or the connection broke.
-              queue.unshift(...batch.slice(i));
-              break;
-            }
-            try {
-              await sendOne(env, session, host, w, slot.seq);
-              await record(w);
-              if ([...w.results.values()].some((a) => a.status === "delivered")) report.delivered++;
-              const throttle = [...w.results.values()].find((a) => a.status === "deferred" && isThrottleReply(a.code, a.enhanced));
-              if (throttle) {
-                report.throttled = { text: throttle.text, ...(throttle.hintSeconds ? { retryAfterSeconds: throttle.hintSeconds } : {}) };
-                postpone(batch.slice(i + 1), (throttle.hintSeconds ?? target.policy.backoffPauseSeconds) * 1000, `${target.gateKey}: throttled`);
-                stop = { afterMs: (throttle.hintSeconds ?? target.policy.backoffPauseSeconds) * 1000, why: `${target.gateKey}: throttled` };
-                break;
-              }
-            } catch (e) {
-              if (!(e instanceof SmtpError)) throw e;
-              if (isThrottleReply(e.code, e.enhanced)) {
-                report.throttled = { text: e.reply?.text ?? e.message, ...hint(e) };
-                const pause = (hint(e).retryAfterSeconds ?? target.policy.backoffPauseSeconds) * 1000;
-                postpone(batch.slice(i + 1), pause, `${target.gateKey}: throttled`);
-                stop = { afterMs: pause, why: `${target.gateKey}: throttled` };
-              } else {
-                // The connection broke (drop, timeout): the rest of the batch goes back for another connection.
-                queue.unshift(...batch.slice(i + 1));
-              }
-              break;
-            }
-          }
-        } finally {
-          await session.quit();
-        }
-        return 0;
-      } finally {
-        await gate.release(report);
-      }
+      // Paused, circuit open, over quota or busy: try the next upstream, if any.
+      soonest = Math.min(soonest, out.permit.retryAfterMs);
+      why = `${target.gateKey}: ${out.permit.reason ?? "denied"}`;
+      if (out.permit.reason === "rate" || out.permit.reason === "busy") denials++;
     }
     // No target took the batch.
     if (lastFailure) {
       // Every next hop refused the connection: this is an attempt for the whole line, recorded as deferred.
-      const all = queue.splice(0, queue.length);
-      failAll(all, { ...fromSmtpError(lastFailure.error, lastFailure.host, undefined), status: "deferred" });
-      stop = { afterMs: 0, why: "connection failed" };
-    } else if (denials === targets.length && soonest <= SHORT_WAIT_MS && Date.now() - startedAt < INVOCATION_BUDGET_MS) {
+      failAll(this.queue.splice(0, this.queue.length), { ...fromSmtpError(lastFailure.error, lastFailure.host, undefined), status: "deferred" });
+      this.stop = { afterMs: 0, why: "connection failed" };
+    } else if (denials === this.targets.length && soonest <= SHORT_WAIT_MS && Date.now() - this.startedAt < INVOCATION_BUDGET_MS) {
       return Math.max(50, soonest);
     } else {
-      stop = { afterMs: Number.isFinite(soonest) ? soonest : 1000, why };
+      this.stop = { afterMs: Number.isFinite(soonest) ? soonest : 1000, why };
     }
     return 0;
-  };
+  }
 
-  await Promise.all(Array.from({ length: lanes }, lane));
-  if (queue.length) postpone(queue, stop?.afterMs ?? 1000, stop?.why ?? "not reached in this invocation");
+  /** Asks one target's gate for a permit and, granted, sends the messages it covers; always reports back. */
+  private async tryTarget(target: Target): Promise<TargetOutcome> {
+    const gate = gateFor(this.env, target.gateKey);
+    const permit: Permit = await gate.acquire(target.gateKey, {
+      policy: target.policy,
+      messages: this.queue.length,
+      holder: this.holder,
+      maxWaitMs: GATE_WAIT_MS,
+      horizonMs: GATE_HORIZON_MS,
+      leaseMs: GATE_HORIZON_MS + 5 * 60_000,
+      stream: jobStream(this.items[0]!.job),
+      broadcastShare: this.config.broadcastShare,
+    });
+    if (!permit.granted) return { kind: "denied", permit };
+    const batch = this.queue.splice(0, permit.granted);
+    const report: GateReport = { leaseId: permit.leaseId, delivered: 0, unused: batch.length, usedUntil: 0 };
+    try {
+      if (target.binding) {
+        await this.sendViaBinding(target.binding, gate, permit, report, batch);
+        return { kind: "used" };
+      }
+      return await this.sendViaSmtp(target, gate, permit, report, batch);
+    } finally {
+      await gate.release(report);
+    }
+  }
+
+  /** The send_email route: one message at a time at its send time. */
+  private async sendViaBinding(binding: string, gate: Gate, permit: Permit, report: GateReport, batch: Work[]): Promise<void> {
+    let i = 0;
+    const pick = slotPicker(gate, permit, report, () => batch.length - i);
+    for (; i < batch.length; i++) {
+      await sleep((batch[i]!.notBefore ?? 0) - Date.now());
+      const slot = await pick();
+      if (slot === undefined) {
+        this.queue.unshift(...batch.slice(i));
+        break;
+      }
+      await sendCloudflare(this.env, binding, batch[i]!, slot.seq);
+      await this.record(batch[i]!);
+      if ([...batch[i]!.results.values()].some((a) => a.status === "delivered")) report.delivered++;
+    }
+  }
+
+  /** One SMTP connection carrying the permit's messages, each at its send time. */
+  private async sendViaSmtp(target: Target, gate: Gate, permit: Permit, report: GateReport, batch: Work[]): Promise<TargetOutcome> {
+    const opened = await connect(this.env, this.config, target);
+    if ("error" in opened) {
+      report.connectionFailed = true;
+      this.queue.unshift(...batch);
+      if (opened.error.code && isThrottleReply(opened.error.code, opened.error.enhanced)) {
+        report.throttled = { text: opened.error.reply?.text ?? opened.error.message, ...hint(opened.error) };
+      }
+      return { kind: "unreachable", failure: opened };
+    }
+    const { session, host } = opened;
+    let i = 0;
+    const pick = slotPicker(gate, permit, report, () => batch.length - i);
+    try {
+      for (; i < batch.length; i++) {
+        const w = batch[i]!;
+        const halt = this.halted();
+        if (halt) {
+          // Another connection of this invocation was throttled by the same destination: stop here too.
+          postpone(batch.slice(i), halt.afterMs, halt.why);
+          break;
+        }
+        await sleep((w.notBefore ?? 0) - Date.now());
+        const slot = await pick();
+        if (slot === undefined || !session.usable) {
+          // Out of send times (the connection fell behind its schedule) or the connection broke.
+          this.queue.unshift(...batch.slice(i));
+          break;
+        }
+        if (!(await this.sendMessage(target, session, host, w, slot.seq, report, batch.slice(i + 1)))) break;
+      }
+    } finally {
+      await session.quit();
+    }
+    return { kind: "used" };
+  }
+
+  /** Sends one work item on the connection; false when the connection must not carry more (throttled, broken). */
+  private async sendMessage(target: Target, session: SmtpSession, host: string, w: Work, seq: number, report: GateReport, rest: Work[]): Promise<boolean> {
+    try {
+      await sendOne(this.env, session, host, w, seq);
+      await this.record(w);
+      if ([...w.results.values()].some((a) => a.status === "delivered")) report.delivered++;
+      const throttle = [...w.results.values()].find((a) => a.status === "deferred" && isThrottleReply(a.code, a.enhanced));
+      if (!throttle) return true;
+      report.throttled = { text: throttle.text, ...(throttle.hintSeconds ? { retryAfterSeconds: throttle.hintSeconds } : {}) };
+      this.throttled(target, rest, (throttle.hintSeconds ?? target.policy.backoffPauseSeconds) * 1000);
+      return false;
+    } catch (e) {
+      if (!(e instanceof SmtpError)) throw e;
+      if (isThrottleReply(e.code, e.enhanced)) {
+        report.throttled = { text: e.reply?.text ?? e.message, ...hint(e) };
+        this.throttled(target, rest, (hint(e).retryAfterSeconds ?? target.policy.backoffPauseSeconds) * 1000);
+      } else {
+        // The connection broke (drop, timeout): the rest of the batch goes back for another connection.
+        this.queue.unshift(...rest);
+      }
+      return false;
+    }
+  }
+
+  /** The destination throttled us: the rest of this connection's messages wait, and so do the other lanes. */
+  private throttled(target: Target, rest: Work[], pauseMs: number): void {
+    postpone(rest, pauseMs, `${target.gateKey}: throttled`);
+    this.stop = { afterMs: pauseMs, why: `${target.gateKey}: throttled` };
+  }
 }
 
 /**
