@@ -16,7 +16,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { estimateCost, loadPrices } from "./lib/cost.mjs";
-import { consumerBreakdown, d1Bytes, storageFigures } from "./lib/ledger.mjs";
+import { consumerBreakdown, d1UsedBytes, storageFigures } from "./lib/ledger.mjs";
 import { bodyText, sendRequest } from "./lib/load.mjs";
 import { measurePhase } from "./lib/phase.mjs";
 import { POSTFIX_SETUP, postfixRound, startPostfix } from "./lib/postfix.mjs";
@@ -111,7 +111,6 @@ async function openRelay(mode, sink) {
     ctx.batchMissing = probe.status === 404 || probe.status === 405 ? `POST /v1/messages/batch answered ${probe.status}: this build has no batch endpoint` : null;
     // Warm-up: JIT, D1 page cache, the gate's Durable Object.
     ctx.warmup = await phase(ctx, sink, "warm-up", `w${mode[0]}`, WARMUP, 1);
-    ctx.d1BytesAfterWarmup = d1Bytes(persistDir);
   } catch (e) {
     await closeRelay(ctx);
     throw e;
@@ -121,6 +120,8 @@ async function openRelay(mode, sink) {
 
 async function closeRelay(ctx) {
   await ctx.relay.dispose();
+  // D1 bytes per message (issue 16): read once the runtime closed the database (its log checkpointed).
+  if (ctx.relayed) ctx.storage = storageFigures(0, d1UsedBytes(ctx.persistDir), ctx.relayed);
   rmSync(ctx.persistDir, { recursive: true, force: true });
 }
 
@@ -210,8 +211,7 @@ async function main() {
     }
     result.batch_skipped = ctx.batchMissing ?? undefined;
     result.peak_memory_mb = round(peakRssBytes(ctx.relay.pids()) / 2 ** 20, 1);
-    const relayed = result.rounds.reduce((n, r) => n + (r.single?.delivered ?? 0) + (r.batch?.delivered ?? 0), 0);
-    result.storage = storageFigures(ctx.d1BytesAfterWarmup, d1Bytes(ctx.persistDir), relayed);
+    ctx.relayed = WARMUP + result.rounds.reduce((n, r) => n + (r.single?.delivered ?? 0) + (r.batch?.delivered ?? 0), 0);
     result.consumer_breakdown = {
       single: consumerBreakdown(result.rounds[0]?.single?.metering ?? null),
       batch: consumerBreakdown(result.rounds[0]?.batch?.metering ?? null),
@@ -221,6 +221,7 @@ async function main() {
     if (ctx) await closeRelay(ctx);
     pf?.stop();
   }
+  result.storage = ctx?.storage ?? null;
   try {
     if (DEV_COUNT > 0) {
       // The dev tooling's share: a fresh workerd-direct relay and a fresh `wrangler dev` relay, both up, taking
