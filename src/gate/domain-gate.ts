@@ -552,6 +552,10 @@ export class DomainGate extends DurableObject<Env> {
   }
 
   private save(): void {
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO gate_state (k, v) VALUES ('state', ?)", JSON.stringify(this.s));
+    // Updated in place: one row written. INSERT OR REPLACE deletes and reinserts the row and its key's index
+    // entry, four billed rows per call (issue 16).
+    const v = JSON.stringify(this.s);
+    const updated = this.ctx.storage.sql.exec("UPDATE gate_state SET v = ? WHERE k = 'state'", v).rowsWritten;
+    if (!updated) this.ctx.storage.sql.exec("INSERT INTO gate_state (k, v) VALUES ('state', ?)", v);
   }
 }
