@@ -275,13 +275,15 @@ function tlsBit(tls: boolean | null | undefined): number | null {
 }
 
 function stateOf(o: RecipientOutcome): RecipientState {
+  // A delivered recipient's last reply is its log's last entry: not stored twice (bytes per message, issue 16).
+  const delivered = o.status === "delivered";
   return compact({
     a: o.address,
     s: o.status,
     n: o.attempt,
-    c: o.code ?? null,
-    e: o.enhanced ?? null,
-    t: o.text ?? null,
+    c: delivered ? null : (o.code ?? null),
+    e: delivered ? null : (o.enhanced ?? null),
+    t: delivered ? null : (o.text ?? null),
     x: o.nextAttemptAt ?? null,
     u: o.at,
     f: isFinal(o.status) ? o.at : null,
@@ -437,6 +439,10 @@ export async function getMessage(db: D1Database, id: string, tenantId: string | 
   if (!m) return null;
   const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
   const rcpts = parseRecipients(m.rcpts);
+  const log = parseLog(m.log);
+  // The last reply of a recipient whose state does not carry it (delivered): its last logged outcome.
+  const lastReply = (idx: number, r: RecipientState) =>
+    r.c !== undefined || r.e !== undefined || r.t !== undefined ? r : (log.filter((e) => e.i === idx && e.y === r.s).pop() ?? r);
   return {
     id: m.id,
     tenant_id: m.tenant_id,
@@ -450,15 +456,18 @@ export async function getMessage(db: D1Database, id: string, tenantId: string | 
     metadata: JSON.parse(m.metadata ?? "{}") as Record<string, string>,
     created_at: iso(m.created_at),
     status: summariseStatus(rcpts.map((r) => r.s)),
-    recipients: rcpts.map((r) => ({
-      address: r.a,
-      status: r.s,
-      attempts: r.n ?? 0,
-      last_code: r.c ?? null,
-      last_enhanced: r.e ?? null,
-      last_text: r.t ?? null,
-      updated_at: iso(r.u),
-    })),
+    recipients: rcpts.map((r, idx) => {
+      const last = lastReply(idx, r);
+      return {
+        address: r.a,
+        status: r.s,
+        attempts: r.n ?? 0,
+        last_code: last.c ?? null,
+        last_enhanced: last.e ?? null,
+        last_text: last.t ?? null,
+        updated_at: iso(r.u),
+      };
+    }),
     events: timelineOf(m),
   };
 }
