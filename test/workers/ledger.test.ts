@@ -64,6 +64,16 @@ describe("rows written per message", () => {
     expect((await receivedAt(port)).length).toBe(1);
     expect(counter.total).toBeGreaterThan(0);
     expect(counter.total).toBeLessThanOrEqual(3);
+    const bytes = await env.DB.prepare(
+      `SELECT (SELECT length(id) + length(tenant_id) + length(mail_from) + COALESCE(length(header_from), 0) + COALESCE(length(subject), 0)
+                + COALESCE(length(message_id_header), 0) + length(stream) + COALESCE(length(tags), 0) + COALESCE(length(metadata), 0)
+                + length(rcpts) + COALESCE(length(log), 0) + COALESCE(length(pending), 0) + 40 FROM messages WHERE id = ?1) AS message,
+              (SELECT SUM(length(message_id) + length(tenant_id) + length(recipient) + length(type) + COALESCE(length(text), 0)
+                + COALESCE(length(host), 0) + COALESCE(length(enhanced), 0) + 50) FROM events WHERE message_id = ?1) AS event`,
+    ).bind(id).first<{ message: number; event: number }>();
+    console.log(`payload bytes after delivery (approximate, before SQLite page overhead): message row ${bytes!.message}, event row ${bytes!.event}`);
+    // The body kept for a re-drive is gone once the recipient is final.
+    expect((await env.DB.prepare("SELECT pending FROM messages WHERE id = ?").bind(id).first<{ pending: string | null }>())!.pending).toBeNull();
   });
 
   it("keeps the message's timeline, its feed events (accepted, queued, delivered) and the attempt's detail", async () => {
