@@ -17,7 +17,7 @@ export async function webhooksPage(db: D1Database, tenant: TenantScope): Promise
       ${hooks.map(
         (h) => html`<tr><td class="mono">${h.url}${h.description ? html`<div class="muted">${h.description}</div>` : ""}</td><td>${parseEventTypes(h.event_types).join(", ")}</td><td class="mono">${h.tenant_id}</td><td>${h.disabled_at === null ? html`<span class="badge ok">enabled</span>` : html`<span class="badge">disabled</span>`}</td><td class="mono nowrap">${fmtTimeSeconds(h.created_at)}</td></tr>`,
       )}</tbody></table></div>`
-    : html`<p class="muted">No endpoints. Add one with <span class="mono">POST /admin/webhooks</span> (see the README).</p>`}
+    : html`<p class="muted">No endpoints. Add one with <span class="mono">POST /admin/webhooks</span> (see docs/webhooks.md).</p>`}
   </section>
   <section class="panel" aria-labelledby="h-attempts"><h2 id="h-attempts">Latest attempts</h2>
   ${attempts.length
