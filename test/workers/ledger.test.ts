@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { acceptMessage } from "../../src/accept/accept";
 import { handleOutbox, InvocationStopped } from "../../src/delivery/consumer";
+import { runLedgerHousekeeping } from "../../src/delivery/housekeeping";
 import { flushOutcomeJournal } from "../../src/delivery/outcomes";
 import { redriveOverdue } from "../../src/delivery/redrive";
 import type { DeliveryJob } from "../../src/delivery/job";
@@ -110,6 +111,22 @@ describe("a delivered recipient is never sent twice", () => {
     expect((await receivedAt(port)).length).toBe(1);
     expect(await statusOf(id)).toEqual(["delivered"]);
     expect(await flushOutcomeJournal(env)).toEqual([]);
+  });
+});
+
+describe("the cron", () => {
+  it("flushes the outcome journal to D1 before it re-drives anything", async () => {
+    const { tenantId, from, dest, port } = await setup();
+    const jobs: DeliveryJob[] = [];
+    const id = await acceptCaptured(env, tenantId, from, [`j@${dest}`], jobs);
+    const flaky = countingD1(env.DB, { total: 0, byTable: {} }, (sql) => sql.startsWith("UPDATE messages SET rcpts"));
+    await handleOutbox(batchOf(jobs), envWith(env, { DB: flaky }));
+    expect(await statusOf(id)).toEqual(["queued"]);
+    await runLedgerHousekeeping(env, Date.now());
+    expect(await statusOf(id)).toEqual(["delivered"]);
+    // Long after the grace period nothing is re-driven: the journal's outcome made the recipient final.
+    expect((await redriveOverdue(env, GRACE_MS, MAX_AGE_MS, Date.now() + 2 * GRACE_MS)).jobs).toBe(0);
+    expect((await receivedAt(port)).length).toBe(1);
   });
 });
 
