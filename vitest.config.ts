@@ -37,6 +37,9 @@ export default defineConfig({
                 // Upstream relay credentials referenced from a route URL as ${SMTP_TEST_USER}:${SMTP_TEST_PASS}.
                 SMTP_TEST_USER: "relay-user",
                 SMTP_TEST_PASS: "s3cret:with/odd@chars",
+                // Local switches (issue 15): the peers are on loopback; test domains are never DNS-verified.
+                ALLOW_PRIVATE_DESTINATIONS: "127.0.0.0/8,::1/128",
+                REQUIRE_VERIFIED_DOMAINS: "false",
               },
               // A second, empty D1 database: the ledger migration test fills it under the old schema, then migrates it.
               d1Databases: { MIGRATION_TEST_DB: "edge-relay-migration-test" },

@@ -80,3 +80,7 @@ console.log(`domains: ${owners.filter((r) => r.tenant_id === tenant).map((r) => 
 console.log(`key id:  ${keyId}`);
 console.log(`API key: ${key}`);
 console.log("Store the key now: only its hash is kept.");
+if (values.remote) {
+  // A deployed relay sends only from verified domains (REQUIRE_VERIFIED_DOMAINS, issue 15); npm start does not ask.
+  console.log("Before sending: publish the records from GET /v1/domains/<domain>/dns, then POST /v1/domains/<domain>/verify.");
+}

@@ -52,7 +52,10 @@ localSecret("SIGNING_SECRET", () => randomBytes(32).toString("hex"));
 const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local"], { stdio: "inherit", env: { ...process.env, CI: "1" } });
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
-const child = spawn("wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(PORT), "--var", `NEXT_HOP_URL:smtp://127.0.0.1:${SINK_PORT}`], {
+// Local switches (issue 15): the catch-all sink is on loopback, and the quick start sends from a domain nobody
+// verified in DNS. A deployed relay keeps wrangler.toml's defaults (no private destinations, verified domains only).
+const localVars = [`NEXT_HOP_URL:smtp://127.0.0.1:${SINK_PORT}`, "ALLOW_PRIVATE_DESTINATIONS:127.0.0.0/8,::1/128", "REQUIRE_VERIFIED_DOMAINS:false"];
+const child = spawn("wrangler", ["dev", "--ip", "127.0.0.1", "--port", String(PORT), ...localVars.flatMap((v) => ["--var", v])], {
   stdio: ["ignore", "inherit", "inherit"],
 });
 for (const sig of ["SIGINT", "SIGTERM"]) {

@@ -4,6 +4,7 @@
  */
 
 import { DEFAULT_GATE_POLICY, parsePartialPolicy, type GatePolicy } from "./gate/policy";
+import { parseCidr } from "./delivery/private-networks";
 
 /** Cloudflare Queues accept messages up to 128 KB; keep headroom for the job's JSON envelope. */
 export const MAX_INLINE_BODY_BYTES = 100 * 1024;
@@ -50,6 +51,12 @@ export interface RelayConfig {
   redriveGraceSeconds: number;
   /** Rows the cron deletes per run at most for retention, per table (bounded steps; see store/retention.ts). */
   retentionPruneRowsPerRun: number;
+  /** Feedback-loop sources trusted once our MX authenticated them (FEEDBACK_LOOP_SOURCES, INBOUND_AUTHSERV_ID). */
+  feedbackLoop: { sources: string[]; authservId: string };
+  /** Non-public networks the relay may still connect or post to (ALLOW_PRIVATE_DESTINATIONS); empty: none. */
+  allowPrivateDestinations: string[];
+  /** Send only from domains verified with POST /v1/domains/:d/verify (REQUIRE_VERIFIED_DOMAINS, default true). */
+  requireVerifiedDomains: boolean;
 }
 
 /** MESSAGE_RETENTION_DAYS default: 30 days of message history, what SES and Postmark keep for message activity. */
@@ -67,13 +74,29 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/**
+ * The URL with an inline password replaced by `***` (`smtp://user:***@host`), for anything shown or logged:
+ * admin API answers, error messages. `${SMTP_...}` placeholders name a secret and are not secret themselves.
+ */
+export function redactUrlPassword(url: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url);
+  if (!scheme) return url;
+  // The authority ends at the first / ? # after the last @ (a password may itself hold @, / or spaces).
+  const at = url.lastIndexOf("@");
+  const colon = url.indexOf(":", scheme[0].length);
+  if (at < 0 || colon < 0 || colon > at) return url;
+  const pass = url.slice(colon + 1, at);
+  if (/^\$\{[A-Z0-9_]+\}$/i.test(pass)) return url;
+  return `${url.slice(0, colon + 1)}***${url.slice(at)}`;
+}
+
 /** Parses a next-hop URL: smtp://host:port (plain), smtp+starttls://, smtp+opportunistic://, smtps://; user:pass@ for AUTH. */
 export function parseNextHop(url: string): NextHop {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new ConfigError(`NEXT_HOP_URL is not a URL: ${url}`);
+    throw new ConfigError(`NEXT_HOP_URL is not a URL: ${redactUrlPassword(url)}`);
   }
   const schemes: Record<string, { tls: NextHop["tls"]; port: number }> = {
     "smtp:": { tls: "off", port: 25 },
@@ -82,7 +105,7 @@ export function parseNextHop(url: string): NextHop {
     "smtps:": { tls: "implicit", port: 465 },
   };
   const scheme = schemes[u.protocol];
-  if (!scheme) throw new ConfigError(`NEXT_HOP_URL scheme must be smtp, smtp+starttls, smtp+opportunistic or smtps: ${url}`);
+  if (!scheme) throw new ConfigError(`NEXT_HOP_URL scheme must be smtp, smtp+starttls, smtp+opportunistic or smtps: ${redactUrlPassword(url)}`);
   const hop: NextHop = { kind: "smtp", host: u.hostname, port: u.port ? Number(u.port) : scheme.port, tls: scheme.tls };
   if (u.username) {
     hop.auth = { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) };
@@ -142,6 +165,9 @@ export function loadConfig(env: Env): RelayConfig {
     },
     gatePolicies: parseGatePolicies(env.GATE_POLICIES),
     broadcastShare: parseShare(env.BROADCAST_RESERVED_SHARE),
+    feedbackLoop: { sources: parseDomainList("FEEDBACK_LOOP_SOURCES", env.FEEDBACK_LOOP_SOURCES), authservId: (env.INBOUND_AUTHSERV_ID ?? "").trim() || DEFAULT_INBOUND_AUTHSERV_ID },
+    allowPrivateDestinations: parseCidrList(env.ALLOW_PRIVATE_DESTINATIONS),
+    requireVerifiedDomains: parseBoolean("REQUIRE_VERIFIED_DOMAINS", env.REQUIRE_VERIFIED_DOMAINS, true),
     ...ledgerSettings(env as unknown as Record<string, string | undefined>),
   };
 }
@@ -153,6 +179,33 @@ function ledgerSettings(env: Record<string, string | undefined>): Pick<RelayConf
     redriveGraceSeconds: positiveInt("REDRIVE_GRACE_SECONDS", env.REDRIVE_GRACE_SECONDS, DEFAULT_REDRIVE_GRACE_SECONDS),
     retentionPruneRowsPerRun: positiveInt("RETENTION_PRUNE_ROWS_PER_RUN", env.RETENTION_PRUNE_ROWS_PER_RUN, DEFAULT_RETENTION_PRUNE_ROWS_PER_RUN),
   };
+}
+
+/** Cloudflare Email Routing's inbound MX names itself so in Authentication-Results (its Postmaster page). */
+export const DEFAULT_INBOUND_AUTHSERV_ID = "mx.cloudflare.net";
+
+function parseDomainList(name: string, value: string | undefined): string[] {
+  const list = (value ?? "").split(",").map((d) => d.trim().toLowerCase().replace(/\.$/, "")).filter(Boolean);
+  for (const d of list) {
+    if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/.test(d)) throw new ConfigError(`${name}: ${JSON.stringify(d)} is not a domain name`);
+  }
+  return list;
+}
+
+function parseCidrList(value: string | undefined): string[] {
+  const list = (value ?? "").split(",").map((c) => c.trim()).filter(Boolean);
+  for (const c of list) {
+    if (!parseCidr(c)) throw new ConfigError(`ALLOW_PRIVATE_DESTINATIONS: ${JSON.stringify(c)} is not a CIDR (e.g. 127.0.0.0/8, ::1/128)`);
+  }
+  return list;
+}
+
+function parseBoolean(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value.trim() === "") return fallback;
+  const v = value.trim().toLowerCase();
+  if (v === "true" || v === "1") return true;
+  if (v === "false" || v === "0") return false;
+  throw new ConfigError(`${name} must be "true" or "false", got ${JSON.stringify(value)}`);
 }
 
 /** BROADCAST_RESERVED_SHARE: 0.05-0.5; default 0.15 (Postmark-style streams; enough that a campaign keeps moving). */

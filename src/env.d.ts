@@ -13,6 +13,14 @@ interface EdgeRelaySecrets {
   TRACKING_BASE_URL?: string;
   /** SPF include(s) of the upstream relay, comma-separated (e.g. "amazonses.com"), for the records we suggest. */
   SPF_INCLUDE?: string;
+  /** Feedback-loop sources whose authenticated reports may suppress recipients, comma-separated domains (issue 15). */
+  FEEDBACK_LOOP_SOURCES?: string;
+  /** authserv-id of the Authentication-Results header trusted on inbound reports; default mx.cloudflare.net. */
+  INBOUND_AUTHSERV_ID?: string;
+  /** Non-public destinations (CIDRs, comma-separated) the relay may connect or post to; default none (issue 15). */
+  ALLOW_PRIVATE_DESTINATIONS?: string;
+  /** "false" lets tenants send from domains not yet verified with POST /v1/domains/:d/verify; default "true". */
+  REQUIRE_VERIFIED_DOMAINS?: string;
 }
 interface Env extends EdgeRelaySecrets {}
 declare namespace Cloudflare {

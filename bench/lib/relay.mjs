@@ -80,11 +80,16 @@ async function waitForHealth(base, isAlive) {
   throw new Error(`the relay at ${base} did not become healthy within 180 s`);
 }
 
+/** What a local relay needs that a deployed one must not have: loopback peers, unverified sender domains. */
+export const LOCAL_RELAY_VARS = { ALLOW_PRIVATE_DESTINATIONS: "127.0.0.0/8,::1/128", REQUIRE_VERIFIED_DOMAINS: "false" };
+
 /**
  * @param {{ root: string, mode: "miniflare" | "wrangler-dev", vars: Record<string,string>, persistDir: string, port?: number }} opts
  * @returns {Promise<{ url: string, mode: string, pids: () => number[], dispose: () => Promise<void> }>}
  */
 export async function startRelay(opts) {
+  // The bench's peers are on loopback and its domains are never DNS-verified: the local switches (issue 15).
+  opts = { ...opts, vars: { ...LOCAL_RELAY_VARS, ...opts.vars } };
   if (opts.mode === "wrangler-dev") return startWranglerDev(opts);
   const { Miniflare, convertV4MiniflareOptions, Log, LogLevel } = await loadMiniflare();
   const { unstable_getMiniflareWorkerOptions } = await import("wrangler");

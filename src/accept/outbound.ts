@@ -35,6 +35,11 @@ export interface OutboundOptions {
   publicBaseUrl: string | null;
   /** Extra signers given with the request (MailChannels' per-personalization DKIM). */
   extraSigners?: DkimSigner[];
+  /**
+   * False for dry runs: the relay's own keys do not sign output that is never stored (it could be replayed as
+   * the operator's signed mail). The request's own `extraSigners` (its own key) still sign.
+   */
+  sign?: boolean;
   now?: Date;
 }
 
@@ -105,8 +110,15 @@ export async function prepareOutbound(env: Env, relayHostname: string, raw: stri
   // Received goes first (it is a trace field, RFC 5321 section 4.4); the others below it. Fields that an existing
   // signature covers are not added (trace fields are never signed, so Received always goes in).
   const signedElsewhere = fieldsSignedByExistingSignatures(raw);
+  if (o.stream === "broadcast") {
+    // Leaving ours out would send broadcast mail without a working one-click unsubscribe (RFC 8058) or without
+    // the Feedback-ID complaints are traced by; adding ours would break the client's signature. Refuse instead.
+    const covered = ["list-unsubscribe", "list-unsubscribe-post", "feedback-id"].filter((n) => signedElsewhere.has(n));
+    if (covered.length) throw new OutboundError(`an existing DKIM signature covers ${covered.join(", ")}; broadcast mail needs the relay's own (sign without them, or send it unsigned)`);
+  }
   const withHeaders = insertHeaders(raw, fields.filter((f) => f.name === "Received" || !signedElsewhere.has(f.name.toLowerCase())));
-  const signers = [...signersForDomain(parseDkimKeys(env.DKIM_KEYS), o.fromDomain), ...(o.extraSigners ?? [])];
+  const ours = o.sign === false ? [] : signersForDomain(parseDkimKeys(env.DKIM_KEYS), o.fromDomain);
+  const signers = [...ours, ...(o.extraSigners ?? [])];
   const signed = signers.length ? await signDkim(withHeaders, signers, { now }) : withHeaders.replace(/\r?\n/g, "\r\n");
   return { raw: signed, signatures: signers.map((s) => ({ domain: s.domain, selector: s.selector })), unsubscribeUrl: link };
 }

@@ -6,6 +6,7 @@
  */
 import { ApiError } from "../http/errors";
 import { parseAddress, type Mailbox } from "../mime/address";
+import { fromFieldMailbox } from "../mime/address-list";
 import { formatRfc5322Date } from "../mime/compose";
 import { DkimSignError } from "../mime/dkim";
 import { HeaderValueError } from "../mime/deliverability";
@@ -127,19 +128,6 @@ function parseHeaderSection(section: string): HeaderField[] {
   return fields;
 }
 
-/** The single mailbox of a From field, accepting `Name <addr>`, `"Name" <addr>`, encoded-word names and bare addresses. */
-function fromMailbox(value: string): Mailbox | null {
-  const direct = parseAddress(value);
-  if (direct.ok) return direct.value;
-  // Display names with encoded words or comments: take the last angle-bracketed address if there is exactly one.
-  const angles = value.match(/<[^<>]*>/g);
-  if (angles?.length === 1) {
-    const r = parseAddress(angles[0]!.slice(1, -1));
-    if (r.ok) return r.value;
-  }
-  return null;
-}
-
 /** Parses the envelope recipients; `to[i]` names the offending one. */
 export function parseEnvelopeRecipients(list: string[], max: number): Mailbox[] {
   if (list.length === 0) throw new ApiError(400, "missing_field", "at least one recipient is required (X-Envelope-To)", "to");
@@ -183,9 +171,19 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
 
   const froms = named("from");
   if (froms.length !== 1) throw new ApiError(422, "invalid_sender", "the message must have exactly one From field", "from");
-  const from = fromMailbox(froms[0]!.value);
-  if (!from) throw new ApiError(422, "invalid_sender", "the From field must hold exactly one valid mailbox", "from");
+  // RFC 5322 address-list grammar, exactly one mailbox, no fallback: what we check is what the recipient sees.
+  const fromResult = fromFieldMailbox(froms[0]!.value);
+  if (!fromResult.ok) throw new ApiError(422, "invalid_sender", `From: ${fromResult.error}`, "from");
+  const from = fromResult.value;
   await requireSenderDomain(ctx, from.asciiDomain, "from");
+  // Sender (RFC 5322 section 3.6.2) is shown by clients as "on behalf of": it must be the tenant's too.
+  const senders = named("sender");
+  if (senders.length > 1) throw new ApiError(422, "invalid_sender", "the message must have at most one Sender field", "sender");
+  if (senders.length === 1) {
+    const sender = fromFieldMailbox(senders[0]!.value);
+    if (!sender.ok) throw new ApiError(422, "invalid_sender", `Sender: ${sender.error}`, "sender");
+    await requireSenderDomain(ctx, sender.value.asciiDomain, "sender");
+  }
 
   let mailFrom: Mailbox = from;
   // X-Envelope-From present but empty (or "<>") is the null sender, MAIL FROM:<> (RFC 5321 section 4.5.5).

@@ -10,7 +10,7 @@ import { DkimSignError, publicKeyRecord, type DkimSigner } from "../mime/dkim";
 import { HeaderValueError } from "../mime/deliverability";
 import type { SendError, SendRequest } from "../mime/validate";
 import { newId } from "../store/ids";
-import { tenantOwnsDomain, type Tenant } from "../store/keys";
+import { tenantDomainStatus, type Tenant } from "../store/keys";
 import { findSuppressed } from "../store/suppressions";
 import { acceptMessage, type AcceptResult } from "./accept";
 import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
@@ -54,10 +54,16 @@ export function envelopeAddress(m: Mailbox): string {
   return `${m.address.slice(0, m.address.lastIndexOf("@"))}@${m.asciiDomain}`;
 }
 
-/** 403 unless the tenant may send from this domain (the open-relay guard). */
+/**
+ * 403 unless the tenant may send from this domain (the open-relay guard), and, with REQUIRE_VERIFIED_DOMAINS
+ * (the default), unless its DNS records were verified: adding a domain to a tenant proves nothing about who
+ * controls it.
+ */
 export async function requireSenderDomain(ctx: SendContext, domain: string, field: string): Promise<void> {
-  if (!(await tenantOwnsDomain(ctx.env.DB, ctx.tenant.id, domain))) {
-    throw new ApiError(403, "sender_domain_not_allowed", `this key may not send from ${domain}`, field);
+  const status = await tenantDomainStatus(ctx.env.DB, ctx.tenant.id, domain);
+  if (!status.owned) throw new ApiError(403, "sender_domain_not_allowed", `this key may not send from ${domain}`, field);
+  if (ctx.config.requireVerifiedDomains && !status.verified) {
+    throw new ApiError(403, "sender_domain_not_verified", `${domain} is not verified yet: publish its DNS records and call POST /v1/domains/${domain}/verify`, field);
   }
 }
 
@@ -66,9 +72,16 @@ export interface SendOptions {
   fieldPrefix?: string;
   /** Compose and sign but do not record or queue; returns the signed message. */
   dryRun?: boolean;
+  /**
+   * The dry run's output goes back to an API client (`/tx/v1/send?dry-run=true`): leave out the relay's DKIM
+   * signature and open/click tracking, so the answer is no signed mail or working redirect token to reuse.
+   */
+  inertDryRun?: boolean;
   extraSigners?: DkimSigner[];
-  /** Envelope sender the client asked for (MailChannels `mailfrom`); its domain must be the tenant's too. */
+  /** Envelope sender the client asked for (MailChannels `envelope_from`); its domain must be the tenant's too. */
   mailFrom?: Mailbox;
+  /** Full request path of `mailFrom` for errors; default `${fieldPrefix}mailfrom`. */
+  mailFromField?: string;
 }
 
 /**
@@ -78,7 +91,7 @@ export interface SendOptions {
 export async function precheckSend(ctx: SendContext, req: SendRequest, opts: SendOptions = {}): Promise<void> {
   const p = opts.fieldPrefix ?? "";
   await requireSenderDomain(ctx, req.sender.asciiDomain, `${p}from`);
-  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, `${p}mailfrom`);
+  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, opts.mailFromField ?? `${p}mailfrom`);
   if (req.stream === "broadcast" && req.recipients.length !== 1) {
     throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient", `${p}to`);
   }
@@ -104,7 +117,7 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
   const p = opts.fieldPrefix ?? "";
   const fromDomain = req.sender.asciiDomain;
   await requireSenderDomain(ctx, fromDomain, `${p}from`);
-  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, `${p}mailfrom`);
+  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, opts.mailFromField ?? `${p}mailfrom`);
   const recipients = req.recipients.map(envelopeAddress);
   if (req.stream === "broadcast" && recipients.length !== 1) {
     throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient (the batch endpoint takes 100)", `${p}to`);
@@ -112,7 +125,8 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
   const id = newId();
   const now = new Date();
   // Open/click tracking (issue 11): one HTML body per recipient with its own tokens, rewritten before signing.
-  const tracked = await trackedHtmlBodies(ctx.env, { tenantId: ctx.tenant.id, messageId: id, recipientCount: recipients.length, publicBaseUrl: ctx.publicBaseUrl, secret: signingSecret(ctx.env), fieldPrefix: p }, req);
+  // Never in a client's dry run: its output is not stored, so working tokens (signed redirects) would be free to mint.
+  const tracked = opts.dryRun && opts.inertDryRun ? null : await trackedHtmlBodies(ctx.env, { tenantId: ctx.tenant.id, messageId: id, recipientCount: recipients.length, publicBaseUrl: ctx.publicBaseUrl, secret: signingSecret(ctx.env), fieldPrefix: p }, req);
   let composed;
   try {
     composed = composeMessage(tracked ? { ...req, html: tracked[0] } : req, { messageIdDomain: fromDomain, now });
@@ -136,6 +150,8 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
         ...(ctx.clientName ? { clientName: ctx.clientName } : {}),
         publicBaseUrl: ctx.publicBaseUrl,
         ...(opts.extraSigners ? { extraSigners: opts.extraSigners } : {}),
+        // A dry run is not signed: a signature made with the operator's key on unstored output is a free replay.
+        ...(opts.dryRun && opts.inertDryRun ? { sign: false } : {}),
         now,
       });
     outbound = await prepare(composed.raw, tracked ? recipients.slice(0, 1) : recipients);

@@ -21,12 +21,15 @@ export function parseNetworks(text) {
     .map((s) => s.trim())
     .filter(Boolean);
   for (const block of blocks) {
-    const [address = "", prefixText] = block.split("/");
+    // Strictly "address" or "address/prefix": "10.0.0.0/8/garbage" is an error, not /8.
+    const m = /^([^/]+)(?:\/(0|[1-9]\d{0,2}))?$/.exec(block);
+    if (!m) throw new Error(`"${block}" is not an IP address or CIDR block (address/prefix)`);
+    const [, address = "", prefixText] = m;
     const family = isIP(address);
     if (family === 0) throw new Error(`"${block}" is not an IP address or CIDR block`);
     const max = family === 4 ? 32 : 128;
     const prefix = prefixText === undefined ? max : Number(prefixText);
-    if (!/^\d{1,3}$/.test(prefixText ?? String(max)) || prefix > max) throw new Error(`"${block}" has an invalid prefix length`);
+    if (prefix > max) throw new Error(`"${block}" has an invalid prefix length`);
     list.addSubnet(address, prefix, family === 4 ? "ipv4" : "ipv6");
   }
   return {

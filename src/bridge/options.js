@@ -83,6 +83,17 @@ const SWITCHES = [
   { name: "no-received", env: "EDGE_RELAY_BRIDGE_NO_RECEIVED", help: "do not prepend a Received header" },
 ];
 
+/**
+ * True for localhost and loopback literals (127.0.0.0/8, ::1), the only hosts the bridge may reach over plain http.
+ * @param {string} hostname  URL.hostname (IPv6 in brackets)
+ */
+export function isLoopbackHost(hostname) {
+  const h = hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h.endsWith(".localhost") || h === "::1") return true;
+  const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  return m !== null && m.slice(1).every((x) => Number(x) <= 255);
+}
+
 /** The text of `edge-relay bridge --help`. */
 export function bridgeHelp() {
   const rows = [
@@ -192,6 +203,10 @@ export function parseBridgeArgs(argv, env, io = {}) {
   }
   if (relayUrl.protocol !== "https:" && relayUrl.protocol !== "http:") throw new BridgeConfigError("--relay must be an http:// or https:// URL");
   if (relayUrl.username || relayUrl.password) throw new BridgeConfigError("--relay must not contain credentials; clients authenticate with their own API keys");
+  // Every message carries its client's API key to the relay: in clear text only over this machine's loopback.
+  if (relayUrl.protocol === "http:" && !isLoopbackHost(relayUrl.hostname)) {
+    throw new BridgeConfigError(`--relay must be https:// (API keys would cross the network in clear text); http:// only for localhost, got "${relayText}"`);
+  }
 
   const listenText = get("listen") ?? "off";
   const listen = listenText === "off" ? null : parseListenAddress(listenText, "--listen");

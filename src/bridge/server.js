@@ -12,11 +12,62 @@ import { asciiEnvelopeAddress, checkApiKey, postRawMessage } from "./relay-clien
 import { replyText, verdictFor } from "./smtp-verdict.js";
 
 /**
- * Recipient syntax checked at RCPT, so a bad address gets its own 553 instead of failing the whole message
- * after DATA. Mirrors the relay's address check, and also keeps "," and quotes out of the comma-separated
- * X-Envelope-To header. Non-ASCII is allowed only in SMTPUTF8 transactions.
+ * Envelope address syntax, checked by the bridge itself at MAIL and RCPT (smtp-server's own check runs in its
+ * lenient mode, which would otherwise answer a bare 501), so every bad address gets one reply: 553 5.1.3 at RCPT,
+ * 553 5.1.7 at MAIL. Mirrors the relay's address check, and also keeps "," and quotes out of the
+ * comma-separated X-Envelope-To header. Non-ASCII is allowed only in SMTPUTF8 transactions (nonAsciiProblem).
  */
 const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+(\.[^\s@<>()",;:\\[\].]+)+$/;
+
+/**
+ * Whether `address` is a mailbox the relay can take: ADDRESS, a dot-atom local part (no leading, trailing or
+ * doubled dot), DNS labels of 1-63 octets of letters, digits and hyphens (or non-ASCII) without a leading or
+ * trailing hyphen, and the RFC 5321 §4.5.3.1
+ * lengths (local part 64, domain 255, path 256 octets with the brackets).
+ * @param {string} address
+ */
+export function validEnvelopeAddress(address) {
+  if (!ADDRESS.test(address)) return false;
+  const at = address.lastIndexOf("@");
+  const local = address.slice(0, at);
+  const domain = address.slice(at + 1);
+  const octets = (/** @type {string} */ s) => Buffer.byteLength(s, "utf8");
+  if (octets(local) > 64 || octets(domain) > 255 || octets(address) > 254) return false;
+  if (local.startsWith(".") || local.endsWith(".") || local.includes("..")) return false;
+  // Letters, digits and hyphens (LDH, RFC 5890 §2.3.1), or non-ASCII for a U-label.
+  return domain.split(".").every((label) => /^[a-z0-9\u0080-\u{10ffff}-]+$/iu.test(label) && octets(label) <= 63 && !label.startsWith("-") && !label.endsWith("-"));
+}
+
+/**
+ * The address exactly as the client wrote it in a MAIL FROM or RCPT TO line, or null. smtp-server hands the
+ * callbacks the address with A-labels turned into Unicode (`xn--bcher-kva` -> `bücher`), which would make an
+ * ASCII address look like one that needs SMTPUTF8; the bridge reads the line itself to tell them apart.
+ * A source route (RFC 5321 §4.1.2, "@relay:") is dropped, as smtp-server does.
+ * @param {string | undefined} line
+ */
+export function addressAsWritten(line) {
+  const m = /^\s*(?:MAIL\s+FROM|RCPT\s+TO)\s*:\s*<([^<>]*)>/i.exec(line ?? "");
+  return m && m[1] !== undefined ? m[1].replace(/^@[^\s,:@]+(?:,@[^\s,:@]+)*:/, "") : null;
+}
+
+/**
+ * DSN parameters (RFC 3461). The bridge does not offer DSN: the relay sends its own RFC 3464 report to the
+ * envelope sender on bounce and expiry, and has no per-recipient NOTIFY/RET to honour, so a client that sends
+ * them anyway (RFC 3461 §4 forbids it without the EHLO keyword) gets 555 instead of silently different reports.
+ */
+const DSN_MAIL_PARAMS = ["RET", "ENVID"];
+const DSN_RCPT_PARAMS = ["NOTIFY", "ORCPT"];
+
+/**
+ * The DSN parameters among a MAIL or RCPT command's, or null.
+ * @param {Record<string, unknown> | false | undefined} args
+ * @param {string[]} names
+ */
+function dsnParams(args, names) {
+  if (!args) return null;
+  const given = names.filter((n) => n in args);
+  return given.length > 0 ? given : null;
+}
 
 /** @typedef {import("./options.js").BridgeOptions} BridgeOptions */
 /** @typedef {import("./relay-client.js").RelayFetch} RelayFetch */
@@ -158,6 +209,37 @@ export async function startBridge(options, deps = {}) {
   /** @type {Set<Promise<void>>} */
   const inFlight = new Set();
   let shuttingDown = false;
+  /** @type {Map<string, string>} session id -> the MAIL or RCPT line being handled (see addressAsWritten) */
+  const addressLines = new Map();
+  /**
+   * smtp-server's logger is the one place it shows the command line as the client sent it: it logs each
+   * command (debug, `tnx: "command"`) before handling it, and handles one command of a connection at a time.
+   * Everything else it logs is dropped, as with `logger: false`.
+   */
+  const quiet = () => undefined;
+  const commandLogger = {
+    trace: quiet,
+    info: quiet,
+    warn: quiet,
+    error: quiet,
+    fatal: quiet,
+    /** @param {{ tnx?: string, cid?: string, command?: string }} entry @param {unknown} _message @param {unknown} line */
+    debug(entry, _message, line) {
+      if (entry?.tnx !== "command" || typeof entry.cid !== "string") return;
+      if (entry.command === "MAIL" || entry.command === "RCPT") addressLines.set(entry.cid, String(line));
+    },
+  };
+
+  /**
+   * The address of a MAIL/RCPT command as written: ASCII as given (A-labels stay A-labels), else the Unicode
+   * form smtp-server parsed.
+   * @param {{ address: string }} parsed
+   * @param {SMTPServerSession} session
+   */
+  const writtenAddress = (parsed, session) => {
+    const raw = addressAsWritten(addressLines.get(session.id));
+    return raw !== null && raw.toLowerCase() !== "postmaster" && /^[\x21-\x7e]*$/.test(raw) ? raw : parsed.address;
+  };
 
   /**
    * Logs a command the bridge refused (one line, like a transaction) and returns the error for the callback.
@@ -317,10 +399,13 @@ export async function startBridge(options, deps = {}) {
       hideENHANCEDSTATUSCODES: true,
       hideDSN: true,
       hideREQUIRETLS: true,
+      // The bridge checks address syntax itself (validEnvelopeAddress), so a bad address gets 553 with an
+      // enhanced code rather than smtp-server's bare 501; a line without <...> still gets its 501.
+      lenientAddressParsing: true,
       disableReverseLookup: true,
       maxClients: options.maxClients,
       closeTimeout: options.shutdownTimeoutMs,
-      logger: false,
+      logger: commandLogger,
       onConnect(session, callback) {
         if (shuttingDown) return callback(refuse("connect", session, "", smtpError(421, "4.3.2", "the bridge is shutting down; try again later")));
         callback();
@@ -330,6 +415,9 @@ export async function startBridge(options, deps = {}) {
         const fail = (code, enhanced, text) => callback(refuse("auth", session, auth.username ?? "", smtpError(code, enhanced, text)));
         const password = auth.password ?? "";
         if (!password) return fail(535, "5.7.8", "authentication failed: the password must be an Edge Relay API key");
+        // A key with CR, LF, spaces or other non-printable characters can never be valid (nor sent as a header):
+        // a permanent failure, so the client stops retrying (454 would make it retry forever).
+        if (!/^[\x21-\x7e]+$/.test(password)) return fail(535, "5.7.8", "authentication failed: the API key contains characters no key has");
         verifyKey(password).then(
           (result) => {
             if (result === "valid") {
@@ -355,8 +443,12 @@ export async function startBridge(options, deps = {}) {
           s.via = trusted ? "trusted" : null;
         }
         if (!s.apiKey) return fail(530, "5.7.0", "authentication required: AUTH with an Edge Relay API key as the password");
+        const dsn = dsnParams(address.args, DSN_MAIL_PARAMS);
+        if (dsn) return fail(555, "5.5.4", `${dsn.join(", ")} not supported: this server does not offer DSN (RFC 3461)`);
+        // An ASCII address goes on as written (an A-label is not turned into Unicode), see addressAsWritten.
+        address.address = writtenAddress(address, session);
         const from = address.address;
-        if (from && !ADDRESS.test(from)) return fail(553, "5.1.7", `<${from}> is not a valid sender address`);
+        if (from && !validEnvelopeAddress(from)) return fail(553, "5.1.7", `<${from}> is not a valid sender address`);
         const problem = from ? nonAsciiProblem(from, session) : null;
         if (problem) return fail(553, "5.6.7", problem);
         const domain = (asciiEnvelopeAddress(from) ?? from).slice(from.lastIndexOf("@") + 1).toLowerCase();
@@ -369,8 +461,11 @@ export async function startBridge(options, deps = {}) {
         /** @type {(code: number, enhanced: string, text: string) => void} */
         const fail = (code, enhanced, text) => callback(refuse("rcpt", session, address.address, smtpError(code, enhanced, text)));
         if (session.envelope.rcptTo.length >= options.maxRecipients) return fail(452, "4.5.3", `too many recipients; at most ${options.maxRecipients} per message`);
+        const dsn = dsnParams(address.args, DSN_RCPT_PARAMS);
+        if (dsn) return fail(555, "5.5.4", `${dsn.join(", ")} not supported: this server does not offer DSN (RFC 3461)`);
+        address.address = writtenAddress(address, session);
         const to = address.address;
-        if (!ADDRESS.test(to)) return fail(553, "5.1.3", `<${to}> is not a valid recipient address`);
+        if (!validEnvelopeAddress(to)) return fail(553, "5.1.3", `<${to}> is not a valid recipient address`);
         const problem = nonAsciiProblem(to, session);
         if (problem) return fail(553, "5.6.7", problem);
         const key = stateOf(session).apiKey;
@@ -390,6 +485,7 @@ export async function startBridge(options, deps = {}) {
       },
       onClose(session) {
         sessions.delete(session.id);
+        addressLines.delete(session.id);
       },
     });
 

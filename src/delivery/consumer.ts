@@ -18,6 +18,7 @@ import { flushOutcomeJournal, newOutcomes, writeOutcomes, limitsOf, type Pending
 import { errorText, failAll, newWork, postpone, type Work } from "./work";
 import { isReturnPathAddress } from "../mime/return-path";
 import { enqueueJobs, jobStream } from "./enqueue";
+import { announceParked, announceWait, waitFromPostponement } from "./waits";
 import { isReleaseRequest, parkJobs, releaseParkedJobs, streamGateKey, streamGatePolicy, type ReleaseRequest } from "./streams";
 import { streamSettings, type StreamSettings } from "../store/streams";
 import { isDeliveryJob, type DeliveryJob } from "./job";
@@ -179,7 +180,9 @@ async function applyStreams(env: Env, work: Work[], holder: string): Promise<Wor
   const unfinished = work.filter((w) => w.pending.length);
   const settings = unfinished.length ? await streamSettings(env.DB, unfinished.map((w) => w.job.tenantId)) : new Map<string, StreamSettings>();
   const paused = new Set(unfinished.filter((w) => settings.get(`${w.job.tenantId}|${jobStream(w.job)}`)?.paused));
-  await parkJobs(env, [...paused].map((w) => ({ ...w.job, recipients: w.pending })));
+  const parked = [...paused].map((w) => ({ ...w.job, recipients: w.pending }));
+  await parkJobs(env, parked);
+  await announceParked(env.DB, parked, Date.now());
   const live = unfinished.filter((w) => !paused.has(w));
   await applyStreamLimits(env, settings, live, holder);
   return live;
@@ -257,7 +260,9 @@ async function finish(env: Env, config: RelayConfig, batchIntake: Intake, dueAt:
   const rest: PendingOutcome[] = [];
   for (const w of work) rest.push(...newOutcomes(config, w, now, true));
   await writeOutcomes(env, rest);
-  for (const w of work) requeue.push(...retriesOf(config, w, now));
+  const waits: D1PreparedStatement[] = [];
+  for (const w of work) requeue.push(...retriesOf(env, config, w, now, waits));
+  for (let i = 0; i < waits.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(waits.slice(i, i + D1_BATCH_STATEMENTS));
   await touchWaiting(env, config, work, dueAt, now);
   // Back to the queue of each job's stream (transactional jobs to OUTBOX_PRIORITY).
   await enqueueJobs(env, requeue);
@@ -285,8 +290,11 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
   batch.ackAll();
 }
 
-/** The jobs that carry a work item's recipients again: deferred ones after their delay, untried ones soon. */
-function retriesOf(config: RelayConfig, w: Work, now: number): { body: DeliveryJob; delaySeconds: number }[] {
+/**
+ * The jobs that carry a work item's recipients again: deferred ones after their delay, untried ones soon; `waits`
+ * receives the `waiting` events of untried ones held back for a reason worth showing (issue 22).
+ */
+function retriesOf(env: Env, config: RelayConfig, w: Work, now: number, waits: D1PreparedStatement[]): { body: DeliveryJob; delaySeconds: number }[] {
   const { deadline, schedule } = limitsOf(config, w);
   const out: { body: DeliveryJob; delaySeconds: number }[] = [];
   // Untried recipients go back without an attempt counted (unless their time is up: expired above). Looked at again
@@ -294,7 +302,10 @@ function retriesOf(config: RelayConfig, w: Work, now: number): { body: DeliveryJ
   const untried = w.notAttempted.filter((r) => !w.recorded.has(r.idx));
   if (untried.length) {
     const d = Math.max(1, Math.ceil(Math.min(w.notAttemptedAfterMs, deadline - now, (schedule[0] ?? 60) * 1000) / 1000));
-    out.push(nextJob({ ...w.job, recipients: untried }, d, now));
+    // Issue 22: the wait shows on the recipient (a `waiting` event with reason and next try, once per wait).
+    const waited = announceWait(env.DB, { ...w.job, recipients: untried }, waitFromPostponement(w.notAttemptedWhy, w.notAttemptedAfterMs, now), now);
+    waits.push(...waited.statements);
+    out.push(nextJob(waited.job, d, now));
   }
   if (w.deferred.length) out.push(nextJob({ ...w.job, recipients: w.deferred, attempt: w.job.attempt + 1 }, w.delaySeconds, now));
   return out;

@@ -36,6 +36,8 @@ export interface DeliveryJob {
   dueAt?: number;
   /** Set on jobs the cron re-drove from the ledger (their first copy was lost): the outcome journal is consulted. */
   redrive?: boolean;
+  /** The wait last announced with a `waiting` event (see waits.ts): `reason|scope` and its announced end. */
+  waiting?: { key: string; until: number | null };
 }
 
 export function isDeliveryJob(x: unknown): x is DeliveryJob {

@@ -8,6 +8,7 @@ import type { DomainGate } from "../gate/domain-gate";
 import { mergePolicy, presetForMxHosts, type GatePolicy } from "../gate/policy";
 import type { TlsMode } from "../smtp/client";
 import { DnsFailure, DohResolver } from "./mx";
+import { destinationAllowed } from "./private-networks";
 import { resolveSmtpHop, type RouteCandidate } from "./routes";
 
 export type Gate = DurableObjectStub<DomainGate>;
@@ -73,6 +74,12 @@ export async function targetsFor(env: Env, config: RelayConfig, route: RouteCand
     }
   }
   if (!endpoints.length) throw lastDns ?? new DnsFailure(`no MX host of ${destination} has an address`, false, "4.4.4");
+  // A domain can publish loopback, private or metadata addresses as its mail hosts: never connect there.
+  const allowed = endpoints.filter((ep) => destinationAllowed(ep.address, config.allowPrivateDestinations));
+  if (!allowed.length) {
+    throw new DnsFailure(`every address of the mail hosts of ${destination} is non-public (${endpoints.map((ep) => ep.address).join(", ")}); refused (ALLOW_PRIVATE_DESTINATIONS)`, true, "5.4.4");
+  }
+  endpoints.splice(0, endpoints.length, ...allowed);
   const preset = presetForMxHosts(mx.map((h) => h.host));
   const key = preset ? `provider:${preset.name}` : destination;
   return [{ gateKey: key, policy: policyFor(config, key, route, preset?.policy), label: mx.map((h) => h.host).join(","), endpoints }];

@@ -4,7 +4,7 @@
  * sender domain and a tenant; rows for the same rule are a failover list (priority, then weight).
  */
 import { Hono } from "hono";
-import { ConfigError } from "../config";
+import { ConfigError, redactUrlPassword } from "../config";
 import { parseRouteTarget } from "../delivery/routes";
 import { parsePartialPolicy } from "../gate/policy";
 import { newId } from "../store/ids";
@@ -41,7 +41,8 @@ export const adminRoutes = new Hono<AppEnv>();
 adminRoutes.use("/admin/routes", requireAdmin);
 adminRoutes.use("/admin/routes/*", requireAdmin);
 
-adminRoutes.get("/admin/routes", async (c) => c.json({ routes: await listRoutes(c.env.DB) }));
+// Inline SMTP passwords are never shown again (reference a secret with ${SMTP_...} instead).
+adminRoutes.get("/admin/routes", async (c) => c.json({ routes: (await listRoutes(c.env.DB)).map((r) => ({ ...r, next_hop_url: redactUrlPassword(r.next_hop_url) })) }));
 
 adminRoutes.post("/admin/routes", async (c) => {
   const b = await body(c.req.raw);

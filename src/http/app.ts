@@ -12,7 +12,7 @@ import { adminStreams } from "./admin-streams";
 import type { AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { domains } from "./domains";
-import { mailchannels } from "./mailchannels";
+import { mailchannels, mailChannelsErrorBody } from "./mailchannels";
 import { messages } from "./messages";
 import { openapi } from "./openapi";
 import { suppressions } from "./suppressions";
@@ -43,16 +43,17 @@ app.notFound(() => {
 });
 
 app.onError((err, c) => {
-  if (err instanceof ApiError) return c.json(err.toJSON(), err.status, err.headers);
+  // The MailChannels endpoints add MailChannels' `errors` list, which their SDK shows to the application.
+  const render = (e: ApiError) => c.json(c.req.path.startsWith("/tx/v1/") ? mailChannelsErrorBody(e) : e.toJSON(), e.status, e.headers);
+  if (err instanceof ApiError) return render(err);
   if (err instanceof HTTPException) {
-    const e = new ApiError(err.status === 413 ? 413 : 400, err.status === 413 ? "too_large" : "invalid_field", err.message);
-    return c.json(e.toJSON(), e.status);
+    return render(new ApiError(err.status === 413 ? 413 : 400, err.status === 413 ? "too_large" : "invalid_field", err.message));
   }
   if (err instanceof EnqueueError) {
     console.error(err, err.cause);
-    return c.json(new ApiError(503, "unavailable", "the message could not be queued; retry later").toJSON(), 503);
+    return render(new ApiError(503, "unavailable", "the message could not be queued; retry later"));
   }
   if (err instanceof ConfigError) console.error("configuration error:", err.message);
   else console.error("unhandled error", err);
-  return c.json(new ApiError(500, "internal_error", "internal error").toJSON(), 500);
+  return render(new ApiError(500, "internal_error", "internal error"));
 });

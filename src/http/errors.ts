@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   "invalid_recipient",
   "invalid_sender",
   "sender_domain_not_allowed",
+  "sender_domain_not_verified",
   "too_many_recipients",
   "header_injection",
   "reserved_header",

@@ -52,7 +52,7 @@ messages.post("/v1/messages", requireApiKey, async (c) => {
     const v = validateSendRequest(value, { maxRecipients: ctx.config.maxRecipients });
     if (!v.ok) throw refusalToApiError(v.error);
     withDefaultStream(ctx, value, v.value);
-    await enforceRateLimit(c, 1);
+    await enforceRateLimit(c, v.value.recipients.length);
     const result = await sendRequest(ctx, v.value);
     return c.json(result, 202);
   });
@@ -66,12 +66,14 @@ messages.post("/v1/messages/batch", requireApiKey, async (c) => {
   if (list.length === 0) throw new ApiError(400, "missing_field", "messages must not be empty", "messages");
   if (list.length > MAX_BATCH_MESSAGES) throw new ApiError(422, "too_many_recipients", `at most ${MAX_BATCH_MESSAGES} messages per batch`, "messages");
   return idempotent(c, bytes, async () => {
-    await enforceRateLimit(c, list.length);
+    // The limit counts recipients; a message that will be refused for its content still counts one.
+    const validated = list.map((item) => validateSendRequest(item, { maxRecipients: ctx.config.maxRecipients }));
+    await enforceRateLimit(c, validated.reduce((n, v) => n + (v.ok ? v.value.recipients.length : 1), 0));
     const results: unknown[] = [];
     let accepted = 0;
     for (const [index, item] of list.entries()) {
       try {
-        const v = validateSendRequest(item, { maxRecipients: ctx.config.maxRecipients });
+        const v = validated[index]!;
         if (!v.ok) throw refusalToApiError(v.error);
         withDefaultStream(ctx, item, v.value);
         const r = await sendRequest(ctx, v.value);
@@ -114,7 +116,8 @@ messages.post("/v1/messages/raw", requireApiKey, async (c) => {
   keyed.set(envelopeKey);
   keyed.set(bytes, envelopeKey.byteLength);
   return idempotent(c, keyed, async () => {
-    await enforceRateLimit(c, 1);
+    // Recipients count (capped at what accept will take; more is refused right after).
+    await enforceRateLimit(c, Math.max(1, Math.min(to.length, ctx.config.maxRecipients)));
     const result = await acceptRaw(
       { ...ctx, ...(protocol ? { protocol } : {}), ...(helo ? { clientName: helo } : {}) },
       bytes,

@@ -150,6 +150,11 @@ const schemas: Record<string, Schema> = {
     results: { type: "array", items: obj({ index: int, message_id: str, status: { const: "sent" }, reason: str, recipients: { type: "array", items: ref("RecipientResult") } }) },
   }),
   MailChannelsDryRun: obj({ data: { type: "array", items: str } }),
+  MailChannelsQueued: obj({ queued_at: time, request_id: str }),
+  MailChannelsError: obj({
+    error: obj({ code: { type: "string", enum: [...ERROR_CODES] }, message: str, field: str }, ["code", "message"]),
+    errors: { type: "array", items: str, description: "MailChannels' error list (what mailchannels-sdk reports): one \"field: message\" string" },
+  }),
   Tenant: obj({
     id: str,
     name: str,
@@ -268,7 +273,7 @@ const schemas: Record<string, Schema> = {
         envelope_to: str,
         size_bytes: nint,
         kind: str,
-        outcome: { type: "string", description: "recorded, duplicate, unattributed, forwarded, rejected or ignored" },
+        outcome: { type: "string", description: "recorded, duplicate, unattributed, unverified (a report that is not authenticated), forwarded, rejected or ignored" },
         tenant_id: nstr,
         message_id: nstr,
         detail: nstr,
@@ -370,6 +375,10 @@ const ADMIN_ERROR_STATUSES: Record<string, string> = {
 
 function errors(...codes: string[]): Record<string, Schema> {
   return Object.fromEntries(codes.map((c) => [c, { description: ERROR_STATUSES[c] ?? c, content: { "application/json": { schema: ref("Error") } } }]));
+}
+/** Error responses of a /tx/v1 (MailChannels) route: the Error shape plus MailChannels' `errors` list. */
+function mcErrors(...codes: string[]): Record<string, Schema> {
+  return Object.fromEntries(codes.map((c) => [c, { description: ERROR_STATUSES[c] ?? c, content: { "application/json": { schema: ref("MailChannelsError") } } }]));
 }
 /** Error responses of an /admin route: 401 and 403 always (the admin token check), plus `codes`. */
 function adminErrors(...codes: string[]): Record<string, Schema> {
@@ -513,7 +522,16 @@ export const OPENAPI_DOCUMENT = {
         security: key,
         parameters: [q("dry-run", "true: compose and sign, return the messages, send nothing", { enum: ["true", "false"] }), idempotencyHeader],
         requestBody: jsonBody("MailChannelsSend"),
-        responses: { ...ok("202", "MailChannelsResult", "Accepted"), ...ok("200", "MailChannelsDryRun", "Dry run"), ...errors(...SEND_ERRORS) },
+        responses: { ...ok("202", "MailChannelsResult", "Accepted"), ...ok("200", "MailChannelsDryRun", "Dry run"), ...mcErrors(...SEND_ERRORS) },
+      },
+    },
+    "/tx/v1/send-async": {
+      post: {
+        summary: "MailChannels Email API compatible send-async (same request; the messages are queued when it answers)",
+        security: key,
+        parameters: [idempotencyHeader],
+        requestBody: jsonBody("MailChannelsSend"),
+        responses: { ...ok("202", "MailChannelsQueued", "Queued"), ...mcErrors(...SEND_ERRORS) },
       },
     },
     "/v1/messages/{id}/tracking": {

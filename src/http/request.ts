@@ -72,9 +72,11 @@ export async function idempotent(c: Context<AppEnv>, body: Uint8Array, handler: 
 export async function enforceRateLimit(c: Context<AppEnv>, n: number): Promise<void> {
   const limit = c.get("tenant").rateLimitPerMinute;
   if (limit === null || limit <= 0) return;
+  // The limit counts recipients (issue 15): a request with more than the whole minute's allowance never fits.
+  if (n > limit) throw new ApiError(429, "rate_limited", `this request has ${n} recipients; this account may send to ${limit} recipients per minute: split it`);
   const retryAfter = await consumeRateLimit(c.env.DB, c.get("tenant").id, limit, n);
   if (retryAfter > 0) {
-    throw new ApiError(429, "rate_limited", `this account may send ${limit} messages per minute`, undefined, { "retry-after": String(retryAfter) });
+    throw new ApiError(429, "rate_limited", `this account may send to ${limit} recipients per minute`, undefined, { "retry-after": String(retryAfter) });
   }
 }
 

@@ -2,18 +2,23 @@
  * The `email()` handler: everything Cloudflare Email Routing hands the Worker, routed on the envelope recipient.
  *
  * - `bounce+<id>-<idx>-<sig>@bounces.<domain>` (our VERP return paths): bounces, complaints and auto-replies
- *   about that recipient, recorded by `applyReport`. A return path whose signature does not verify is refused.
+ *   about that recipient (and no other), recorded by `applyReport`. A return path whose signature does not
+ *   verify is refused.
  * - `SRS0=…@<alias domain>` / `SRS1=…`: mail returned to a sender we rewrote while forwarding; recorded on the
  *   forwarded message when it is a bounce, and passed back to the original sender with the null sender.
  * - a forwarding alias (`/admin/aliases`): forwarded through accept to its destinations.
  * - `unsubscribe@bounces.<domain>`: the mailto form of List-Unsubscribe (token in the subject).
  * - any other address at `bounces.<domain>` of a tenant's sender domain: reports whose return path was lost
- *   (feedback-loop addresses, DSNs to a bare bounce address), attributed by Message-ID or address.
+ *   (feedback-loop addresses, DSNs to a bare bounce address). They change state only when authenticated (a
+ *   returned original signed by this relay, a configured feedback loop; see reports.ts), else they are logged
+ *   as `unverified`.
  * - anything else: refused with 5.1.1.
  *
  * Every message ends with a row in `inbound_messages` saying what was done with it.
  */
+import { parseDkimKeys } from "../accept/dkim-keys";
 import { signingSecret } from "../accept/outbound";
+import type { DkimSigner } from "../mime/dkim";
 import { loadConfig, type RelayConfig } from "../config";
 import { verifyUnsubscribeToken } from "../mime/deliverability";
 import { decodeReturnPath, isReturnPathAddress } from "../mime/return-path";
@@ -58,6 +63,7 @@ async function routeEmail(message: InboundEmail, env: Env): Promise<void> {
   const domain = lowerTo.slice(at + 1);
   const secret = signingSecret(env);
   const base = { envelopeFrom: from, envelopeTo: lowerTo, sizeBytes: message.rawSize };
+  const auth = { signers: ourSigners(env), feedbackLoop: config.feedbackLoop };
   const reject = async (reason: string, kind: InboundKind, detail: string, tenantId: string | null = null) => {
     message.setReject(reason);
     await logInbound(env.DB, { ...base, kind, outcome: "rejected", tenantId, detail: `${detail}: ${reason}` });
@@ -68,7 +74,7 @@ async function routeEmail(message: InboundEmail, env: Env): Promise<void> {
   if (isReturnPathAddress(lowerTo)) {
     const token = secret ? await decodeReturnPath(lowerTo, secret) : null;
     if (!token) return reject(`5.1.1 <${to}>: unknown return path`, "rejected", secret ? "return path signature does not verify" : "SIGNING_SECRET is not set");
-    return report(message, env, { token, tenantId: null, secret, headers: message.headers, now: Date.now() }, base);
+    return report(message, env, { token, tenantId: null, secret, headers: message.headers, now: Date.now(), ...auth }, base);
   }
 
   if (isSrsAddress(lowerTo)) return srsReturn(message, env, config, to, base, reject);
@@ -93,10 +99,15 @@ async function routeEmail(message: InboundEmail, env: Env): Promise<void> {
     const owner = await tenantOfDomain(env.DB, domain.slice(BOUNCE_LABEL.length + 1));
     if (owner) {
       if (local === "unsubscribe") return unsubscribeByMail(message, env, secret, owner.tenantId, base, reject);
-      return report(message, env, { token: null, tenantId: owner.tenantId, secret, headers: message.headers, now: Date.now() }, base);
+      return report(message, env, { token: null, tenantId: owner.tenantId, secret, headers: message.headers, now: Date.now(), ...auth }, base);
     }
   }
   return reject(`5.1.1 <${to}>: no such recipient here`, "rejected", "unknown recipient");
+}
+
+/** Every DKIM key of this relay: a returned original one of them signed authenticates a report. */
+function ourSigners(env: Env): DkimSigner[] {
+  return parseDkimKeys(env.DKIM_KEYS).map((k) => ({ domain: k.domain, selector: k.selector, privateKeyPem: k.privateKeyPem }));
 }
 
 type LogBase = Pick<InboundLogEntry, "envelopeFrom" | "envelopeTo" | "sizeBytes">;
@@ -125,7 +136,7 @@ async function srsReturn(message: InboundEmail, env: Env, config: RelayConfig, t
 
   // Record the bounce on the message we forwarded (found by the returned original's Message-ID).
   if (parseBounce(read.bytes).kind === "bounce") {
-    const outcomes = await applyReport(env.DB, read.bytes, { token: null, tenantId: owner.tenantId, secret, headers: message.headers, now: Date.now() }, base.envelopeFrom ?? "");
+    const outcomes = await applyReport(env.DB, read.bytes, { token: null, tenantId: owner.tenantId, secret, headers: message.headers, now: Date.now(), signers: ourSigners(env), feedbackLoop: config.feedbackLoop }, base.envelopeFrom ?? "");
     for (const o of outcomes) await logInbound(env.DB, { ...base, kind: o.kind, outcome: o.outcome, tenantId: o.tenantId, messageId: o.messageId, detail: o.detail });
   }
   const r = await returnToSender(read.bytes, env, config, { tenantId: owner.tenantId, srsAddress: to, to: original.address });

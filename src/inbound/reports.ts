@@ -1,21 +1,29 @@
 /**
  * What the email() handler does with mail to a return path or bounce domain: parse it (bounce, complaint,
- * auto-reply) with `parseBounce`, find the message and recipient it is about, and record it.
+ * auto-reply) with `parseBounce`, decide whether it may change anything, find the message and recipient it is
+ * about, and record it.
  *
- * Attribution, strongest first: the VERP return path the report was sent to (HMAC-signed, so it cannot be
- * forged); a VERP return path quoted in the report (the original's Return-Path or the DSN's envelope sender);
- * the Message-ID of the returned original (or In-Reply-To/References of an auto-reply) matched to
- * `messages.message_id_header`; and last, the tenant's latest message to the reported address (or the DSN's
- * Original-Recipient) in the past ATTRIBUTION_WINDOW_DAYS. The weaker steps only run when the tenant is known
- * from the signed return path or from the bounce domain the report came to, and only look at that tenant's mail.
+ * A report changes state only when it is authenticated (issue 15):
+ * - sent to a VERP return path whose signature verifies, or quoting one in the returned original: it speaks
+ *   for that one recipient (message id and index), never for the message's other recipients;
+ * - returning an original whose DKIM signature by this relay verifies over the returned headers: it speaks for
+ *   the recipients of that message (by its signed Message-ID), within the tenant owning the signed From domain;
+ * - from a feedback-loop source the operator configured, authenticated by our MX (see report-auth.ts): then the
+ *   weaker attribution applies, within the tenant owning the bounce domain it came to: the Message-ID of the
+ *   returned original (or In-Reply-To/References), then the tenant's latest message to the reported address
+ *   in the past ATTRIBUTION_WINDOW_DAYS.
+ * Anything else is logged as `unverified` and changes nothing. Bounces and complaints only ever concern
+ * recipients already handed to a next hop (store/inbound.ts); queued, deferred and scheduled ones are left alone.
  */
+import type { DkimSigner } from "../mime/dkim";
 import { decodeReturnPath, isReturnPathAddress, type ReturnPathToken } from "../mime/return-path";
 import { parseBounce, type BounceReport } from "./bounce";
+import { bytesToOctets, dkimAuthenticatedOriginal, feedbackLoopSource, type FeedbackLoopConfig, type ReportAuthentication } from "./report-auth";
 import {
   findLatestRecipientByAddress,
   findRecipient,
   findRecipientsByMessageIdHeader,
-  findRecipientsOfMessage,
+  findRecipientsBySignedOriginal,
   recordAsyncBounce,
   recordAutoReply,
   recordComplaint,
@@ -39,6 +47,10 @@ export interface ReportContext {
   /** Headers of the report itself (for In-Reply-To / References of auto-replies). */
   headers: Headers;
   now: number;
+  /** This relay's DKIM keys (DKIM_KEYS): a returned original they signed authenticates a report. */
+  signers: readonly DkimSigner[];
+  /** Configured feedback-loop sources (FEEDBACK_LOOP_SOURCES, INBOUND_AUTHSERV_ID). */
+  feedbackLoop: FeedbackLoopConfig;
 }
 
 /** One line of the handler's account of a report. */
@@ -59,38 +71,53 @@ interface Attribution {
   how: string;
 }
 
+/** Why a reported recipient was not attributed: nothing authenticates it, or nothing matched. */
+type Miss = { miss: "unverified" | "unattributed"; why: string };
+
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
 /** Finds our recipient for one reported address ("" when the report names none, e.g. a redacted complaint). */
-async function attribute(db: D1Database, report: BounceReport, reported: string, c: ReportContext, tokenRef: RecipientRef | null): Promise<Attribution | null> {
-  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+async function attribute(
+  db: D1Database,
+  report: BounceReport,
+  reported: string,
+  c: ReportContext,
+  tokenRef: RecipientRef | null,
+  auth: ReportAuthentication,
+): Promise<Attribution | Miss> {
   const pickIn = (refs: RecipientRef[]): RecipientRef | null => {
     const candidates = [reported, report.originalRecipient ?? ""].filter((a) => a !== "");
     const byAddress = refs.find((r) => candidates.some((a) => same(a, r.address)));
     if (byAddress) return byAddress;
     // A message with a single recipient is that recipient even when the report names a forwarded address.
-    const messages = new Set(refs.map((r) => r.messageId));
-    return messages.size === 1 && refs.length === 1 ? refs[0]! : null;
+    return refs.length === 1 ? refs[0]! : null;
   };
+  const speaksFor = (ref: RecipientRef) => !reported || same(reported, ref.address) || report.recipients.length <= 1;
 
+  // A return path speaks only for its own recipient: one recipient must not bounce the message's others.
   if (tokenRef) {
-    if (!reported || same(reported, tokenRef.address) || report.recipients.length <= 1) return { ref: tokenRef, how: "verp" };
-    // Several failures reported to one recipient's return path: the one naming another recipient of the same message is that one.
-    const sibling = (await findRecipientsOfMessage(db, tokenRef.messageId)).find((r) => same(r.address, reported));
-    return { ref: sibling ?? tokenRef, how: "verp" };
+    if (speaksFor(tokenRef)) return { ref: tokenRef, how: "verp" };
+    return { miss: "unverified", why: `names ${reported}, not the recipient of the return path it came to` };
   }
-  let tenantId = c.tenantId;
 
   // A return path quoted in the report (our own VERP address as the original's envelope sender).
   const quoted = report.originalEnvelopeFrom;
   if (quoted && c.secret && isReturnPathAddress(quoted)) {
     const t = await decodeReturnPath(quoted, c.secret);
     const ref = t ? await findRecipient(db, t.messageId, t.recipientIndex) : null;
-    if (ref && (tenantId === null || ref.tenantId === tenantId)) {
-      if (!reported || same(reported, ref.address) || report.recipients.length <= 1) return { ref, how: "original-verp" };
-      tenantId = ref.tenantId;
-    }
+    if (ref && (c.tenantId === null || ref.tenantId === c.tenantId) && speaksFor(ref)) return { ref, how: "original-verp" };
   }
-  if (tenantId === null) return null;
 
+  if (auth.kind === "dkim") {
+    if (c.tenantId === null) return { miss: "unverified", why: "a signed original reached no tenant's bounce domain" };
+    const ref = pickIn(await findRecipientsBySignedOriginal(db, auth.messageIdHeader, auth.fromDomain, c.tenantId));
+    return ref ? { ref, how: "dkim" } : { miss: "unattributed", why: `no recipient ${reported || "(redacted)"} of <${auth.messageIdHeader}> from ${auth.fromDomain}` };
+  }
+
+  if (auth.kind !== "feedback-loop" || c.tenantId === null) {
+    return { miss: "unverified", why: "no signed return path, no returned original signed by this relay, not a configured feedback loop" };
+  }
+  const tenantId = c.tenantId;
   const ids = [report.originalMessageId ?? "", ...messageIdsIn(c.headers.get("in-reply-to")), ...messageIdsIn(c.headers.get("references")).reverse()].filter(
     (id, i, all) => id !== "" && all.indexOf(id) === i,
   );
@@ -103,7 +130,14 @@ async function attribute(db: D1Database, report: BounceReport, reported: string,
     const ref = await findLatestRecipientByAddress(db, tenantId, address, c.now - ATTRIBUTION_WINDOW_DAYS * 86_400_000);
     if (ref) return { ref, how: "address" };
   }
-  return null;
+  return { miss: "unattributed", why: "no matching message" };
+}
+
+/** How a report that did not come to a signed return path is authenticated, if it is. */
+async function authenticate(raw: Uint8Array, c: ReportContext): Promise<ReportAuthentication> {
+  if (c.token) return { kind: "none" };
+  const octets = bytesToOctets(raw);
+  return (await dkimAuthenticatedOriginal(octets, c.signers)) ?? feedbackLoopSource(octets, c.feedbackLoop) ?? { kind: "none" };
 }
 
 /** The suppression a complaint's feedback type calls for (RFC 5965 section 7.3 types, plus SES's). */
@@ -120,6 +154,7 @@ export async function applyReport(db: D1Database, raw: Uint8Array, c: ReportCont
   const report = parseBounce(raw);
   const tokenRef = c.token ? await findRecipient(db, c.token.messageId, c.token.recipientIndex) : null;
   const knownTenant = tokenRef?.tenantId ?? c.tenantId;
+  const auth = await authenticate(raw, c);
   const out: ReportOutcome[] = [];
 
   if (report.kind === "bounce") {
@@ -129,9 +164,9 @@ export async function applyReport(db: D1Database, raw: Uint8Array, c: ReportCont
         out.push({ kind: "bounce", outcome: "ignored", tenantId: tokenRef?.tenantId ?? c.tenantId, messageId: tokenRef?.messageId ?? null, detail: `delay notice for ${r.address} (${r.status}): not final` });
         continue;
       }
-      const a = await attribute(db, report, r.address, c, tokenRef);
-      if (!a) {
-        out.push({ kind: "bounce", outcome: "unattributed", tenantId: knownTenant, messageId: null, detail: `${r.address} ${r.status} ${r.reason}` });
+      const a = await attribute(db, report, r.address, c, tokenRef, auth);
+      if ("miss" in a) {
+        out.push({ kind: "bounce", outcome: a.miss, tenantId: knownTenant, messageId: null, detail: `${r.address} ${r.status} ${r.reason}: ${a.why}` });
         continue;
       }
       const recorded = await recordAsyncBounce(
@@ -165,9 +200,9 @@ export async function applyReport(db: D1Database, raw: Uint8Array, c: ReportCont
     const feedbackType = report.feedbackType ?? "abuse";
     const reported = report.recipients.length ? report.recipients.map((r) => r.address) : [""];
     for (const address of reported) {
-      const a = await attribute(db, report, address, c, tokenRef);
-      if (!a) {
-        out.push({ kind: "complaint", outcome: "unattributed", tenantId: knownTenant, messageId: null, detail: `${address || "(redacted)"} ${feedbackType}` });
+      const a = await attribute(db, report, address, c, tokenRef, auth);
+      if ("miss" in a) {
+        out.push({ kind: "complaint", outcome: a.miss, tenantId: knownTenant, messageId: null, detail: `${address || "(redacted)"} ${feedbackType}: ${a.why}` });
         continue;
       }
       const recorded = await recordComplaint(db, a.ref, { feedbackType, reportedAddress: address, attribution: a.how, suppress: complaintSuppression(feedbackType) }, c.now);
@@ -178,9 +213,9 @@ export async function applyReport(db: D1Database, raw: Uint8Array, c: ReportCont
 
   if (report.kind === "auto-reply") {
     const from = report.recipients[0]?.address ?? envelopeFrom;
-    const a = await attribute(db, report, from, c, tokenRef);
+    const a = await attribute(db, report, from, c, tokenRef, auth);
     const reason = report.autoReply?.reason ?? "auto-replied";
-    if (!a) return [{ kind: "auto_reply", outcome: "unattributed", tenantId: knownTenant, messageId: null, detail: `${from} ${reason}` }];
+    if ("miss" in a) return [{ kind: "auto_reply", outcome: a.miss, tenantId: knownTenant, messageId: null, detail: `${from} ${reason}: ${a.why}` }];
     const recorded = await recordAutoReply(db, a.ref, { reason, from, subject: c.headers.get("subject"), attribution: a.how }, c.now);
     return [{ kind: "auto_reply", outcome: recorded ? "recorded" : "duplicate", tenantId: a.ref.tenantId, messageId: a.ref.messageId, detail: `${a.ref.address} ${reason} (by ${a.how})` }];
   }

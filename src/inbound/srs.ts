@@ -5,8 +5,11 @@
  *   SRS0=HHHH=TT=orig-domain=orig-local@forwarder-domain
  *   SRS1=HHHH=first-forwarder==HHHH=TT=orig-domain=orig-local@forwarder-domain   (re-forwarding an SRS0 address)
  *
- * HHHH is the first 4 characters of the base64 HMAC-SHA1 of the other fields (lower-cased, as libsrs2 does),
- * keyed with the relay's SIGNING_SECRET; TT is the day number modulo 1024 in two base32 characters. A
+ * HHHH is the first SRS_HASH_LENGTH (10) base32 characters of the HMAC-SHA256 of the other fields (lower-cased,
+ * so a hop that folds the local part's case changes nothing), keyed with the relay's SIGNING_SECRET: 50 bits,
+ * as strong as our VERP signatures (libsrs2's 4 base64 characters compared without case are about 19 bits,
+ * within reach of a guessing script). Only this relay reverses its SRS addresses, so the format of the hash
+ * is ours to choose; TT is the day number modulo 1024 in two base32 characters. A
  * forwarded message's envelope sender then belongs to the forwarding domain, so SPF passes at the destination,
  * and a bounce to the rewritten address can be turned back into the original sender, but only for addresses we
  * issued in the last MAX_AGE_DAYS (so the address cannot be used as an open relay for backscatter).
@@ -14,8 +17,8 @@
  * Pure: Web Crypto only.
  */
 
-/** Mail::SRS and libsrs2 default: 4 base64 characters of HMAC. */
-export const SRS_HASH_LENGTH = 4;
+/** 10 base32 characters = 50 bits of HMAC-SHA256, like RETURN_PATH_SIGNATURE_LENGTH (issue 15). */
+export const SRS_HASH_LENGTH = 10;
 /** Mail::SRS and libsrs2 default maximum age of an SRS address (days). */
 export const SRS_MAX_AGE_DAYS = 21;
 /** The timestamp counts days modulo 2^10 (Shevek). */
@@ -39,11 +42,22 @@ export function isSrsAddress(address: string): boolean {
 }
 
 async function hash(secret: string, fields: string[]): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(fields.join("").toLowerCase())));
-  let binary = "";
-  for (const b of mac) binary += String.fromCharCode(b);
-  return btoa(binary).slice(0, SRS_HASH_LENGTH);
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  // The "srs2:" prefix separates these MACs from the other uses of SIGNING_SECRET (return paths use "rp1:").
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`srs2:${fields.join("\0").toLowerCase()}`)));
+  let out = "";
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of mac) {
+    buffer = ((buffer << 8) | byte) & 0xffff;
+    bits += 8;
+    while (bits >= 5 && out.length < SRS_HASH_LENGTH) {
+      out += BASE32[(buffer >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    if (out.length >= SRS_HASH_LENGTH) break;
+  }
+  return out;
 }
 
 /** Compares without an early exit; case-insensitive because some MTAs fold the case of local parts. */

@@ -72,6 +72,8 @@ export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
 /** The fields over-signed by default: those whose addition or duplication changes what a reader sees. */
 export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = [
   "from",
+  // Clients show Sender as "on behalf of"; an inserted Sender must break the signature.
+  "sender",
   "reply-to",
   "subject",
   "date",
@@ -521,4 +523,81 @@ function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> {
 function base64UrlToBytes(b64url: string): Uint8Array {
   const b64 = b64url.replace(/-/g, "+").replace(/_/g, "/");
   return base64ToBytes(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+}
+
+/** What `verifyOwnHeaderSignature` found: the signature that verified and the fields it covers. */
+export interface VerifiedHeaderSignature {
+  domain: string;
+  selector: string;
+  /** The signed fields (lower-case name, unfolded value), in the order h= lists them; absent instances left out. */
+  signedFields: { name: string; value: string }[];
+}
+
+/**
+ * Checks a header block (one char per octet, as in a returned original inside a bounce or feedback report)
+ * for a DKIM-Signature made with one of `signers` whose header hash verifies (RFC 6376 sections 3.7 and 6.1.3,
+ * header part only: bh= is not checked, a report seldom returns the whole body). Our keys are RSASSA-PKCS1-v1_5
+ * or Ed25519, both deterministic, so signing the same data again with the private key and comparing b= is a
+ * verification. Returns the first signature that verifies, or null.
+ */
+export async function verifyOwnHeaderSignature(headerBlockOctets: string, signers: readonly DkimSigner[]): Promise<VerifiedHeaderSignature | null> {
+  const block = normalizeLineEndings(headerBlockOctets).replace(/(\r\n)*$/, "\r\n");
+  const fields = parseHeaderFields(block);
+  for (const sig of fields.filter((f) => f.name === "dkim-signature")) {
+    const tags = parseTagList(sig.raw.slice(sig.raw.indexOf(":") + 1));
+    const d = (tags.get("d") ?? "").toLowerCase();
+    const s = (tags.get("s") ?? "").toLowerCase();
+    const signer = signers.find((x) => x.domain.toLowerCase() === d && x.selector.toLowerCase() === s);
+    if (!signer || tags.get("v") !== "1") continue;
+    const [headerCanon = "simple"] = (tags.get("c") ?? "simple/simple").split("/");
+    if (!isCanonMode(headerCanon)) continue;
+    const names = (tags.get("h") ?? "").split(":").map((n) => n.trim().toLowerCase()).filter(Boolean);
+    const b = (tags.get("b") ?? "").replace(/[ \t\r\n]/g, "");
+    if (!names.includes("from") || !b) continue;
+    let key: SigningKey;
+    try {
+      key = await signingKey(signer.privateKeyPem, signer.algorithm);
+    } catch {
+      continue;
+    }
+    if (tags.get("a") !== key.algorithm) continue;
+    const used = new Map<string, number>();
+    const signedFields: VerifiedHeaderSignature["signedFields"] = [];
+    let canonical = "";
+    for (const name of names) {
+      const instances = fields.filter((f) => f.name === name && f !== sig);
+      const n = used.get(name) ?? 0;
+      used.set(name, n + 1);
+      const field = instances[instances.length - 1 - n];
+      if (!field) continue;
+      canonical += (headerCanon === "relaxed" ? canonicalizeHeaderRelaxed(field.raw) : field.raw) + "\r\n";
+      signedFields.push({ name, value: trimWsp(field.raw.slice(field.raw.indexOf(":") + 1).replace(/\r\n/g, "")) });
+    }
+    // The signature field itself with the value of b= emptied (RFC 6376 section 3.7), no trailing CRLF.
+    const colon = sig.raw.indexOf(":");
+    const withoutB = sig.raw.slice(0, colon + 1) + sig.raw.slice(colon + 1).replace(/(^|;)([ \t\r\n]*b[ \t\r\n]*=)[^;]*/, "$1$2");
+    const sigField = headerCanon === "relaxed" ? canonicalizeHeaderRelaxed(withoutB) : withoutB;
+    const expected = bytesToBase64(await key.sign(encodeOctets(canonical + sigField)));
+    if (timingSafeEqual(expected, b)) return { domain: d, selector: signer.selector, signedFields };
+  }
+  return null;
+}
+
+/** RFC 6376 section 3.2 tag=value list; names and values trimmed of FWS. */
+function parseTagList(value: string): Map<string, string> {
+  const tags = new Map<string, string>();
+  for (const part of value.replace(/\r\n/g, "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    const name = trimWsp(part.slice(0, eq));
+    if (!tags.has(name)) tags.set(name, trimWsp(part.slice(eq + 1)));
+  }
+  return tags;
+}
+
+function timingSafeEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }

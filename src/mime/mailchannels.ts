@@ -5,17 +5,18 @@
  *
  * Request shape (docs.mailchannels.com, "Send an Email"): `personalizations[]` with `to`,
  * `cc`, `bcc`, `from`, `reply_to`, `subject`, `headers`, `dkim_domain`, `dkim_selector`,
- * `dkim_private_key`, `dynamic_template_data`; top-level `from`, `reply_to`, `subject`,
+ * `dkim_private_key`, `dynamic_template_data`, `envelope_from`; top-level `from`, `reply_to`, `subject`,
  * `content[] {type, value, template_type}`, `headers`, `attachments[] {content, filename, type}`,
- * `dkim_*`, `campaign_id`, `transactional`, `tracking_settings`, `mailfrom`.
+ * `dkim_*`, `campaign_id`, `transactional`, `tracking_settings`, `envelope_from` (and the older
+ * spelling `mailfrom`). The envelope sender's name is ignored, as MailChannels documents.
  * Personalization values override top-level ones; headers merge case-insensitively with the
  * personalization winning, as MailChannels documents.
  *
  * Mustache content (`template_type: "mustache"`) is rendered with variable interpolation
  * (`{{name}}`, `{{{name}}}`, `{{&name}}`, dotted names, comments); sections and partials are
  * refused with a clear error rather than rendered wrongly. `{{name}}` is HTML-escaped in
- * text/html content only. Click and open tracking are not implemented: `tracking_settings`
- * is accepted and reported in `ignored`. `?dry-run=true` is handled by the route.
+ * text/html content only. `tracking_settings.{open,click}_tracking.enable` become the relay's own
+ * `track_opens`/`track_clicks` for the message. `?dry-run=true` is handled by the route.
  */
 import { type Mailbox, parseAddress } from "./address.js";
 import { hasLoneSurrogate } from "./encoding.js";
@@ -40,10 +41,14 @@ export const MAX_CAMPAIGN_ID_CHARS = 48;
 export const MAX_DKIM_PRIVATE_KEY_CHARS = 8192;
 
 export interface MailChannelsDkim {
-  domain: string;
+  /** Absent: the From domain (MailChannels takes it from `from.email` when only a selector is given). */
+  domain?: string;
   selector: string;
-  /** As given: base64 of the DER key, or PEM. The route decides whether this tenant may use it. */
-  privateKey: string;
+  /**
+   * As given: base64 of the DER key, or PEM. The route decides whether this tenant may use it. Absent: sign with
+   * the key the relay holds for this domain and selector (MailChannels' keys stored with its DKIM API).
+   */
+  privateKey?: string;
 }
 
 export interface MailChannelsSend {
@@ -51,10 +56,12 @@ export interface MailChannelsSend {
   personalization: number;
   request: SendRequest;
   dkim?: MailChannelsDkim;
-  /** Envelope sender requested with `mailfrom`, when given. */
+  /** Envelope sender requested with `envelope_from` (or `mailfrom`), when given. */
   mailfrom?: Mailbox;
+  /** Request path of that envelope sender, for errors (`envelope_from`, `personalizations[1].envelope_from`). */
+  mailfromField?: string;
   campaignId?: string;
-  /** Request fields that were accepted but have no effect here (e.g. tracking_settings). */
+  /** Request fields that were accepted but have no effect here (none at present; kept for the response contract). */
   ignored: string[];
 }
 
@@ -76,6 +83,7 @@ const TOP_FIELDS = new Set([
   "dkim_selector",
   "dkim_private_key",
   "transactional",
+  "envelope_from",
   "mailfrom",
 ]);
 const PERSONALIZATION_FIELDS = new Set([
@@ -90,6 +98,7 @@ const PERSONALIZATION_FIELDS = new Set([
   "dkim_selector",
   "dkim_private_key",
   "dynamic_template_data",
+  "envelope_from",
 ]);
 const ADDRESS_FIELDS = new Set(["email", "name"]);
 const CONTENT_FIELDS = new Set(["type", "value", "template_type"]);
@@ -137,18 +146,22 @@ function readDkim(fields: Record<string, unknown>, fallback: Record<string, unkn
   const domain = pick("dkim_domain");
   const selector = pick("dkim_selector");
   const key = pick("dkim_private_key");
-  const given = [domain, selector, key].filter((f) => present(f.value));
-  if (given.length === 0) return undefined;
-  if (given.length !== 3) {
-    const missing = [domain, selector, key].find((f) => !present(f.value));
-    refuse("missing_field", "dkim_domain, dkim_selector and dkim_private_key must be given together", missing?.path ?? path);
-  }
-  if (typeof domain.value !== "string" || !DOMAIN.test(domain.value)) refuse("invalid_field", "dkim_domain must be a domain name", domain.path);
+  if (![domain, selector, key].some((f) => present(f.value))) return undefined;
+  // As MailChannels: a key needs its domain and selector; a domain needs a selector; a selector alone (or with a
+  // domain) names a key held by the relay, for the From domain when no domain is given.
+  if (present(key.value) && !present(domain.value)) refuse("missing_field", "dkim_private_key needs dkim_domain and dkim_selector", domain.path);
+  if (!present(selector.value)) refuse("missing_field", "dkim_domain and dkim_private_key need dkim_selector", selector.path);
+  if (present(domain.value) && (typeof domain.value !== "string" || !DOMAIN.test(domain.value))) refuse("invalid_field", "dkim_domain must be a domain name", domain.path);
   if (typeof selector.value !== "string" || !SELECTOR.test(selector.value)) refuse("invalid_field", "dkim_selector must be a DNS label", selector.path);
-  if (typeof key.value !== "string" || key.value.length === 0 || key.value.length > MAX_DKIM_PRIVATE_KEY_CHARS || !/^[A-Za-z0-9+/=\s-]+$/.test(key.value)) {
-    refuse("invalid_field", "dkim_private_key must be a base64 or PEM private key", key.path);
+  const out: MailChannelsDkim = { selector: selector.value };
+  if (typeof domain.value === "string") out.domain = domain.value.toLowerCase();
+  if (present(key.value)) {
+    if (typeof key.value !== "string" || key.value.length === 0 || key.value.length > MAX_DKIM_PRIVATE_KEY_CHARS || !/^[A-Za-z0-9+/=\s-]+$/.test(key.value)) {
+      refuse("invalid_field", "dkim_private_key must be a base64 or PEM private key", key.path);
+    }
+    out.privateKey = key.value;
   }
-  return { domain: domain.value.toLowerCase(), selector: selector.value, privateKey: key.value };
+  return out;
 }
 
 type TemplateData = Record<string, unknown>;
@@ -241,8 +254,14 @@ function readAttachments(value: unknown): { filename: unknown; content: unknown;
   });
 }
 
-function readTracking(value: unknown): boolean {
-  if (!present(value)) return false;
+interface TrackingChoice {
+  track_opens?: boolean;
+  track_clicks?: boolean;
+}
+
+function readTracking(value: unknown): TrackingChoice {
+  const choice: TrackingChoice = {};
+  if (!present(value)) return choice;
   if (!isRecord(value)) refuse("invalid_field", "tracking_settings must be an object", "tracking_settings");
   checkKeys(value, TRACKING_FIELDS, "tracking_settings");
   for (const key of TRACKING_FIELDS) {
@@ -251,8 +270,17 @@ function readTracking(value: unknown): boolean {
     if (!isRecord(setting)) refuse("invalid_field", `${key} must be an object { enable }`, `tracking_settings.${key}`);
     checkKeys(setting, new Set(["enable"]), `tracking_settings.${key}`);
     if (present(setting.enable) && typeof setting.enable !== "boolean") refuse("invalid_field", "enable must be a boolean", `tracking_settings.${key}.enable`);
+    if (typeof setting.enable === "boolean") choice[key === "open_tracking" ? "track_opens" : "track_clicks"] = setting.enable;
   }
-  return true;
+  return choice;
+}
+
+/** `envelope_from` (MailChannels) or `mailfrom` (its older name): only the address is used. */
+function readEnvelopeFrom(value: unknown, path: string): Mailbox {
+  const mapped = mapAddress(value, path);
+  const parsed = typeof mapped.address === "string" ? parseAddress(mapped.address) : null;
+  if (!parsed || !parsed.ok) refuse("invalid_sender", parsed && !parsed.ok ? parsed.error.message : "email must be a string", `${path}.email`);
+  return parsed.value;
 }
 
 /**
@@ -312,14 +340,10 @@ function mapOrThrow(input: unknown, limits: MailChannelsLimits): MailChannelsSen
     campaignId = body.campaign_id;
   }
   if (present(body.transactional) && typeof body.transactional !== "boolean") refuse("invalid_field", "transactional must be a boolean", "transactional");
-  let mailfrom: Mailbox | undefined;
-  if (present(body.mailfrom)) {
-    const mapped = mapAddress(body.mailfrom, "mailfrom");
-    const parsed = typeof mapped.address === "string" ? parseAddress(mapped.address) : null;
-    if (!parsed || !parsed.ok) refuse("invalid_sender", parsed && !parsed.ok ? parsed.error.message : "email must be a string", "mailfrom.email");
-    mailfrom = parsed.value;
-  }
-  const ignored = tracking ? ["tracking_settings"] : [];
+  if (present(body.envelope_from) && present(body.mailfrom)) refuse("invalid_field", "give envelope_from or mailfrom, not both", "mailfrom");
+  const topEnvelopeField = present(body.envelope_from) ? "envelope_from" : "mailfrom";
+  const topEnvelope = present(body[topEnvelopeField]) ? readEnvelopeFrom(body[topEnvelopeField], topEnvelopeField) : undefined;
+  const ignored: string[] = [];
 
   return personalizations.map((p, i): MailChannelsSend => {
     const pPath = `personalizations[${i}]`;
@@ -354,6 +378,7 @@ function mapOrThrow(input: unknown, limits: MailChannelsLimits): MailChannelsSen
     if (present(replyValue)) request.reply_to = mapAddress(replyValue, replyPath);
     if (attachments) request.attachments = attachments;
     if (campaignId !== undefined) request.metadata = { campaign_id: campaignId };
+    Object.assign(request, tracking);
     for (const item of content) {
       const value = item.mustache ? renderMustache(item.value, data, item.type === "text/html", `${item.path}.value`) : item.value;
       request[item.type === "text/html" ? "html" : "text"] = value;
@@ -366,7 +391,14 @@ function mapOrThrow(input: unknown, limits: MailChannelsLimits): MailChannelsSen
     const send: MailChannelsSend = { personalization: i, request: result.value, ignored };
     const dkim = readDkim(p, body, pPath, "");
     if (dkim) send.dkim = dkim;
-    if (mailfrom) send.mailfrom = mailfrom;
+    const ownEnvelope = present(p.envelope_from) ? readEnvelopeFrom(p.envelope_from, `${pPath}.envelope_from`) : undefined;
+    if (ownEnvelope) {
+      send.mailfrom = ownEnvelope;
+      send.mailfromField = `${pPath}.envelope_from`;
+    } else if (topEnvelope) {
+      send.mailfrom = topEnvelope;
+      send.mailfromField = topEnvelopeField;
+    }
     if (campaignId !== undefined) send.campaignId = campaignId;
     return send;
   });
@@ -411,6 +443,10 @@ function mapFieldPath(field: string, ctx: PathContext): string {
       return field.replace(/\.content_type$/, ".type");
     case "metadata":
       return "campaign_id";
+    case "track_opens":
+      return "tracking_settings.open_tracking.enable";
+    case "track_clicks":
+      return "tracking_settings.click_tracking.enable";
     default:
       return field;
   }

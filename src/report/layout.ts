@@ -79,7 +79,7 @@ ${p.body}
 }
 
 /** Sends a page with the security headers every page of the dashboard carries. */
-export function sendPage(c: Context<DashEnv>, page: Html, status: 200 | 400 | 403 | 404 = 200) {
+export function sendPage(c: Context<DashEnv>, page: Html, status: 200 | 400 | 403 | 404 | 413 | 429 = 200) {
   c.header("content-security-policy", DASHBOARD_CSP);
   c.header("x-content-type-options", "nosniff");
   c.header("referrer-policy", "same-origin");

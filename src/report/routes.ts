@@ -4,6 +4,7 @@
  */
 import { Hono, type Context } from "hono";
 import { html } from "hono/html";
+import { consumeRateLimit, rateCount } from "../store/keys";
 import { advanceRollups, PAGE_ROLLUP_EVENTS } from "../store/rollups";
 import { ALL_TENANTS, listTenants, REPORT_WINDOWS, type ReportWindow, type TenantScope } from "../store/report";
 import { addSuppression, removeSuppression, SUPPRESSION_REASONS, SUPPRESSION_SCOPES, type SuppressionReason, type SuppressionScope } from "../store/suppressions";
@@ -67,22 +68,78 @@ dashboard.get("/dashboard/login", (c) => {
   return sendPage(c, renderPage({ title: "Sign in", section: null, tenant: ALL_TENANTS, tenants: [], csrf: null, body }));
 });
 
+/** The login form is a nonce, a token and a path: anything larger is not a browser signing in. */
+export const MAX_LOGIN_BODY_BYTES = 16 * 1024;
+/** Wrong admin tokens per client per minute before the form answers 429 (guessing a 32-byte token is hopeless anyway; this keeps the log and the D1 bill quiet). */
+export const MAX_FAILED_LOGINS_PER_MINUTE = 10;
+
+/** Reads a form body of at most `max` bytes; null when it is larger (by Content-Length or while reading). */
+async function readSmallForm(req: Request, max: number): Promise<Record<string, string> | null> {
+  const declared = Number(req.headers.get("content-length") ?? "0");
+  if (Number.isFinite(declared) && declared > max) return null;
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (req.body) {
+    const reader = req.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > max) {
+        await reader.cancel().catch(() => {});
+        return null;
+      }
+      chunks.push(value);
+    }
+  }
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  const out: Record<string, string> = {};
+  try {
+    const form = await new Request(req.url, { method: "POST", headers: { "content-type": req.headers.get("content-type") ?? "" }, body: bytes }).formData();
+    for (const [k, v] of form) if (typeof v === "string" && !(k in out)) out[k] = v;
+  } catch {
+    // Not a form: every field is missing, which the handler answers like an expired form.
+  }
+  return out;
+}
+
+/** The client a failed login is counted for: Cloudflare's connecting IP, else one shared bucket. */
+function loginClientKey(c: Context<DashEnv>): string {
+  return `login:${c.req.header("cf-connecting-ip") ?? "unknown"}`;
+}
+
 dashboard.post("/dashboard/login", async (c) => {
-  const form = await c.req.parseBody();
-  const next = safeNext(form.next);
-  const fail = (message: string, status: 400 | 403) =>
+  const form = await readSmallForm(c.req.raw, MAX_LOGIN_BODY_BYTES);
+  const next = safeNext(form?.next);
+  const fail = (message: string, status: 400 | 403 | 413 | 429) =>
     sendPage(c, renderPage({ title: "Sign in", section: null, tenant: ALL_TENANTS, tenants: [], csrf: null, body: loginBody(loginNonce(c), next, message) }), status);
+  if (!form) return fail(`The form is larger than ${MAX_LOGIN_BODY_BYTES} bytes.`, 413);
   if (!c.env.ADMIN_TOKEN) return fail("The reporting page is disabled: set the ADMIN_TOKEN secret.", 403);
+  const clientKey = loginClientKey(c);
+  const failures = await rateCount(c.env.DB, clientKey);
+  if (failures >= MAX_FAILED_LOGINS_PER_MINUTE) {
+    c.header("retry-after", "60");
+    return fail("Too many failed sign-ins from here; wait a minute.", 429);
+  }
   if (!loginNonceValid(c, form.nonce)) return fail("The form expired; try again.", 400);
-  if (!(await isAdminToken(c.env, field(form, "token")))) return fail("That is not the admin token.", 403);
+  if (!(await isAdminToken(c.env, field(form, "token")))) {
+    await consumeRateLimit(c.env.DB, clientKey, Number.MAX_SAFE_INTEGER, 1);
+    return fail("That is not the admin token.", 403);
+  }
   await openSession(c);
   return c.redirect(next, 303);
 });
 
-// "/dashboard/*" also matches "/dashboard" itself.
+// "/dashboard/*" also matches "/dashboard" itself. Only the real asset is public; any other path under
+// /dashboard/assets/ needs a session like every page (and then finds the 404 page).
 dashboard.use("/dashboard/*", async (c, next) => {
   const p = new URL(c.req.url).pathname;
-  if (p === "/dashboard/login" || p.startsWith("/dashboard/assets/")) return next();
+  if (p === "/dashboard/login" || p === "/dashboard/assets/app.css") return next();
   return requireDashboardSession(c, next);
 });
 

@@ -148,6 +148,44 @@ export async function openSmtpSession(opts: SmtpClientOptions): Promise<SmtpSess
   return await establish(opts, timeouts, opts.tls !== "off");
 }
 
+/**
+ * A TLS handshake that failed after the server said 220 to STARTTLS. The TCP connection and the SMTP dialogue
+ * worked, so the cause is the certificate (untrusted issuer, self-signed, expired, another name) or, rarely, no
+ * common TLS version. The Workers runtime does not say which: its exception reads "internal error; reference =
+ * ..." and the reason ("invalid peer certificate: ...") goes only to its own log. It verifies against public
+ * CAs only and cannot be given another trust anchor, so the reply names the likely cause and the way out.
+ * 4.7.5 is RFC 3463's "cryptographic failure", as Postfix uses it for an untrusted server certificate.
+ */
+function handshakeFailure(host: string, port: number, serverName: string, cause: SmtpError): SmtpError {
+  const detail = cause.message.replace(/^STARTTLS: TLS failed: /, "");
+  return new SmtpError({
+    kind: "tls",
+    command: "STARTTLS",
+    enhanced: "4.7.5",
+    message:
+      `TLS certificate not trusted: the TLS handshake with ${host}:${port} after STARTTLS failed. The Workers runtime accepts only ` +
+      `a certificate from a publicly trusted CA, valid for ${serverName}; a self-signed or private-CA certificate fails here ` +
+      `(runtime: ${detail})`,
+    cause,
+  });
+}
+
+/**
+ * Implicit TLS (smtps://) that could not be set up. The Workers runtime reports a refused connection and an
+ * untrusted certificate with the same exception, so the text names both; no enhanced code is guessed.
+ */
+function implicitTlsFailure(host: string, port: number, serverName: string, cause: SmtpError): SmtpError {
+  const detail = cause.message.replace(/^CONNECT: TLS failed: /, "");
+  return new SmtpError({
+    kind: "tls",
+    command: "CONNECT",
+    message:
+      `TLS connection to ${host}:${port} failed: nothing accepted the connection, or its certificate is not trusted (the Workers runtime ` +
+      `reports both alike and accepts only a certificate from a publicly trusted CA, valid for ${serverName}) (runtime: ${detail})`,
+    cause,
+  });
+}
+
 async function establish(opts: SmtpClientOptions, t: SmtpTimeouts, useTls: boolean): Promise<SmtpSession> {
   const secureTransport = opts.tls === "implicit" ? "on" : opts.tls === "off" || !useTls ? "off" : "starttls";
   const serverName = opts.tlsServerName ?? opts.host;
@@ -163,7 +201,9 @@ async function establish(opts: SmtpClientOptions, t: SmtpTimeouts, useTls: boole
     throw new SmtpError({ kind: "connection", command: "CONNECT", message: `connect to ${opts.host}:${opts.port} failed: ${errorText(e)}`, cause: e });
   }
   try {
-    await conn.opened("CONNECT", t.connectMs, opts.tls === "implicit" ? "tls" : "connection");
+    await conn.opened("CONNECT", t.connectMs, opts.tls === "implicit" ? "tls" : "connection").catch((e: unknown) => {
+      throw opts.tls === "implicit" && e instanceof SmtpError && e.kind === "tls" ? implicitTlsFailure(opts.host, opts.port, serverName, e) : e;
+    });
     const greeting = await conn.reply("GREETING", t.greetingMs);
     if (greeting.code !== 220) throw conn.fail(new SmtpError({ kind: "reply", command: "GREETING", reply: greeting }));
 
@@ -187,9 +227,7 @@ async function establish(opts: SmtpClientOptions, t: SmtpTimeouts, useTls: boole
             await conn.opened("STARTTLS", t.connectMs, "tls");
             caps = await hello(conn, opts.heloName, t);
           } catch (e) {
-            if (e instanceof SmtpError && e.kind === "connection") {
-              throw new SmtpError({ kind: "tls", command: "STARTTLS", message: `TLS handshake with ${opts.host}:${opts.port} failed: ${e.message}`, cause: e });
-            }
+            if (e instanceof SmtpError && (e.kind === "connection" || e.kind === "tls")) throw handshakeFailure(opts.host, opts.port, serverName, e);
             throw e;
           }
           tls = true;

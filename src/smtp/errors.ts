@@ -31,6 +31,8 @@ export interface SmtpErrorInit {
   cause?: unknown;
   /** Override the classification (only for failures whose nature the code cannot see, e.g. local policy). */
   temporary?: boolean;
+  /** RFC 3463 code for a failure without a reply (e.g. 4.7.5 for a TLS handshake the client gave up on). */
+  enhanced?: string;
 }
 
 /** An SMTP failure with structure: command, reply, enhanced code, recipient, temporary/permanent. */
@@ -57,6 +59,8 @@ export class SmtpError extends Error {
       this.reply = init.reply;
       this.code = init.reply.code;
       if (init.reply.enhanced) this.enhanced = init.reply.enhanced;
+    } else if (init.enhanced) {
+      this.enhanced = init.enhanced;
     }
     if (init.recipient !== undefined) this.recipient = init.recipient;
     this.temporary = init.temporary ?? isTemporaryFailure(init.kind, init.command, init.reply);

@@ -5,7 +5,7 @@
  * Asynchronous bounces: a recipient the relay already recorded `delivered` (the next hop said 250) can later
  * be returned by a mailbox further down the line. `recordOutcome` never moves a recipient out of a final state
  * (that protects against late duplicate queue outcomes), so this module has its own transition: `delivered`
- * (or a still pending `queued`/`deferred`) → `bounced`, with the reported status, and an event of type
+ * (handed to the next hop; never a queued, deferred or scheduled one) → `bounced`, with the reported status, and an event of type
  * `bounced` whose data says `async: true`. A recipient already `bounced` is left alone and no second event is
  * written, which makes a repeated report (Email Routing retries, our own DSN coming back) a no-op. Complaints
  * and auto-replies are events only: they do not change where a recipient stands.
@@ -67,6 +67,19 @@ export async function findRecipientsByMessageIdHeader(db: D1Database, messageIdH
   return results.flatMap(refsOf).slice(0, 200);
 }
 
+/**
+ * Every recipient of the tenant's message(s) with this Message-ID whose From is at `fromDomain`: what a returned
+ * original signed by this relay speaks for (its signed From and Message-ID).
+ */
+export async function findRecipientsBySignedOriginal(db: D1Database, messageIdHeader: string, fromDomain: string, tenantId: string, now = Date.now()): Promise<RecipientRef[]> {
+  const { results } = await db
+    .prepare(`SELECT id, tenant_id, stream, rcpts, header_from FROM messages WHERE tenant_id = ? AND id >= ? AND message_id_header = ? ORDER BY id DESC LIMIT 200`)
+    .bind(tenantId, idFloor(now - ATTRIBUTION_SCAN_DAYS * 86_400_000), messageIdHeader)
+    .all<RefRow & { header_from: string | null }>();
+  const domain = fromDomain.toLowerCase();
+  return results.filter((r) => (r.header_from ?? "").toLowerCase().endsWith(`@${domain}`)).flatMap(refsOf).slice(0, 200);
+}
+
 /** The tenant's most recent message to `address` (any letter case) accepted after `since` (epoch ms). */
 export async function findLatestRecipientByAddress(db: D1Database, tenantId: string, address: string, since: number): Promise<RecipientRef | null> {
   const { results } = await db
@@ -117,7 +130,21 @@ export interface ReportedFailure {
   attribution: string;
 }
 
-const OPEN_OR_DELIVERED = "('delivered', 'queued', 'deferred')";
+/**
+ * Recipients a report may concern: those already handed to a next hop. A queued, deferred or scheduled recipient
+ * has not left the relay, so a report naming it is forged or mistaken, and must not cancel it (issue 15).
+ * (`sending` is the in-flight state where the ledger records one.)
+ */
+const HANDED_OFF = "('delivered', 'sending')";
+
+/**
+ * The condition for a complaint or auto-reply: the recipient was handed to a next hop (it may since have bounced
+ * asynchronously) and its message's log has no entry of this type for it yet (SQL over the message row).
+ */
+function handedOffOnce(type: "complained" | "auto_replied", idx: number): string {
+  const i = Math.trunc(idx);
+  return `json_extract(rcpts, '$[${i}].s') IN ('delivered', 'sending', 'bounced') AND ${notLogged(type, i)}`;
+}
 
 /**
  * A report about one recipient, recorded only when `condition` (SQL over the message row's `rcpts` and `log`)
@@ -161,7 +188,7 @@ function notLogged(type: string, idx: number): string {
 export async function recordAsyncBounce(db: D1Database, ref: RecipientRef, f: ReportedFailure, at = Date.now()): Promise<boolean> {
   const text = f.text ? f.text.slice(0, 1000) : null;
   const r = `'$[${Math.trunc(ref.idx)}]`;
-  const condition = `json_extract(rcpts, ${r}.s') IN ${OPEN_OR_DELIVERED}`;
+  const condition = `json_extract(rcpts, ${r}.s') IN ${HANDED_OFF}`;
   const data = { async: true, reason: f.reason, hard: f.hard, reported_recipient: f.reportedAddress, attribution: f.attribution };
   const [event] = conditionalReport(db, ref, "bounced", at, { code: f.replyCode, enhanced: f.status || null, text, host: f.remoteMta, data }, condition);
   const entry = Object.fromEntries(
@@ -218,7 +245,7 @@ export async function recordComplaint(db: D1Database, ref: RecipientRef, c: Repo
       "complained",
       at,
       { text: `feedback-type: ${c.feedbackType}`, data: { feedback_type: c.feedbackType, reported_recipient: c.reportedAddress, attribution: c.attribution } },
-      notLogged("complained", ref.idx),
+      handedOffOnce("complained", ref.idx),
     ),
   );
   const recorded = (event?.meta.changes ?? 0) > 0;
@@ -245,14 +272,14 @@ export async function recordAutoReply(db: D1Database, ref: RecipientRef, a: { re
       "auto_replied",
       at,
       { text: a.subject ? a.subject.slice(0, 300) : null, data: { reason: a.reason, from: a.from, attribution: a.attribution } },
-      notLogged("auto_replied", ref.idx),
+      handedOffOnce("auto_replied", ref.idx),
     ),
   );
   return (event?.meta.changes ?? 0) > 0;
 }
 
 export type InboundKind = "bounce" | "complaint" | "auto_reply" | "delivery_report" | "unknown" | "unsubscribe" | "forward" | "srs_bounce" | "rejected";
-export type InboundOutcome = "recorded" | "duplicate" | "unattributed" | "forwarded" | "rejected" | "ignored";
+export type InboundOutcome = "recorded" | "duplicate" | "unattributed" | "unverified" | "forwarded" | "rejected" | "ignored";
 
 export interface InboundLogEntry {
   at?: number;

@@ -96,6 +96,15 @@ export async function tenantOwnsDomain(db: D1Database, tenantId: string, domain:
   return row !== null;
 }
 
+/** Whether the tenant owns the domain, and whether its DNS records were verified (POST /v1/domains/:d/verify). */
+export async function tenantDomainStatus(db: D1Database, tenantId: string, domain: string): Promise<{ owned: boolean; verified: boolean }> {
+  const row = await db
+    .prepare("SELECT verified_at FROM sender_domains WHERE domain = ? AND tenant_id = ?")
+    .bind(domain.toLowerCase(), tenantId)
+    .first<{ verified_at: number | null }>();
+  return { owned: row !== null, verified: row !== null && row.verified_at !== null };
+}
+
 /** Changes a tenant's name, suspension, rate limit or default stream; returns false when there is no such tenant. */
 export async function updateTenant(
   db: D1Database,
@@ -215,6 +224,12 @@ export async function consumeRateLimit(db: D1Database, tenantId: string, limitPe
   // Refused sends do not count against the next attempt in this window.
   await db.prepare("UPDATE rate_counters SET count = count - ? WHERE tenant_id = ? AND window_start = ?").bind(n, tenantId, windowStart).run();
   return Math.max(1, Math.ceil((windowStart + 60_000 - now) / 1000));
+}
+
+/** The count in `key`'s current one-minute window (0 when nothing was counted). */
+export async function rateCount(db: D1Database, key: string, now = Date.now()): Promise<number> {
+  const row = await db.prepare("SELECT count FROM rate_counters WHERE tenant_id = ? AND window_start = ?").bind(key, now - (now % 60_000)).first<{ count: number }>();
+  return row?.count ?? 0;
 }
 
 /** Housekeeping: drops rate counters of past windows. */

@@ -8,7 +8,7 @@
  */
 
 export type RecipientStatus = "queued" | "deferred" | "delivered" | "bounced" | "expired" | "suppressed" | "failed";
-export type EventType = RecipientStatus | "accepted" | "complained" | "opened" | "clicked" | "auto_replied";
+export type EventType = RecipientStatus | "accepted" | "complained" | "opened" | "clicked" | "auto_replied" | "waiting";
 export const FINAL_STATUSES: readonly RecipientStatus[] = ["delivered", "bounced", "expired", "suppressed", "failed"];
 
 /** `events.feed` bits: this event also announces the message's `accepted` (1) and its recipient's `queued` (2). */

@@ -1,11 +1,18 @@
 /** Admin API for webhook endpoints (behind ADMIN_TOKEN): /admin/webhooks CRUD, secret rotation, attempts. */
 import { Hono } from "hono";
+import { loadConfig } from "../config";
+import { destinationAllowed } from "../delivery/private-networks";
 import { requireAdmin, type AppEnv } from "../http/auth";
 import { ApiError } from "../http/errors";
 import { createWebhook, deleteWebhook, getWebhook, latestAttempts, listWebhooks, newWebhookSecret, updateWebhook, webhookView } from "../store/webhooks";
 import { WEBHOOK_EVENT_TYPES } from "./events";
 
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** The address a webhook host stands for when it is a literal (or localhost), for the private-address filter. */
+function hostForFilter(hostname: string): string {
+  return hostname === "localhost" ? "127.0.0.1" : hostname;
+}
 
 async function body(req: Request): Promise<Record<string, unknown>> {
   try {
@@ -17,8 +24,12 @@ async function body(req: Request): Promise<Record<string, unknown>> {
   throw new ApiError(400, "invalid_json", "the body must be a JSON object");
 }
 
-/** https only (http for loopback hosts, for local receivers), no credentials in the URL, at most 2048 chars. */
-export function checkWebhookUrl(v: unknown): string {
+/**
+ * https only (http for loopback hosts, for local receivers), no credentials in the URL, at most 2048 chars, and
+ * never a non-public address (loopback, RFC 1918, link-local and cloud metadata, ULA ...) unless the operator
+ * allows it in ALLOW_PRIVATE_DESTINATIONS.
+ */
+export function checkWebhookUrl(v: unknown, allowPrivate: readonly string[]): string {
   if (typeof v !== "string" || !v) throw new ApiError(400, "missing_field", "url is required", "url");
   let u: URL;
   try {
@@ -29,6 +40,9 @@ export function checkWebhookUrl(v: unknown): string {
   const ok = u.protocol === "https:" || (u.protocol === "http:" && LOOPBACK.has(u.hostname));
   if (!ok || u.username || u.password || v.length > 2048) {
     throw new ApiError(400, "invalid_field", "url must be an https:// URL without credentials (http:// only for localhost)", "url");
+  }
+  if (!destinationAllowed(hostForFilter(u.hostname), allowPrivate)) {
+    throw new ApiError(400, "invalid_field", "url points at a non-public address (loopback, private, link-local or metadata); allow it with ALLOW_PRIVATE_DESTINATIONS", "url");
   }
   return u.toString();
 }
@@ -58,7 +72,7 @@ webhookAdmin.post("/admin/webhooks", async (c) => {
   if (!tenant) throw new ApiError(404, "not_found", "no such tenant", "tenant_id");
   const row = await createWebhook(c.env.DB, {
     tenantId: b.tenant_id,
-    url: checkWebhookUrl(b.url),
+    url: checkWebhookUrl(b.url, loadConfig(c.env).allowPrivateDestinations),
     events: checkEventTypes(b.events ?? ["*"]),
     description: description(b.description),
   });
@@ -80,7 +94,7 @@ webhookAdmin.patch("/admin/webhooks/:id", async (c) => {
   const b = await body(c.req.raw);
   if (b.enabled !== undefined && typeof b.enabled !== "boolean") throw new ApiError(400, "invalid_field", "enabled must be true or false", "enabled");
   const changed = await updateWebhook(c.env.DB, c.req.param("id"), {
-    ...(b.url !== undefined ? { url: checkWebhookUrl(b.url) } : {}),
+    ...(b.url !== undefined ? { url: checkWebhookUrl(b.url, loadConfig(c.env).allowPrivateDestinations) } : {}),
     ...(b.events !== undefined ? { events: checkEventTypes(b.events) } : {}),
     ...(b.description !== undefined ? { description: description(b.description) } : {}),
     ...(typeof b.enabled === "boolean" ? { enabled: b.enabled } : {}),

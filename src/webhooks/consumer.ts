@@ -2,6 +2,8 @@
  * Queue consumer for WEBHOOKS (and its dead-letter queue): signs each event, POSTs it to its endpoint, records
  * the attempt, and retries failures with growing delays (WEBHOOK_RETRY_SCHEDULE_SECONDS, about a day in all).
  */
+import { loadConfig } from "../config";
+import { destinationAllowed } from "../delivery/private-networks";
 import { getWebhook, insertAttempt, type AttemptOutcome, type WebhookRow } from "../store/webhooks";
 import { isWebhookJob, type WebhookJob } from "./emit";
 import { SIGNATURE_HEADER, signWebhook } from "./signature";
@@ -15,9 +17,14 @@ export interface PostResult {
 }
 
 /** POSTs one signed event; any 2xx is success, anything else (3xx included: redirects are not followed) a failure. */
-export async function postWebhook(hook: Pick<WebhookRow, "url" | "secret">, job: WebhookJob, attempt: number, now = Date.now()): Promise<PostResult> {
+export async function postWebhook(hook: Pick<WebhookRow, "url" | "secret">, job: WebhookJob, attempt: number, now = Date.now(), allowPrivate: readonly string[] = []): Promise<PostResult> {
   const body = JSON.stringify(job.payload);
   const started = Date.now();
+  // Checked again at delivery: an endpoint stored before the filter, or before the allow-list changed.
+  const host = new URL(hook.url).hostname;
+  if (!destinationAllowed(host === "localhost" ? "127.0.0.1" : host, allowPrivate)) {
+    return { ok: false, statusCode: null, error: `refused: ${host} is not a public address (ALLOW_PRIVATE_DESTINATIONS)`, durationMs: 0 };
+  }
   try {
     const res = await fetch(hook.url, {
       method: "POST",
@@ -79,7 +86,7 @@ export async function handleWebhookBatch(batch: MessageBatch<unknown>, env: Env)
         msg.ack();
         return;
       }
-      const result = await postWebhook(hook, job, msg.attempts);
+      const result = await postWebhook(hook, job, msg.attempts, Date.now(), loadConfig(env).allowPrivateDestinations);
       if (result.ok) {
         record("delivered", result);
         msg.ack();

@@ -4,6 +4,7 @@ export const WEBHOOK_EVENT_TYPES = [
   "accepted",
   "queued",
   "deferred",
+  "waiting",
   "delivered",
   "bounced",
   "expired",

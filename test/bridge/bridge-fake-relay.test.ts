@@ -160,6 +160,22 @@ describe("bridge against a scripted relay", () => {
     }
   });
 
+  it("answers 535 (not 454) for a key with CR, LF or other characters no key has, so the client stops retrying (issue 15)", async () => {
+    const bridge = await startTestBridge(["--relay", relayUrl]);
+    try {
+      for (const key of [`${GOOD_KEY}\r\nX-Injected: 1`, `${GOOD_KEY}\n`, `er_ key`, "er_\u00e9"]) {
+        const { dialog } = await SmtpDialog.open(bridge.port);
+        await dialog.command("EHLO client.test");
+        const r = await dialog.command(`AUTH PLAIN ${authPlain("apikey", key)}`);
+        expect(`${r.code} ${r.text.slice(0, 5)}`, JSON.stringify(key)).toBe("535 5.7.8");
+        dialog.close();
+      }
+      expect(requests).toHaveLength(0);
+    } finally {
+      await bridge.close();
+    }
+  });
+
   it("answers 4xx for 429, 5xx, non-JSON gateway errors and a revoked key, so the client retries", async () => {
     const bridge = await startTestBridge(["--relay", relayUrl]);
     try {

@@ -2,6 +2,7 @@
  * The SMTP bridge in front of the real relay: this repository's Worker on the local Workers runtime, with a
  * real SMTP server (test/support/peers.ts) as its next hop. What an SMTP client sees, and what arrives.
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { domainToASCII } from "node:url";
 import nodemailer from "nodemailer";
@@ -130,6 +131,28 @@ describe("SMTP bridge with the real relay", () => {
     const local = await dialog.command("RCPT TO:<jörg@example.net>");
     expect([local.code, local.text.slice(0, 5)]).toEqual([553, "5.6.7"]);
     dialog.close();
+  });
+
+  it("answers 5xx, never 250, for a From that hides another domain (comment, list, group), and nothing arrives (issue 15)", async () => {
+    const other = `${unique("bank")}.example`;
+    await relay.createTenant([other]);
+    const { dialog } = await SmtpDialog.open(bridge.port);
+    await dialog.command("EHLO client.test");
+    expect((await dialog.command(`AUTH PLAIN ${authPlain("apikey", tenant.key)}`)).code).toBe(235);
+    const subjects: string[] = [];
+    for (const from of [`ceo@${other} (<app@${tenant.domain}>)`, `ceo@${other}, <app@${tenant.domain}>`, `x: ceo@${other};`]) {
+      const subject = unique("spoof");
+      subjects.push(subject);
+      expect((await dialog.command(`MAIL FROM:<app@${tenant.domain}>`)).code).toBe(250);
+      expect((await dialog.command("RCPT TO:<victim@example.net>")).code).toBe(250);
+      expect((await dialog.command("DATA")).code).toBe(354);
+      dialog.write(`From: ${from}\r\nTo: victim@example.net\r\nSubject: ${subject}\r\n\r\nPlease wire the money.\r\n.\r\n`);
+      const reply = await dialog.next();
+      expect(reply.code, `${from}: ${reply.code} ${reply.text}`).toBeGreaterThanOrEqual(500);
+    }
+    dialog.close();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(sink.messages.filter((m) => subjects.some((s) => m.raw.includes(s)))).toEqual([]);
   });
 
   it("refuses a wrong API key at AUTH (535 5.7.8) and mail without AUTH (530 5.7.0)", async () => {
@@ -306,5 +329,117 @@ describe("SMTP bridge with the real relay", () => {
     } finally {
       await strict.close();
     }
+  });
+});
+
+/** Python's smtplib, a client nobody here wrote; null when python3 is not installed. */
+async function smtplibSend(port: number, key: string, from: string, to: string[], subject: string): Promise<{ ok: true } | { ok: false; error: string } | null> {
+  const script = [
+    "import json, smtplib, sys",
+    "a = json.loads(sys.argv[1])",
+    "s = smtplib.SMTP('127.0.0.1', a['port'], timeout=30)",
+    "s.login('apikey', a['key'])",
+    "msg = 'From: %s\\r\\nTo: %s\\r\\nSubject: %s\\r\\n\\r\\nvia smtplib\\r\\n' % (a['from'], ', '.join(a['to']), a['subject'])",
+    "try:",
+    "    s.sendmail(a['from'], a['to'], msg)",
+    "    print(json.dumps({'ok': True}))",
+    "except smtplib.SMTPException as e:",
+    "    print(json.dumps({'ok': False, 'error': repr(e)}))",
+    "s.quit()",
+  ].join("\n");
+  // Asynchronous: the bridge runs in this process and must keep answering while Python talks to it.
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string } | null>((resolve, reject) => {
+    const child = execFile("python3", ["-c", script, JSON.stringify({ port, key, from, to, subject })], { encoding: "utf8", timeout: 60_000 }, (error, stdout, stderr) => {
+      if (error && (error as NodeJS.ErrnoException).code === "ENOENT") return resolve(null);
+      resolve({ code: child.exitCode, stdout, stderr });
+    });
+    child.on("error", (e) => ((e as NodeJS.ErrnoException).code === "ENOENT" ? resolve(null) : reject(e)));
+  });
+  if (r === null) return null;
+  if (r.code !== 0) throw new Error(`smtplib failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as { ok: true } | { ok: false; error: string };
+}
+
+describe("issue 22: IDN, DSN parameters and address replies", () => {
+  it("an A-label address passes as ASCII without SMTPUTF8; a U-label needs SMTPUTF8 (553 5.6.7)", async () => {
+    const subject = unique("alabel");
+    const { dialog } = await SmtpDialog.open(bridge.port);
+    await dialog.command("EHLO client.test");
+    expect((await dialog.command(`AUTH PLAIN ${authPlain("apikey", tenant.key)}`)).code).toBe(235);
+    const mail = await dialog.command(`MAIL FROM:<app@${tenant.domain}>`);
+    expect(mail.code, mail.text).toBe(250);
+    const alabel = await dialog.command("RCPT TO:<info@xn--bcher-kva.example>");
+    expect(alabel.code, alabel.text).toBe(250);
+    const ulabel = await dialog.command("RCPT TO:<info@bücher.example>");
+    expect([ulabel.code, ulabel.text.slice(0, 5)]).toEqual([553, "5.6.7"]);
+    expect((await dialog.command("DATA")).code).toBe(354);
+    dialog.write(`${message(`app@${tenant.domain}`, "info@xn--bcher-kva.example", subject)}.\r\n`);
+    const done = await dialog.next();
+    expect(done.code, done.text).toBe(250);
+    const got = await arrived(subject);
+    expect(got.rcptTo.map((a) => `info@${domainToASCII(a.slice(5))}`)).toEqual(["info@xn--bcher-kva.example"]);
+    dialog.close();
+  });
+
+  it("an A-label sender domain passes too (MAIL FROM without SMTPUTF8)", async () => {
+    const { key } = await relay.createTenant(["xn--mnchen-3ya.example"]);
+    const { dialog } = await SmtpDialog.open(bridge.port);
+    await dialog.command("EHLO client.test");
+    await dialog.command(`AUTH PLAIN ${authPlain("apikey", key)}`);
+    const mail = await dialog.command("MAIL FROM:<news@xn--mnchen-3ya.example>");
+    expect(mail.code, mail.text).toBe(250);
+    const subject = unique("asender");
+    expect((await dialog.command("RCPT TO:<someone@example.net>")).code).toBe(250);
+    expect((await dialog.command("DATA")).code).toBe(354);
+    dialog.write(`${message("news@xn--mnchen-3ya.example", "someone@example.net", subject)}.\r\n`);
+    const done = await dialog.next();
+    expect(done.code, done.text).toBe(250);
+    dialog.close();
+  });
+
+  it("Python's smtplib mails an internationalized domain by its A-label", async (ctx) => {
+    const subject = unique("smtplib");
+    const r = await smtplibSend(bridge.port, tenant.key, `app@${tenant.domain}`, ["kontakt@xn--mnchen-3ya.example"], subject);
+    if (r === null) return ctx.skip("python3 is not installed");
+    expect(r).toEqual({ ok: true });
+    const got = await arrived(subject);
+    expect(got.rcptTo.map((a) => `kontakt@${domainToASCII(a.slice(8))}`)).toEqual(["kontakt@xn--mnchen-3ya.example"]);
+  });
+
+  it("refuses the DSN parameters it does not offer: RET/ENVID at MAIL, NOTIFY/ORCPT at RCPT (555 5.5.4)", async () => {
+    const { dialog } = await SmtpDialog.open(bridge.port);
+    const ehlo = await dialog.command("EHLO client.test");
+    expect(ehlo.text).not.toMatch(/^DSN$/m);
+    await dialog.command(`AUTH PLAIN ${authPlain("apikey", tenant.key)}`);
+    for (const params of ["RET=HDRS", "ENVID=abc123", "RET=FULL ENVID=x"]) {
+      const r = await dialog.command(`MAIL FROM:<app@${tenant.domain}> ${params}`);
+      expect([r.code, r.text.slice(0, 5)], params).toEqual([555, "5.5.4"]);
+    }
+    expect((await dialog.command(`MAIL FROM:<app@${tenant.domain}>`)).code).toBe(250);
+    for (const params of ["NOTIFY=SUCCESS,FAILURE", "NOTIFY=NEVER", "ORCPT=rfc822;x@example.net"]) {
+      const r = await dialog.command(`RCPT TO:<x@example.net> ${params}`);
+      expect([r.code, r.text.slice(0, 5)], params).toEqual([555, "5.5.4"]);
+    }
+    expect((await dialog.command("RCPT TO:<x@example.net>")).code).toBe(250);
+    dialog.close();
+  });
+
+  it("a bad address gets 553 with an enhanced code (5.1.3 recipient, 5.1.7 sender), not smtp-server's 501", async () => {
+    const { dialog } = await SmtpDialog.open(bridge.port);
+    await dialog.command("EHLO client.test");
+    await dialog.command(`AUTH PLAIN ${authPlain("apikey", tenant.key)}`);
+    for (const from of ["a..b@example.net", ".a@example.net", "a@-x.example", "a@x..example"]) {
+      const r = await dialog.command(`MAIL FROM:<${from}>`);
+      expect([r.code, r.text.slice(0, 5)], from).toEqual([553, "5.1.7"]);
+    }
+    expect((await dialog.command(`MAIL FROM:<app@${tenant.domain}>`)).code).toBe(250);
+    for (const to of ["a..b@example.net", "a.@example.net", "a@x-.example", "a@[127.0.0.1]", `${"l".repeat(65)}@example.net`]) {
+      const r = await dialog.command(`RCPT TO:<${to}>`);
+      expect([r.code, r.text.slice(0, 5)], to).toEqual([553, "5.1.3"]);
+    }
+    // A line smtp-server cannot split into local part and domain, or without <...>, is a syntax error: its 501 stays.
+    expect((await dialog.command("RCPT TO:x@example.net")).code).toBe(501);
+    expect((await dialog.command("RCPT TO:<no-at-sign>")).code).toBe(501);
+    dialog.close();
   });
 });

@@ -89,6 +89,25 @@ describe("bridge options", () => {
   });
 });
 
+describe("bridge transport and networks (issue 15, finding 7)", () => {
+  it("refuses a plain http:// relay that is not this machine: API keys would cross the network in clear text", () => {
+    for (const url of ["http://remote-host", "http://relay.example:8787/", "http://10.0.0.5:8787", "http://127.0.0.1.evil.example/"]) {
+      expect(() => parseBridgeArgs(["--relay", url, "--listen", "127.0.0.1:2525"], {}, { readFile }), url).toThrow(/must be https:\/\//);
+    }
+    for (const url of ["http://127.0.0.1:8787", "http://localhost:8787", "http://[::1]:8787", "https://relay.example"]) {
+      expect(parse(["--relay", url, "--listen", "127.0.0.1:2525"]).relayUrl.href, url).toMatch(/^https?:\/\//);
+    }
+  });
+
+  it("refuses malformed trusted networks at start instead of reading a prefix out of them", () => {
+    for (const block of ["10.0.0.0/8/garbage", "10.0.0.0/8x", "10.0.0.0/08", "10.0.0.0/", "/8", "::1/128/0"]) {
+      expect(() => parseNetworks(block), block).toThrow();
+      expect(() => parseBridgeArgs(["--relay", "https://x", "--trusted-networks", block], { EDGE_RELAY_BRIDGE_TRUSTED_KEY: "k" }, { readFile }), block).toThrow(BridgeConfigError);
+    }
+    expect(parseNetworks("10.0.0.0/8").contains("10.200.0.1")).toBe(true);
+  });
+});
+
 describe("trusted networks", () => {
   it("matches IPv6 blocks and ignores garbage addresses", () => {
     const n = parseNetworks("2001:db8::/32 ::1");

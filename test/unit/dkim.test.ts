@@ -12,6 +12,7 @@ import {
   dkimSignatureFields,
   publicKeyRecord,
   signDkim,
+  verifyOwnHeaderSignature,
   type DkimCanonicalization,
   type DkimSigner,
 } from "../../src/mime/dkim";
@@ -212,6 +213,12 @@ describe("signDkim detects tampering", () => {
     const tampered = signed.replace("Subject:", "Reply-To: mallory@evil.example\r\nSubject:");
     expect(results(await verify(tampered))).toEqual(["example.com/ed2026:fail"]);
   });
+
+  it("fails when a Sender is inserted (Sender is over-signed; issue 15)", async () => {
+    const signed = await signDkim(message(bodies.plain ?? ""), [ed]);
+    const tampered = signed.replace("Subject:", "Sender: ceo@bank.example\r\nSubject:");
+    expect(results(await verify(tampered))).toEqual(["example.com/ed2026:fail"]);
+  });
 });
 
 describe("DKIM-Signature field contents", () => {
@@ -304,5 +311,28 @@ describe("keys and configuration", () => {
 
   it("signs with no signers by returning the message in CRLF form", async () => {
     expect(await signDkim("From: a@example.com\n\nhi\n", [])).toBe("From: a@example.com\r\n\r\nhi\r\n");
+  });
+});
+
+describe("verifyOwnHeaderSignature (returned originals in reports, issue 15)", () => {
+  const headBlock = (signed: string) => signed.slice(0, signed.indexOf("\r\n\r\n") + 2);
+
+  it("verifies the header hash of our own RSA and Ed25519 signatures without the body, after refolding", async () => {
+    for (const signer of [rsa, ed]) {
+      const signed = await signDkim(message(bodies.plain ?? ""), [signer]);
+      // A bounce returns the headers only, often with different folding and line endings.
+      const returned = headBlock(signed).replace(/\r\n(?=[ \t])/g, "\n").replace("Subject: Quarterly report", "Subject:  Quarterly   report");
+      const v = await verifyOwnHeaderSignature(returned, [signer]);
+      expect(v).toMatchObject({ domain: "example.com", selector: signer.selector });
+      expect(v!.signedFields).toContainEqual({ name: "message-id", value: "<m1.abc123@example.com>" });
+    }
+  });
+
+  it("finds nothing for altered headers, someone else's key or an unsigned copy", async () => {
+    const signed = await signDkim(message(bodies.plain ?? ""), [rsa]);
+    expect(await verifyOwnHeaderSignature(headBlock(signed).replace("m1.abc123", "m2.abc123"), [rsa])).toBeNull();
+    expect(await verifyOwnHeaderSignature(headBlock(signed).replace("Subject:", "Sender: x@evil.example\r\nSubject:"), [rsa])).toBeNull();
+    expect(await verifyOwnHeaderSignature(headBlock(signed), [{ ...rsa, privateKeyPem: otherRsaPem }])).toBeNull();
+    expect(await verifyOwnHeaderSignature(headBlock(message("x")), [rsa])).toBeNull();
   });
 });

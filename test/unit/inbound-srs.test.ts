@@ -9,12 +9,15 @@ const DAY = 86_400_000;
 const now = Date.UTC(2026, 10, 28, 6, 0, 0);
 
 describe("SRS", () => {
-  it("rewrites to SRS0=HHHH=TT=domain=local with an HMAC-SHA1 hash and the day stamp, and reverses it", async () => {
+  it("rewrites to SRS0=HHHH=TT=domain=local with a 50-bit HMAC-SHA256 hash and the day stamp, and reverses it", async () => {
     const srs = await srsForward("Alice.Smith@Sender.example", "fw.example", secret, now);
-    const m = /^SRS0=([A-Za-z0-9+/]{4})=([A-Z2-7]{2})=Sender\.example=Alice\.Smith@fw\.example$/.exec(srs);
+    const m = /^SRS0=([A-Z2-7]{10})=([A-Z2-7]{2})=Sender\.example=Alice\.Smith@fw\.example$/.exec(srs);
     expect(m).not.toBeNull();
-    // The hash is the first 4 base64 characters of HMAC-SHA1 over timestamp, domain and local part, lower-cased as libsrs2 does.
-    const expected = createHmac("sha1", secret).update(`${m![2]!.toLowerCase()}sender.examplealice.smith`).digest("base64").slice(0, 4);
+    // The hash is the first 10 base32 characters of HMAC-SHA256 over timestamp, domain and local part, lower-cased
+    // (issue 15: as strong as the VERP signature; libsrs2's 4 base64 characters are ~19 bits without case).
+    const mac = createHmac("sha256", secret).update(`srs2:${m![2]!.toLowerCase()}\0sender.example\0alice.smith`).digest();
+    const bits = [...mac].map((b) => b.toString(2).padStart(8, "0")).join("");
+    const expected = Array.from({ length: 10 }, (_, i) => "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[parseInt(bits.slice(i * 5, i * 5 + 5), 2)]).join("");
     expect(m![1]).toBe(expected);
     const day = Math.floor(now / DAY) % 1024;
     expect(m![2]).toBe("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[day >> 5]! + "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[day & 31]!);
@@ -27,6 +30,10 @@ describe("SRS", () => {
 
   it("refuses a wrong hash, another secret, and addresses older than the maximum age", async () => {
     const srs = await srsForward("bob@sender.example", "fw.example", secret, now);
+    // The old 4-character form (and any prefix of the real hash) is refused.
+    const [, h = "", rest = ""] = /^SRS0=([^=]+)=(.*)$/.exec(srs)!;
+    expect(await srsReverse(`SRS0=${h.slice(0, 4)}=${rest}`, secret, now)).toMatchObject({ ok: false });
+    expect(await srsReverse(`SRS0=${h.slice(0, 9)}=${rest}`, secret, now)).toMatchObject({ ok: false });
     const tampered = srs.replace("=bob@", "=eve@");
     expect(await srsReverse(tampered, secret, now)).toMatchObject({ ok: false });
     expect(await srsReverse(srs, "another-secret-0123456789", now)).toMatchObject({ ok: false });
@@ -38,11 +45,11 @@ describe("SRS", () => {
   it("turns another forwarder's SRS0 address into SRS1 and back into that SRS0 address", async () => {
     const first = await srsForward("carol@origin.example", "first.example", "first-forwarder-secret", now);
     const second = await srsForward(first, "fw.example", secret, now);
-    expect(second).toMatch(/^SRS1=[A-Za-z0-9+/]{4}=first\.example==[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=origin\.example=carol@fw\.example$/);
+    expect(second).toMatch(/^SRS1=[A-Z2-7]{10}=first\.example==[A-Z2-7]{10}=[A-Z2-7]{2}=origin\.example=carol@fw\.example$/);
     expect(await srsReverse(second, secret, now)).toEqual({ ok: true, address: first });
     // Re-forwarding an SRS1 address keeps the first forwarder.
     const third = await srsForward(second, "third.example", secret, now);
-    expect(third).toMatch(/^SRS1=[A-Za-z0-9+/]{4}=first\.example==.*@third\.example$/);
+    expect(third).toMatch(/^SRS1=[A-Z2-7]{10}=first\.example==.*@third\.example$/);
     expect(await srsReverse(third, secret, now)).toEqual({ ok: true, address: first });
   });
 

@@ -115,7 +115,10 @@ describe("fromMailChannelsRequest: documented bodies", () => {
     expect(s.dkim).toEqual({ domain: "example.com", selector: "mcdkim", privateKey: REFERENCE_SHAPE.dkim_private_key });
     expect(s.campaignId).toBe("spring-sale");
     expect(s.request.metadata).toEqual({ campaign_id: "spring-sale" });
-    expect(s.ignored).toEqual(["tracking_settings"]);
+    // Issue 22: tracking_settings is honoured (was accepted and ignored).
+    expect(s.request.track_opens).toBe(false);
+    expect(s.request.track_clicks).toBe(false);
+    expect(s.ignored).toEqual([]);
   });
 });
 
@@ -168,6 +171,44 @@ describe("fromMailChannelsRequest: mapping rules", () => {
     if (!r.ok) return;
     expect(r.value[0]!.request.stream).toBe("broadcast");
     expect(r.value[0]!.mailfrom?.address).toBe("bounce@example.com");
+  });
+
+  it("envelope_from: top level for every personalization, a personalization's own wins; the name is ignored", () => {
+    const b = base();
+    const first = (b.personalizations as Record<string, unknown>[])[0]!;
+    b.personalizations = [first, { ...first, envelope_from: { email: "own@example.com", name: "Ignored" } }];
+    const r = fromMailChannelsRequest({ ...b, envelope_from: { email: "top@example.com", name: "Ignored" } });
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    if (!r.ok) return;
+    expect(r.value.map((s) => [s.mailfrom?.address, s.mailfrom?.name, s.mailfromField])).toEqual([
+      ["top@example.com", undefined, "envelope_from"],
+      ["own@example.com", undefined, "personalizations[1].envelope_from"],
+    ]);
+  });
+
+  it("envelope_from errors name the field; envelope_from and mailfrom together are refused", () => {
+    const bad = fromMailChannelsRequest({ ...base(), personalizations: [{ to: [{ email: "a@example.net" }], envelope_from: { email: "not an address" } }] });
+    expect(bad.ok ? null : bad.error).toMatchObject({ code: "invalid_sender", field: "personalizations[0].envelope_from.email" });
+    const both = fromMailChannelsRequest({ ...base(), envelope_from: { email: "a@example.com" }, mailfrom: { email: "b@example.com" } });
+    expect(both.ok ? null : both.error).toMatchObject({ code: "invalid_field", field: "mailfrom" });
+  });
+
+  it("dkim: a selector alone, or with a domain, names a key the relay holds; a key needs domain and selector", () => {
+    const one = (extra: Record<string, unknown>) => fromMailChannelsRequest({ ...base(), ...extra });
+    const sel = one({ dkim_selector: "mc1" });
+    expect(sel.ok && sel.value[0]!.dkim).toEqual({ selector: "mc1" });
+    const both = one({ dkim_domain: "Example.com", dkim_selector: "mc1" });
+    expect(both.ok && both.value[0]!.dkim).toEqual({ domain: "example.com", selector: "mc1" });
+    const keyOnly = one({ dkim_selector: "mc1", dkim_private_key: "AAAA" });
+    expect(keyOnly.ok ? null : keyOnly.error).toMatchObject({ code: "missing_field", field: "dkim_domain" });
+  });
+
+  it("tracking_settings become track_opens / track_clicks; an absent switch leaves the tenant's setting", () => {
+    const r = fromMailChannelsRequest({ ...base(), tracking_settings: { click_tracking: { enable: true } } });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.value[0]!.request.track_clicks).toBe(true);
+    expect(r.value[0]!.request.track_opens).toBeUndefined();
   });
 });
 
@@ -236,7 +277,7 @@ describe("fromMailChannelsRequest: generated malformed requests", () => {
       (b, v) => (b.campaign_id = `c${String(v)}`),
       (b, v) => (b.dkim_domain = `d${String(v)}.example`),
     ];
-    const fields = ["personalizations", "from", "reply_to", "subject", "content", "headers", "attachments", "tracking_settings", "campaign_id", "dkim_domain", "transactional", "mailfrom"];
+    const fields = ["personalizations", "from", "reply_to", "subject", "content", "headers", "attachments", "tracking_settings", "campaign_id", "dkim_domain", "transactional", "mailfrom", "envelope_from"];
     const bodies: unknown[] = [];
     for (const set of setters) {
       for (const p of poison) {

@@ -115,7 +115,7 @@ describe("DKIM signatures verified by mailauth", () => {
     expect(await verify(raw)).toEqual(["esp.example/up:pass", ...BOTH_PASS].sort());
   });
 
-  it("MailChannels dry run: our signatures and the request's own dkim_* key all verify", async () => {
+  it("MailChannels dry run: the request's own dkim_* key verifies; the relay's keys do not sign a dry run (issue 15)", async () => {
     const { key, domain } = await signedTenant();
     const own = (await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as CryptoKeyPair;
     const der = new Uint8Array((await crypto.subtle.exportKey("pkcs8", own.privateKey)) as ArrayBuffer);
@@ -133,6 +133,6 @@ describe("DKIM signatures verified by mailauth", () => {
     expect(res.status, await res.clone().text()).toBe(200);
     const { data } = (await res.json()) as { data: string[] };
     const latin1 = String.fromCharCode(...new TextEncoder().encode(data[0]!));
-    expect(await verify(latin1)).toEqual([`${domain}/mc:pass`, ...BOTH_PASS].sort());
+    expect(await verify(latin1)).toEqual([`${domain}/mc:pass`]);
   });
 });

@@ -34,7 +34,14 @@ export async function startRelay(vars: Record<string, string>): Promise<TestRela
 
   const adminToken = `bridge-test-admin-${randomBytes(8).toString("hex")}`;
   const bindings: Record<string, { type: "plain_text"; value: string }> = {};
-  for (const [name, value] of Object.entries({ ADMIN_TOKEN: adminToken, RETRY_SCHEDULE_SECONDS: "1", ...vars })) {
+  for (const [name, value] of Object.entries({
+    ADMIN_TOKEN: adminToken,
+    RETRY_SCHEDULE_SECONDS: "1",
+    // Local switches (issue 15): peers on loopback, sender domains never DNS-verified.
+    ALLOW_PRIVATE_DESTINATIONS: "127.0.0.0/8,::1/128",
+    REQUIRE_VERIFIED_DOMAINS: "false",
+    ...vars,
+  })) {
     bindings[name] = { type: "plain_text", value };
   }
   const worker = await unstable_startWorker({
