@@ -45,6 +45,8 @@ export default defineConfig({
                 ALLOW_PRIVATE_DESTINATIONS: "127.0.0.0/8,::1/128",
                 REQUIRE_VERIFIED_DOMAINS: "false",
               },
+              // A second, empty D1 database: the ledger migration test fills it under the old schema, then migrates it.
+              d1Databases: { MIGRATION_TEST_DB: "edge-relay-migration-test" },
               // Cloudflare Email Service binding for the `cloudflare:` route kind (simulated locally by Miniflare).
               email: { send_email: [{ name: "EMAIL", allowed_destination_addresses: ["ok@cf-route.example", "also-ok@cf-route.example"] }] },
             },

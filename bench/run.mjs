@@ -16,6 +16,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { estimateCost, loadPrices } from "./lib/cost.mjs";
+import { consumerBreakdown, d1UsedBytes, storageFigures } from "./lib/ledger.mjs";
 import { bodyText, sendRequest } from "./lib/load.mjs";
 import { measurePhase } from "./lib/phase.mjs";
 import { POSTFIX_SETUP, postfixRound, startPostfix } from "./lib/postfix.mjs";
@@ -119,6 +120,8 @@ async function openRelay(mode, sink) {
 
 async function closeRelay(ctx) {
   await ctx.relay.dispose();
+  // D1 bytes per message (issue 16): read once the runtime closed the database (its log checkpointed).
+  if (ctx.relayed) ctx.storage = storageFigures(0, d1UsedBytes(ctx.persistDir), ctx.relayed);
   rmSync(ctx.persistDir, { recursive: true, force: true });
 }
 
@@ -208,11 +211,17 @@ async function main() {
     }
     result.batch_skipped = ctx.batchMissing ?? undefined;
     result.peak_memory_mb = round(peakRssBytes(ctx.relay.pids()) / 2 ** 20, 1);
+    ctx.relayed = WARMUP + result.rounds.reduce((n, r) => n + (r.single?.delivered ?? 0) + (r.batch?.delivered ?? 0), 0);
+    result.consumer_breakdown = {
+      single: consumerBreakdown(result.rounds[0]?.single?.metering ?? null),
+      batch: consumerBreakdown(result.rounds[0]?.batch?.metering ?? null),
+    };
     result.runtime_processes = ctx.relay.pids().length;
   } finally {
     if (ctx) await closeRelay(ctx);
     pf?.stop();
   }
+  result.storage = ctx?.storage ?? null;
   try {
     if (DEV_COUNT > 0) {
       // The dev tooling's share: a fresh workerd-direct relay and a fresh `wrangler dev` relay, both up, taking
@@ -323,6 +332,15 @@ function printSummary(r) {
     console.log(`  prices: ${r.cost.prices_source}`);
   } else {
     console.log(`\nCost: not computed (${r.metering ?? "no metering"})`);
+  }
+  if (r.storage) {
+    const st = r.storage;
+    console.log(`\nD1 bytes per message after delivery: ${st.bytes_per_message} (target <= 400: ${st.bytes_per_message <= 400 ? "MET" : "NOT MET"}; ${st.method})`);
+    console.log(`  capacity of one 10 GB D1 database: ${st.messages_per_10gb.toLocaleString("en")} messages of history; ${st.sustained_messages_per_day_at_default_retention.toLocaleString("en")} messages/day sustained at ${st.retention_days}-day retention`);
+  }
+  for (const [name, b] of Object.entries(r.consumer_breakdown ?? {})) {
+    if (!b) continue;
+    console.log(`consumer time per batch (${name}, ${b.batches} batches): wall ${b.wall_ms_per_batch} ms = D1 ${b.d1_ms_per_batch} + DomainGate ${b.domain_gate_ms_per_batch} + SMTP ${b.smtp_ms_per_batch} + other ${b.other_ms_per_batch} ms (${b.note})`);
   }
 }
 

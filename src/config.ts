@@ -50,6 +50,12 @@ export interface RelayConfig {
   mtaStsPolicyUrl: string;
   /** Audit rows older than this are deleted by the cron (issue 21). */
   auditRetentionDays: number;
+  /** Messages (and their tracking counters and tag rows) are deleted this long after acceptance once final (issue 16). */
+  messageRetentionDays: number;
+  /** A pending recipient with no delivery activity this long past its due time is re-driven from the ledger (issue 25). */
+  redriveGraceSeconds: number;
+  /** Rows the cron deletes per run at most for retention, per table (bounded steps; see store/retention.ts). */
+  retentionPruneRowsPerRun: number;
   /** Feedback-loop sources trusted once our MX authenticated them (FEEDBACK_LOOP_SOURCES, INBOUND_AUTHSERV_ID). */
   feedbackLoop: { sources: string[]; authservId: string };
   /** Non-public networks the relay may still connect or post to (ALLOW_PRIVATE_DESTINATIONS); empty: none. */
@@ -62,6 +68,16 @@ export interface RelayConfig {
 export const DEFAULT_MTA_STS_POLICY_URL = "https://mta-sts.{domain}/.well-known/mta-sts.txt";
 /** Audit trail kept 400 days by default: a year plus the slack of an annual audit (issue 21). */
 export const DEFAULT_AUDIT_RETENTION_DAYS = 400;
+/** MESSAGE_RETENTION_DAYS default: 30 days of message history, what SES and Postmark keep for message activity. */
+export const DEFAULT_MESSAGE_RETENTION_DAYS = 30;
+/**
+ * REDRIVE_GRACE_SECONDS default: 15 minutes. Longer than a queue's retry of a failed batch and a gate's longest
+ * "not yet" (the first retry step), so a job still travelling is not doubled; short enough that a lost job costs
+ * minutes, not the 72 hours of the maximum age.
+ */
+export const DEFAULT_REDRIVE_GRACE_SECONDS = 900;
+/** RETENTION_PRUNE_ROWS_PER_RUN default: 100,000 rows per table per cron run (5-minute cron: 333 messages/s sustained). */
+export const DEFAULT_RETENTION_PRUNE_ROWS_PER_RUN = 100_000;
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -163,6 +179,16 @@ export function loadConfig(env: Env): RelayConfig {
     feedbackLoop: { sources: parseDomainList("FEEDBACK_LOOP_SOURCES", env.FEEDBACK_LOOP_SOURCES), authservId: (env.INBOUND_AUTHSERV_ID ?? "").trim() || DEFAULT_INBOUND_AUTHSERV_ID },
     allowPrivateDestinations: parseCidrList(env.ALLOW_PRIVATE_DESTINATIONS),
     requireVerifiedDomains: parseBoolean("REQUIRE_VERIFIED_DOMAINS", env.REQUIRE_VERIFIED_DOMAINS, true),
+    ...ledgerSettings(env as unknown as Record<string, string | undefined>),
+  };
+}
+
+/** The ledger's retention and re-drive settings (issue 16, 25). */
+function ledgerSettings(env: Record<string, string | undefined>): Pick<RelayConfig, "messageRetentionDays" | "redriveGraceSeconds" | "retentionPruneRowsPerRun"> {
+  return {
+    messageRetentionDays: positiveInt("MESSAGE_RETENTION_DAYS", env.MESSAGE_RETENTION_DAYS, DEFAULT_MESSAGE_RETENTION_DAYS),
+    redriveGraceSeconds: positiveInt("REDRIVE_GRACE_SECONDS", env.REDRIVE_GRACE_SECONDS, DEFAULT_REDRIVE_GRACE_SECONDS),
+    retentionPruneRowsPerRun: positiveInt("RETENTION_PRUNE_ROWS_PER_RUN", env.RETENTION_PRUNE_ROWS_PER_RUN, DEFAULT_RETENTION_PRUNE_ROWS_PER_RUN),
   };
 }
 

@@ -1,15 +1,15 @@
 /** Worker entry point: wires the HTTP app, the queue consumers and the Durable Object. No logic here. */
 import { runAcceptHousekeeping } from "./accept/scheduled";
 import { handleDeadLetters, handleOutbox } from "./delivery/consumer";
-import { loadConfig } from "./config";
 import { app } from "./http/app";
 import { handleEmail } from "./inbound/handler";
 import { runInboundHousekeeping } from "./inbound/housekeeping";
 import { runReportHousekeeping } from "./report/housekeeping";
-import { expireAbandonedRecipients } from "./store/housekeeping";
+import { runLedgerHousekeeping } from "./delivery/housekeeping";
 import { handleWebhookBatch } from "./webhooks/consumer";
 import { emitNewEventsLogged } from "./webhooks/emit";
 import { withMetering } from "./metering";
+import { loadConfig } from "./config";
 import { expireAudit } from "./store/audit";
 import { runReputationWatchLogged } from "./reputation/monitor";
 
@@ -28,7 +28,7 @@ export default withMetering({
     return handled;
   },
   async scheduled(_controller, env, ctx) {
-    ctx.waitUntil(expireAbandonedRecipients(env.DB, loadConfig(env).maxMessageAgeSeconds));
+    ctx.waitUntil(runLedgerHousekeeping(env));
     ctx.waitUntil(runAcceptHousekeeping(env));
     ctx.waitUntil(runReportHousekeeping(env));
     ctx.waitUntil(runInboundHousekeeping(env));

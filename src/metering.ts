@@ -33,6 +33,14 @@ export function meteringEnabled(env: unknown): boolean {
   return (env as { METERING?: unknown } | null)?.METERING === "1";
 }
 
+/**
+ * Adds time spent in a stage (e.g. "smtp") to the queue consumer's breakdown, when metering is on. The time of
+ * parallel lanes adds up, so the parts of a batch may sum to more than its wall time.
+ */
+export function meterStageTime(env: unknown, stage: string, ms: number): void {
+  if (meteringEnabled(env)) add("consumer", `time_ms:${stage}`, ms);
+}
+
 /** A snapshot of every counter. */
 export function meteringSnapshot(): Counters {
   return { ...counters };
@@ -87,19 +95,25 @@ function meterStatement(stmt: D1PreparedStatement, path: string, sql: string): D
     bind: (...values: unknown[]) => meterStatement(stmt.bind(...values), path, sql),
     // first() returns no meta, so it is answered from all(): D1 runs the whole statement for first() too.
     first: async (column?: string) => {
+      const started = Date.now();
       const r = await stmt.all<Record<string, unknown>>();
+      add(path, "time_ms:d1", Date.now() - started);
       countD1Result(r);
       const row = r.results[0];
       if (row === undefined) return null;
       return column === undefined ? row : (row[column] ?? null);
     },
     run: async () => {
+      const started = Date.now();
       const r = await stmt.run();
+      add(path, "time_ms:d1", Date.now() - started);
       countD1Result(r);
       return r;
     },
     all: async () => {
+      const started = Date.now();
       const r = await stmt.all();
+      add(path, "time_ms:d1", Date.now() - started);
       countD1Result(r);
       return r;
     },
@@ -120,7 +134,9 @@ function meterD1(db: D1Database, path: string): D1Database {
       if (prop === "batch") {
         return async (statements: D1PreparedStatement[]) => {
           const real = statements.map((s) => realStatements.get(s) ?? { stmt: s, sql: "" });
+          const started = Date.now();
           const results = await target.batch(real.map((r) => r.stmt));
+          add(path, "time_ms:d1", Date.now() - started);
           results.forEach((r, i) => countD1(path, real[i]!.sql, r));
           return results;
         };
@@ -191,6 +207,7 @@ function meterStub(stub: object, path: string): object {
         return Promise.resolve(Reflect.apply(method as (...a: unknown[]) => unknown, target, args)).finally(() => {
           // Wall time seen by the caller: an upper bound of the object's active time.
           add(path, "do_gb_ms", (Date.now() - started) * DO_BILLED_GB);
+          add(path, "time_ms:do", Date.now() - started);
         });
       };
     },
@@ -350,7 +367,13 @@ export function withMetering<H extends ExportedHandler<Env>>(handler: H): H {
         const path = `queue:${batch.queue}`;
         add(path, "worker_requests");
         const m = meterBatch(batch, path);
-        return settled(async () => queue(m.batch, meterEnv(env, path), ctx), m.settle);
+        const started = Date.now();
+        add(path, "batches");
+        return settled(async () => queue(m.batch, meterEnv(env, path), ctx), (ok) => {
+          // Wall time of the batch, for the consumer's time breakdown (D1, DomainGate, SMTP, other) in the bench.
+          add(path, "time_ms:batch", Date.now() - started);
+          m.settle(ok);
+        });
       },
     }),
     ...(scheduled && {

@@ -10,6 +10,7 @@ import { bounceDomainFor, encodeReturnPath } from "../mime/return-path";
 import { newId } from "../store/ids";
 import { insertMessage, recordOutcome, type RecipientStatus } from "../store/messages";
 import { checkBodyKeys, inlineBodyLimit, putStoredBody, sealInlineBody } from "../store/body-crypto";
+import { pendingWork } from "../delivery/redrive";
 
 /** The message was recorded but its delivery jobs could not be queued; its recipients are marked failed. */
 export class EnqueueError extends Error {
@@ -87,26 +88,6 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     status: (input.suppressed?.has(address.toLowerCase()) ? "suppressed" : "queued") as RecipientStatus,
   }));
 
-  await env.DB.batch(
-    insertMessage(env.DB, {
-      id,
-      tenantId: input.tenantId,
-      // The envelope sender actually used: recipient 0's return path under VERP (the others differ only in index).
-      mailFrom: await returnPath(0),
-      headerFrom: input.headerFrom,
-      subject: input.subject,
-      messageIdHeader: input.messageIdHeader,
-      stream: input.stream ?? "transactional",
-      sizeBytes: bytes.byteLength,
-      bodyKey,
-      tags: input.tags ?? [],
-      metadata: input.metadata ?? {},
-      createdAt: now,
-      sendAt: input.sendAt ?? null,
-      recipients,
-    }),
-  );
-
   // One job per destination, or per recipient under VERP (each recipient has its own envelope sender).
   const groups = new Map<string, { destination: string; mailFrom: string; rcpts: { idx: number; address: string }[] }>();
   for (const r of recipients) {
@@ -138,8 +119,33 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
     ...(input.tlsOptional ? { tlsOptional: true as const } : {}),
   }));
   if (input.rawPerRecipient) await attachOwnBodies(env, id, jobs, input.rawPerRecipient);
-  // Encryption at rest (issue 21): inline bodies travel sealed through the queue and the D1 job tables.
-  for (const job of jobs) if (job.body !== undefined) job.body = await sealInlineBody(env, job.body, id);
+  // Encryption at rest (issue 21): inline bodies travel sealed through the queue, the D1 job tables and the
+  // message row's pending work (the re-drive's copy); the shared body is sealed once so the row keeps one copy.
+  const sealedRaw = inline ? await sealInlineBody(env, input.raw, id) : undefined;
+  for (const job of jobs) {
+    if (job.body !== undefined) job.body = job.body === input.raw && sealedRaw !== undefined ? sealedRaw : await sealInlineBody(env, job.body, id);
+  }
+  await env.DB.batch(
+    insertMessage(env.DB, {
+      id,
+      tenantId: input.tenantId,
+      // The envelope sender actually used: recipient 0's return path under VERP (the others differ only in index).
+      mailFrom: await returnPath(0),
+      headerFrom: input.headerFrom,
+      subject: input.subject,
+      messageIdHeader: input.messageIdHeader,
+      stream: input.stream ?? "transactional",
+      sizeBytes: bytes.byteLength,
+      bodyKey,
+      tags: input.tags ?? [],
+      metadata: input.metadata ?? {},
+      createdAt: now,
+      sendAt: input.sendAt ?? null,
+      recipients,
+      pending: pendingWork(jobs, sealedRaw ?? input.raw),
+    }),
+  );
+
   const delaySeconds = input.sendAt !== undefined ? Math.ceil((input.sendAt - now) / 1000) : 0;
   if (jobs.length) {
     try {

@@ -38,6 +38,8 @@ export interface DeliveryJob {
   requireTls?: true;
   /** `TLS-Required: No` (RFC 8689 section 5): the recipient domain's MTA-STS policy is not enforced. */
   tlsOptional?: true;
+  /** Set on jobs the cron re-drove from the ledger (their first copy was lost): the outcome journal is consulted. */
+  redrive?: boolean;
   /** The wait last announced with a `waiting` event (see waits.ts): `reason|scope` and its announced end. */
   waiting?: { key: string; until: number | null };
 }

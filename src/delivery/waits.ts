@@ -4,12 +4,12 @@
  * limits — the recipient gets a `waiting` event whose text says why and when the next try is, so
  * `GET /v1/messages/:id` shows more than `queued`.
  *
- * Cost: one event row per recipient per wait, not per look. A job carries the wait it last announced
+ * Cost: one event row and one message-row update per recipient per wait, not per look. A job carries the wait it last announced
  * (`DeliveryJob.waiting`); looking again under the same wait before its announced end writes nothing.
  * Short waits that are the normal spacing of sends (gate busy, rate pacing, the invocation's time budget) are
  * not announced.
  */
-import { insertEvent } from "../store/messages";
+import { appendToLog, insertEvent, type EventRecord } from "../store/messages";
 import type { DeliveryJob, Stream } from "./job";
 
 export type WaitReason = "circuit_open" | "paused" | "quota" | "throttled" | "stream_paused" | "stream_quota" | "stream_rate";
@@ -89,9 +89,11 @@ export function announceWait(db: D1Database, job: DeliveryJob, wait: Wait | null
   if (announced(job, key, now)) return { statements: [], job };
   const text = waitText(wait);
   const data = { reason: wait.reason, scope: wait.scope, next_try_at: wait.until === null ? null : new Date(wait.until).toISOString() };
-  const statements = job.recipients.map((r) =>
-    insertEvent(db, { messageId: job.messageId, tenantId: job.tenantId, recipientIdx: r.idx, recipient: r.address, type: "waiting", at: now, attempt: job.attempt, text, data }),
-  );
+  // The event feeds webhooks and /v1/events; the log entry puts the wait in the message's timeline (issue 16).
+  const statements = job.recipients.flatMap((r) => {
+    const event: EventRecord = { messageId: job.messageId, tenantId: job.tenantId, recipientIdx: r.idx, recipient: r.address, type: "waiting", at: now, attempt: job.attempt, text, data };
+    return [insertEvent(db, event), appendToLog(db, event)];
+  });
   return { statements, job: { ...job, waiting: { key, until: wait.until } } };
 }
 

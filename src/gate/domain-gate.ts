@@ -354,6 +354,32 @@ export class DomainGate extends DurableObject<Env> {
     return this.state();
   }
 
+  /**
+   * The outcome journal (issue 16): delivery outcomes the consumer could not write to D1 (the write failed after
+   * the next hop had accepted the message) wait here until the cron or a later consumer batch flushes them, so a
+   * retried or re-driven job never sends a recipient twice. Only written when D1 fails, so it costs nothing else.
+   */
+  async journalPut(entries: { key: string; value: string }[]): Promise<void> {
+    this.ensureJournal();
+    for (const e of entries) this.ctx.storage.sql.exec("INSERT OR REPLACE INTO outcome_journal (k, v) VALUES (?, ?)", e.key, e.value);
+  }
+
+  /** Journal entries, oldest key first, at most `limit`. */
+  async journalList(limit: number): Promise<{ key: string; value: string }[]> {
+    this.ensureJournal();
+    return this.ctx.storage.sql.exec<{ k: string; v: string }>("SELECT k, v FROM outcome_journal ORDER BY k LIMIT ?", limit).toArray().map((r) => ({ key: r.k, value: r.v }));
+  }
+
+  /** Drops journal entries D1 now has. */
+  async journalDelete(keys: string[]): Promise<void> {
+    this.ensureJournal();
+    for (const k of keys) this.ctx.storage.sql.exec("DELETE FROM outcome_journal WHERE k = ?", k);
+  }
+
+  private ensureJournal(): void {
+    this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS outcome_journal (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
+  }
+
   /** The gate's current state for the admin API. */
   async state(): Promise<GateState> {
     const now = Date.now();
@@ -526,6 +552,10 @@ export class DomainGate extends DurableObject<Env> {
   }
 
   private save(): void {
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO gate_state (k, v) VALUES ('state', ?)", JSON.stringify(this.s));
+    // Updated in place: one row written. INSERT OR REPLACE deletes and reinserts the row and its key's index
+    // entry, four billed rows per call (issue 16).
+    const v = JSON.stringify(this.s);
+    const updated = this.ctx.storage.sql.exec("UPDATE gate_state SET v = ? WHERE k = 'state'", v).rowsWritten;
+    if (!updated) this.ctx.storage.sql.exec("INSERT INTO gate_state (k, v) VALUES ('state', ?)", v);
   }
 }

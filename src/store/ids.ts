@@ -10,3 +10,8 @@ export function newId(now = Date.now()): string {
   for (const b of bytes) rand += ALPHABET[b % 36];
   return time + rand;
 }
+
+/** The smallest id `newId` can make at `ms`: ids at or above it were made at or after that time. */
+export function idFloor(ms: number): string {
+  return Math.max(0, Math.floor(ms)).toString(36).padStart(9, "0");
+}

@@ -10,6 +10,8 @@
  * written, which makes a repeated report (Email Routing retries, our own DSN coming back) a no-op. Complaints
  * and auto-replies are events only: they do not change where a recipient stands.
  */
+import { idFloor } from "./ids";
+import { MESSAGE_BY_ID, parseRecipients } from "./messages";
 import { addSuppressionStatement, type SuppressionReason } from "./suppressions";
 
 /** One recipient of one of our messages, as attribution finds it. */
@@ -22,77 +24,74 @@ export interface RecipientRef {
   stream: string;
 }
 
-const REF_COLUMNS = "r.message_id AS message_id, m.tenant_id AS tenant_id, r.idx AS idx, r.address AS address, r.status AS status, m.stream AS stream";
-
 interface RefRow {
-  message_id: string;
+  id: string;
   tenant_id: string;
-  idx: number;
-  address: string;
-  status: string;
   stream: string;
+  rcpts: string;
 }
 
-function toRef(r: RefRow): RecipientRef {
-  return { messageId: r.message_id, tenantId: r.tenant_id, idx: r.idx, address: r.address, status: r.status, stream: r.stream };
+function refsOf(r: RefRow): RecipientRef[] {
+  return parseRecipients(r.rcpts).map((x, idx) => ({ messageId: r.id, tenantId: r.tenant_id, idx, address: x.a, status: x.s, stream: r.stream }));
 }
+
+/** Messages are looked up in a time window by primary key (no index on the header or the addresses). */
+const REF_SELECT = "SELECT id, tenant_id, stream, rcpts FROM messages";
 
 /** The recipient a (verified) return path names. */
 export async function findRecipient(db: D1Database, messageId: string, idx: number): Promise<RecipientRef | null> {
-  const row = await db
-    .prepare(`SELECT ${REF_COLUMNS} FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.message_id = ? AND r.idx = ?`)
-    .bind(messageId, idx)
-    .first<RefRow>();
-  return row ? toRef(row) : null;
+  return (await findRecipientsOfMessage(db, messageId))[idx] ?? null;
 }
 
 /** Every recipient of one message. */
 export async function findRecipientsOfMessage(db: D1Database, messageId: string): Promise<RecipientRef[]> {
-  const { results } = await db
-    .prepare(`SELECT ${REF_COLUMNS} FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.message_id = ? ORDER BY r.idx`)
-    .bind(messageId)
-    .all<RefRow>();
-  return results.map(toRef);
+  const row = await db.prepare(`${REF_SELECT} WHERE ${MESSAGE_BY_ID}`).bind(messageId).first<RefRow>();
+  return row ? refsOf(row) : [];
 }
 
-/** Every recipient of the message(s) with this Message-ID header (without angle brackets), optionally of one tenant. */
-export async function findRecipientsByMessageIdHeader(db: D1Database, messageIdHeader: string, tenantId: string | null): Promise<RecipientRef[]> {
+/** Bounces and reports are looked for among messages accepted this long ago at most. */
+export const ATTRIBUTION_SCAN_DAYS = 30;
+
+/**
+ * Every recipient of the message(s) with this Message-ID header (without angle brackets), optionally of one
+ * tenant: the newest 200 among the messages of the last ATTRIBUTION_SCAN_DAYS (a primary-key range per tenant).
+ */
+export async function findRecipientsByMessageIdHeader(db: D1Database, messageIdHeader: string, tenantId: string | null, now = Date.now()): Promise<RecipientRef[]> {
   const { results } = await db
     .prepare(
-      `SELECT ${REF_COLUMNS} FROM messages m JOIN recipients r ON r.message_id = m.id
-        WHERE m.message_id_header = ? AND (? IS NULL OR m.tenant_id = ?) ORDER BY m.id DESC, r.idx LIMIT 200`,
+      `${REF_SELECT} WHERE ${tenantId === null ? "tenant_id IN (SELECT id FROM tenants)" : "tenant_id = ?3"} AND id >= ?2 AND message_id_header = ?1
+        ORDER BY id DESC LIMIT 200`,
     )
-    .bind(messageIdHeader, tenantId, tenantId)
+    .bind(messageIdHeader, idFloor(now - ATTRIBUTION_SCAN_DAYS * 86_400_000), ...(tenantId === null ? [] : [tenantId]))
     .all<RefRow>();
-  return results.map(toRef);
+  return results.flatMap(refsOf).slice(0, 200);
 }
 
 /**
  * Every recipient of the tenant's message(s) with this Message-ID whose From is at `fromDomain`: what a returned
  * original signed by this relay speaks for (its signed From and Message-ID).
  */
-export async function findRecipientsBySignedOriginal(db: D1Database, messageIdHeader: string, fromDomain: string, tenantId: string): Promise<RecipientRef[]> {
+export async function findRecipientsBySignedOriginal(db: D1Database, messageIdHeader: string, fromDomain: string, tenantId: string, now = Date.now()): Promise<RecipientRef[]> {
   const { results } = await db
-    .prepare(
-      `SELECT ${REF_COLUMNS}, m.header_from AS header_from FROM messages m JOIN recipients r ON r.message_id = m.id
-        WHERE m.message_id_header = ? AND m.tenant_id = ? ORDER BY m.id DESC, r.idx LIMIT 200`,
-    )
-    .bind(messageIdHeader, tenantId)
+    .prepare(`SELECT id, tenant_id, stream, rcpts, header_from FROM messages WHERE tenant_id = ? AND id >= ? AND message_id_header = ? ORDER BY id DESC LIMIT 200`)
+    .bind(tenantId, idFloor(now - ATTRIBUTION_SCAN_DAYS * 86_400_000), messageIdHeader)
     .all<RefRow & { header_from: string | null }>();
   const domain = fromDomain.toLowerCase();
-  return results.filter((r) => (r.header_from ?? "").toLowerCase().endsWith(`@${domain}`)).map(toRef);
+  return results.filter((r) => (r.header_from ?? "").toLowerCase().endsWith(`@${domain}`)).flatMap(refsOf).slice(0, 200);
 }
 
 /** The tenant's most recent message to `address` (any letter case) accepted after `since` (epoch ms). */
 export async function findLatestRecipientByAddress(db: D1Database, tenantId: string, address: string, since: number): Promise<RecipientRef | null> {
-  const row = await db
+  const { results } = await db
     .prepare(
-      `SELECT ${REF_COLUMNS} FROM recipients r JOIN messages m ON m.id = r.message_id
-        WHERE r.address = ? COLLATE NOCASE AND m.tenant_id = ? AND m.created_at > ? ORDER BY m.created_at DESC LIMIT 1`,
+      `${REF_SELECT} WHERE tenant_id = ? AND id >= ? AND created_at > ?
+          AND EXISTS (SELECT 1 FROM json_each(rcpts) j WHERE json_extract(j.value, '$.a') = ? COLLATE NOCASE)
+        ORDER BY id DESC LIMIT 1`,
     )
-    .bind(address, tenantId, since)
-    .first<RefRow>();
-  return row ? toRef(row) : null;
+    .bind(tenantId, idFloor(since), since, address)
+    .all<RefRow>();
+  const row = results[0];
+  return row ? (refsOf(row).find((r) => r.address.toLowerCase() === address.toLowerCase()) ?? null) : null;
 }
 
 /**
@@ -139,44 +138,46 @@ export interface ReportedFailure {
 const HANDED_OFF = "('delivered', 'sending')";
 
 /**
- * The condition for a complaint or auto-reply event: the recipient was handed to a next hop (it may since have
- * bounced asynchronously) and has no event of this type yet.
+ * The condition for a complaint or auto-reply: the recipient was handed to a next hop (it may since have bounced
+ * asynchronously) and its message's log has no entry of this type for it yet (SQL over the message row).
  */
-function onceForHandedOff(type: "complained" | "auto_replied"): string {
-  return `EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = ? AND r.idx = ? AND r.status IN ('delivered', 'sending', 'bounced')
-            AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = r.message_id AND e.recipient_idx = r.idx AND e.type = '${type}'))`;
+function handedOffOnce(type: "complained" | "auto_replied", idx: number): string {
+  const i = Math.trunc(idx);
+  return `json_extract(rcpts, '$[${i}].s') IN ('delivered', 'sending', 'bounced') AND ${notLogged(type, i)}`;
 }
 
-/** An event row inserted only when `condition` (SQL over `recipients` for this message and idx) holds. */
-function conditionalEvent(
+/**
+ * A report about one recipient, recorded only when `condition` (SQL over the message row's `rcpts` and `log`)
+ * holds: an event row and the entry in the message's log. The first statement's `changes` says whether it was
+ * recorded.
+ */
+function conditionalReport(
   db: D1Database,
   ref: RecipientRef,
   type: string,
   at: number,
   fields: { code?: number | null; enhanced?: string | null; text?: string | null; host?: string | null; data: unknown },
-  /** SQL over `recipients`/`events` for this message and idx: `?` stands for the message id, then the idx. */
   condition: string,
-): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT INTO events (message_id, tenant_id, recipient_idx, recipient, type, at, code, enhanced, text, host, data)
-       SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ${condition}`,
-    )
-    .bind(
-      ref.messageId,
-      ref.tenantId,
-      ref.idx,
-      ref.address,
-      type,
-      at,
-      fields.code ?? null,
-      fields.enhanced ?? null,
-      fields.text ?? null,
-      fields.host ?? null,
-      JSON.stringify(fields.data),
-      ref.messageId,
-      ref.idx,
-    );
+): D1PreparedStatement[] {
+  const entry = Object.fromEntries(
+    Object.entries({ y: type, i: ref.idx, at, c: fields.code, e: fields.enhanced, t: fields.text, h: fields.host, d: fields.data }).filter(([, v]) => v !== null && v !== undefined),
+  );
+  return [
+    db
+      .prepare(
+        `INSERT INTO events (message_id, tenant_id, recipient_idx, recipient, type, at, code, enhanced, text, host, data)
+         SELECT id, tenant_id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM messages WHERE tenant_id = ? AND id = ? AND ${condition}`,
+      )
+      .bind(ref.idx, ref.address, type, at, fields.code ?? null, fields.enhanced ?? null, fields.text ?? null, fields.host ?? null, JSON.stringify(fields.data), ref.tenantId, ref.messageId),
+    db
+      .prepare(`UPDATE messages SET log = json_insert(COALESCE(log, '[]'), '$[#]', json(?)) WHERE tenant_id = ? AND id = ? AND ${condition}`)
+      .bind(JSON.stringify(entry), ref.tenantId, ref.messageId),
+  ];
+}
+
+/** SQL: the recipient `idx` of the message row has no log entry of `type` yet. */
+function notLogged(type: string, idx: number): string {
+  return `NOT EXISTS (SELECT 1 FROM json_each(COALESCE(log, '[]')) j WHERE json_extract(j.value, '$.y') = '${type}' AND json_extract(j.value, '$.i') = ${Math.trunc(idx)})`;
 }
 
 /**
@@ -186,31 +187,29 @@ function conditionalEvent(
  */
 export async function recordAsyncBounce(db: D1Database, ref: RecipientRef, f: ReportedFailure, at = Date.now()): Promise<boolean> {
   const text = f.text ? f.text.slice(0, 1000) : null;
+  const r = `'$[${Math.trunc(ref.idx)}]`;
+  const condition = `json_extract(rcpts, ${r}.s') IN ${HANDED_OFF}`;
+  const data = { async: true, reason: f.reason, hard: f.hard, reported_recipient: f.reportedAddress, attribution: f.attribution };
+  const [event] = conditionalReport(db, ref, "bounced", at, { code: f.replyCode, enhanced: f.status || null, text, host: f.remoteMta, data }, condition);
+  const entry = Object.fromEntries(
+    Object.entries({ y: "bounced", i: ref.idx, at, c: f.replyCode, e: f.status || null, t: text, h: f.remoteMta, d: data }).filter(([, v]) => v !== null && v !== undefined),
+  );
+  const stillOpen = `(json_extract(rcpts, ${r}.f') IS NULL)`;
   const stmts: D1PreparedStatement[] = [
-    conditionalEvent(
-      db,
-      ref,
-      "bounced",
-      at,
-      {
-        code: f.replyCode,
-        enhanced: f.status || null,
-        text,
-        host: f.remoteMta,
-        data: { async: true, reason: f.reason, hard: f.hard, reported_recipient: f.reportedAddress, attribution: f.attribution },
-      },
-      `EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND idx = ? AND status IN ${HANDED_OFF})`,
-    ),
+    event!,
     db
       .prepare(
-        `UPDATE recipients SET status = 'bounced', last_code = ?, last_enhanced = ?, last_text = ?, next_attempt_at = NULL,
-                updated_at = ?, final_at = COALESCE(final_at, ?)
-          WHERE message_id = ? AND idx = ? AND status IN ${HANDED_OFF}`,
+        `UPDATE messages SET rcpts = json_remove(json_set(rcpts, ${r}.s', 'bounced', ${r}.c', ?4, ${r}.e', ?5, ${r}.t', ?6, ${r}.u', ?7,
+                ${r}.f', COALESCE(json_extract(rcpts, ${r}.f'), ?7)), ${r}.x'),
+                open = MAX(0, open - ${stillOpen}), due_at = CASE WHEN open - ${stillOpen} <= 0 THEN NULL ELSE due_at END,
+                pending = CASE WHEN open - ${stillOpen} <= 0 THEN NULL ELSE pending END,
+                log = json_insert(COALESCE(log, '[]'), '$[#]', json(?1))
+          WHERE tenant_id = ?2 AND id = ?3 AND ${condition}`,
       )
-      .bind(f.replyCode, f.status || null, text, at, at, ref.messageId, ref.idx),
+      .bind(JSON.stringify(entry), ref.tenantId, ref.messageId, f.replyCode, f.status || null, text, at),
   ];
-  const [event] = await db.batch(stmts);
-  const recorded = (event?.meta.changes ?? 0) > 0;
+  const [res] = await db.batch(stmts);
+  const recorded = (res?.meta.changes ?? 0) > 0;
   if (recorded && f.hard) {
     await addSuppressionStatement(db, {
       tenantId: ref.tenantId,
@@ -239,16 +238,16 @@ export interface ReportedComplaint {
  * status does not change. Returns false for a repeated complaint.
  */
 export async function recordComplaint(db: D1Database, ref: RecipientRef, c: ReportedComplaint, at = Date.now()): Promise<boolean> {
-  const [event] = await db.batch([
-    conditionalEvent(
+  const [event] = await db.batch(
+    conditionalReport(
       db,
       ref,
       "complained",
       at,
       { text: `feedback-type: ${c.feedbackType}`, data: { feedback_type: c.feedbackType, reported_recipient: c.reportedAddress, attribution: c.attribution } },
-      onceForHandedOff("complained"),
+      handedOffOnce("complained", ref.idx),
     ),
-  ]);
+  );
   const recorded = (event?.meta.changes ?? 0) > 0;
   if (recorded && c.suppress) {
     await addSuppressionStatement(db, {
@@ -286,8 +285,12 @@ export const DELAY_EVENT_DEDUP_MS = 60 * 60 * 1000;
  */
 export async function recordDelayWarning(db: D1Database, ref: RecipientRef, d: ReportedDelay, at = Date.now()): Promise<boolean> {
   const since = Math.floor(at - DELAY_EVENT_DEDUP_MS);
-  const [event] = await db.batch([
-    conditionalEvent(
+  const i = Math.trunc(ref.idx);
+  const condition = `json_extract(rcpts, '$[${i}].s') IN ${HANDED_OFF}
+    AND NOT EXISTS (SELECT 1 FROM json_each(COALESCE(log, '[]')) j WHERE json_extract(j.value, '$.y') = 'delayed'
+      AND json_extract(j.value, '$.i') = ${i} AND json_extract(j.value, '$.at') > ${since})`;
+  const [event] = await db.batch(
+    conditionalReport(
       db,
       ref,
       "delayed",
@@ -299,25 +302,24 @@ export async function recordDelayWarning(db: D1Database, ref: RecipientRef, d: R
         host: d.remoteMta,
         data: { reason: d.reason, reported_recipient: d.reportedAddress, attribution: d.attribution },
       },
-      `EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = ? AND r.idx = ? AND r.status IN ${HANDED_OFF}
-         AND NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = r.message_id AND e.recipient_idx = r.idx AND e.type = 'delayed' AND e.at > ${since}))`,
+      condition,
     ),
-  ]);
+  );
   return (event?.meta.changes ?? 0) > 0;
 }
 
 /** Records an automatic reply (vacation, out of office ...) as an `auto_replied` event, once per recipient. */
 export async function recordAutoReply(db: D1Database, ref: RecipientRef, a: { reason: string; from: string; subject: string | null; attribution: string }, at = Date.now()): Promise<boolean> {
-  const [event] = await db.batch([
-    conditionalEvent(
+  const [event] = await db.batch(
+    conditionalReport(
       db,
       ref,
       "auto_replied",
       at,
       { text: a.subject ? a.subject.slice(0, 300) : null, data: { reason: a.reason, from: a.from, attribution: a.attribution } },
-      onceForHandedOff("auto_replied"),
+      handedOffOnce("auto_replied", ref.idx),
     ),
-  ]);
+  );
   return (event?.meta.changes ?? 0) > 0;
 }
 

@@ -1,5 +1,7 @@
 /** Searches over messages and events for the API: per tenant, newest first (messages) or oldest first (events). */
-import { summariseStatus, type EventRow, type RecipientStatus } from "./messages";
+import { FEED_COLUMNS, FEED_FROM, FEED_ID_STRIDE, firstRowAfter } from "./feed";
+import { idFloor } from "./ids";
+import { parseRecipients, summariseStatus, type EventRow, type RecipientStatus } from "./messages";
 
 export interface MessageSummary {
   id: string;
@@ -32,36 +34,28 @@ export async function listMessages(db: D1Database, tenantId: string, q: MessageQ
   const rcpt = q.recipient;
   const { results } = await db
     .prepare(
-      `SELECT m.id, m.created_at, m.send_at, m.header_from, m.subject, m.message_id_header, m.stream, m.tags,
-              (SELECT json_group_array(json_object('address', r.address, 'status', r.status))
-                 FROM (SELECT address, status FROM recipients WHERE message_id = m.id ORDER BY idx) r) AS rcpts
+      `SELECT m.id, m.created_at, m.send_at, m.header_from, m.subject, m.message_id_header, m.stream, m.tags, m.rcpts
          FROM messages m
-        WHERE m.tenant_id = ?
-          AND (? IS NULL OR m.id < ?)
-          AND (? IS NULL OR m.created_at >= ?)
-          AND (? IS NULL OR m.created_at < ?)
-          AND (? IS NULL OR EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.address IN (?, ?)))
-          AND (? IS NULL OR EXISTS (SELECT 1 FROM json_each(m.tags) WHERE json_each.value = ?))
-          AND (? IS NULL OR EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.status = ?))
-          AND (? IS NULL OR m.stream = ?)
-        ORDER BY m.id DESC LIMIT ?`,
+        WHERE m.tenant_id = ?1
+          AND (?2 IS NULL OR m.id < ?2)
+          AND (?3 IS NULL OR (m.id >= ?4 AND m.created_at >= ?3))
+          AND (?5 IS NULL OR m.created_at < ?5)
+          AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(m.rcpts) x WHERE json_extract(x.value, '$.a') IN (?6, ?7)))
+          AND (?8 IS NULL OR EXISTS (SELECT 1 FROM json_each(m.tags) WHERE json_each.value = ?8))
+          AND (?9 IS NULL OR EXISTS (SELECT 1 FROM json_each(m.rcpts) x WHERE json_extract(x.value, '$.s') = ?9))
+          AND (?10 IS NULL OR m.stream = ?10)
+        ORDER BY m.id DESC LIMIT ?11`,
     )
     .bind(
       tenantId,
       q.before,
-      q.before,
       q.since,
-      q.since,
+      q.since === null ? null : idFloor(q.since - ID_CLOCK_SKEW_MS),
       q.until,
-      q.until,
-      rcpt,
       rcpt,
       rcpt?.toLowerCase() ?? null,
       q.tag,
-      q.tag,
       q.status,
-      q.status,
-      q.stream ?? null,
       q.stream ?? null,
       q.limit,
     )
@@ -77,7 +71,7 @@ export async function listMessages(db: D1Database, tenantId: string, q: MessageQ
       rcpts: string;
     }>();
   return results.map((m) => {
-    const recipients = JSON.parse(m.rcpts) as { address: string; status: RecipientStatus }[];
+    const recipients = parseRecipients(m.rcpts).map((r) => ({ address: r.a, status: r.s }));
     return {
       id: m.id,
       created_at: new Date(m.created_at).toISOString(),
@@ -92,6 +86,9 @@ export async function listMessages(db: D1Database, tenantId: string, q: MessageQ
     };
   });
 }
+
+/** Ids are made from the accepting isolate's clock; a `since` bound on ids allows this much skew. */
+const ID_CLOCK_SKEW_MS = 60_000;
 
 export interface EventView {
   id: number;
@@ -120,37 +117,48 @@ export interface EventQuery {
   limit: number;
 }
 
-/** One page of a tenant's events, oldest first, for polling with the `after` cursor. */
+/**
+ * One page of a tenant's events, oldest first, for polling with the `after` cursor (a feed id, see store/feed.ts).
+ * The log has no secondary index: this walks rows by id from the cursor and filters them.
+ */
 export async function listEvents(db: D1Database, tenantId: string, q: EventQuery): Promise<EventView[]> {
   const { results } = await db
     .prepare(
-      `SELECT id, message_id, type, at, recipient, attempt, code, enhanced, text, host, tls, latency_ms FROM events
-        WHERE tenant_id = ?
-          AND (? IS NULL OR id > ?)
-          AND (? IS NULL OR at >= ?)
-          AND (? IS NULL OR type = ?)
-          AND (? IS NULL OR message_id = ?)
-          AND (? IS NULL OR recipient IN (?, ?))
-          AND (? IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.id = events.message_id AND m.stream = ?))
-        ORDER BY id LIMIT ?`,
+      `SELECT ${FEED_COLUMNS} FROM ${FEED_FROM}
+        WHERE e.tenant_id = ?1
+          AND (?2 IS NULL OR (e.id >= ?3 AND e.id * ${FEED_ID_STRIDE} + k.column1 > ?2))
+          AND (?4 IS NULL OR (CASE WHEN k.column1 < 2 THEN COALESCE(e.accepted_at, e.at) ELSE e.at END) >= ?4)
+          AND (?5 IS NULL OR (CASE k.column1 WHEN 0 THEN 'accepted' WHEN 1 THEN 'queued' ELSE e.type END) = ?5)
+          AND (?6 IS NULL OR e.message_id = ?6)
+          AND (?7 IS NULL OR (k.column1 > 0 AND e.recipient IN (?7, ?8)))
+          AND (?9 IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = e.tenant_id AND m.id = e.message_id AND m.stream = ?9))
+        ORDER BY e.id, k.column1 LIMIT ?10`,
     )
     .bind(
       tenantId,
       q.after,
-      q.after,
-      q.since,
+      q.after === null ? null : firstRowAfter(q.after),
       q.since,
       q.type,
-      q.type,
       q.messageId,
-      q.messageId,
-      q.recipient,
       q.recipient,
       q.recipient?.toLowerCase() ?? null,
-      q.stream ?? null,
       q.stream ?? null,
       q.limit,
     )
     .all<Omit<EventRow, "tenant_id" | "recipient_idx" | "seq" | "data">>();
-  return results.map((e) => ({ ...e, at: new Date(e.at).toISOString(), tls: e.tls === null ? null : e.tls === 1 }));
+  return results.map((e) => ({
+    id: e.id,
+    message_id: e.message_id,
+    type: e.type,
+    at: new Date(e.at).toISOString(),
+    recipient: e.recipient,
+    attempt: e.attempt,
+    code: e.code,
+    enhanced: e.enhanced,
+    text: e.text,
+    host: e.host,
+    tls: e.tls === null ? null : e.tls === 1,
+    latency_ms: e.latency_ms,
+  }));
 }

@@ -1,9 +1,23 @@
-/** Messages, recipients and events in D1: all SQL for the mail record lives here. */
+/**
+ * The mail record in D1 (the lean ledger, issue 16): one `messages` row per message carries its recipients'
+ * states, a compact log of every attempt and report, and what is needed to send it again until it is done;
+ * `events` holds outcomes and reports as the feed for webhooks, rollups and `/v1/events`. All SQL for the mail
+ * record lives here. Rows written per single-recipient message delivered at first attempt: the message row
+ * (insert), its update in place, and one `delivered` event, which also announces `accepted` and `queued` (see
+ * `feed` in migrations/0008_ledger.sql): three rows, no index entries.
+ */
 
 export type RecipientStatus = "queued" | "deferred" | "delivered" | "bounced" | "expired" | "suppressed" | "failed";
 /** `delayed`: a remote MTA warned that it still holds the message and keeps trying (never changes the recipient's status). */
 export type EventType = RecipientStatus | "accepted" | "complained" | "opened" | "clicked" | "auto_replied" | "waiting" | "delayed";
 export const FINAL_STATUSES: readonly RecipientStatus[] = ["delivered", "bounced", "expired", "suppressed", "failed"];
+
+/** `events.feed` bits: this event also announces the message's `accepted` (1) and its recipient's `queued` (2). */
+export const FEED_ACCEPTED = 1;
+export const FEED_QUEUED = 2;
+
+/** Matches a message by id alone: one primary-key seek per tenant (the key is (tenant_id, id)). */
+export const MESSAGE_BY_ID = "tenant_id IN (SELECT id FROM tenants) AND id = ?";
 
 export interface NewMessage {
   id: string;
@@ -20,6 +34,37 @@ export interface NewMessage {
   createdAt: number;
   sendAt: number | null;
   recipients: { idx: number; address: string; domain: string; status: RecipientStatus }[];
+  /** What the re-drive needs to send the message again (see `PendingWork`), JSON; null when nothing is pending. */
+  pending?: string | null;
+}
+
+/** One recipient's state inside `messages.rcpts` (short keys: the row is stored once per message). */
+export interface RecipientState {
+  a: string;
+  s: RecipientStatus;
+  n?: number;
+  c?: number | null;
+  e?: string | null;
+  t?: string | null;
+  x?: number | null;
+  u: number;
+  f?: number | null;
+}
+
+/** One entry of `messages.log`: an attempt's outcome or an inbound report. */
+export interface LogEntry {
+  y: string;
+  i?: number | null;
+  at: number;
+  n?: number | null;
+  c?: number | null;
+  e?: string | null;
+  t?: string | null;
+  h?: string | null;
+  s?: number | null;
+  l?: number | null;
+  q?: number | null;
+  d?: unknown;
 }
 
 /** What an attempt learnt from the next hop: its reply, where it went, how, and how long it took. */
@@ -44,7 +89,7 @@ export interface EventRecord extends AttemptDetail {
   data?: unknown;
 }
 
-/** A row of the `events` table as D1 returns it. */
+/** A row of the `events` table as D1 returns it (`id` is the logical feed id once expanded, see `FEED_SQL`). */
 export interface EventRow {
   id: number;
   message_id: string;
@@ -64,11 +109,16 @@ export interface EventRow {
   data: string | null;
 }
 
-export function insertEvent(db: D1Database, e: EventRecord): D1PreparedStatement {
+/** Drops null and undefined fields: absent keys cost no bytes in the row. */
+function compact<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined)) as T;
+}
+
+export function insertEvent(db: D1Database, e: EventRecord, feed = 0, acceptedAt: number | null = null): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO events (message_id, tenant_id, recipient_idx, recipient, type, at, attempt, code, enhanced, text, host, tls, latency_ms, seq, data)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (message_id, tenant_id, recipient_idx, recipient, type, at, attempt, code, enhanced, text, host, tls, latency_ms, seq, data, feed, accepted_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .bind(
       e.messageId,
@@ -86,20 +136,46 @@ export function insertEvent(db: D1Database, e: EventRecord): D1PreparedStatement
       e.latencyMs ?? null,
       e.seq ?? null,
       e.data === undefined ? null : JSON.stringify(e.data),
+      feed || null,
+      acceptedAt,
     );
 }
 
-/** Statements that record an accepted message, its recipients and their first events (run them in one batch). */
+/** A message's log holds at most this many entries; tracking hits beyond it stay in the event log only. */
+export const MAX_LOG_ENTRIES = 500;
+
+/**
+ * Appends an event (an open, a click) to its message's log, so the message's timeline shows it: one row written.
+ * The recipient's state does not change.
+ */
+export function appendToLog(db: D1Database, e: EventRecord): D1PreparedStatement {
+  const entry = compact({ y: e.type, i: e.recipientIdx ?? null, at: e.at, t: e.text ?? null, d: e.data ?? null });
+  return db
+    .prepare(
+      `UPDATE messages SET log = json_insert(COALESCE(log, '[]'), '$[#]', json(?))
+        WHERE tenant_id = ? AND id = ? AND json_array_length(COALESCE(log, '[]')) < ${MAX_LOG_ENTRIES}`,
+    )
+    .bind(JSON.stringify(entry), e.tenantId ?? null, e.messageId);
+}
+
+/**
+ * Statements that record an accepted message: one row. Recipients suppressed at accept get their `suppressed`
+ * event at once (the first of them also announces `accepted`); queued recipients get no row of their own.
+ */
 export function insertMessage(db: D1Database, m: NewMessage): D1PreparedStatement[] {
+  const rcpts: RecipientState[] = m.recipients.map((r) => compact({ a: r.address, s: r.status, u: m.createdAt, f: r.status === "suppressed" ? m.createdAt : null }));
+  const suppressed = m.recipients.filter((r) => r.status === "suppressed");
+  const open = m.recipients.length - suppressed.length;
   const stmts: D1PreparedStatement[] = [
     db
       .prepare(
-        `INSERT INTO messages (id, tenant_id, mail_from, header_from, subject, message_id_header, stream, size_bytes, body_key, tags, metadata, created_at, send_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO messages (tenant_id, id, mail_from, header_from, subject, message_id_header, stream, size_bytes, body_key, tags, metadata,
+                               created_at, send_at, rcpts, open, due_at, fed, pending)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .bind(
-        m.id,
         m.tenantId,
+        m.id,
         m.mailFrom,
         m.headerFrom,
         m.subject,
@@ -107,31 +183,27 @@ export function insertMessage(db: D1Database, m: NewMessage): D1PreparedStatemen
         m.stream,
         m.sizeBytes,
         m.bodyKey,
-        JSON.stringify(m.tags),
-        JSON.stringify(m.metadata),
+        m.tags.length ? JSON.stringify(m.tags) : null,
+        Object.keys(m.metadata).length ? JSON.stringify(m.metadata) : null,
         m.createdAt,
         m.sendAt,
+        JSON.stringify(rcpts),
+        open,
+        open ? (m.sendAt ?? m.createdAt) : null,
+        suppressed.length ? 1 : 0,
+        open ? (m.pending ?? null) : null,
       ),
-    insertEvent(db, { messageId: m.id, tenantId: m.tenantId, type: "accepted", at: m.createdAt }),
   ];
-  for (const r of m.recipients) {
-    const final = r.status === "suppressed" ? m.createdAt : null;
+  suppressed.forEach((r, i) =>
     stmts.push(
-      db
-        .prepare(
-          `INSERT INTO recipients (message_id, idx, address, domain, status, updated_at, final_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .bind(m.id, r.idx, r.address, r.domain, r.status, m.createdAt, final),
-      insertEvent(db, {
-        messageId: m.id,
-        tenantId: m.tenantId,
-        recipientIdx: r.idx,
-        recipient: r.address,
-        type: r.status,
-        at: m.createdAt,
-      }),
-    );
-  }
+      insertEvent(
+        db,
+        { messageId: m.id, tenantId: m.tenantId, recipientIdx: r.idx, recipient: r.address, type: "suppressed", at: m.createdAt },
+        i === 0 ? FEED_ACCEPTED : 0,
+        m.createdAt,
+      ),
+    ),
+  );
   return stmts;
 }
 
@@ -144,50 +216,113 @@ export interface RecipientOutcome extends AttemptDetail {
   at: number;
   attempt: number;
   nextAttemptAt?: number | null;
+  data?: unknown;
 }
 
+/** D1 caps bound parameters per statement at 100: recipients per outcome update. */
+const RECIPIENTS_PER_UPDATE = 20;
+
+const isFinal = (s: RecipientStatus) => FINAL_STATUSES.includes(s);
+
 /**
- * Statements that record a delivery outcome for one recipient. A recipient in a final state never leaves it
- * (Queues deliver at least once, so a late duplicate outcome must not overwrite `delivered`).
+ * Statements that record the outcomes of one message's recipients from one transaction (or one decision): an
+ * event per recipient still pending, then one update in place of the message row. A recipient in a final state
+ * never leaves it (Queues deliver at least once, so a late duplicate outcome must not overwrite `delivered`), and a
+ * duplicate outcome writes no event. All outcomes must belong to one message of one tenant.
  */
-export function recordOutcome(db: D1Database, o: RecipientOutcome): D1PreparedStatement[] {
-  const final = FINAL_STATUSES.includes(o.status);
-  return [
-    insertEvent(db, {
-      messageId: o.messageId,
-      tenantId: o.tenantId,
-      recipientIdx: o.idx,
-      recipient: o.address,
-      type: o.status,
-      at: o.at,
-      attempt: o.attempt,
-      code: o.code,
-      enhanced: o.enhanced,
-      text: o.text,
-      host: o.host,
-      tls: o.tls,
-      latencyMs: o.latencyMs,
-      seq: o.seq,
-    }),
-    db
+export function outcomeStatements(db: D1Database, outcomes: RecipientOutcome[]): D1PreparedStatement[] {
+  const stmts: D1PreparedStatement[] = [];
+  for (let i = 0; i < outcomes.length; i += RECIPIENTS_PER_UPDATE) stmts.push(...outcomeChunk(db, outcomes.slice(i, i + RECIPIENTS_PER_UPDATE)));
+  return stmts;
+}
+
+function outcomeChunk(db: D1Database, outcomes: RecipientOutcome[]): D1PreparedStatement[] {
+  const first = outcomes[0]!;
+  const tenant = first.tenantId ?? null;
+  const where = tenant === null ? MESSAGE_BY_ID : "tenant_id = ? AND id = ?";
+  const key = tenant === null ? [first.messageId] : [tenant, first.messageId];
+  const pendingOf = (idx: number) => `json_extract(rcpts, '$[${idx}].f') IS NULL`;
+  const events = outcomes.map((o, k) => {
+    const feed = `(CASE WHEN fed = 0 AND ${k === 0 ? 1 : 0} THEN ${FEED_ACCEPTED} ELSE 0 END) | (CASE WHEN COALESCE(json_extract(rcpts, '$[${o.idx}].n'), 0) = 0 THEN ${FEED_QUEUED} ELSE 0 END)`;
+    return db
       .prepare(
-        `UPDATE recipients SET status = ?, attempts = MAX(attempts, ?), last_code = ?, last_enhanced = ?, last_text = ?,
-                next_attempt_at = ?, updated_at = ?, final_at = ?
-          WHERE message_id = ? AND idx = ? AND final_at IS NULL`,
+        `INSERT INTO events (message_id, tenant_id, recipient_idx, recipient, type, at, attempt, code, enhanced, text, host, tls, latency_ms, seq, data, feed, accepted_at)
+         SELECT id, tenant_id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(${feed}, 0), created_at FROM messages WHERE ${where} AND ${pendingOf(o.idx)}`,
       )
-      .bind(
-        o.status,
-        o.attempt,
-        o.code ?? null,
-        o.enhanced ?? null,
-        o.text ?? null,
-        o.nextAttemptAt ?? null,
-        o.at,
-        final ? o.at : null,
-        o.messageId,
-        o.idx,
-      ),
-  ];
+      .bind(o.idx, o.address, o.status, o.at, o.attempt, o.code ?? null, o.enhanced ?? null, o.text ?? null, o.host ?? null, tlsBit(o.tls), o.latencyMs ?? null, o.seq ?? null, o.data === undefined ? null : JSON.stringify(o.data), ...key);
+  });
+  const params: unknown[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `?${params.length}`;
+  };
+  const setRcpts = outcomes
+    .map((o) => `'$[${o.idx}]', json(CASE WHEN ${pendingOf(o.idx)} THEN ${p(JSON.stringify(stateOf(o)))} ELSE json_extract(rcpts, '$[${o.idx}]') END)`)
+    .join(", ");
+  const entries = outcomes.map((o) => `'$[#]', json(${p(JSON.stringify(logEntryOf(o)))})`).join(", ");
+  const closing = outcomes.filter((o) => isFinal(o.status)).map((o) => `(${pendingOf(o.idx)})`);
+  const openAfter = closing.length ? `open - (${closing.join(" + ")})` : "open";
+  const next = Math.max(...outcomes.map((o) => o.nextAttemptAt ?? o.at));
+  const sql = `UPDATE messages SET rcpts = json_set(rcpts, ${setRcpts}), log = json_insert(COALESCE(log, '[]'), ${entries}),
+      open = MAX(0, ${openAfter}), due_at = CASE WHEN ${openAfter} <= 0 THEN NULL ELSE MAX(COALESCE(due_at, 0), ${p(next)}) END,
+      pending = CASE WHEN ${openAfter} <= 0 THEN NULL ELSE pending END, fed = 1
+    WHERE ${tenant === null ? `tenant_id IN (SELECT id FROM tenants) AND id = ${p(first.messageId)}` : `tenant_id = ${p(tenant)} AND id = ${p(first.messageId)}`}
+      AND (${outcomes.map((o) => pendingOf(o.idx)).join(" OR ")})`;
+  return [...events, db.prepare(sql).bind(...params)];
+}
+
+function tlsBit(tls: boolean | null | undefined): number | null {
+  return tls === undefined || tls === null ? null : tls ? 1 : 0;
+}
+
+function stateOf(o: RecipientOutcome): RecipientState {
+  // A delivered recipient's last reply is its log's last entry: not stored twice (bytes per message, issue 16).
+  const delivered = o.status === "delivered";
+  return compact({
+    a: o.address,
+    s: o.status,
+    n: o.attempt,
+    c: delivered ? null : (o.code ?? null),
+    e: delivered ? null : (o.enhanced ?? null),
+    t: delivered ? null : (o.text ?? null),
+    x: o.nextAttemptAt ?? null,
+    u: o.at,
+    f: isFinal(o.status) ? o.at : null,
+  });
+}
+
+function logEntryOf(o: RecipientOutcome): LogEntry {
+  return compact({
+    y: o.status,
+    i: o.idx,
+    at: o.at,
+    n: o.attempt,
+    c: o.code ?? null,
+    e: o.enhanced ?? null,
+    t: o.text ?? null,
+    h: o.host ?? null,
+    s: tlsBit(o.tls),
+    l: o.latencyMs ?? null,
+    q: o.seq ?? null,
+    d: o.data ?? null,
+  });
+}
+
+/** Statements that record one recipient's outcome (see `outcomeStatements`). */
+export function recordOutcome(db: D1Database, o: RecipientOutcome): D1PreparedStatement[] {
+  return outcomeStatements(db, [o]);
+}
+
+/** Groups outcomes by message, in first-seen order, for `outcomeStatements`. */
+export function outcomesByMessage(outcomes: RecipientOutcome[]): RecipientOutcome[][] {
+  const groups = new Map<string, RecipientOutcome[]>();
+  for (const o of outcomes) {
+    const k = `${o.tenantId ?? ""}|${o.messageId}`;
+    const list = groups.get(k) ?? [];
+    list.push(o);
+    groups.set(k, list);
+  }
+  return [...groups.values()];
 }
 
 export interface MessageView {
@@ -238,51 +373,102 @@ export function summariseStatus(statuses: RecipientStatus[]): string {
   return distinct.includes("delivered") ? "partially_delivered" : order.find((s) => distinct.includes(s))!;
 }
 
+/** A `messages` row as D1 returns it. */
+export interface MessageRow {
+  tenant_id: string;
+  id: string;
+  mail_from: string;
+  header_from: string | null;
+  subject: string | null;
+  message_id_header: string | null;
+  stream: string;
+  size_bytes: number;
+  body_key: string | null;
+  tags: string | null;
+  metadata: string | null;
+  created_at: number;
+  send_at: number | null;
+  rcpts: string;
+  log: string | null;
+  open: number;
+  due_at: number | null;
+  pending: string | null;
+}
+
+export function parseRecipients(rcpts: string | null): RecipientState[] {
+  return rcpts ? (JSON.parse(rcpts) as RecipientState[]) : [];
+}
+
+export function parseLog(log: string | null): LogEntry[] {
+  return log ? (JSON.parse(log) as LogEntry[]) : [];
+}
+
+/** A message's row, scoped to a tenant (null tenant: any). */
+export async function getMessageRow(db: D1Database, id: string, tenantId: string | null): Promise<MessageRow | null> {
+  const stmt =
+    tenantId === null
+      ? db.prepare(`SELECT * FROM messages WHERE ${MESSAGE_BY_ID}`).bind(id)
+      : db.prepare("SELECT * FROM messages WHERE tenant_id = ? AND id = ?").bind(tenantId, id);
+  return stmt.first<MessageRow>();
+}
+
+/** The timeline of a message: accepted, each recipient queued (or suppressed) at accept, then its log in order. */
+export function timelineOf(m: MessageRow): MessageView["events"] {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const rcpts = parseRecipients(m.rcpts);
+  const blank = { attempt: null, code: null, enhanced: null, text: null, host: null, tls: null, latency_ms: null, seq: null };
+  const atAccept = rcpts.map((r) => ({ ...blank, type: r.s === "suppressed" && r.f === m.created_at ? "suppressed" : "queued", at: iso(m.created_at), recipient: r.a }));
+  const logged = parseLog(m.log).map((e) => ({
+    type: e.y,
+    at: iso(e.at),
+    recipient: e.i === null || e.i === undefined ? null : (rcpts[e.i]?.a ?? null),
+    attempt: e.n ?? null,
+    code: e.c ?? null,
+    enhanced: e.e ?? null,
+    text: e.t ?? null,
+    host: e.h ?? null,
+    tls: e.s === null || e.s === undefined ? null : e.s === 1,
+    latency_ms: e.l ?? null,
+    seq: e.q ?? null,
+  }));
+  return [{ ...blank, type: "accepted", at: iso(m.created_at), recipient: null }, ...atAccept, ...logged];
+}
+
 /** A message with its recipients and timeline, scoped to a tenant (null tenant: admin view). */
 export async function getMessage(db: D1Database, id: string, tenantId: string | null): Promise<MessageView | null> {
-  const [msg, rcpts, events] = await db.batch([
-    db.prepare("SELECT * FROM messages WHERE id = ? AND (? IS NULL OR tenant_id = ?)").bind(id, tenantId, tenantId),
-    db.prepare("SELECT * FROM recipients WHERE message_id = ? ORDER BY idx").bind(id),
-    db.prepare("SELECT * FROM events WHERE message_id = ? ORDER BY id").bind(id),
-  ]);
-  const m = msg?.results[0] as Record<string, unknown> | undefined;
+  const m = await getMessageRow(db, id, tenantId);
   if (!m) return null;
-  const recipients = (rcpts?.results ?? []) as Record<string, unknown>[];
   const iso = (ms: unknown) => new Date(Number(ms)).toISOString();
+  const rcpts = parseRecipients(m.rcpts);
+  const log = parseLog(m.log);
+  // The last reply of a recipient whose state does not carry it (delivered): its last logged outcome.
+  const lastReply = (idx: number, r: RecipientState) =>
+    r.c !== undefined || r.e !== undefined || r.t !== undefined ? r : (log.filter((e) => e.i === idx && e.y === r.s).pop() ?? r);
   return {
-    id: String(m.id),
-    tenant_id: String(m.tenant_id),
-    mail_from: String(m.mail_from),
-    header_from: (m.header_from as string | null) ?? null,
-    subject: (m.subject as string | null) ?? null,
-    message_id_header: (m.message_id_header as string | null) ?? null,
-    stream: String(m.stream),
+    id: m.id,
+    tenant_id: m.tenant_id,
+    mail_from: m.mail_from,
+    header_from: m.header_from ?? null,
+    subject: m.subject ?? null,
+    message_id_header: m.message_id_header ?? null,
+    stream: m.stream,
     size_bytes: Number(m.size_bytes),
-    tags: JSON.parse(String(m.tags ?? "[]")) as string[],
-    metadata: JSON.parse(String(m.metadata ?? "{}")) as Record<string, string>,
+    tags: JSON.parse(m.tags ?? "[]") as string[],
+    metadata: JSON.parse(m.metadata ?? "{}") as Record<string, string>,
     created_at: iso(m.created_at),
-    status: summariseStatus(recipients.map((r) => r.status as RecipientStatus)),
-    recipients: recipients.map((r) => ({
-      address: String(r.address),
-      status: r.status as RecipientStatus,
-      attempts: Number(r.attempts),
-      last_code: (r.last_code as number | null) ?? null,
-      last_enhanced: (r.last_enhanced as string | null) ?? null,
-      last_text: (r.last_text as string | null) ?? null,
-      updated_at: iso(r.updated_at),
-    })),
-    events: ((events?.results ?? []) as Record<string, unknown>[]).map((e) => ({
-      type: String(e.type),
-      at: iso(e.at),
-      recipient: (e.recipient as string | null) ?? null,
-      attempt: (e.attempt as number | null) ?? null,
-      code: (e.code as number | null) ?? null,
-      enhanced: (e.enhanced as string | null) ?? null,
-      text: (e.text as string | null) ?? null,
-      host: (e.host as string | null) ?? null,
-      tls: e.tls === null || e.tls === undefined ? null : e.tls === 1,
-      latency_ms: (e.latency_ms as number | null) ?? null,
-      seq: (e.seq as number | null) ?? null,
-    })),
+    status: summariseStatus(rcpts.map((r) => r.s)),
+    recipients: rcpts.map((r, idx) => {
+      const last = lastReply(idx, r);
+      return {
+        address: r.a,
+        status: r.s,
+        attempts: r.n ?? 0,
+        last_code: last.c ?? null,
+        last_enhanced: last.e ?? null,
+        last_text: last.t ?? null,
+        updated_at: iso(r.u),
+      };
+    }),
+    events: timelineOf(m),
   };
 }

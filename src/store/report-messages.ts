@@ -1,4 +1,5 @@
 /** Reads for the reporting page's message search and suppression list. Every query is served by an index. */
+import { idFloor } from "./ids";
 import { summariseStatus, type RecipientStatus } from "./messages";
 import { ALL_TENANTS, type TenantScope } from "./report";
 
@@ -21,9 +22,11 @@ export interface MessageSummary {
 }
 
 const SUMMARY_COLUMNS = `m.id, m.tenant_id, m.header_from, m.mail_from, m.subject, m.created_at,
-  (SELECT COUNT(*) FROM recipients x WHERE x.message_id = m.id) AS rcpt_count,
-  (SELECT x.address FROM recipients x WHERE x.message_id = m.id ORDER BY x.idx LIMIT 1) AS first_rcpt,
-  (SELECT group_concat(x.status) FROM recipients x WHERE x.message_id = m.id) AS statuses`;
+  json_array_length(m.rcpts) AS rcpt_count, json_extract(m.rcpts, '$[0].a') AS first_rcpt,
+  (SELECT group_concat(json_extract(x.value, '$.s')) FROM json_each(m.rcpts) x) AS statuses`;
+
+/** Searches other than by id look at messages accepted this long ago at most (a primary-key range per tenant). */
+export const SEARCH_WINDOW_MS = 31 * 86_400_000;
 
 interface SummaryRow {
   id: string;
@@ -52,33 +55,31 @@ function toSummary(r: SummaryRow): MessageSummary {
 }
 
 /**
- * The SQL of a search (exposed so the index test can EXPLAIN it), for all tenants or one: separate statements
- * so each uses its own index. Bound: ?1 tenant (ignored for all), ?2 term, ?3 limit.
+ * The SQL of a search (exposed so the index test can EXPLAIN it), for all tenants or one. Bound: ?1 tenant (ignored
+ * for all), ?2 term, ?3 limit, ?4 the smallest message id to look at. Every search walks the primary key
+ * (tenant_id, id) newest first and filters the message row (recipients are in `rcpts`): no index to keep up.
  */
 export function searchSql(field: SearchField | null, scope: "all" | "tenant"): string {
-  const t = (alias: string) => (scope === "tenant" ? `${alias}.tenant_id = ?1` : "?1 IS NOT NULL");
+  const t = scope === "tenant" ? "m.tenant_id = ?1" : "m.tenant_id IN (SELECT id FROM tenants) AND ?1 IS NOT NULL";
+  const recent = `${t} AND m.id >= ?4`;
+  const page = "ORDER BY m.id DESC LIMIT ?3";
+  const inRcpts = (path: string, value: string) => `EXISTS (SELECT 1 FROM json_each(m.rcpts) x WHERE json_extract(x.value, '${path}') IN (${value}))`;
   switch (field) {
     case "id":
-      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.id = ?2 AND ${t("m")} LIMIT ?3`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.id = ?2 AND ${t} AND ?4 IS NOT NULL LIMIT ?3`;
     case "recipient":
-      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.id IN (
-                SELECT r.message_id FROM recipients r WHERE r.address IN (?2, lower(?2)) ORDER BY r.message_id DESC LIMIT 1000
-              ) AND ${t("m")} ORDER BY m.id DESC LIMIT ?3`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${recent} AND ${inRcpts("$.a", "?2, lower(?2)")} ${page}`;
     case "sender":
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m
-               WHERE (m.header_from IN (?2, lower(?2)) OR m.mail_from IN (?2, lower(?2))) AND ${t("m")} ORDER BY m.id DESC LIMIT ?3`;
+               WHERE ${recent} AND (m.header_from IN (?2, lower(?2)) OR m.mail_from IN (?2, lower(?2))) ${page}`;
     case "tag":
-      return `SELECT ${SUMMARY_COLUMNS} FROM report_message_tags g JOIN messages m ON m.id = g.message_id
-               WHERE g.tag = ?2 AND ${t("g")} ORDER BY g.message_id DESC LIMIT ?3`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${recent} AND EXISTS (SELECT 1 FROM json_each(COALESCE(m.tags, '[]')) g WHERE g.value = ?2) ${page}`;
     case "status":
-      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.id IN (
-                SELECT DISTINCT r.message_id FROM recipients r WHERE r.status = ?2 ORDER BY r.message_id DESC LIMIT 1000
-              ) AND ${t("m")} ORDER BY m.id DESC LIMIT ?3`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${recent} AND ${inRcpts("$.s", "?2")} ${page}`;
     case "stream":
-      // Indexes messages(tenant_id, stream, id) and messages(stream, id) (0007).
-      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.stream = lower(?2) AND ${t("m")} ORDER BY m.id DESC LIMIT ?3`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${recent} AND m.stream = lower(?2) ${page}`;
     case null:
-      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${t("m")} AND ?2 IS NOT NULL ORDER BY m.id DESC LIMIT ?3`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${recent} AND ?2 IS NOT NULL ${page}`;
   }
 }
 
@@ -92,12 +93,16 @@ export async function searchMessages(
   field: SearchField | null,
   term: string,
   limit = SEARCH_LIMIT,
+  now = Date.now(),
 ): Promise<MessageSummary[]> {
-  const { results } = await db
-    .prepare(searchSql(field, tenant === ALL_TENANTS ? "all" : "tenant"))
-    .bind(tenant, term.trim(), limit)
-    .all<SummaryRow>();
-  return results.map(toSummary);
+  const floor = idFloor(now - SEARCH_WINDOW_MS);
+  // All tenants: one newest-first walk per tenant, merged here (a walk across tenants would sort the whole window).
+  const tenants = tenant === ALL_TENANTS ? (await db.prepare("SELECT id FROM tenants").all<{ id: string }>()).results.map((r) => r.id) : [tenant];
+  const sql = searchSql(field, "tenant");
+  const pages = tenants.length ? await db.batch<SummaryRow>(tenants.map((t) => db.prepare(sql).bind(t, term.trim(), limit, floor))) : [];
+  const rows = pages.flatMap((p) => p.results);
+  rows.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  return rows.slice(0, limit).map(toSummary);
 }
 
 export interface SuppressionListRow {

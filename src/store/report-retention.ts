@@ -21,9 +21,12 @@ export async function pruneReportData(db: D1Database, eventRetentionMs: number, 
   const results = await db.batch([
     db
       .prepare(
+        // The oldest rows by id (the log has no index on time): a bounded walk from the start of the table. The newest
+        // row stays, so ids (no AUTOINCREMENT) never go back.
         `DELETE FROM events WHERE id IN (
-           SELECT id FROM events WHERE at < ?1 AND id <= (SELECT last_event_id FROM report_watermarks WHERE name = 'rollup')
-           ORDER BY at LIMIT ?2)`,
+           SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?2)
+            WHERE at < ?1 AND id <= (SELECT last_event_id FROM report_watermarks WHERE name = 'rollup')
+              AND id < (SELECT MAX(id) FROM events))`,
       )
       .bind(now - eventRetentionMs, PRUNE_EVENTS_PER_RUN),
     db.prepare("DELETE FROM report_rollups WHERE period = 300 AND bucket < ?").bind(now - FINE_ROLLUP_RETENTION_MS),

@@ -2,6 +2,7 @@
  * Reads for the reporting page's overview and destinations: totals, time series and latency percentiles from
  * the rollup tables (never from raw events), and queue health from `recipients`.
  */
+import { idFloor } from "./ids";
 import { LATENCY_BOUNDS_MS, type RollupPeriod } from "./rollups";
 
 /** '*' means all tenants. */
@@ -221,26 +222,38 @@ export interface QueueHealth {
   deferredByDomain: { domain: string; n: number }[];
 }
 
-const SCOPED = "(?1 = 1 OR m.tenant_id = ?2)";
-/** Queue health SQL; bound ?1 all-tenants flag, ?2 tenant. */
+const SCOPED = "m.tenant_id IN (SELECT id FROM tenants) AND (?1 = 1 OR m.tenant_id = ?2) AND m.id >= ?3 AND m.open > 0";
+const R_STATUS = "json_extract(j.value, '$.s')";
+const R_ADDRESS = "json_extract(j.value, '$.a')";
+/**
+ * Queue health SQL; bound ?1 all-tenants flag, ?2 tenant, ?3 the smallest message id to look at (pending
+ * recipients are younger than the maximum message age). A primary-key range per tenant over messages with a
+ * pending recipient; their recipients are read from the row.
+ */
 export const QUEUE_SQL = {
-  counts: `SELECT r.status, COUNT(*) AS n FROM recipients r JOIN messages m ON m.id = r.message_id
-            WHERE r.status IN ('queued', 'deferred') AND ${SCOPED} GROUP BY r.status`,
-  deferredByDomain: `SELECT r.domain, COUNT(*) AS n FROM recipients r JOIN messages m ON m.id = r.message_id
-            WHERE r.status = 'deferred' AND ${SCOPED} GROUP BY r.domain ORDER BY n DESC, r.domain LIMIT 10`,
-  oldest: (status: "queued" | "deferred") => `SELECT r.message_id, r.address, r.status, r.attempts, r.last_text, r.next_attempt_at, m.created_at
-            FROM recipients r JOIN messages m ON m.id = r.message_id
-           WHERE r.status = '${status}' AND ${SCOPED} ORDER BY r.message_id LIMIT 1`,
+  counts: `SELECT ${R_STATUS} AS status, COUNT(*) AS n FROM messages m, json_each(m.rcpts) j
+            WHERE ${SCOPED} AND ${R_STATUS} IN ('queued', 'deferred') GROUP BY 1`,
+  deferredByDomain: `SELECT lower(substr(${R_ADDRESS}, instr(${R_ADDRESS}, '@') + 1)) AS domain, COUNT(*) AS n FROM messages m, json_each(m.rcpts) j
+            WHERE ${SCOPED} AND ${R_STATUS} = 'deferred' GROUP BY 1 ORDER BY n DESC, domain LIMIT 10`,
+  oldest: (status: "queued" | "deferred") => `SELECT m.id AS message_id, ${R_ADDRESS} AS address, ${R_STATUS} AS status,
+            COALESCE(json_extract(j.value, '$.n'), 0) AS attempts, json_extract(j.value, '$.t') AS last_text,
+            json_extract(j.value, '$.x') AS next_attempt_at, m.created_at
+            FROM messages m, json_each(m.rcpts) j
+           WHERE ${SCOPED} AND ${R_STATUS} = '${status}' ORDER BY m.id LIMIT 1`,
 };
 
+/** Pending recipients are looked for among messages accepted this long ago at most (above any maximum age). */
+export const QUEUE_WINDOW_MS = 8 * 86_400_000;
+
 /** Pending recipients: the deferred backlog and the oldest recipient not yet in a final state. */
-export async function queueHealth(db: D1Database, tenant: TenantScope): Promise<QueueHealth> {
+export async function queueHealth(db: D1Database, tenant: TenantScope, now = Date.now()): Promise<QueueHealth> {
   const all = tenant === ALL_TENANTS ? 1 : 0;
+  const floor = idFloor(now - QUEUE_WINDOW_MS);
   const [counts, byDomain, oldestQueued, oldestDeferred] = await db.batch<Record<string, string | number | null>>([
-    db.prepare(QUEUE_SQL.counts).bind(all, tenant),
-    db.prepare(QUEUE_SQL.deferredByDomain).bind(all, tenant),
-    db.prepare(QUEUE_SQL.oldest("queued")).bind(all, tenant),
-    db.prepare(QUEUE_SQL.oldest("deferred")).bind(all, tenant),
+    db.prepare(QUEUE_SQL.counts).bind(all, tenant, floor),
+    db.prepare(QUEUE_SQL.deferredByDomain).bind(all, tenant, floor),
+    db.prepare(QUEUE_SQL.oldest("queued")).bind(all, tenant, floor),
+    db.prepare(QUEUE_SQL.oldest("deferred")).bind(all, tenant, floor),
   ]);
   const count = (s: string) => Number(counts?.results.find((r) => r.status === s)?.n ?? 0);
   const candidates = [...(oldestQueued?.results ?? []), ...(oldestDeferred?.results ?? [])].sort((a, b) =>

@@ -4,6 +4,7 @@
  * watermark (see `advanceRollups`), so every writer of events is covered without having to remember to
  * update them, and the page reads only these small tables.
  */
+import { FEED_COLUMNS, FEED_FROM } from "./feed";
 
 /** Bucket sizes in seconds: 5 minutes (for the 1h window, kept 2 days) and one hour (kept forever). */
 export const ROLLUP_PERIODS_S = [300, 3600] as const;
@@ -26,10 +27,10 @@ export const LATENCY_BOUNDS_MS = [
 
 const GUARD = "(SELECT last_event_id FROM report_watermarks WHERE name = 'rollup') = ?1";
 
-const EVENTS_IN_RANGE = `FROM events e
-  LEFT JOIN messages m ON m.id = e.message_id
-  LEFT JOIN recipients r ON r.message_id = e.message_id AND r.idx = e.recipient_idx
-  WHERE e.id > ?1 AND e.id <= ?2 AND ${GUARD}`;
+/** The feed events (store/feed.ts) of rows (lo, hi], as `f`. */
+const FEED_IN_RANGE = `FROM (SELECT ${FEED_COLUMNS}, e.accepted_at AS accepted_at, e.feed AS feed FROM ${FEED_FROM}
+    WHERE e.id > ?1 AND e.id <= ?2 AND ${GUARD}) f`;
+const DOMAIN = "CASE WHEN f.recipient IS NULL THEN '' ELSE lower(substr(f.recipient, instr(f.recipient, '@') + 1)) END";
 
 /**
  * Each event counted at every (period, level, tenant) a page reads: totals every 5 minutes and every hour, per
@@ -47,9 +48,8 @@ function dimensions(valueColumn: string): string {
 }
 
 const COUNTS_SQL = `WITH ev AS (
-    SELECT e.type AS type, COALESCE(e.tenant_id, m.tenant_id, '') AS tenant_id, COALESCE(r.domain, '') AS domain,
-           COALESCE(e.host, '') AS route, e.at AS at
-    ${EVENTS_IN_RANGE}
+    SELECT f.type AS type, COALESCE(f.tenant_id, '') AS tenant_id, ${DOMAIN} AS domain, COALESCE(f.host, '') AS route, f.at AS at
+    ${FEED_IN_RANGE}
   ), ${dimensions("type")}
   INSERT INTO report_rollups (period, level, tenant_id, bucket, key, type, count)
   SELECT period, level, tenant_id, (at / (period * 1000)) * (period * 1000), key, type, COUNT(*) FROM dims WHERE true
@@ -57,23 +57,17 @@ const COUNTS_SQL = `WITH ev AS (
   ON CONFLICT (period, level, tenant_id, bucket, key, type) DO UPDATE SET count = count + excluded.count`;
 
 const LATENCY_CASE = `CASE ${LATENCY_BOUNDS_MS.slice(0, -1)
-  .map((b) => `WHEN e.at - m.created_at <= ${b} THEN ${b}`)
+  .map((b) => `WHEN f.at - f.accepted_at <= ${b} THEN ${b}`)
   .join(" ")} ELSE ${LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.length - 1]} END`;
 
 const LATENCY_SQL = `WITH ev AS (
-    SELECT COALESCE(e.tenant_id, m.tenant_id, '') AS tenant_id, COALESCE(r.domain, '') AS domain,
-           COALESCE(e.host, '') AS route, e.at AS at, ${LATENCY_CASE} AS le_ms
-    ${EVENTS_IN_RANGE} AND e.type = 'delivered' AND m.created_at IS NOT NULL
+    SELECT COALESCE(f.tenant_id, '') AS tenant_id, ${DOMAIN} AS domain, COALESCE(f.host, '') AS route, f.at AS at, ${LATENCY_CASE} AS le_ms
+    ${FEED_IN_RANGE} WHERE f.type = 'delivered' AND f.accepted_at IS NOT NULL
   ), ${dimensions("le_ms")}
   INSERT INTO report_latency (period, level, tenant_id, bucket, key, le_ms, count)
   SELECT period, level, tenant_id, (at / (period * 1000)) * (period * 1000), key, le_ms, COUNT(*) FROM dims WHERE true
   GROUP BY 1, 2, 3, 4, 5, 6
   ON CONFLICT (period, level, tenant_id, bucket, key, le_ms) DO UPDATE SET count = count + excluded.count`;
-
-const TAGS_SQL = `INSERT OR IGNORE INTO report_message_tags (tag, message_id, tenant_id)
-  SELECT j.value, m.id, m.tenant_id FROM events e JOIN messages m ON m.id = e.message_id,
-    json_each(CASE WHEN json_valid(m.tags) THEN m.tags ELSE '[]' END) j
-  WHERE e.id > ?1 AND e.id <= ?2 AND ${GUARD} AND e.type = 'accepted' AND j.type = 'text'`;
 
 /**
  * Statements that fold events (lo, hi] into the rollups and move the watermark from lo to hi, for one
@@ -84,7 +78,6 @@ export function rollupStatements(db: D1Database, lo: number, hi: number, now = D
   return [
     db.prepare(COUNTS_SQL).bind(lo, hi),
     db.prepare(LATENCY_SQL).bind(lo, hi),
-    db.prepare(TAGS_SQL).bind(lo, hi),
     db.prepare("UPDATE report_watermarks SET last_event_id = ?2, updated_at = ?3 WHERE name = 'rollup' AND last_event_id = ?1").bind(lo, hi, now),
   ];
 }

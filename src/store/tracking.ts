@@ -1,5 +1,5 @@
 /** Open and click tracking in D1: tenant/stream settings, per-recipient counters, and the reads behind the API. */
-import type { RecipientStatus } from "./messages";
+import { MESSAGE_BY_ID, parseRecipients, type RecipientStatus } from "./messages";
 
 export type TrackingStream = "transactional" | "broadcast" | "*";
 
@@ -75,15 +75,10 @@ export interface TrackedRecipient {
 }
 
 export async function findTrackedRecipient(db: D1Database, messageId: string, idx: number): Promise<TrackedRecipient | null> {
-  const row = await db
-    .prepare(
-      `SELECT m.tenant_id, r.address, r.status, r.final_at FROM recipients r JOIN messages m ON m.id = r.message_id
-        WHERE r.message_id = ? AND r.idx = ?`,
-    )
-    .bind(messageId, idx)
-    .first<{ tenant_id: string; address: string; status: RecipientStatus; final_at: number | null }>();
-  if (!row) return null;
-  return { tenantId: row.tenant_id, address: row.address, status: row.status, deliveredAt: row.status === "delivered" ? row.final_at : null };
+  const row = await db.prepare(`SELECT tenant_id, rcpts FROM messages WHERE ${MESSAGE_BY_ID}`).bind(messageId).first<{ tenant_id: string; rcpts: string }>();
+  const r = row ? parseRecipients(row.rcpts)[idx] : undefined;
+  if (!row || !r) return null;
+  return { tenantId: row.tenant_id, address: r.a, status: r.s, deliveredAt: r.s === "delivered" ? (r.f ?? null) : null };
 }
 
 /** The counters of one recipient after a hit was counted. */
@@ -143,17 +138,15 @@ export interface RecipientTrackingView {
 /** Opens and clicks of every recipient of a tenant's message (zeros for recipients without any), or null for no such message. */
 export async function messageTracking(db: D1Database, messageId: string, tenantId: string): Promise<RecipientTrackingView[] | null> {
   const [msg, rows] = await db.batch([
-    db.prepare("SELECT 1 AS ok FROM messages WHERE id = ? AND tenant_id = ?").bind(messageId, tenantId),
-    db
-      .prepare(
-        `SELECT r.address, t.* FROM recipients r LEFT JOIN tracking_recipients t ON t.message_id = r.message_id AND t.recipient_idx = r.idx
-          WHERE r.message_id = ? ORDER BY r.idx`,
-      )
-      .bind(messageId),
+    db.prepare("SELECT rcpts FROM messages WHERE tenant_id = ? AND id = ?").bind(tenantId, messageId),
+    db.prepare("SELECT * FROM tracking_recipients WHERE message_id = ?").bind(messageId),
   ]);
-  if (!msg?.results.length) return null;
+  const m = msg?.results[0] as { rcpts: string } | undefined;
+  if (!m) return null;
+  const counters = new Map(((rows?.results ?? []) as Record<string, unknown>[]).map((t) => [Number(t.recipient_idx), t]));
+  const joined = parseRecipients(m.rcpts).map((r, idx) => ({ ...(counters.get(idx) ?? {}), address: r.a }) as Record<string, unknown>);
   const iso = (v: unknown) => (v === null || v === undefined ? null : new Date(Number(v)).toISOString());
-  return ((rows?.results ?? []) as Record<string, unknown>[]).map((r) => ({
+  return joined.map((r) => ({
     recipient: String(r.address),
     opens: Number(r.opens ?? 0),
     machine_opens: Number(r.machine_opens ?? 0),
@@ -188,7 +181,7 @@ export async function trackingStats(db: D1Database, tenantId: string, since: num
       `SELECT SUM(t.opens > 0) AS unique_opens, SUM(t.clicks > 0) AS unique_clicks, SUM(t.opens) AS opens, SUM(t.clicks) AS clicks,
               SUM(t.opens = 0 AND t.machine_opens > 0) AS machine_only_opens, SUM(t.clicks = 0 AND t.machine_clicks > 0) AS machine_only_clicks,
               SUM(t.machine_opens) AS machine_opens, SUM(t.machine_clicks) AS machine_clicks
-         FROM tracking_recipients t JOIN messages m ON m.id = t.message_id
+         FROM tracking_recipients t JOIN messages m ON m.tenant_id = t.tenant_id AND m.id = t.message_id
         WHERE t.tenant_id = ? AND m.created_at >= ? AND m.created_at < ?`,
     )
     .bind(tenantId, since, until)

@@ -4,7 +4,7 @@
  * has pending webhook deliveries sent right away. Runs after the tracking endpoint has answered (`waitUntil`). Not pure: D1 and the webhook queue.
  */
 import { emitNewEventsLogged } from "../webhooks/emit";
-import { insertEvent, type EventRecord } from "../store/messages";
+import { appendToLog, insertEvent, type EventRecord } from "../store/messages";
 import { countTrackingHit, findTrackedRecipient } from "../store/tracking";
 import { classifyTrackingHit } from "./machine";
 import type { TrackingToken } from "./token";
@@ -59,7 +59,8 @@ export async function recordTrackingHit(env: Env, token: TrackingToken, req: Tra
       user_agent: req.userAgent === null ? null : req.userAgent.slice(0, MAX_USER_AGENT_CHARS),
     },
   };
-  await insertEvent(env.DB, event).run();
+  // The event feeds webhooks and rollups; the log entry puts it in the message's timeline (issue 16: no index on events).
+  await env.DB.batch([insertEvent(env.DB, event), appendToLog(env.DB, event)]);
   // Webhooks read the event log by watermark; send now rather than at the next cron run.
   await emitNewEventsLogged(env);
   return event;

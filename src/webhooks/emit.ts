@@ -7,6 +7,7 @@
  */
 import { enabledWebhooksOf, parseEventTypes } from "../store/webhooks";
 import type { EventRow as StoredEventRow } from "../store/messages";
+import { FEED_COLUMNS, FEED_FROM } from "../store/feed";
 import type { WebhookPayload } from "./events";
 
 /** The columns of an event that a webhook carries. */
@@ -61,9 +62,7 @@ function payloadOf(webhookId: string, e: EventRow & { tenant_id: string }): Webh
 export async function webhookJobsFor(db: D1Database, lo: number, hi: number): Promise<WebhookJob[]> {
   const { results } = await db
     .prepare(
-      `SELECT e.id, e.message_id, COALESCE(e.tenant_id, m.tenant_id) AS tenant_id, e.recipient, e.type, e.at, e.attempt, e.code,
-              e.enhanced, e.text, e.host, e.tls, e.latency_ms, e.data
-         FROM events e LEFT JOIN messages m ON m.id = e.message_id WHERE e.id > ? AND e.id <= ? ORDER BY e.id`,
+      `SELECT ${FEED_COLUMNS} FROM ${FEED_FROM} WHERE e.id > ? AND e.id <= ? ORDER BY e.id, k.column1`,
     )
     .bind(lo, hi)
     .all<EventRow>();

@@ -55,13 +55,15 @@ describe("announceWait", () => {
     const { db, bound } = recordingDb();
     const w = waitFromPostponement("upstream:ses: circuit_open", 300_000, NOW);
     const out = announceWait(db, job(), w, NOW);
-    expect(out.statements).toHaveLength(2);
+    // Per recipient: the event, and its entry in the message's log (the ledger's timeline, issue 16).
+    expect(out.statements).toHaveLength(4);
+    const events = bound.filter((b) => b.length > 10);
     const text = "waiting: upstream:ses refused repeated connections, so its circuit is open; next try at 2026-12-06T01:05:00.000Z";
-    expect(bound.map((b) => [b[2], b[3], b[4], b[9]])).toEqual([
+    expect(events.map((b) => [b[2], b[3], b[4], b[9]])).toEqual([
       [0, "x@d.example", "waiting", text],
       [2, "y@d.example", "waiting", text],
     ]);
-    expect(JSON.parse(bound[0]![14] as string)).toEqual({ reason: "circuit_open", scope: "upstream:ses", next_try_at: "2026-12-06T01:05:00.000Z" });
+    expect(JSON.parse(events[0]![14] as string)).toEqual({ reason: "circuit_open", scope: "upstream:ses", next_try_at: "2026-12-06T01:05:00.000Z" });
     expect(out.job.waiting).toEqual({ key: "circuit_open|upstream:ses", until: NOW + 300_000 });
   });
 
@@ -69,8 +71,8 @@ describe("announceWait", () => {
     const { db } = recordingDb();
     const marked = announceWait(db, job(), waitFromPostponement("upstream:ses: circuit_open", 300_000, NOW), NOW).job;
     expect(announceWait(db, marked, waitFromPostponement("upstream:ses: circuit_open", 240_000, NOW + 60_000), NOW + 60_000).statements).toHaveLength(0);
-    expect(announceWait(db, marked, waitFromPostponement("upstream:ses: circuit_open", 300_000, NOW + 301_000), NOW + 301_000).statements).toHaveLength(2);
-    expect(announceWait(db, marked, waitFromPostponement("upstream:ses: quota", 300_000, NOW + 60_000), NOW + 60_000).statements).toHaveLength(2);
+    expect(announceWait(db, marked, waitFromPostponement("upstream:ses: circuit_open", 300_000, NOW + 301_000), NOW + 301_000).statements).toHaveLength(4);
+    expect(announceWait(db, marked, waitFromPostponement("upstream:ses: quota", 300_000, NOW + 60_000), NOW + 60_000).statements).toHaveLength(4);
     expect(announceWait(db, marked, null, NOW).statements).toHaveLength(0);
   });
 });

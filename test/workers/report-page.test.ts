@@ -1,6 +1,6 @@
 /** The reporting page inside the Workers runtime: login, counts from rollups, search, timeline, forms, escaping. */
 import { describe, expect, it } from "vitest";
-import { insertMessage } from "../../src/store/messages";
+import { insertMessage, recordOutcome } from "../../src/store/messages";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routeDomain, sinkPort, startSmtp, unique, waitFor } from "./helpers";
 import { cookiesOf, login, metric } from "./report-support";
 
@@ -90,8 +90,11 @@ describe("reporting page: what happened", () => {
                 (SELECT COUNT(*) FROM recipients r JOIN messages m ON m.id = r.message_id WHERE m.tenant_id = ?1 AND r.status = 'delivered') AS delivered,
                 (SELECT COUNT(*) FROM recipients r JOIN messages m ON m.id = r.message_id WHERE m.tenant_id = ?1 AND r.final_at IS NULL) AS pending`,
       ).bind(tenantId).first<{ accepted: number; delivered: number; pending: number }>();
-      await new Promise((res) => setTimeout(res, 300));
-      return r && r.pending === 0 ? r : undefined;
+      // Outcomes are recorded as each transaction ends (issue 16), a moment before the DSN is accepted: settled
+      // means no recipient pending and no new message for a while.
+      await new Promise((res) => setTimeout(res, 1500));
+      const again = await env.DB.prepare("SELECT COUNT(*) AS n FROM messages WHERE tenant_id = ?").bind(tenantId).first<{ n: number }>();
+      return r && r.pending === 0 && again?.n === r.accepted ? r : undefined;
     }, 20_000, "every recipient final");
     const s = await login();
     const page = await (await s.get(`/dashboard?tenant=${tenantId}&window=1h`)).text();
@@ -205,9 +208,8 @@ describe("reporting page: escaping", () => {
         stream: "transactional", sizeBytes: 1, bodyKey: null, tags: [evil], metadata: {}, createdAt: now, sendAt: null,
         recipients: [{ idx: 0, address: evilAddress, domain: "evil.example", status: "queued" }],
       }),
-      env.DB.prepare("INSERT INTO events (message_id, tenant_id, recipient_idx, recipient, type, at, code, text, host) VALUES (?, ?, 0, ?, 'deferred', ?, 451, ?, ?)")
-        .bind(id, tenantId, evilAddress, now, evil, `<b>${evil}</b>`),
-      env.DB.prepare("UPDATE recipients SET status = 'deferred', last_text = ? WHERE message_id = ?").bind(evil, id),
+      // The ledger's own writer records the deferral (event, recipient state and log entry in the message row).
+      ...recordOutcome(env.DB, { messageId: id, tenantId, idx: 0, address: evilAddress, status: "deferred", at: now, attempt: 1, code: 451, text: evil, host: `<b>${evil}</b>` }),
       env.DB.prepare("INSERT INTO suppressions (tenant_id, address, scope, reason, detail, created_at) VALUES (?, ?, 'all', 'manual', ?, ?)").bind(tenantId, evilAddress, evil, now),
     ]);
     const s = await login();

@@ -19,7 +19,9 @@ const HTML = `<!doctype html><html><body>
 
 async function markDeliveredAgo(messageId: string, idx: number, ms: number): Promise<void> {
   // Humans do not click within seconds of delivery; move the delivery back so this click counts as a person's.
-  await env.DB.prepare("UPDATE recipients SET final_at = final_at - ? WHERE message_id = ? AND idx = ?").bind(ms, messageId, idx).run();
+  // The ledger keeps recipients in the message row (`rcpts`, issue 16): `f` is the recipient's final time.
+  const path = `$[${idx}].f`;
+  await env.DB.prepare("UPDATE messages SET rcpts = json_set(rcpts, ?1, json_extract(rcpts, ?1) - ?2) WHERE id = ?3").bind(path, ms, messageId).run();
 }
 
 describe("tracking end to end", () => {
@@ -93,7 +95,7 @@ describe("tracking end to end", () => {
     expect(clicked).toMatchObject({ recipient_idx: 0, recipient: rcpts[0], text: TARGET, data: { machine: false, url: TARGET, first: true, user_agent: CHROME } });
 
     // A click within seconds of delivery (recipient 1) is a scanner's.
-    await env.DB.prepare("UPDATE recipients SET final_at = ? WHERE message_id = ? AND idx = 1").bind(Date.now(), id).run();
+    await env.DB.prepare("UPDATE messages SET rcpts = json_set(rcpts, '$[1].f', ?) WHERE id = ?").bind(Date.now(), id).run();
     const scanner = await call(`/t/c/${tokens[1]!.clicks[0]}`, { headers: { "user-agent": CHROME }, redirect: "manual" });
     expect(scanner.status).toBe(302);
     const clicks = await eventsOf(env.DB, id, "clicked", 2);

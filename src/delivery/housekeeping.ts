@@ -1,0 +1,23 @@
+/**
+ * The ledger's share of the cron (issues 16 and 25): flush the outcome journal to D1 first (so the re-drive sees
+ * every 250 already received), re-drive recipients whose job was lost, expire what is past the maximum age, and
+ * prune history past the retention.
+ */
+import { loadConfig } from "../config";
+import { expireAbandonedRecipients } from "../store/housekeeping";
+import { pruneLedger } from "../store/retention";
+import { flushOutcomeJournal } from "./outcomes";
+import { redriveOverdue } from "./redrive";
+
+export async function runLedgerHousekeeping(env: Env, now = Date.now()): Promise<void> {
+  const config = loadConfig(env);
+  const unflushed = await flushOutcomeJournal(env);
+  // With outcomes still only in the journal, a re-drive could resend them: wait for D1 to take them first.
+  if (!unflushed.length) {
+    const r = await redriveOverdue(env, config.redriveGraceSeconds * 1000, config.maxMessageAgeSeconds * 1000, now);
+    if (r.messages) console.log(`re-drove ${r.messages} messages (${r.jobs} jobs) whose delivery job was lost`);
+  }
+  await expireAbandonedRecipients(env.DB, config.maxMessageAgeSeconds, now);
+  const pruned = await pruneLedger(env.DB, config.messageRetentionDays * 86_400_000, config.retentionPruneRowsPerRun, now);
+  if (pruned.messages) console.log(`pruned ${pruned.messages} messages older than the retention period`);
+}

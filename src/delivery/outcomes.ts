@@ -1,0 +1,175 @@
+/**
+ * The outcome stage of the delivery pipeline: turns what an attempt learnt into recorded outcomes (deferred past
+ * the message's age becomes expired; hard bounces suppress the address), and writes them as each transaction
+ * ends, so a consumer that dies mid-connection loses no record of a 250 already received. When the D1 write
+ * fails, the outcomes go to the outcome journal (a Durable Object's own storage) before the job is acknowledged,
+ * and the next batch with a retried job, or the cron, flushes them to D1: a delivered recipient is never sent twice.
+ */
+import type { RelayConfig } from "../config";
+import type { DomainGate } from "../gate/domain-gate";
+import { outcomeStatements, outcomesByMessage, type RecipientOutcome } from "../store/messages";
+import { addSuppressionStatement, type Suppression } from "../store/suppressions";
+import { isHardAddressBounce, retryDelaySeconds } from "./retry";
+import type { Attempted, Work } from "./work";
+
+/** The Durable Object (a DomainGate instance of its own) that holds the outcome journal. */
+export const OUTCOME_JOURNAL = "ledger:outcome-journal";
+/** Journal entries flushed to D1 per call. */
+const JOURNAL_FLUSH_LIMIT = 500;
+
+/** One outcome to record, with the suppression a hard bounce adds. */
+export interface PendingOutcome {
+  outcome: RecipientOutcome;
+  suppression?: Suppression;
+}
+
+function journal(env: Env): DurableObjectStub<DomainGate> {
+  return env.DOMAIN_GATE.get(env.DOMAIN_GATE.idFromName(OUTCOME_JOURNAL));
+}
+
+function dsnStatus(a: Attempted | undefined, expired: boolean): string {
+  if (a?.enhanced) return a.enhanced;
+  if (expired) return "4.4.7";
+  return a?.code && a.code >= 500 ? "5.0.0" : "4.0.0";
+}
+
+/** The retry schedule and deadline of a job (its route's overrides, else the relay's). */
+export function limitsOf(config: RelayConfig, w: Work): { deadline: number; schedule: number[] } {
+  const route = w.routes[0];
+  return {
+    deadline: w.job.acceptedAt + (route?.maxMessageAgeSeconds ?? config.maxMessageAgeSeconds) * 1000,
+    schedule: route?.retryScheduleSeconds ?? config.retryScheduleSeconds,
+  };
+}
+
+/** Decides the outcome of one attempted recipient, and notes retries and DSN lines on the work. */
+function decideOne(config: RelayConfig, w: Work, r: { idx: number; address: string }, a: Attempted, now: number): PendingOutcome {
+  const { deadline, schedule } = limitsOf(config, w);
+  const attempt = w.job.attempt + 1;
+  let status: RecipientOutcome["status"] = a.status;
+  let nextAttemptAt: number | null = null;
+  if (a.status === "deferred" && now >= deadline) status = "expired";
+  else if (a.status === "deferred") {
+    const d = Math.max(1, Math.min(a.hintSeconds ?? retryDelaySeconds(schedule, attempt), Math.ceil((deadline - now) / 1000)));
+    w.delaySeconds = Math.max(w.delaySeconds, d);
+    nextAttemptAt = now + d * 1000;
+    w.deferred.push(r);
+  }
+  const text = withTlsNote(status === "expired" ? `expired after ${Math.round((now - w.job.acceptedAt) / 1000)} s; last: ${a.text}` : a.text, w.tlsNote);
+  const outcome: RecipientOutcome = {
+    messageId: w.job.messageId,
+    tenantId: w.job.tenantId,
+    idx: r.idx,
+    address: r.address,
+    status,
+    at: now,
+    attempt,
+    code: a.code ?? null,
+    enhanced: a.enhanced ?? null,
+    text,
+    host: a.host ?? null,
+    tls: a.tls ?? null,
+    latencyMs: a.latencyMs ?? null,
+    seq: a.seq ?? null,
+    nextAttemptAt,
+  };
+  if (status === "bounced" || status === "expired") {
+    w.expiredAny ||= status === "expired";
+    w.dsn.push({
+      address: r.address,
+      action: "failed",
+      status: dsnStatus(a, status === "expired"),
+      remoteMta: a.host ? a.host.replace(/:\d+.*$/, "") : null,
+      diagnostic: a.code ? `smtp; ${a.code}${a.enhanced ? ` ${a.enhanced}` : ""} ${a.text}` : `x-edge-relay; ${a.text}`,
+      lastAttemptAt: now,
+      reason: status === "expired" ? `delivery time expired (${a.text})` : a.text,
+    });
+  }
+  if (status !== "bounced" || !isHardAddressBounce(a.code, a.enhanced, a.command)) return { outcome };
+  const detail = [a.code, a.enhanced, a.text].filter((x) => x !== undefined).join(" ").slice(0, 500);
+  return { outcome, suppression: { tenantId: w.job.tenantId, address: r.address, scope: "all", reason: "hard_bounce", detail, messageId: w.job.messageId, createdAt: now } };
+}
+
+/** Outcomes of recipients nobody tried whose time is up: expired, with a DSN line each. */
+function expireUntried(config: RelayConfig, w: Work, now: number): PendingOutcome[] {
+  if (!w.notAttempted.length || now < limitsOf(config, w).deadline) return [];
+  w.expiredAny = true;
+  return w.notAttempted.map((r) => {
+    w.dsn.push({ address: r.address, action: "failed", status: "4.4.7", lastAttemptAt: now, reason: `delivery time expired (${w.notAttemptedWhy})` });
+    return {
+      outcome: { messageId: w.job.messageId, tenantId: w.job.tenantId, idx: r.idx, address: r.address, status: "expired", at: now, attempt: w.job.attempt, enhanced: "4.4.7", text: `expired before a delivery slot was free (${w.notAttemptedWhy})` },
+    };
+  });
+}
+
+/** The outcomes of a work item not recorded yet (attempted recipients; with `final`, also expired untried ones). */
+export function newOutcomes(config: RelayConfig, w: Work, now: number, final: boolean): PendingOutcome[] {
+  const out: PendingOutcome[] = [];
+  for (const r of w.pending) {
+    const a = w.results.get(r.idx);
+    if (!a || w.recorded.has(r.idx)) continue;
+    w.recorded.add(r.idx);
+    out.push(decideOne(config, w, r, a, now));
+  }
+  if (final) {
+    const untried = expireUntried(config, w, now).filter((p) => !w.recorded.has(p.outcome.idx));
+    for (const p of untried) w.recorded.add(p.outcome.idx);
+    out.push(...untried);
+  }
+  return out;
+}
+
+function statementsOf(db: D1Database, items: PendingOutcome[]): D1PreparedStatement[] {
+  const stmts = outcomesByMessage(items.map((p) => p.outcome)).flatMap((group) => outcomeStatements(db, group));
+  for (const p of items) if (p.suppression) stmts.push(addSuppressionStatement(db, p.suppression));
+  return stmts;
+}
+
+/** D1 statements per batch call. */
+const D1_BATCH_STATEMENTS = 100;
+
+/**
+ * Writes outcomes to D1; if that fails, to the outcome journal. Throws only when both fail (the job is then
+ * retried and nothing was acknowledged).
+ */
+export async function writeOutcomes(env: Env, items: PendingOutcome[]): Promise<"d1" | "journal" | "none"> {
+  if (!items.length) return "none";
+  const stmts = statementsOf(env.DB, items);
+  try {
+    for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
+    return "d1";
+  } catch (e) {
+    console.error("outbox: D1 refused outcomes; keeping them in the outcome journal", e);
+    await journal(env).journalPut(items.map((p) => ({ key: journalKey(p.outcome), value: JSON.stringify(p) })));
+    return "journal";
+  }
+}
+
+function journalKey(o: RecipientOutcome): string {
+  return `${o.at.toString(36).padStart(9, "0")}|${o.tenantId ?? ""}|${o.messageId}|${o.idx}`;
+}
+
+/**
+ * Moves journal entries to D1 (outcomes are idempotent: a recipient already final is left alone). Returns the
+ * outcomes still only in the journal (D1 still failing), which callers must treat as recorded.
+ */
+export async function flushOutcomeJournal(env: Env): Promise<RecipientOutcome[]> {
+  const stub = journal(env);
+  const entries = await stub.journalList(JOURNAL_FLUSH_LIMIT);
+  if (!entries.length) return [];
+  const items = entries.map((e) => JSON.parse(e.value) as PendingOutcome);
+  try {
+    const stmts = statementsOf(env.DB, items);
+    for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
+  } catch (e) {
+    console.error("outcome journal: D1 still refuses the outcomes; they stay in the journal", e);
+    return items.map((p) => p.outcome);
+  }
+  await stub.journalDelete(entries.map((e) => e.key));
+  return [];
+}
+
+/** The event text with the TLS policy that applied (REQUIRETLS, MTA-STS mode and id), unless it already says so. */
+function withTlsNote(text: string, note: string | undefined): string {
+  return note && !text.includes(note) ? `${text} [${note}]` : text;
+}
