@@ -32,6 +32,7 @@ import {
   type InboundOutcome,
   type RecipientRef,
   type ReportedComplaint,
+  type ReportedDelay,
 } from "../store/inbound";
 import type { SuppressionReason } from "../store/suppressions";
 
@@ -162,26 +163,26 @@ async function applyDelay(
 ): Promise<ReportOutcome> {
   const a = await attribute(db, report, r.address, c, tokenRef, auth);
   if ("miss" in a) return { kind: "delay_notice", outcome: a.miss, tenantId: knownTenant, messageId: null, detail: `${r.address} ${r.status} ${r.reason}: not final; ${a.why}` };
-  const recorded = await recordDelayWarning(
-    db,
-    a.ref,
-    {
-      status: r.status,
-      replyCode: r.replyCode && /^\d{3}$/.test(r.replyCode) ? Number(r.replyCode) : null,
-      text: r.remoteReply ?? r.diagnosticCode ?? null,
-      reason: r.reason,
-      reportedAddress: r.address,
-      remoteMta: r.remoteMta ?? null,
-      attribution: a.how,
-    },
-    c.now,
-  );
+  const recorded = await recordDelayWarning(db, a.ref, reportedOf(r, a.how), c.now);
   return {
     kind: "delay_notice",
     outcome: recorded ? "recorded" : "duplicate",
     tenantId: a.ref.tenantId,
     messageId: a.ref.messageId,
     detail: `${a.ref.address} ${r.status} ${r.reason}: delay warning, not final (by ${a.how})`,
+  };
+}
+
+/** What the report says of one recipient, in the form the store records (bounce or delay warning alike). */
+function reportedOf(r: BounceRecipient, attribution: string): ReportedDelay {
+  return {
+    status: r.status,
+    replyCode: r.replyCode && /^\d{3}$/.test(r.replyCode) ? Number(r.replyCode) : null,
+    text: r.remoteReply ?? r.diagnosticCode ?? null,
+    reason: r.reason,
+    reportedAddress: r.address,
+    remoteMta: r.remoteMta ?? null,
+    attribution,
   };
 }
 
@@ -194,8 +195,7 @@ export async function applyReport(db: D1Database, raw: Uint8Array, c: ReportCont
   const out: ReportOutcome[] = [];
 
   if (report.kind === "bounce" || report.kind === "delayed") {
-    const failures = report.recipients.length ? report.recipients : [];
-    for (const r of failures) {
+    for (const r of report.recipients) {
       if (r.action === "delayed" || report.kind === "delayed") {
         out.push(await applyDelay(db, report, r, c, tokenRef, auth, knownTenant));
         continue;
@@ -205,21 +205,7 @@ export async function applyReport(db: D1Database, raw: Uint8Array, c: ReportCont
         out.push({ kind: "bounce", outcome: a.miss, tenantId: knownTenant, messageId: null, detail: `${r.address} ${r.status} ${r.reason}: ${a.why}` });
         continue;
       }
-      const recorded = await recordAsyncBounce(
-        db,
-        a.ref,
-        {
-          status: r.status,
-          replyCode: r.replyCode && /^\d{3}$/.test(r.replyCode) ? Number(r.replyCode) : null,
-          text: r.remoteReply ?? r.diagnosticCode ?? null,
-          reason: r.reason,
-          hard: r.hard,
-          reportedAddress: r.address,
-          remoteMta: r.remoteMta ?? null,
-          attribution: a.how,
-        },
-        c.now,
-      );
+      const recorded = await recordAsyncBounce(db, a.ref, { ...reportedOf(r, a.how), hard: r.hard }, c.now);
       out.push({
         kind: "bounce",
         outcome: recorded ? "recorded" : "duplicate",

@@ -264,15 +264,8 @@ export async function recordComplaint(db: D1Database, ref: RecipientRef, c: Repo
 }
 
 /** What a delay warning says about one recipient. */
-export interface ReportedDelay {
-  status: string;
-  replyCode: number | null;
-  text: string | null;
-  reason: string;
-  reportedAddress: string;
-  remoteMta: string | null;
-  attribution: string;
-}
+/** What a delay warning says of one recipient: a reported failure that is not final, so neither hard nor soft. */
+export type ReportedDelay = Omit<ReportedFailure, "hard">;
 
 /** A repeated warning (Email Routing retry, the same notice twice) within this window writes no second event. */
 export const DELAY_EVENT_DEDUP_MS = 60 * 60 * 1000;
