@@ -8,6 +8,7 @@ import { enqueueJobs } from "../delivery/enqueue";
 import type { DeliveryJob } from "../delivery/job";
 import { bounceDomainFor, encodeReturnPath } from "../mime/return-path";
 import { newId } from "../store/ids";
+import { scheduleJobs } from "../store/scheduled";
 import { insertMessage, recordOutcome, type RecipientStatus } from "../store/messages";
 import { checkBodyKeys, inlineBodyLimit, putStoredBody, sealInlineBody } from "../store/body-crypto";
 import { pendingWork } from "../delivery/redrive";
@@ -150,9 +151,7 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
   if (jobs.length) {
     try {
       if (delaySeconds > MAX_QUEUE_DELAY_SECONDS) {
-        await env.DB.batch(
-          jobs.map((j) => env.DB.prepare("INSERT INTO scheduled_jobs (message_id, release_at, job) VALUES (?, ?, ?)").bind(id, input.sendAt!, JSON.stringify(j))),
-        );
+        await scheduleJobs(env.DB, id, input.sendAt!, jobs);
       } else {
         // Transactional jobs go to their own queue (issue 12).
         await enqueueJobs(env, jobs.map((body) => ({ body, delaySeconds })));

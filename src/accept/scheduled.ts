@@ -7,20 +7,19 @@ import { enqueueJobs } from "../delivery/enqueue";
 import type { DeliveryJob } from "../delivery/job";
 import { expireIdempotencyKeys } from "../store/idempotency";
 import { expireRateCounters } from "../store/keys";
+import { deleteScheduledJobs, dueScheduledJobs } from "../store/scheduled";
 
 /** Enqueues due scheduled jobs; returns how many were released. */
 export async function releaseScheduledJobs(env: Env, now = Date.now()): Promise<number> {
   // Release a little before the limit so a job never needs a delay above MAX_QUEUE_DELAY_SECONDS.
   const horizon = now + (MAX_QUEUE_DELAY_SECONDS - 600) * 1000;
-  const { results } = await env.DB.prepare("SELECT id, release_at, job FROM scheduled_jobs WHERE release_at <= ? ORDER BY release_at LIMIT 100")
-    .bind(horizon)
-    .all<{ id: number; release_at: number; job: string }>();
+  const results = await dueScheduledJobs(env.DB, horizon);
   if (!results.length) return 0;
   await enqueueJobs(
     env,
     results.map((r) => ({ body: JSON.parse(r.job) as DeliveryJob, delaySeconds: Math.max(0, Math.ceil((r.release_at - now) / 1000)) })),
   );
-  await env.DB.batch(results.map((r) => env.DB.prepare("DELETE FROM scheduled_jobs WHERE id = ?").bind(r.id)));
+  await deleteScheduledJobs(env.DB, results.map((r) => r.id));
   return results.length;
 }
 

@@ -10,7 +10,8 @@
  */
 import { loadConfig, MAX_QUEUE_DELAY_SECONDS, type RelayConfig } from "../config";
 import { acceptMessage } from "../accept/accept";
-import { parseRecipients, recordOutcome } from "../store/messages";
+import { recordOutcome } from "../store/messages";
+import { finalStateOf, openRecipientCount, touchDueAt } from "../store/delivery-state";
 import { findRoutes } from "../store/routes";
 import { composeDsn, type DsnRecipient } from "./dsn";
 import { deliverDestination, GATE_HORIZON_MS, MAX_CONNECTIONS_PER_INVOCATION, Semaphore } from "./lanes";
@@ -57,19 +58,7 @@ async function finalRecipients(env: Env, work: Work[]): Promise<{ done: Set<stri
   }
   const byTenant = new Map<string, Set<string>>();
   for (const w of work) byTenant.set(w.job.tenantId, (byTenant.get(w.job.tenantId) ?? new Set()).add(w.job.messageId));
-  for (const [tenant, set] of byTenant) {
-    const ids = [...set];
-    for (let i = 0; i < ids.length; i += 90) {
-      const chunk = ids.slice(i, i + 90);
-      const { results } = await env.DB.prepare(`SELECT id, rcpts, due_at FROM messages WHERE tenant_id = ? AND id IN (${chunk.map(() => "?").join(",")})`)
-        .bind(tenant, ...chunk)
-        .all<{ id: string; rcpts: string; due_at: number | null }>();
-      for (const r of results) {
-        dueAt.set(`${tenant}|${r.id}`, r.due_at);
-        parseRecipients(r.rcpts).forEach((x, idx) => x.f !== undefined && x.f !== null && done.add(`${r.id}|${idx}`));
-      }
-    }
-  }
+  for (const [tenant, set] of byTenant) await finalStateOf(env.DB, tenant, [...set], done, dueAt);
   return { done, dueAt };
 }
 
@@ -87,11 +76,13 @@ async function touchWaiting(env: Env, config: RelayConfig, work: Work[], dueAt: 
     if (w.notAttempted.some((r) => !w.recorded.has(r.idx)) && due !== null && due !== undefined && due < stale) keys.add(k);
   }
   if (!keys.size) return;
-  await env.DB.batch(
+  await touchDueAt(
+    env.DB,
     [...keys].map((k) => {
       const [tenantId, id] = k.split("|") as [string, string];
-      return env.DB.prepare("UPDATE messages SET due_at = MAX(COALESCE(due_at, 0), ?) WHERE tenant_id = ? AND id = ? AND open > 0").bind(now, tenantId, id);
+      return { tenantId, id };
     }),
+    now,
   );
 }
 
@@ -334,9 +325,7 @@ async function deleteFinishedBodies(env: Env, work: Work[]): Promise<void> {
   for (const w of work) if (w.job.bodyKey && w.results.size) messages.add(`${w.job.tenantId}|${w.job.messageId}`);
   for (const key of messages) {
     const [tenantId, messageId] = key.split("|") as [string, string];
-    const row = await env.DB.prepare("SELECT json_array_length(rcpts) AS n, open FROM messages WHERE tenant_id = ? AND id = ?")
-      .bind(tenantId, messageId)
-      .first<{ n: number; open: number }>();
+    const row = await openRecipientCount(env.DB, tenantId, messageId);
     if (!row || row.open > 0) continue;
     const keys = [`bodies/${messageId}`, ...Array.from({ length: row.n }, (_, idx) => `bodies/${messageId}/${idx}`)];
     // R2 deletes up to 1,000 keys per call.

@@ -5,6 +5,7 @@
  * Node too. The cache is D1 (`mta_sts_policies`, one row per domain, rewritten only when the policy changes or
  * expires) behind a per-isolate map, so a busy destination costs no D1 read per batch.
  */
+import { loadMtaStsPolicy, saveMtaStsPolicy } from "../store/mta-sts";
 
 export type MtaStsMode = "enforce" | "testing" | "none";
 
@@ -160,24 +161,8 @@ export async function fetchPolicyText(urlTemplate: string, domain: string, fetch
 
 /** The D1 cache: `mta_sts_policies`. */
 export const d1PolicyCache = (db: D1Database): Pick<MtaStsDeps, "load" | "save"> => ({
-  async load(domain) {
-    const row = await db
-      .prepare("SELECT policy_id, mode, mx, max_age, expires_at FROM mta_sts_policies WHERE domain = ?")
-      .bind(domain)
-      .first<{ policy_id: string; mode: MtaStsMode; mx: string; max_age: number; expires_at: number }>();
-    if (!row) return null;
-    return { policy: { id: row.policy_id, mode: row.mode, mx: JSON.parse(row.mx) as string[], maxAgeSeconds: row.max_age }, expiresAt: row.expires_at };
-  },
-  async save(domain, cached, fetchedAt) {
-    await db
-      .prepare(
-        `INSERT INTO mta_sts_policies (domain, policy_id, mode, mx, max_age, fetched_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (domain) DO UPDATE SET policy_id = excluded.policy_id, mode = excluded.mode, mx = excluded.mx,
-           max_age = excluded.max_age, fetched_at = excluded.fetched_at, expires_at = excluded.expires_at`,
-      )
-      .bind(domain, cached.policy.id, cached.policy.mode, JSON.stringify(cached.policy.mx), cached.policy.maxAgeSeconds, fetchedAt, cached.expiresAt)
-      .run();
-  },
+  load: (domain) => loadMtaStsPolicy(db, domain),
+  save: (domain, cached, fetchedAt) => saveMtaStsPolicy(db, domain, cached, fetchedAt),
 });
 
 function errorText(e: unknown): string {

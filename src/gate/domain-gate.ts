@@ -19,6 +19,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { DEFAULT_GATE_POLICY, mergePolicy, type GatePolicy } from "./policy";
 import { meterDurableObjectStorage } from "../metering";
+import { deleteJournalEntries, listJournalEntries, loadGateState, putJournalEntries, saveGateState } from "../store/gate-state";
 
 export { DEFAULT_GATE_POLICY, type GatePolicy } from "./policy";
 
@@ -192,11 +193,10 @@ export class DomainGate extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     meterDurableObjectStorage(ctx, env, "DomainGate"); // counts SQLite rows for the cost benchmark when METERING=1
-    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS gate_state (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
-    const row = ctx.storage.sql.exec<{ v: string }>("SELECT v FROM gate_state WHERE k = 'state'").toArray()[0];
+    const row = loadGateState(ctx.storage.sql);
     // State saved before streams existed lacks their fields.
     this.s = row
-      ? { ...STREAM_DEFAULTS, ...(JSON.parse(row.v) as Persisted) }
+      ? { ...STREAM_DEFAULTS, ...(JSON.parse(row) as Persisted) }
       : {
           ...STREAM_DEFAULTS,
           destination: "",
@@ -360,24 +360,17 @@ export class DomainGate extends DurableObject<Env> {
    * retried or re-driven job never sends a recipient twice. Only written when D1 fails, so it costs nothing else.
    */
   async journalPut(entries: { key: string; value: string }[]): Promise<void> {
-    this.ensureJournal();
-    for (const e of entries) this.ctx.storage.sql.exec("INSERT OR REPLACE INTO outcome_journal (k, v) VALUES (?, ?)", e.key, e.value);
+    putJournalEntries(this.ctx.storage.sql, entries);
   }
 
   /** Journal entries, oldest key first, at most `limit`. */
   async journalList(limit: number): Promise<{ key: string; value: string }[]> {
-    this.ensureJournal();
-    return this.ctx.storage.sql.exec<{ k: string; v: string }>("SELECT k, v FROM outcome_journal ORDER BY k LIMIT ?", limit).toArray().map((r) => ({ key: r.k, value: r.v }));
+    return listJournalEntries(this.ctx.storage.sql, limit);
   }
 
   /** Drops journal entries D1 now has. */
   async journalDelete(keys: string[]): Promise<void> {
-    this.ensureJournal();
-    for (const k of keys) this.ctx.storage.sql.exec("DELETE FROM outcome_journal WHERE k = ?", k);
-  }
-
-  private ensureJournal(): void {
-    this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS outcome_journal (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
+    deleteJournalEntries(this.ctx.storage.sql, keys);
   }
 
   /** The gate's current state for the admin API. */
@@ -552,10 +545,6 @@ export class DomainGate extends DurableObject<Env> {
   }
 
   private save(): void {
-    // Updated in place: one row written. INSERT OR REPLACE deletes and reinserts the row and its key's index
-    // entry, four billed rows per call (issue 16).
-    const v = JSON.stringify(this.s);
-    const updated = this.ctx.storage.sql.exec("UPDATE gate_state SET v = ? WHERE k = 'state'", v).rowsWritten;
-    if (!updated) this.ctx.storage.sql.exec("INSERT INTO gate_state (k, v) VALUES ('state', ?)", v);
+    saveGateState(this.ctx.storage.sql, JSON.stringify(this.s));
   }
 }

@@ -28,6 +28,7 @@ import {
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { limitParam, stringParam } from "./request";
+import { tenantExists } from "../store/tenants";
 
 const DOMAIN = /^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const TENANT = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -109,7 +110,7 @@ adminReputation.post("/admin/reputation/subjects", async (c) => {
   if (label === undefined) throw new ApiError(400, "invalid_field", "label must be a string of at most 100 characters (e.g. the route name)", "label");
   const tenantId = b.tenant_id === undefined || b.tenant_id === null ? null : typeof b.tenant_id === "string" && TENANT.test(b.tenant_id) ? b.tenant_id : undefined;
   if (tenantId === undefined) throw new ApiError(400, "invalid_field", "tenant_id must be a tenant id", "tenant_id");
-  if (tenantId && !(await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(tenantId).first())) throw new ApiError(404, "not_found", "no such tenant", "tenant_id");
+  if (tenantId && !(await tenantExists(c.env.DB, tenantId))) throw new ApiError(404, "not_found", "no such tenant", "tenant_id");
   await putSubject(c.env.DB, { subject, kind, source: "operator", label, tenant_id: tenantId });
   return c.json({ subject, kind, label, tenant_id: tenantId }, 201);
 });

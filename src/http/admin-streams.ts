@@ -9,6 +9,7 @@ import { releaseParkedJobs, streamGateKey } from "../delivery/streams";
 import { countParkedJobs, getStreamSettings, setStreamLimits, setStreamPaused, STREAMS } from "../store/streams";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
+import { tenantExists } from "../store/tenants";
 
 export const adminStreams = new Hono<AppEnv>();
 adminStreams.use("/admin/tenants/:id/streams", requireAdmin);
@@ -18,7 +19,7 @@ async function target(c: Context<AppEnv>): Promise<{ tenantId: string; stream: S
   const tenantId = c.req.param("id") ?? "";
   const raw = c.req.param("stream");
   if (raw !== undefined && !(STREAMS as readonly string[]).includes(raw)) throw new ApiError(400, "invalid_field", 'stream must be "transactional" or "broadcast"', "stream");
-  const exists = await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(tenantId).first();
+  const exists = await tenantExists(c.env.DB, tenantId);
   if (!exists) throw new ApiError(404, "not_found", "no such tenant");
   return { tenantId, stream: (raw as Stream | undefined) ?? null };
 }

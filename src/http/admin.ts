@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, removeSenderDomain, updateTenant } from "../store/keys";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
+import { revokeApiKey, tenantExists } from "../store/tenants";
 
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 
@@ -42,15 +43,14 @@ admin.post("/admin/tenants", async (c) => {
 admin.post("/admin/tenants/:id/keys", async (c) => {
   const b = await json(c.req.raw);
   const tenantId = c.req.param("id");
-  const exists = await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(tenantId).first();
+  const exists = await tenantExists(c.env.DB, tenantId);
   if (!exists) throw new ApiError(404, "not_found", "no such tenant");
   const { id, key } = await createApiKey(c.env.DB, tenantId, typeof b.name === "string" ? b.name : null);
   return c.json({ id, key, note: "store this key now: only its hash is kept" }, 201);
 });
 
 admin.delete("/admin/keys/:id", async (c) => {
-  const r = await c.env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").bind(Date.now(), c.req.param("id")).run();
-  if (!r.meta.changes) throw new ApiError(404, "not_found", "no such active key");
+  if (!(await revokeApiKey(c.env.DB, c.req.param("id")))) throw new ApiError(404, "not_found", "no such active key");
   return c.json({ id: c.req.param("id"), revoked: true });
 });
 

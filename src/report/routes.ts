@@ -28,6 +28,7 @@ import {
   type DashEnv,
 } from "./session";
 import { DASHBOARD_CSS } from "./styles";
+import { tenantExists } from "../store/tenants";
 
 const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/;
@@ -197,7 +198,7 @@ dashboard.post("/dashboard/suppressions", async (c) => {
   const address = field(form, "address").toLowerCase();
   const scope = field(form, "scope") as SuppressionScope;
   const reason = (field(form, "reason") || "manual") as SuppressionReason;
-  const known = TENANT_ID.test(tenantId) && (await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(tenantId).first());
+  const known = TENANT_ID.test(tenantId) && (await tenantExists(c.env.DB, tenantId));
   if (!known || address.length > 320 || !ADDRESS.test(address) || !SUPPRESSION_SCOPES.includes(scope) || !SUPPRESSION_REASONS.includes(reason)) {
     return backToSuppressions(c, form, "invalid");
   }

@@ -7,6 +7,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { sha256Hex, timingSafeEqualText } from "../store/keys";
+import { dashboardSessionCsrf, deleteDashboardSession, insertDashboardSession } from "../store/sessions";
 import { accessSettings, verifyAccessJwt } from "./access";
 
 export const SESSION_COOKIE = "__Host-er_session";
@@ -38,31 +39,21 @@ export async function isAdminToken(env: Env, presented: string): Promise<boolean
 /** Opens a session: stores the hash of a new cookie value with a fresh CSRF token, sets the cookie. */
 export async function openSession(c: Context<DashEnv>, now = Date.now()): Promise<void> {
   const id = randomToken();
-  await c.env.DB.batch([
-    c.env.DB.prepare("DELETE FROM dashboard_sessions WHERE expires_at < ?").bind(now),
-    c.env.DB.prepare("INSERT INTO dashboard_sessions (id_hash, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?)").bind(
-      await sha256Hex(id),
-      randomToken(),
-      now,
-      now + SESSION_TTL_MS,
-    ),
-  ]);
+  await insertDashboardSession(c.env.DB, await sha256Hex(id), randomToken(), now, now + SESSION_TTL_MS);
   setCookie(c, SESSION_COOKIE, id, cookieOptions(SESSION_TTL_MS / 1000));
 }
 
 export async function closeSession(c: Context<DashEnv>): Promise<void> {
   const id = getCookie(c, SESSION_COOKIE);
-  if (id) await c.env.DB.prepare("DELETE FROM dashboard_sessions WHERE id_hash = ?").bind(await sha256Hex(id)).run();
+  if (id) await deleteDashboardSession(c.env.DB, await sha256Hex(id));
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: true });
 }
 
 async function cookieSession(c: Context<DashEnv>, now: number): Promise<DashboardSession | null> {
   const id = getCookie(c, SESSION_COOKIE);
   if (!id || id.length > 100) return null;
-  const row = await c.env.DB.prepare("SELECT csrf_token FROM dashboard_sessions WHERE id_hash = ? AND expires_at > ?")
-    .bind(await sha256Hex(id), now)
-    .first<{ csrf_token: string }>();
-  return row ? { via: "cookie", csrf: row.csrf_token, who: "admin" } : null;
+  const csrf = await dashboardSessionCsrf(c.env.DB, await sha256Hex(id), now);
+  return csrf !== null ? { via: "cookie", csrf, who: "admin" } : null;
 }
 
 /** CSRF token of an Access identity: an HMAC of its subject under the deployment's secret. */

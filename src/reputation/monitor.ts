@@ -22,7 +22,7 @@ import {
   type CheckRow,
   type ReputationEventRow,
 } from "../store/reputation";
-import { parseEventTypes } from "../store/webhooks";
+import { allEnabledWebhooks, parseEventTypes } from "../store/webhooks";
 import type { WebhookJob } from "../webhooks/emit";
 import type { WebhookPayload } from "../webhooks/events";
 
@@ -207,7 +207,7 @@ function payloadFor(hookId: string, tenantId: string, e: ReputationEventRow): We
 export async function emitReputationWebhooks(env: Env, now = Date.now()): Promise<number> {
   const events = await pendingReputationEvents(env.DB);
   if (!events.length) return 0;
-  const hooks = (await env.DB.prepare("SELECT id, tenant_id, event_types FROM webhooks WHERE disabled_at IS NULL").all<{ id: string; tenant_id: string; event_types: string }>()).results;
+  const hooks = await allEnabledWebhooks(env.DB);
   const jobs: WebhookJob[] = [];
   for (const e of events) {
     for (const h of hooks) {

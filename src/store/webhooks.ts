@@ -194,3 +194,9 @@ export async function latestAttempts(
   const { results } = await stmt.all<AttemptRow>();
   return results;
 }
+
+/** Every enabled endpoint (id, tenant, subscribed types), for relay-wide events such as reputation listings. */
+export async function allEnabledWebhooks(db: D1Database): Promise<Pick<WebhookRow, "id" | "tenant_id" | "event_types">[]> {
+  const { results } = await db.prepare("SELECT id, tenant_id, event_types FROM webhooks WHERE disabled_at IS NULL").all<Pick<WebhookRow, "id" | "tenant_id" | "event_types">>();
+  return results;
+}

@@ -6,6 +6,7 @@ import { requireAdmin, type AppEnv } from "../http/auth";
 import { ApiError } from "../http/errors";
 import { createWebhook, deleteWebhook, getWebhook, latestAttempts, listWebhooks, newWebhookSecret, updateWebhook, webhookView } from "../store/webhooks";
 import { WEBHOOK_EVENT_TYPES } from "./events";
+import { tenantExists } from "../store/tenants";
 
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
@@ -68,7 +69,7 @@ webhookAdmin.use("/admin/webhooks/*", requireAdmin);
 webhookAdmin.post("/admin/webhooks", async (c) => {
   const b = await body(c.req.raw);
   if (typeof b.tenant_id !== "string") throw new ApiError(400, "missing_field", "tenant_id is required", "tenant_id");
-  const tenant = await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(b.tenant_id).first();
+  const tenant = await tenantExists(c.env.DB, b.tenant_id);
   if (!tenant) throw new ApiError(404, "not_found", "no such tenant", "tenant_id");
   const row = await createWebhook(c.env.DB, {
     tenantId: b.tenant_id,

@@ -6,12 +6,8 @@
  * ids, so a receiver can drop the rare duplicate (delivery is at least once).
  */
 import { enabledWebhooksOf, parseEventTypes } from "../store/webhooks";
-import type { EventRow as StoredEventRow } from "../store/messages";
-import { FEED_COLUMNS, FEED_FROM } from "../store/feed";
+import { countEnabledWebhooks, emissionRange, feedEventsBetween, newestEventId, releaseEmissionLease, takeEmissionLease, type FeedEventRow as EventRow } from "../store/webhook-emission";
 import type { WebhookPayload } from "./events";
-
-/** The columns of an event that a webhook carries. */
-type EventRow = Omit<StoredEventRow, "recipient_idx" | "seq">;
 
 export interface WebhookJob {
   v: 1;
@@ -60,13 +56,7 @@ function payloadOf(webhookId: string, e: EventRow & { tenant_id: string }): Webh
 
 /** The jobs for a range of events: one per (event, enabled endpoint of its tenant subscribed to its type). */
 export async function webhookJobsFor(db: D1Database, lo: number, hi: number): Promise<WebhookJob[]> {
-  const { results } = await db
-    .prepare(
-      `SELECT ${FEED_COLUMNS} FROM ${FEED_FROM} WHERE e.id > ? AND e.id <= ? ORDER BY e.id, k.column1`,
-    )
-    .bind(lo, hi)
-    .all<EventRow>();
-  const events = results.filter((e): e is EventRow & { tenant_id: string } => e.tenant_id !== null);
+  const events = (await feedEventsBetween(db, lo, hi)).filter((e): e is EventRow & { tenant_id: string } => e.tenant_id !== null);
   const hooks = await enabledWebhooksOf(db, [...new Set(events.map((e) => e.tenant_id))]);
   const jobs: WebhookJob[] = [];
   for (const e of events) {
@@ -94,34 +84,16 @@ const LEASE_MS = 120_000;
 export async function emitNewEvents(env: Env, maxPasses = 10, now = Date.now()): Promise<number> {
   const db = env.DB;
   let sent = 0;
+  let hooks: number | undefined;
   for (let pass = 0; pass < maxPasses; pass++) {
-    const top = await db.prepare("SELECT MAX(id) AS top FROM events").first<{ top: number | null }>();
-    const [, lease] = await db.batch([
-      db.prepare("DELETE FROM report_watermarks WHERE name = 'webhooks:lease' AND updated_at <= ?").bind(now - LEASE_MS),
-      // No 'webhooks' row: no endpoint was ever created (createWebhook starts the watermark at the newest event).
-      db
-        .prepare(
-          `INSERT OR IGNORE INTO report_watermarks (name, last_event_id, updated_at)
-           SELECT 'webhooks:lease', MIN(w.last_event_id + ?, ?), ? FROM report_watermarks w
-            WHERE w.name = 'webhooks' AND w.last_event_id < ?`,
-        )
-        .bind(EMIT_PASS_EVENTS, top?.top ?? 0, now, top?.top ?? 0),
-    ]);
-    if (!lease?.meta.changes) return sent;
-    const range = await db
-      .prepare(
-        `SELECT w.last_event_id AS lo, l.last_event_id AS hi, (SELECT COUNT(*) FROM webhooks WHERE disabled_at IS NULL) AS hooks
-           FROM report_watermarks w, report_watermarks l WHERE w.name = 'webhooks' AND l.name = 'webhooks:lease'`,
-      )
-      .first<{ lo: number; hi: number; hooks: number }>();
+    const top = await newestEventId(db);
+    if (!(await takeEmissionLease(db, EMIT_PASS_EVENTS, top, now, LEASE_MS))) return sent;
+    const range = await emissionRange(db);
     if (!range) return sent;
-    const release = (advance: boolean) =>
-      db.batch([
-        ...(advance ? [db.prepare("UPDATE report_watermarks SET last_event_id = ?, updated_at = ? WHERE name = 'webhooks' AND last_event_id = ?").bind(range.hi, now, range.lo)] : []),
-        db.prepare("DELETE FROM report_watermarks WHERE name = 'webhooks:lease' AND last_event_id = ? AND updated_at = ?").bind(range.hi, now),
-      ]);
+    const release = (advance: boolean) => releaseEmissionLease(db, range, advance, now);
+    hooks ??= await countEnabledWebhooks(env.DB);
     try {
-      const jobs = range.hooks ? await webhookJobsFor(db, range.lo, range.hi) : [];
+      const jobs = hooks ? await webhookJobsFor(db, range.lo, range.hi) : [];
       for (let i = 0; i < jobs.length; i += SEND_BATCH_MAX) {
         await env.WEBHOOKS.sendBatch(jobs.slice(i, i + SEND_BATCH_MAX).map((body) => ({ body, contentType: "json" as const })));
       }

@@ -1,0 +1,12 @@
+/** Small control-plane reads and writes on tenants and their keys that the admin routes need. */
+
+/** True when a tenant with this id exists. */
+export async function tenantExists(db: D1Database, tenantId: string): Promise<boolean> {
+  return (await db.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(tenantId).first()) !== null;
+}
+
+/** Revokes an active API key; false when there is no active key with this id. */
+export async function revokeApiKey(db: D1Database, keyId: string, now = Date.now()): Promise<boolean> {
+  const r = await db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").bind(now, keyId).run();
+  return r.meta.changes > 0;
+}
