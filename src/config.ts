@@ -317,3 +317,27 @@ export function loadReputationConfig(env: Env): ReputationConfig {
     reportRetentionDays: positiveInt("REPUTATION_REPORT_RETENTION_DAYS", (env as { REPUTATION_REPORT_RETENTION_DAYS?: string }).REPUTATION_REPORT_RETENTION_DAYS, 180),
   };
 }
+
+/** The control plane's D1 binding: tenants, keys, settings, and the ledger of tenants placed before shards existed. */
+export const CONTROL_DB_BINDING = "DB";
+
+/**
+ * The D1 bindings holding the per-message ledger, from LEDGER_SHARDS (comma-separated binding names, default
+ * "DB"): each must be a D1 binding of this Worker, listed once. The order is the tie-break of placement.
+ */
+export function ledgerShardNames(env: Env): string[] {
+  const names = (env.LEDGER_SHARDS ?? CONTROL_DB_BINDING)
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (!names.length) throw new ConfigError("LEDGER_SHARDS must name at least one D1 binding");
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(name)) throw new ConfigError(`LEDGER_SHARDS: ${JSON.stringify(name)} is not a binding name`);
+    if (seen.has(name)) throw new ConfigError(`LEDGER_SHARDS: ${name} is listed twice`);
+    seen.add(name);
+    const binding = (env as unknown as Record<string, { prepare?: unknown } | undefined>)[name];
+    if (typeof binding?.prepare !== "function") throw new ConfigError(`LEDGER_SHARDS: ${name} is not a D1 binding of this Worker (add a [[d1_databases]] block for it)`);
+  }
+  return names;
+}

@@ -25,6 +25,7 @@ interface __BaseEnv_Env {
 	EVENT_RETENTION_DAYS: string;
 	ADMIN_TOKEN: string;
 	SIGNING_SECRET: string;
+	LEDGER_SHARDS: string;
 	DOMAIN_GATE: DurableObjectNamespace<import("./index").DomainGate>;
 }
 declare namespace Cloudflare {
@@ -39,7 +40,7 @@ type StringifyValues<EnvType extends Record<string, unknown>> = {
 	[Binding in keyof EnvType]: EnvType[Binding] extends string ? EnvType[Binding] : string;
 };
 declare namespace NodeJS {
-	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "RELAY_HOSTNAME" | "BROADCAST_RESERVED_SHARE" | "NEXT_HOP_URL" | "DOH_URL" | "MAX_MESSAGE_BYTES" | "RETRY_SCHEDULE_SECONDS" | "MAX_MESSAGE_AGE_SECONDS" | "DSN_ENABLED" | "MX_PORT" | "GATE_RATE_PER_SECOND" | "GATE_BURST" | "GATE_MAX_CONNECTIONS" | "GATE_MAX_MESSAGES_PER_CONNECTION" | "GATE_BACKOFF_PAUSE_SECONDS" | "GATE_POLICIES" | "WEBHOOK_RETRY_SCHEDULE_SECONDS" | "EVENT_RETENTION_DAYS" | "ADMIN_TOKEN" | "SIGNING_SECRET">> {}
+	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "RELAY_HOSTNAME" | "BROADCAST_RESERVED_SHARE" | "NEXT_HOP_URL" | "DOH_URL" | "MAX_MESSAGE_BYTES" | "RETRY_SCHEDULE_SECONDS" | "MAX_MESSAGE_AGE_SECONDS" | "DSN_ENABLED" | "MX_PORT" | "GATE_RATE_PER_SECOND" | "GATE_BURST" | "GATE_MAX_CONNECTIONS" | "GATE_MAX_MESSAGES_PER_CONNECTION" | "GATE_BACKOFF_PAUSE_SECONDS" | "GATE_POLICIES" | "WEBHOOK_RETRY_SCHEDULE_SECONDS" | "EVENT_RETENTION_DAYS" | "ADMIN_TOKEN" | "SIGNING_SECRET" | "LEDGER_SHARDS">> {}
 }
 declare module "*.txt" {
 	const value: string;

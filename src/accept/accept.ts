@@ -9,6 +9,7 @@ import type { DeliveryJob } from "../delivery/job";
 import { bounceDomainFor, encodeReturnPath } from "../mime/return-path";
 import { newId } from "../store/ids";
 import { scheduleJobs } from "../store/scheduled";
+import { ledgerOf } from "../store/shards";
 import { insertMessage, recordOutcome, type RecipientStatus } from "../store/messages";
 import { checkBodyKeys, inlineBodyLimit, putStoredBody, sealInlineBody } from "../store/body-crypto";
 import { pendingWork } from "../delivery/redrive";
@@ -126,8 +127,9 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
   for (const job of jobs) {
     if (job.body !== undefined) job.body = job.body === input.raw && sealedRaw !== undefined ? sealedRaw : await sealInlineBody(env, job.body, id);
   }
-  await env.DB.batch(
-    insertMessage(env.DB, {
+  const ledger = await ledgerOf(env, input.tenantId);
+  await ledger.batch(
+    insertMessage(ledger, {
       id,
       tenantId: input.tenantId,
       // The envelope sender actually used: recipient 0's return path under VERP (the others differ only in index).
@@ -160,10 +162,10 @@ export async function acceptMessage(env: Env, input: AcceptInput): Promise<Accep
       // The message is recorded but could not be queued: end its recipients as failed so none is left
       // pending forever, and let the caller report the failure (the client may retry with its idempotency key).
       const failedAt = Date.now();
-      await env.DB.batch(
+      await ledger.batch(
         jobs.flatMap((j) =>
           j.recipients.flatMap((r) =>
-            recordOutcome(env.DB, { messageId: id, tenantId: input.tenantId, idx: r.idx, address: r.address, status: "failed", at: failedAt, attempt: 0, text: `could not enqueue: ${String(e)}` }),
+            recordOutcome(ledger, { messageId: id, tenantId: input.tenantId, idx: r.idx, address: r.address, status: "failed", at: failedAt, attempt: 0, text: `could not enqueue: ${String(e)}` }),
           ),
         ),
       );

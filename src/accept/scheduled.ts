@@ -8,6 +8,7 @@ import type { DeliveryJob } from "../delivery/job";
 import { expireIdempotencyKeys } from "../store/idempotency";
 import { expireRateCounters } from "../store/keys";
 import { deleteScheduledJobs, dueScheduledJobs } from "../store/scheduled";
+import { onEveryShard } from "../store/shards";
 
 /** Enqueues due scheduled jobs; returns how many were released. */
 export async function releaseScheduledJobs(env: Env, now = Date.now()): Promise<number> {
@@ -26,6 +27,6 @@ export async function releaseScheduledJobs(env: Env, now = Date.now()): Promise<
 /** The accept side's share of the cron: release scheduled jobs, drop expired idempotency keys and rate counters. */
 export async function runAcceptHousekeeping(env: Env, now = Date.now()): Promise<void> {
   await releaseScheduledJobs(env, now);
-  await expireIdempotencyKeys(env.DB, now);
+  await onEveryShard(env, ({ db }) => expireIdempotencyKeys(db, now));
   await expireRateCounters(env.DB, now);
 }

@@ -12,6 +12,7 @@ import { loadConfig, MAX_QUEUE_DELAY_SECONDS, type RelayConfig } from "../config
 import { acceptMessage } from "../accept/accept";
 import { recordOutcome } from "../store/messages";
 import { finalStateOf, openRecipientCount, touchDueAt } from "../store/delivery-state";
+import { ledgerOf } from "../store/shards";
 import { findRoutes } from "../store/routes";
 import { composeDsn, type DsnRecipient } from "./dsn";
 import { deliverDestination, GATE_HORIZON_MS, MAX_CONNECTIONS_PER_INVOCATION, Semaphore } from "./lanes";
@@ -50,24 +51,50 @@ async function messageHead(env: Env, w: Work): Promise<string> {
  * message rows, and from the outcome journal when the batch holds a retried or re-driven job (a D1 write that
  * failed after a 250 left the outcome there).
  */
-async function finalRecipients(env: Env, work: Work[]): Promise<{ done: Set<string>; dueAt: Map<string, number | null> }> {
+async function finalRecipients(env: Env, work: Work[]): Promise<BatchLedger> {
   const done = new Set<string>();
   const dueAt = new Map<string, number | null>();
+  const ledgers = new Map<string, D1Database>();
+  const unreachable = new Set<string>();
   if (work.some((w) => w.job.redrive || w.msg.attempts > 1)) {
     for (const o of await flushOutcomeJournal(env)) done.add(`${o.messageId}|${o.idx}`);
   }
   const byTenant = new Map<string, Set<string>>();
   for (const w of work) byTenant.set(w.job.tenantId, (byTenant.get(w.job.tenantId) ?? new Set()).add(w.job.messageId));
-  for (const [tenant, set] of byTenant) await finalStateOf(env.DB, tenant, [...set], done, dueAt);
-  return { done, dueAt };
+  // Each tenant's ledger shard apart (issue 17): a shard that fails only sends its own tenants' jobs back.
+  await Promise.all(
+    [...byTenant].map(async ([tenant, set]) => {
+      try {
+        const db = await ledgerOf(env, tenant);
+        await finalStateOf(db, tenant, [...set], done, dueAt);
+        ledgers.set(tenant, db);
+      } catch (e) {
+        console.error(`outbox: the ledger of tenant ${tenant} is unavailable; its jobs wait`, e);
+        unreachable.add(tenant);
+      }
+    }),
+  );
+  return { done, dueAt, ledgers, unreachable };
 }
+
+/** What the batch read from the ledger: final recipients, due times, each tenant's shard, tenants whose shard failed. */
+interface BatchLedger {
+  done: Set<string>;
+  dueAt: Map<string, number | null>;
+  ledgers: Map<string, D1Database>;
+  unreachable: Set<string>;
+}
+
+/** A tenant whose ledger shard failed: its jobs go back to the queue untouched, to be tried again after this. */
+const UNREACHABLE_LEDGER_RETRY_SECONDS = 30;
 
 /**
  * Messages that go back to the queue untried (a busy or paused gate) write nothing, so their due time ages; once it
  * is half the re-drive grace old it is moved to now, so the re-drive does not take a job still travelling for a
  * lost one. One row per such message, only while a destination keeps them waiting.
  */
-async function touchWaiting(env: Env, config: RelayConfig, work: Work[], dueAt: Map<string, number | null>, now: number): Promise<void> {
+async function touchWaiting(config: RelayConfig, work: Work[], ledger: BatchLedger, now: number): Promise<void> {
+  const { dueAt } = ledger;
   const stale = now - (config.redriveGraceSeconds * 1000) / 2;
   const keys = new Set<string>();
   for (const w of work) {
@@ -76,14 +103,13 @@ async function touchWaiting(env: Env, config: RelayConfig, work: Work[], dueAt: 
     if (w.notAttempted.some((r) => !w.recorded.has(r.idx)) && due !== null && due !== undefined && due < stale) keys.add(k);
   }
   if (!keys.size) return;
-  await touchDueAt(
-    env.DB,
-    [...keys].map((k) => {
-      const [tenantId, id] = k.split("|") as [string, string];
-      return { tenantId, id };
-    }),
-    now,
-  );
+  const byShard = new Map<D1Database, { tenantId: string; id: string }[]>();
+  for (const k of keys) {
+    const [tenantId, id] = k.split("|") as [string, string];
+    const db = ledger.ledgers.get(tenantId)!;
+    byShard.set(db, [...(byShard.get(db) ?? []), { tenantId, id }]);
+  }
+  for (const [db, messages] of byShard) await touchDueAt(db, messages, now);
 }
 
 /**
@@ -167,13 +193,16 @@ function keepPending(work: Work[], done: Set<string>): void {
 }
 
 /** Streams (issue 12): parks a paused stream's jobs until resume; a stream with limits waits for its gate. */
-async function applyStreams(env: Env, work: Work[], holder: string): Promise<Work[]> {
+async function applyStreams(env: Env, work: Work[], ledgers: Map<string, D1Database>, holder: string): Promise<Work[]> {
   const unfinished = work.filter((w) => w.pending.length);
   const settings = unfinished.length ? await streamSettings(env.DB, unfinished.map((w) => w.job.tenantId)) : new Map<string, StreamSettings>();
   const paused = new Set(unfinished.filter((w) => settings.get(`${w.job.tenantId}|${jobStream(w.job)}`)?.paused));
   const parked = [...paused].map((w) => ({ ...w.job, recipients: w.pending }));
   await parkJobs(env, parked);
-  await announceParked(env.DB, parked, Date.now());
+  for (const [tenant, db] of ledgers) {
+    const own = parked.filter((j) => j.tenantId === tenant);
+    if (own.length) await announceParked(db, own, Date.now());
+  }
   const live = unfinished.filter((w) => !paused.has(w));
   await applyStreamLimits(env, settings, live, holder);
   return live;
@@ -257,22 +286,24 @@ async function deliverLanes(env: Env, config: RelayConfig, lanes: Work[][], star
 }
 
 /** Records what is left, re-queues deferred and untried recipients, sends DSNs, releases parked jobs, cleans up. */
-async function finish(env: Env, config: RelayConfig, batchIntake: Intake, dueAt: Map<string, number | null>): Promise<void> {
+async function finish(env: Env, config: RelayConfig, batchIntake: Intake, ledger: BatchLedger): Promise<void> {
   const { work, requeue, releases } = batchIntake;
   // Outcomes not recorded as their transaction ended (failures before or without a connection, expiry).
   const now = Date.now();
   const rest: PendingOutcome[] = [];
   for (const w of work) rest.push(...newOutcomes(config, w, now, true));
   await writeOutcomes(env, rest);
-  const waits: D1PreparedStatement[] = [];
-  for (const w of work) requeue.push(...retriesOf(env, config, w, now, waits));
-  for (let i = 0; i < waits.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(waits.slice(i, i + D1_BATCH_STATEMENTS));
-  await touchWaiting(env, config, work, dueAt, now);
+  for (const [tenant, db] of ledger.ledgers) {
+    const waits: D1PreparedStatement[] = [];
+    for (const w of work) if (w.job.tenantId === tenant) requeue.push(...retriesOf(db, config, w, now, waits));
+    for (let i = 0; i < waits.length; i += D1_BATCH_STATEMENTS) await db.batch(waits.slice(i, i + D1_BATCH_STATEMENTS));
+  }
+  await touchWaiting(config, work, ledger, now);
   // Back to the queue of each job's stream (transactional jobs to OUTBOX_PRIORITY).
   await enqueueJobs(env, requeue);
   for (const w of work) if (w.dsn.length && config.dsnEnabled && w.job.mailFrom !== "") await sendDsn(env, config, w, w.dsn, w.expiredAny);
   for (const r of releases) await releaseParkedJobs(env, r.release.tenantId, r.release.stream);
-  await deleteFinishedBodies(env, work);
+  await deleteFinishedBodies(env, work, ledger.ledgers);
 }
 
 /** Handles one batch from OUTBOX or OUTBOX_PRIORITY. */
@@ -285,12 +316,16 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
     await hooks.afterTransaction?.(w);
   };
   const sorted = intake(batch, startedAt);
-  const ledger = sorted.work.length ? await finalRecipients(env, sorted.work) : { done: new Set<string>(), dueAt: new Map<string, number | null>() };
+  const ledger = sorted.work.length ? await finalRecipients(env, sorted.work) : { done: new Set<string>(), dueAt: new Map<string, number | null>(), ledgers: new Map<string, D1Database>(), unreachable: new Set<string>() };
+  if (ledger.unreachable.size) {
+    for (const w of sorted.work) if (ledger.unreachable.has(w.job.tenantId)) sorted.requeue.push({ body: w.job, delaySeconds: UNREACHABLE_LEDGER_RETRY_SECONDS });
+    sorted.work = sorted.work.filter((w) => !ledger.unreachable.has(w.job.tenantId));
+  }
   keepPending(sorted.work, ledger.done);
   const holder = `outbox:${batch.messages[0]?.id ?? "empty"}`;
-  const live = await applyStreams(env, sorted.work, holder);
+  const live = await applyStreams(env, sorted.work, ledger.ledgers, holder);
   await deliverLanes(env, config, await groupByLane(env, live), startedAt, holder, record);
-  await finish(env, config, sorted, ledger.dueAt);
+  await finish(env, config, sorted, ledger);
   batch.ackAll();
 }
 
@@ -298,7 +333,7 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
  * The jobs that carry a work item's recipients again: deferred ones after their delay, untried ones soon; `waits`
  * receives the `waiting` events of untried ones held back for a reason worth showing (issue 22).
  */
-function retriesOf(env: Env, config: RelayConfig, w: Work, now: number, waits: D1PreparedStatement[]): { body: DeliveryJob; delaySeconds: number }[] {
+function retriesOf(ledger: D1Database, config: RelayConfig, w: Work, now: number, waits: D1PreparedStatement[]): { body: DeliveryJob; delaySeconds: number }[] {
   const { deadline, schedule } = limitsOf(config, w);
   const out: { body: DeliveryJob; delaySeconds: number }[] = [];
   // Untried recipients go back without an attempt counted (unless their time is up: expired above). Looked at again
@@ -307,7 +342,7 @@ function retriesOf(env: Env, config: RelayConfig, w: Work, now: number, waits: D
   if (untried.length) {
     const d = Math.max(1, Math.ceil(Math.min(w.notAttemptedAfterMs, deadline - now, (schedule[0] ?? 60) * 1000) / 1000));
     // Issue 22: the wait shows on the recipient (a `waiting` event with reason and next try, once per wait).
-    const waited = announceWait(env.DB, { ...w.job, recipients: untried }, waitFromPostponement(w.notAttemptedWhy, w.notAttemptedAfterMs, now), now);
+    const waited = announceWait(ledger, { ...w.job, recipients: untried }, waitFromPostponement(w.notAttemptedWhy, w.notAttemptedAfterMs, now), now);
     waits.push(...waited.statements);
     out.push(nextJob(waited.job, d, now));
   }
@@ -320,12 +355,12 @@ function retriesOf(env: Env, config: RelayConfig, w: Work, now: number, waits: D
  * shared body `bodies/<id>` and, for messages composed per recipient (tracking), every `bodies/<id>/<idx>`, whichever
  * job happens to finish last.
  */
-async function deleteFinishedBodies(env: Env, work: Work[]): Promise<void> {
+async function deleteFinishedBodies(env: Env, work: Work[], ledgers: Map<string, D1Database>): Promise<void> {
   const messages = new Set<string>();
   for (const w of work) if (w.job.bodyKey && w.results.size) messages.add(`${w.job.tenantId}|${w.job.messageId}`);
   for (const key of messages) {
     const [tenantId, messageId] = key.split("|") as [string, string];
-    const row = await openRecipientCount(env.DB, tenantId, messageId);
+    const row = await openRecipientCount(ledgers.get(tenantId)!, tenantId, messageId);
     if (!row || row.open > 0) continue;
     const keys = [`bodies/${messageId}`, ...Array.from({ length: row.n }, (_, idx) => `bodies/${messageId}/${idx}`)];
     // R2 deletes up to 1,000 keys per call.
@@ -376,13 +411,16 @@ async function sendDsn(env: Env, config: RelayConfig, w: Work, recipients: DsnRe
 
 /** Dead-letter consumer: a job that exhausted the queue's retries ends `failed` for its pending recipients. */
 export async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const stmts: D1PreparedStatement[] = [];
+  const byShard = new Map<D1Database, D1PreparedStatement[]>();
   for (const msg of batch.messages) {
     if (!isDeliveryJob(msg.body)) continue;
     const job = msg.body;
+    const db = await ledgerOf(env, job.tenantId);
+    const stmts = byShard.get(db) ?? [];
+    byShard.set(db, stmts);
     for (const r of job.recipients) {
       stmts.push(
-        ...recordOutcome(env.DB, {
+        ...recordOutcome(db, {
           messageId: job.messageId,
           tenantId: job.tenantId,
           idx: r.idx,
@@ -395,6 +433,6 @@ export async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env):
       );
     }
   }
-  for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
+  for (const [db, stmts] of byShard) for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await db.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
   batch.ackAll();
 }

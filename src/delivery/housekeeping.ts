@@ -8,6 +8,7 @@ import { expireAbandonedRecipients } from "../store/housekeeping";
 import { pruneLedger } from "../store/retention";
 import { flushOutcomeJournal } from "./outcomes";
 import { redriveOverdue } from "./redrive";
+import { onEveryShard } from "../store/shards";
 
 export async function runLedgerHousekeeping(env: Env, now = Date.now()): Promise<void> {
   const config = loadConfig(env);
@@ -17,7 +18,10 @@ export async function runLedgerHousekeeping(env: Env, now = Date.now()): Promise
     const r = await redriveOverdue(env, config.redriveGraceSeconds * 1000, config.maxMessageAgeSeconds * 1000, now);
     if (r.messages) console.log(`re-drove ${r.messages} messages (${r.jobs} jobs) whose delivery job was lost`);
   }
-  await expireAbandonedRecipients(env.DB, config.maxMessageAgeSeconds, now);
-  const pruned = await pruneLedger(env.DB, config.messageRetentionDays * 86_400_000, config.retentionPruneRowsPerRun, now);
-  if (pruned.messages) console.log(`pruned ${pruned.messages} messages older than the retention period`);
+  // Each ledger shard on its own (issue 17): one that fails does not stop the others' expiry and retention.
+  await onEveryShard(env, async ({ name, db }) => {
+    await expireAbandonedRecipients(db, config.maxMessageAgeSeconds, now);
+    const pruned = await pruneLedger(db, config.messageRetentionDays * 86_400_000, config.retentionPruneRowsPerRun, now);
+    if (pruned.messages) console.log(`pruned ${pruned.messages} messages older than the retention period (${name})`);
+  });
 }

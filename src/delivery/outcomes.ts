@@ -9,6 +9,7 @@ import type { RelayConfig } from "../config";
 import type { DomainGate } from "../gate/domain-gate";
 import { outcomeStatements, outcomesByMessage, type RecipientOutcome } from "../store/messages";
 import { addSuppressionStatement, type Suppression } from "../store/suppressions";
+import { shardDb, shardNameOf } from "../store/shards";
 import { isHardAddressBounce, retryDelaySeconds } from "./retry";
 import type { Attempted, Work } from "./work";
 
@@ -119,30 +120,52 @@ export function newOutcomes(config: RelayConfig, w: Work, now: number, final: bo
   return out;
 }
 
-function statementsOf(db: D1Database, items: PendingOutcome[]): D1PreparedStatement[] {
-  const stmts = outcomesByMessage(items.map((p) => p.outcome)).flatMap((group) => outcomeStatements(db, group));
-  for (const p of items) if (p.suppression) stmts.push(addSuppressionStatement(db, p.suppression));
-  return stmts;
-}
-
 /** D1 statements per batch call. */
 const D1_BATCH_STATEMENTS = 100;
 
+async function runBatches(db: D1Database, stmts: D1PreparedStatement[]): Promise<void> {
+  for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await db.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
+}
+
 /**
- * Writes outcomes to D1; if that fails, to the outcome journal. Throws only when both fail (the job is then
- * retried and nothing was acknowledged).
+ * Writes outcomes to their tenants' ledger shards (issue 17) and suppressions to the control plane; answers the
+ * items of shards that refused them (each shard apart, so one failing shard does not hold up the others).
+ */
+async function writeToLedgers(env: Env, items: PendingOutcome[]): Promise<{ failed: PendingOutcome[]; error?: unknown }> {
+  const byShard = new Map<string, PendingOutcome[]>();
+  for (const p of items) {
+    const name = await shardNameOf(env, p.outcome.tenantId);
+    byShard.set(name, [...(byShard.get(name) ?? []), p]);
+  }
+  const failed: PendingOutcome[] = [];
+  let error: unknown;
+  await Promise.all(
+    [...byShard].map(async ([name, group]) => {
+      try {
+        const db = shardDb(env, name);
+        await runBatches(db, outcomesByMessage(group.map((p) => p.outcome)).flatMap((g) => outcomeStatements(db, g)));
+        const suppressions = group.flatMap((p) => (p.suppression ? [addSuppressionStatement(env.DB, p.suppression)] : []));
+        await runBatches(env.DB, suppressions);
+      } catch (e) {
+        failed.push(...group);
+        error ??= e;
+      }
+    }),
+  );
+  return { failed, error };
+}
+
+/**
+ * Writes outcomes to D1; what a shard refused goes to the outcome journal. Throws only when both fail (the job is
+ * then retried and nothing was acknowledged).
  */
 export async function writeOutcomes(env: Env, items: PendingOutcome[]): Promise<"d1" | "journal" | "none"> {
   if (!items.length) return "none";
-  const stmts = statementsOf(env.DB, items);
-  try {
-    for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
-    return "d1";
-  } catch (e) {
-    console.error("outbox: D1 refused outcomes; keeping them in the outcome journal", e);
-    await journal(env).journalPut(items.map((p) => ({ key: journalKey(p.outcome), value: JSON.stringify(p) })));
-    return "journal";
-  }
+  const { failed, error } = await writeToLedgers(env, items);
+  if (!failed.length) return "d1";
+  console.error("outbox: D1 refused outcomes; keeping them in the outcome journal", error);
+  await journal(env).journalPut(failed.map((p) => ({ key: journalKey(p.outcome), value: JSON.stringify(p) })));
+  return "journal";
 }
 
 function journalKey(o: RecipientOutcome): string {
@@ -158,15 +181,12 @@ export async function flushOutcomeJournal(env: Env): Promise<RecipientOutcome[]>
   const entries = await stub.journalList(JOURNAL_FLUSH_LIMIT);
   if (!entries.length) return [];
   const items = entries.map((e) => JSON.parse(e.value) as PendingOutcome);
-  try {
-    const stmts = statementsOf(env.DB, items);
-    for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
-  } catch (e) {
-    console.error("outcome journal: D1 still refuses the outcomes; they stay in the journal", e);
-    return items.map((p) => p.outcome);
-  }
-  await stub.journalDelete(entries.map((e) => e.key));
-  return [];
+  const { failed, error } = await writeToLedgers(env, items);
+  if (failed.length) console.error("outcome journal: D1 still refuses some outcomes; they stay in the journal", error);
+  const kept = new Set(failed.map((p) => journalKey(p.outcome)));
+  const written = entries.filter((e) => !kept.has(e.key));
+  if (written.length) await stub.journalDelete(written.map((e) => e.key));
+  return failed.map((p) => p.outcome);
 }
 
 /** The event text with the TLS policy that applied (REQUIRETLS, MTA-STS mode and id), unless it already says so. */

@@ -10,6 +10,7 @@
 import { enqueueJobs } from "./enqueue";
 import type { DeliveryJob } from "./job";
 import { findOverdueMessages, markRedriven, type OverdueMessage } from "../store/redrive";
+import { onEveryShard } from "../store/shards";
 
 /** What `messages.pending` holds: the jobs (inline bodies equal to the message's own stored once, in `b`). */
 interface PendingWork {
@@ -65,7 +66,13 @@ export interface RedriveResult {
  * re-driven at most once per grace period.
  */
 export async function redriveOverdue(env: Env, graceMs: number, maxAgeMs: number, now = Date.now(), limit = 200): Promise<RedriveResult> {
-  const overdue = await findOverdueMessages(env.DB, now - graceMs, now - maxAgeMs - graceMs, limit);
+  // Every ledger shard on its own (issue 17); one that fails is reported after the others were served.
+  const each = await onEveryShard(env, (s) => redriveShard(env, s.db, graceMs, maxAgeMs, now, limit));
+  return each.reduce((a, r) => ({ messages: a.messages + r.messages, jobs: a.jobs + r.jobs, unrecoverable: a.unrecoverable + r.unrecoverable }), { messages: 0, jobs: 0, unrecoverable: 0 });
+}
+
+async function redriveShard(env: Env, db: D1Database, graceMs: number, maxAgeMs: number, now: number, limit: number): Promise<RedriveResult> {
+  const overdue = await findOverdueMessages(db, now - graceMs, now - maxAgeMs - graceMs, limit);
   const result: RedriveResult = { messages: 0, jobs: 0, unrecoverable: 0 };
   for (const m of overdue) {
     const jobs = jobsFor(m);
@@ -75,7 +82,7 @@ export async function redriveOverdue(env: Env, graceMs: number, maxAgeMs: number
     }
     const reason = `no delivery activity for ${Math.round((now - m.dueAt) / 1000)} s after its due time (queue job lost?); re-driven from the ledger`;
     // Recorded first: a crash between the two leaves a recorded re-drive whose jobs the next run enqueues again.
-    await markRedriven(env.DB, m, reason, now, now + graceMs);
+    await markRedriven(db, m, reason, now, now + graceMs);
     await enqueueJobs(env, jobs.map((body) => ({ body })));
     result.messages++;
     result.jobs += jobs.length;

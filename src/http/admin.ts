@@ -3,7 +3,8 @@ import { Hono } from "hono";
 import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, removeSenderDomain, updateTenant } from "../store/keys";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
-import { revokeApiKey, tenantExists } from "../store/tenants";
+import { deleteUnplacedTenant, revokeApiKey, tenantExists } from "../store/tenants";
+import { placeTenant, ShardError, shardNameOf } from "../store/shards";
 
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 
@@ -31,9 +32,19 @@ admin.post("/admin/tenants", async (c) => {
   if (b.id !== undefined && (typeof b.id !== "string" || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(b.id))) {
     throw new ApiError(400, "invalid_field", "id must be 1-63 characters of a-z, 0-9 and -", "id");
   }
+  if (b.shard !== undefined && typeof b.shard !== "string") throw new ApiError(400, "invalid_field", "shard must be the name of a ledger shard", "shard");
   try {
     const id = await createTenant(c.env.DB, name, domains as string[], b.id as string | undefined);
-    return c.json({ id, name, domains }, 201);
+    let shard: string;
+    try {
+      shard = await placeTenant(c.env, id, name, b.shard as string | undefined);
+    } catch (e) {
+      // No tenant without a placement: an unknown shard name undoes the tenant (it has no keys or mail yet).
+      await deleteUnplacedTenant(c.env.DB, id);
+      if (e instanceof ShardError) throw new ApiError(400, "invalid_field", e.message, "shard");
+      throw e;
+    }
+    return c.json({ id, name, domains, shard }, 201);
   } catch (e) {
     if (String(e).includes("UNIQUE")) throw new ApiError(409, "conflict", "the tenant id or a domain is already taken", "domains");
     throw e;
@@ -66,7 +77,7 @@ admin.get("/admin/tenants", async (c) => {
 admin.get("/admin/tenants/:id", async (c) => {
   const t = await getTenant(c.env.DB, c.req.param("id"));
   if (!t) throw new ApiError(404, "not_found", "no such tenant");
-  return c.json(t);
+  return c.json({ ...t, shard: await shardNameOf(c.env, t.id) });
 });
 
 /** Suspend/resume, rename, set the per-minute rate limit (null: unlimited), the default stream or the TLS requirement. */
@@ -91,7 +102,7 @@ admin.patch("/admin/tenants/:id", async (c) => {
     ...(typeof b.require_tls === "boolean" ? { requireTls: b.require_tls } : {}),
   });
   if (!ok) throw new ApiError(404, "not_found", "no such tenant");
-  return c.json(await getTenant(c.env.DB, c.req.param("id")));
+  return c.json({ ...(await getTenant(c.env.DB, c.req.param("id")))!, shard: await shardNameOf(c.env, c.req.param("id")) });
 });
 
 admin.post("/admin/tenants/:id/domains", async (c) => {

@@ -13,6 +13,7 @@ import { getMessage, type RecipientStatus } from "../store/messages";
 import { requireApiKey, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { enforceRateLimit, idempotent, limitParam, maxJsonBytes, readJsonBody, stringParam, timeParam } from "./request";
+import { ledgerOf } from "../store/shards";
 
 /** Postmark and Resend take at most 500/100 messages per batch call; we take 100. */
 export const MAX_BATCH_MESSAGES = 100;
@@ -133,7 +134,7 @@ messages.post("/v1/messages/raw", requireApiKey, async (c) => {
 messages.get("/v1/messages/:id", requireApiKey, async (c) => {
   const id = c.req.param("id");
   if (!ID.test(id)) throw new ApiError(404, "not_found", "no such message");
-  const view = await getMessage(c.env.DB, id, c.get("tenant").id);
+  const view = await getMessage(await ledgerOf(c.env, c.get("tenant").id), id, c.get("tenant").id);
   if (!view) throw new ApiError(404, "not_found", "no such message");
   return c.json(view);
 });
@@ -142,7 +143,7 @@ messages.get("/v1/messages", requireApiKey, async (c) => {
   const limit = limitParam(c);
   const status = stringParam(c, "status", /^[a-z_]{1,20}$/, "a recipient status");
   if (status !== null && !STATUSES.includes(status as RecipientStatus)) throw new ApiError(400, "invalid_field", `status must be one of ${STATUSES.join(", ")}`, "status");
-  const page = await listMessages(c.env.DB, c.get("tenant").id, {
+  const page = await listMessages(await ledgerOf(c.env, c.get("tenant").id), c.get("tenant").id, {
     recipient: stringParam(c, "recipient", /^[^\s<>]{3,320}$/, "an address"),
     tag: stringParam(c, "tag", /^[^\x00-\x1f]{1,64}$/, "a tag of 1-64 characters"),
     status: status as RecipientStatus | null,
@@ -158,7 +159,7 @@ messages.get("/v1/messages", requireApiKey, async (c) => {
 messages.get("/v1/events", requireApiKey, async (c) => {
   const limit = limitParam(c, 100, 1000);
   const cursor = stringParam(c, "cursor", /^\d{1,15}$/, "a cursor returned by this endpoint");
-  const page = await listEvents(c.env.DB, c.get("tenant").id, {
+  const page = await listEvents(await ledgerOf(c.env, c.get("tenant").id), c.get("tenant").id, {
     type: stringParam(c, "type", /^[a-z_]{1,20}$/, "an event type"),
     messageId: stringParam(c, "message_id", ID, "a message id"),
     recipient: stringParam(c, "recipient", /^[^\s<>]{3,320}$/, "an address"),

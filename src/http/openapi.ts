@@ -169,9 +169,10 @@ const schemas: Record<string, Schema> = {
     created_at: time,
     domains: { type: "array", items: str },
     keys: { type: "array", items: obj({ id: str, prefix: str, name: nstr, created_at: time, revoked_at: ntime }) },
+    shard: { type: "string", description: "the D1 binding holding the tenant's ledger (LEDGER_SHARDS)" },
   }),
   TenantList: obj({ data: { type: "array", items: obj({ id: str, name: str, suspended: { type: "boolean" } }) }, next_cursor: nstr }),
-  TenantCreated: obj({ id: str, name: str, domains: { type: "array", items: str } }),
+  TenantCreated: obj({ id: str, name: str, domains: { type: "array", items: str }, shard: { type: "string", description: "the ledger shard the tenant was placed on" } }),
   KeyCreated: obj({ id: str, key: str, note: str }),
   KeyRevoked: obj({ id: str, revoked: { const: true } }),
   RouteCreated: obj({ id: str }),
@@ -342,7 +343,15 @@ const schemas: Record<string, Schema> = {
       }),
     },
   }),
-  TenantCreate: obj({ name: str, domains: { type: "array", items: str }, id: { type: "string", description: "1-63 of a-z, 0-9 and -; generated when absent" } }, ["name"]),
+  TenantCreate: obj(
+    {
+      name: str,
+      domains: { type: "array", items: str },
+      id: { type: "string", description: "1-63 of a-z, 0-9 and -; generated when absent" },
+      shard: { type: "string", description: "a ledger shard (a LEDGER_SHARDS binding); the one with the fewest tenants when absent" },
+    },
+    ["name"],
+  ),
   TenantPatch: obj({ name: str, suspended: { type: "boolean" }, rate_limit_per_minute: nint, default_stream: { enum: ["transactional", "broadcast"] }, require_tls: { type: "boolean" } }, []),
   AuditList: obj({
     data: {

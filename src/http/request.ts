@@ -8,6 +8,7 @@ import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } fr
 import { consumeRateLimit, sha256Hex } from "../store/keys";
 import type { AppEnv } from "./auth";
 import { ApiError } from "./errors";
+import { ledgerOf } from "../store/shards";
 
 /** JSON bodies carry base64 attachments (4/3 of the bytes) plus the JSON around them. */
 export function maxJsonBytes(maxMessageBytes: number): number {
@@ -46,7 +47,9 @@ export async function idempotent(c: Context<AppEnv>, body: Uint8Array, handler: 
   const digest = await crypto.subtle.digest("SHA-256", body);
   const bodyHash = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
   const requestHash = await sha256Hex(`${c.req.method} ${new URL(c.req.url).pathname}${new URL(c.req.url).search}\n${bodyHash}`);
-  const claim = await claimIdempotencyKey(c.env.DB, tenantId, key, requestHash);
+  // Idempotency keys live with the tenant's ledger (issue 17): a failing shard never blocks other tenants.
+  const ledger = await ledgerOf(c.env, tenantId);
+  const claim = await claimIdempotencyKey(ledger, tenantId, key, requestHash);
   if (claim.state === "conflict") throw new ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with a different request", "Idempotency-Key");
   if (claim.state === "in_progress") throw new ApiError(409, "idempotency_conflict", "a request with this Idempotency-Key is still in progress", "Idempotency-Key");
   if (claim.state === "replay") {
@@ -56,14 +59,14 @@ export async function idempotent(c: Context<AppEnv>, body: Uint8Array, handler: 
   try {
     res = await handler();
   } catch (e) {
-    await releaseIdempotencyKey(c.env.DB, tenantId, key);
+    await releaseIdempotencyKey(ledger, tenantId, key);
     throw e;
   }
   if (res.status >= 200 && res.status < 300) {
     const text = await res.clone().text();
-    await completeIdempotencyKey(c.env.DB, tenantId, key, res.status, text);
+    await completeIdempotencyKey(ledger, tenantId, key, res.status, text);
   } else {
-    await releaseIdempotencyKey(c.env.DB, tenantId, key);
+    await releaseIdempotencyKey(ledger, tenantId, key);
   }
   return res;
 }

@@ -13,6 +13,7 @@ import { redirectLocation } from "../tracking/url";
 import { requireApiKey, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { readJsonBody, timeParam } from "./request";
+import { ledgerOf } from "../store/shards";
 
 /** The smallest transparent GIF (43 bytes): 1x1, one transparent colour. */
 const PIXEL_GIF = Uint8Array.from(atob("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"), (ch) => ch.charCodeAt(0));
@@ -86,7 +87,7 @@ tracking.put("/v1/tracking/settings", requireApiKey, async (c) => {
 
 tracking.get("/v1/messages/:id/tracking", requireApiKey, async (c) => {
   const id = c.req.param("id");
-  const rows = ID.test(id) ? await messageTracking(c.env.DB, id, c.get("tenant").id) : null;
+  const rows = ID.test(id) ? await messageTracking(await ledgerOf(c.env, c.get("tenant").id), id, c.get("tenant").id) : null;
   if (!rows) throw new ApiError(404, "not_found", "no such message");
   return c.json({ id, recipients: rows });
 });
@@ -94,5 +95,5 @@ tracking.get("/v1/messages/:id/tracking", requireApiKey, async (c) => {
 tracking.get("/v1/tracking/stats", requireApiKey, async (c) => {
   const until = timeParam(c, "until") ?? Date.now() + 1;
   const since = timeParam(c, "since") ?? until - 30 * 86_400_000;
-  return c.json({ since: new Date(since).toISOString(), until: new Date(until).toISOString(), ...(await trackingStats(c.env.DB, c.get("tenant").id, since, until)) });
+  return c.json({ since: new Date(since).toISOString(), until: new Date(until).toISOString(), ...(await trackingStats(await ledgerOf(c.env, c.get("tenant").id), c.get("tenant").id, since, until)) });
 });

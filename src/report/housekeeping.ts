@@ -1,6 +1,7 @@
 /** The reporting part of the cron trigger: catch the rollups up with the event log, then apply retention. */
 import { pruneReportData } from "../store/report-retention";
 import { advanceRollups } from "../store/rollups";
+import { onEveryShard } from "../store/shards";
 
 /** Default EVENT_RETENTION_DAYS: 30 days of raw events, what SES and most providers keep for event history. */
 export const DEFAULT_EVENT_RETENTION_DAYS = 30;
@@ -15,8 +16,12 @@ export function eventRetentionMs(env: Env): number {
 }
 
 export async function runReportHousekeeping(env: Env, now = Date.now()): Promise<void> {
-  const progress = await advanceRollups(env.DB, ROLLUP_PASSES_PER_RUN, now);
-  const pruned = await pruneReportData(env.DB, eventRetentionMs(env), now);
-  if (progress.behind > 0) console.warn(`report rollups are ${progress.behind} events behind after this run`);
-  if (pruned.events) console.log(`pruned ${pruned.events} events older than the retention period`);
+  const retentionMs = eventRetentionMs(env);
+  // Rollups live beside the events they count, on each ledger shard (issue 17); the page sums the shards.
+  await onEveryShard(env, async ({ name, db }) => {
+    const progress = await advanceRollups(db, ROLLUP_PASSES_PER_RUN, now);
+    const pruned = await pruneReportData(db, retentionMs, now);
+    if (progress.behind > 0) console.warn(`report rollups of ${name} are ${progress.behind} events behind after this run`);
+    if (pruned.events) console.log(`pruned ${pruned.events} events of ${name} older than the retention period`);
+  });
 }

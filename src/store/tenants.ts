@@ -10,3 +10,11 @@ export async function revokeApiKey(db: D1Database, keyId: string, now = Date.now
   const r = await db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").bind(now, keyId).run();
   return r.meta.changes > 0;
 }
+
+/** Removes a tenant created a moment ago whose placement failed (it has no keys or mail yet), with its domains. */
+export async function deleteUnplacedTenant(db: D1Database, tenantId: string): Promise<void> {
+  await db.batch([
+    db.prepare("DELETE FROM sender_domains WHERE tenant_id = ?").bind(tenantId),
+    db.prepare("DELETE FROM tenants WHERE id = ? AND NOT EXISTS (SELECT 1 FROM tenant_shards WHERE tenant_id = ?1)").bind(tenantId),
+  ]);
+}

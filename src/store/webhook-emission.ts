@@ -59,3 +59,11 @@ export async function feedEventsBetween(db: D1Database, lo: number, hi: number):
 export async function countEnabledWebhooks(db: D1Database): Promise<number> {
   return (await db.prepare("SELECT COUNT(*) AS n FROM webhooks WHERE disabled_at IS NULL").first<{ n: number }>())?.n ?? 0;
 }
+
+/**
+ * Starts a shard's 'webhooks' watermark at its newest event when there is none (createWebhook does this on DB):
+ * history is not replayed to a new endpoint.
+ */
+export async function startEmissionWatermark(db: D1Database, now = Date.now()): Promise<void> {
+  await db.prepare("INSERT OR IGNORE INTO report_watermarks (name, last_event_id, updated_at) SELECT 'webhooks', COALESCE(MAX(id), 0), ? FROM events").bind(now).run();
+}

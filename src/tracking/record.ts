@@ -6,6 +6,7 @@
 import { emitNewEventsLogged } from "../webhooks/emit";
 import { appendToLog, insertEvent, type EventRecord } from "../store/messages";
 import { countTrackingHit, findTrackedRecipient } from "../store/tracking";
+import { findOnShards } from "../store/shards";
 import { classifyTrackingHit } from "./machine";
 import type { TrackingToken } from "./token";
 
@@ -26,8 +27,10 @@ export interface TrackingRequest {
 
 /** The event written for a hit, or null when the message is gone (retention) or the cap was reached. */
 export async function recordTrackingHit(env: Env, token: TrackingToken, req: TrackingRequest): Promise<EventRecord | null> {
-  const rcpt = await findTrackedRecipient(env.DB, token.messageId, token.recipientIdx);
-  if (!rcpt) return null;
+  const found = await findOnShards(env, (db) => findTrackedRecipient(db, token.messageId, token.recipientIdx));
+  if (!found) return null;
+  const { value: rcpt, shard } = found;
+  const ledger = shard.db;
   const kind = token.kind;
   const verdict = classifyTrackingHit({
     kind,
@@ -37,7 +40,7 @@ export async function recordTrackingHit(env: Env, token: TrackingToken, req: Tra
     deliveredAt: rcpt.deliveredAt,
     pending: rcpt.status === "queued" || rcpt.status === "deferred",
   });
-  const counters = await countTrackingHit(env.DB, { messageId: token.messageId, recipientIdx: token.recipientIdx, tenantId: rcpt.tenantId, kind, machine: verdict.machine, at: req.at });
+  const counters = await countTrackingHit(ledger, { messageId: token.messageId, recipientIdx: token.recipientIdx, tenantId: rcpt.tenantId, kind, machine: verdict.machine, at: req.at });
   const total = kind === "open" ? counters.opens + counters.machineOpens : counters.clicks + counters.machineClicks;
   if (total > (kind === "open" ? MAX_OPEN_EVENTS_PER_RECIPIENT : MAX_CLICK_EVENTS_PER_RECIPIENT)) return null;
   const firstHuman = !verdict.machine && (kind === "open" ? counters.opens === 1 : counters.clicks === 1);
@@ -60,8 +63,8 @@ export async function recordTrackingHit(env: Env, token: TrackingToken, req: Tra
     },
   };
   // The event feeds webhooks and rollups; the log entry puts it in the message's timeline (issue 16: no index on events).
-  await env.DB.batch([insertEvent(env.DB, event), appendToLog(env.DB, event)]);
+  await ledger.batch([insertEvent(ledger, event), appendToLog(ledger, event)]);
   // Webhooks read the event log by watermark; send now rather than at the next cron run.
-  await emitNewEventsLogged(env);
+  await emitNewEventsLogged(env, [shard]);
   return event;
 }

@@ -7,6 +7,8 @@ import { ApiError } from "../http/errors";
 import { createWebhook, deleteWebhook, getWebhook, latestAttempts, listWebhooks, newWebhookSecret, updateWebhook, webhookView } from "../store/webhooks";
 import { WEBHOOK_EVENT_TYPES } from "./events";
 import { tenantExists } from "../store/tenants";
+import { ledgerOf } from "../store/shards";
+import { startEmissionWatermark } from "../store/webhook-emission";
 
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
@@ -71,9 +73,12 @@ webhookAdmin.post("/admin/webhooks", async (c) => {
   if (typeof b.tenant_id !== "string") throw new ApiError(400, "missing_field", "tenant_id is required", "tenant_id");
   const tenant = await tenantExists(c.env.DB, b.tenant_id);
   if (!tenant) throw new ApiError(404, "not_found", "no such tenant", "tenant_id");
+  const url = checkWebhookUrl(b.url, loadConfig(c.env).allowPrivateDestinations);
+  // Emission follows each shard's own feed: start the tenant's shard at its newest event (DB: createWebhook does).
+  await startEmissionWatermark(await ledgerOf(c.env, b.tenant_id));
   const row = await createWebhook(c.env.DB, {
     tenantId: b.tenant_id,
-    url: checkWebhookUrl(b.url, loadConfig(c.env).allowPrivateDestinations),
+    url,
     events: checkEventTypes(b.events ?? ["*"]),
     description: description(b.description),
   });

@@ -8,6 +8,7 @@
 import { enabledWebhooksOf, parseEventTypes } from "../store/webhooks";
 import { countEnabledWebhooks, emissionRange, feedEventsBetween, newestEventId, releaseEmissionLease, takeEmissionLease, type FeedEventRow as EventRow } from "../store/webhook-emission";
 import type { WebhookPayload } from "./events";
+import { ledgerShards, type LedgerShard } from "../store/shards";
 
 export interface WebhookJob {
   v: 1;
@@ -55,9 +56,9 @@ function payloadOf(webhookId: string, e: EventRow & { tenant_id: string }): Webh
 }
 
 /** The jobs for a range of events: one per (event, enabled endpoint of its tenant subscribed to its type). */
-export async function webhookJobsFor(db: D1Database, lo: number, hi: number): Promise<WebhookJob[]> {
-  const events = (await feedEventsBetween(db, lo, hi)).filter((e): e is EventRow & { tenant_id: string } => e.tenant_id !== null);
-  const hooks = await enabledWebhooksOf(db, [...new Set(events.map((e) => e.tenant_id))]);
+export async function webhookJobsFor(ledger: D1Database, control: D1Database, lo: number, hi: number): Promise<WebhookJob[]> {
+  const events = (await feedEventsBetween(ledger, lo, hi)).filter((e): e is EventRow & { tenant_id: string } => e.tenant_id !== null);
+  const hooks = await enabledWebhooksOf(control, [...new Set(events.map((e) => e.tenant_id))]);
   const jobs: WebhookJob[] = [];
   for (const e of events) {
     for (const h of hooks) {
@@ -77,23 +78,31 @@ export async function webhookJobsFor(db: D1Database, lo: number, hi: number): Pr
 const LEASE_MS = 120_000;
 
 /**
- * Enqueues webhook deliveries for events written since the last call, at most `maxPasses` × 500 events: take the
- * lease, send the jobs for (watermark, end], then move the 'webhooks' watermark and release the lease together.
- * If sending fails the lease is released without moving the watermark and the error is thrown.
+ * Enqueues webhook deliveries for events written since the last call, at most `maxPasses` × 500 events per
+ * ledger shard: take the lease, send the jobs for (watermark, end], then move the 'webhooks' watermark and release
+ * the lease together. Each shard has its own feed and watermark; shards are served in parallel and one that fails
+ * does not hold up the others. If sending fails the lease is released without moving the watermark and the error
+ * is thrown (after every shard had its turn).
  */
-export async function emitNewEvents(env: Env, maxPasses = 10, now = Date.now()): Promise<number> {
-  const db = env.DB;
+export async function emitNewEvents(env: Env, maxPasses = 10, now = Date.now(), shards: readonly LedgerShard[] = ledgerShards(env)): Promise<number> {
+  let hooks: Promise<number> | undefined;
+  const enabled = () => (hooks ??= countEnabledWebhooks(env.DB));
+  const settled = await Promise.allSettled(shards.map((s) => emitFromShard(env, s.db, enabled, maxPasses, now)));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.reduce((n, r) => n + (r as PromiseFulfilledResult<number>).value, 0);
+}
+
+async function emitFromShard(env: Env, db: D1Database, enabled: () => Promise<number>, maxPasses: number, now: number): Promise<number> {
   let sent = 0;
-  let hooks: number | undefined;
   for (let pass = 0; pass < maxPasses; pass++) {
     const top = await newestEventId(db);
     if (!(await takeEmissionLease(db, EMIT_PASS_EVENTS, top, now, LEASE_MS))) return sent;
     const range = await emissionRange(db);
     if (!range) return sent;
     const release = (advance: boolean) => releaseEmissionLease(db, range, advance, now);
-    hooks ??= await countEnabledWebhooks(env.DB);
     try {
-      const jobs = hooks ? await webhookJobsFor(db, range.lo, range.hi) : [];
+      const jobs = (await enabled()) ? await webhookJobsFor(db, env.DB, range.lo, range.hi) : [];
       for (let i = 0; i < jobs.length; i += SEND_BATCH_MAX) {
         await env.WEBHOOKS.sendBatch(jobs.slice(i, i + SEND_BATCH_MAX).map((body) => ({ body, contentType: "json" as const })));
       }
@@ -108,9 +117,9 @@ export async function emitNewEvents(env: Env, maxPasses = 10, now = Date.now()):
 }
 
 /** Runs `emitNewEvents` and logs (never throws): for waitUntil after queue batches and on the cron trigger. */
-export async function emitNewEventsLogged(env: Env): Promise<void> {
+export async function emitNewEventsLogged(env: Env, shards?: readonly LedgerShard[]): Promise<void> {
   try {
-    await emitNewEvents(env);
+    await emitNewEvents(env, undefined, undefined, shards);
   } catch (e) {
     console.error(String(e), e instanceof Error ? e.cause : undefined);
   }
