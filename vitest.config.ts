@@ -44,9 +44,13 @@ export default defineConfig({
                 // Local switches (issue 15): the peers are on loopback; test domains are never DNS-verified.
                 ALLOW_PRIVATE_DESTINATIONS: "127.0.0.0/8,::1/128",
                 REQUIRE_VERIFIED_DOMAINS: "false",
+                // Two ledger shards (issue 17): DB (also the control plane) and LEDGER_1. Suites that read env.DB
+                // directly place their tenants on DB (test/workers/helpers.ts); shards.test.ts uses both.
+                LEDGER_SHARDS: "DB,LEDGER_1",
               },
               // A second, empty D1 database: the ledger migration test fills it under the old schema, then migrates it.
-              d1Databases: { MIGRATION_TEST_DB: "edge-relay-migration-test" },
+              // LEDGER_1: the second ledger shard, migrated like DB before each file (test/support/apply-migrations.ts).
+              d1Databases: { MIGRATION_TEST_DB: "edge-relay-migration-test", LEDGER_1: "edge-relay-ledger-1" },
               // Cloudflare Email Service binding for the `cloudflare:` route kind (simulated locally by Miniflare).
               email: { send_email: [{ name: "EMAIL", allowed_destination_addresses: ["ok@cf-route.example", "also-ok@cf-route.example"] }] },
             },

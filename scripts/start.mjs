@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { createOutputFilter, summariseMigrations } from "./dev-output.mjs";
+import { ledgerShardBindings } from "./ledger-shards.mjs";
 import { localCronIntervalMs, readCrons, startLocalCron } from "./local-cron.mjs";
 import { startLocalSink } from "./local-sink.mjs";
 
@@ -63,19 +64,22 @@ console.log(`[sink] catch-all SMTP server on 127.0.0.1:${SINK_PORT}; messages ar
 const token = localSecret("ADMIN_TOKEN", () => `local-admin-${randomBytes(16).toString("hex")}`);
 // Signs VERP return paths, unsubscribe and tracking links.
 localSecret("SIGNING_SECRET", () => randomBytes(32).toString("hex"));
-// wrangler prints the migrations table once per migration applied: one line says the same.
-const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local"], {
-  stdio: ["ignore", VERBOSE ? "inherit" : "pipe", VERBOSE ? "inherit" : "pipe"],
-  env: { ...process.env, CI: "1" },
-  encoding: "utf8",
-});
-if (!VERBOSE) {
-  const output = `${migrate.stdout ?? ""}${migrate.stderr ?? ""}`;
-  const summary = migrate.status === 0 ? summariseMigrations(output) : null;
-  if (summary) console.log(summary);
-  else process.stderr.write(output);
+// wrangler prints the migrations table once per migration applied: one line says the same. Every ledger shard
+// (LEDGER_SHARDS, issue 17) gets the same migrations as DB.
+for (const binding of ledgerShardBindings()) {
+  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", binding, "--local"], {
+    stdio: ["ignore", VERBOSE ? "inherit" : "pipe", VERBOSE ? "inherit" : "pipe"],
+    env: { ...process.env, CI: "1" },
+    encoding: "utf8",
+  });
+  if (!VERBOSE) {
+    const output = `${migrate.stdout ?? ""}${migrate.stderr ?? ""}`;
+    const summary = migrate.status === 0 ? summariseMigrations(output) : null;
+    if (summary) console.log(binding === "DB" ? summary : `${binding}: ${summary}`);
+    else process.stderr.write(output);
+  }
+  if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 }
-if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
 // Jobs in the local queue die with `wrangler dev`; the cron's re-drive from the ledger sends their mail again once
 // it saw no activity for this long past its due time. Locally 2 minutes (deployed: 15), so a restart costs little.

@@ -17,6 +17,7 @@ import { fieldsSignedByExistingSignatures, OutboundError, prepareOutbound, signi
 import { envelopeAddress, requireSenderDomain, type SendContext, type SendOutcome } from "./send";
 import { tlsWishes } from "../mime/tls-required";
 import { toSevenBitBody } from "../mime/seven-bit";
+import { ledgerOf } from "../store/shards";
 
 /** RFC 5322 section 2.1.1: a line is at most 998 characters excluding CRLF. */
 const MAX_LINE_OCTETS = 998;
@@ -250,7 +251,7 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
   if (size > ctx.config.maxMessageBytes) throw new ApiError(413, "too_large", `the message is ${size} bytes with our headers; the limit is ${ctx.config.maxMessageBytes}`);
 
   const subject = named("subject")[0]?.value ?? null;
-  const suppressed = await findSuppressed(ctx.env.DB, ctx.tenant.id, recipients, envelope.stream);
+  const suppressed = await findSuppressed(await ledgerOf(ctx.env, ctx.tenant.id), ctx.tenant.id, recipients, envelope.stream);
   const secret = signingSecret(ctx.env);
   const result = await acceptMessage(ctx.env, {
     id,

@@ -16,6 +16,7 @@ import { acceptMessage, type AcceptResult } from "./accept";
 import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
 import { trackedHtmlBodies } from "../tracking/accept";
 import { tlsWishes } from "../mime/tls-required";
+import { ledgerOf } from "../store/shards";
 
 /** Who is sending and through which door. */
 export interface SendContext {
@@ -173,7 +174,7 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
   if (size > ctx.config.maxMessageBytes) throw new ApiError(413, "too_large", `the composed message is ${size} bytes; the limit is ${ctx.config.maxMessageBytes}`, p ? p.replace(/\.$/, "") : undefined);
   if (opts.dryRun) return { raw: outbound.raw };
 
-  const suppressed = await findSuppressed(ctx.env.DB, ctx.tenant.id, recipients, req.stream);
+  const suppressed = await findSuppressed(await ledgerOf(ctx.env, ctx.tenant.id), ctx.tenant.id, recipients, req.stream);
   const secret = signingSecret(ctx.env);
   const sendAt = req.send_at && req.send_at.getTime() > Date.now() ? req.send_at.getTime() : undefined;
   const result = await acceptMessage(ctx.env, {

@@ -128,8 +128,8 @@ async function runBatches(db: D1Database, stmts: D1PreparedStatement[]): Promise
 }
 
 /**
- * Writes outcomes to their tenants' ledger shards (issue 17) and suppressions to the control plane; answers the
- * items of shards that refused them (each shard apart, so one failing shard does not hold up the others).
+ * Writes outcomes (and the suppressions they cause) to their tenants' ledger shards (issue 17); answers the items
+ * of shards that refused them (each shard apart, so one failing shard does not hold up the others).
  */
 async function writeToLedgers(env: Env, items: PendingOutcome[]): Promise<{ failed: PendingOutcome[]; error?: unknown }> {
   const byShard = new Map<string, PendingOutcome[]>();
@@ -143,9 +143,9 @@ async function writeToLedgers(env: Env, items: PendingOutcome[]): Promise<{ fail
     [...byShard].map(async ([name, group]) => {
       try {
         const db = shardDb(env, name);
-        await runBatches(db, outcomesByMessage(group.map((p) => p.outcome)).flatMap((g) => outcomeStatements(db, g)));
-        const suppressions = group.flatMap((p) => (p.suppression ? [addSuppressionStatement(env.DB, p.suppression)] : []));
-        await runBatches(env.DB, suppressions);
+        const stmts = outcomesByMessage(group.map((p) => p.outcome)).flatMap((g) => outcomeStatements(db, g));
+        for (const p of group) if (p.suppression) stmts.push(addSuppressionStatement(db, p.suppression));
+        await runBatches(db, stmts);
       } catch (e) {
         failed.push(...group);
         error ??= e;

@@ -29,6 +29,7 @@ import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { limitParam, stringParam } from "./request";
 import { tenantExists } from "../store/tenants";
+import { onEveryShard } from "../store/shards";
 
 const DOMAIN = /^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const TENANT = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -63,7 +64,7 @@ adminReputation.get("/admin/reputation", async (c) => {
     watchedSubjects(c.env.DB, cfg),
     listChecks(c.env.DB),
     reputationHistory(c.env.DB, 20),
-    recentFailureEvents(c.env.DB, now - BOUNCE_SIGNAL_WINDOW_MS, BOUNCE_SIGNAL_EVENTS),
+    onEveryShard(c.env, ({ db }) => recentFailureEvents(db, now - BOUNCE_SIGNAL_WINDOW_MS, BOUNCE_SIGNAL_EVENTS)).then((r) => r.flat()),
   ]);
   // Checks of subjects no longer watched (a removed sender domain) stay in the table but are not shown.
   const watched = new Set(subjects.map((x) => x.subject));

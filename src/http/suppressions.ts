@@ -21,6 +21,7 @@ import {
 import { requireApiKey, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { limitParam, readJsonBody, stringParam } from "./request";
+import { ledgerOf } from "../store/shards";
 
 /** Bulk adds are one D1 batch; 1000 entries keep it well inside D1's per-batch limits. */
 export const MAX_SUPPRESSIONS_PER_REQUEST = 1000;
@@ -57,7 +58,7 @@ export const suppressions = new Hono<AppEnv>();
 suppressions.get("/v1/suppressions", requireApiKey, async (c) => {
   const limit = limitParam(c, 100, 1000);
   const address = stringParam(c, "address", /^[^\s<>]{3,320}$/, "an address");
-  const rows = await listSuppressions(c.env.DB, c.get("tenant").id, {
+  const rows = await listSuppressions(await ledgerOf(c.env, c.get("tenant").id), c.get("tenant").id, {
     limit,
     cursor: decodeCursor(stringParam(c, "cursor", /^[A-Za-z0-9+/]{1,600}$/, "a cursor returned by this endpoint")),
     ...(address ? { address } : {}),
@@ -94,7 +95,8 @@ suppressions.post("/v1/suppressions", requireApiKey, async (c) => {
     } else if (e.expires_at === null) expiresAt = null;
     return { tenantId, address: `${parsed.value.address.slice(0, parsed.value.address.lastIndexOf("@"))}@${parsed.value.asciiDomain}`, scope: scope as SuppressionScope, reason, detail: (e.detail as string | undefined) ?? null, createdAt: now, expiresAt };
   });
-  await c.env.DB.batch(entries.map((e) => addSuppressionStatement(c.env.DB, e)));
+  const ledger = await ledgerOf(c.env, tenantId);
+  await ledger.batch(entries.map((e) => addSuppressionStatement(ledger, e)));
   return c.json({ added: entries.length, data: entries.map((e) => ({ address: e.address.toLowerCase(), scope: e.scope, reason: e.reason, expires_at: e.expiresAt === null ? null : new Date(e.expiresAt).toISOString() })) }, 201);
 });
 
@@ -102,7 +104,7 @@ suppressions.delete("/v1/suppressions/:address", requireApiKey, async (c) => {
   const address = c.req.param("address");
   const scope = stringParam(c, "scope", /^[a-z]{1,20}$/, "a scope");
   if (scope !== null && !SUPPRESSION_SCOPES.includes(scope as SuppressionScope)) throw new ApiError(400, "invalid_field", `scope must be one of ${SUPPRESSION_SCOPES.join(", ")}`, "scope");
-  const removed = await removeSuppression(c.env.DB, c.get("tenant").id, address, (scope as SuppressionScope | null) ?? undefined);
+  const removed = await removeSuppression(await ledgerOf(c.env, c.get("tenant").id), c.get("tenant").id, address, (scope as SuppressionScope | null) ?? undefined);
   if (!removed) throw new ApiError(404, "not_found", "the address is not on the suppression list");
   return c.json({ address: address.toLowerCase(), removed });
 });
@@ -112,7 +114,7 @@ async function unsubscribe(env: Env, token: string): Promise<{ recipient: string
   if (!secret) return null;
   const payload = await verifyUnsubscribeToken(token, secret);
   if (!payload) return null;
-  await addSuppression(env.DB, {
+  await addSuppression(await ledgerOf(env, payload.sender), {
     tenantId: payload.sender,
     address: payload.recipient,
     scope: "broadcast",

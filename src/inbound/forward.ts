@@ -15,6 +15,7 @@ import { findSuppressed } from "../store/suppressions";
 import { checkForwardingLoop, headerSectionOf, headerValues, LOOP_MARKER_HEADER } from "./loop";
 import { readRaw, type InboundEmail } from "./read-raw";
 import { srsForward } from "./srs";
+import { ledgerOf } from "../store/shards";
 
 export type ForwardResult =
   | { ok: true; messageId: string; recipients: { address: string; status: string }[]; mailFrom: string; note: string | null }
@@ -143,7 +144,7 @@ async function relay(
     metadata: o.metadata,
     smtputf8: nonAscii.test(headers) || nonAscii.test(o.mailFrom) || o.recipients.some((r) => nonAscii.test(r)),
     eightBit: nonAscii.test(outbound.raw),
-    suppressed: await findSuppressed(env.DB, o.tenantId, o.recipients, "transactional"),
+    suppressed: await findSuppressed(await ledgerOf(env, o.tenantId), o.tenantId, o.recipients, "transactional"),
   });
   return { ok: true, messageId: result.id, recipients: result.recipients };
 }

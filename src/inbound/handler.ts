@@ -23,7 +23,7 @@ import { loadConfig, type RelayConfig } from "../config";
 import { verifyUnsubscribeToken } from "../mime/deliverability";
 import { decodeReturnPath, isReturnPathAddress } from "../mime/return-path";
 import { findAliasForDelivery } from "../store/aliases";
-import { logInbound, tenantOfDomain, type InboundKind, type InboundLogEntry } from "../store/inbound";
+import { findRecipient, logInbound, tenantOfDomain, type InboundKind, type InboundLogEntry } from "../store/inbound";
 import { addSuppression } from "../store/suppressions";
 import { forwardToAlias, returnToSender } from "./forward";
 import { readRaw, type InboundEmail } from "./read-raw";
@@ -32,6 +32,7 @@ import { isSrsAddress, srsReverse } from "./srs";
 import { parseBounce } from "./bounce";
 import { emitNewEventsLogged } from "../webhooks/emit";
 import { handleReportMail, reportMailbox } from "./reputation-reports";
+import { findOnShards, ledgerOf } from "../store/shards";
 
 /**
  * Reports are parsed from their first 2 MiB: the human-readable and machine-readable parts come before the
@@ -119,10 +120,22 @@ type Reject = (reason: string, kind: InboundKind, detail: string, tenantId?: str
 async function report(message: InboundEmail, env: Env, c: ReportContext, base: LogBase): Promise<void> {
   const read = await readRaw(message.raw, MAX_REPORT_BYTES, "truncate");
   if (!read.ok) return;
-  const outcomes = await applyReport(env.DB, read.bytes, c, base.envelopeFrom ?? "");
+  const outcomes = await applyReport(await reportLedger(env, c), read.bytes, c, base.envelopeFrom ?? "");
   for (const o of outcomes) {
     await logInbound(env.DB, { ...base, kind: o.kind, outcome: o.outcome, tenantId: o.tenantId, messageId: o.messageId, detail: read.truncated ? `${o.detail} (parsed the first ${MAX_REPORT_BYTES} bytes)` : o.detail });
   }
+}
+
+/**
+ * The ledger shard a report is about (issue 17): its tenant's when the bounce domain names one, else the shard
+ * holding the message its VERP return path names (looked up on every shard; ids name no tenant).
+ */
+async function reportLedger(env: Env, c: ReportContext): Promise<D1Database> {
+  if (c.tenantId !== null) return ledgerOf(env, c.tenantId);
+  const token = c.token;
+  if (!token) return env.DB;
+  const found = await findOnShards(env, (db) => findRecipient(db, token.messageId, token.recipientIndex));
+  return found?.shard.db ?? env.DB;
 }
 
 /** Mail to an SRS address: a bounce (or reply) to a message we forwarded goes back to its original sender. */
@@ -139,7 +152,7 @@ async function srsReturn(message: InboundEmail, env: Env, config: RelayConfig, t
 
   // Record the bounce on the message we forwarded (found by the returned original's Message-ID).
   if (parseBounce(read.bytes).kind === "bounce") {
-    const outcomes = await applyReport(env.DB, read.bytes, { token: null, tenantId: owner.tenantId, secret, headers: message.headers, now: Date.now(), signers: ourSigners(env), feedbackLoop: config.feedbackLoop }, base.envelopeFrom ?? "");
+    const outcomes = await applyReport(await ledgerOf(env, owner.tenantId), read.bytes, { token: null, tenantId: owner.tenantId, secret, headers: message.headers, now: Date.now(), signers: ourSigners(env), feedbackLoop: config.feedbackLoop }, base.envelopeFrom ?? "");
     for (const o of outcomes) await logInbound(env.DB, { ...base, kind: o.kind, outcome: o.outcome, tenantId: o.tenantId, messageId: o.messageId, detail: o.detail });
   }
   const r = await returnToSender(read.bytes, env, config, { tenantId: owner.tenantId, srsAddress: to, to: original.address });
@@ -153,7 +166,7 @@ async function unsubscribeByMail(message: InboundEmail, env: Env, secret: string
   const token = /unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)/i.exec(subject)?.[1];
   const payload = token && secret ? await verifyUnsubscribeToken(token, secret) : null;
   if (!payload || payload.sender !== tenantId) return reject("5.7.1 This unsubscribe request is not valid", "unsubscribe", "bad or missing token", tenantId);
-  await addSuppression(env.DB, {
+  await addSuppression(await ledgerOf(env, tenantId), {
     tenantId,
     address: payload.recipient,
     scope: "broadcast",

@@ -14,3 +14,9 @@ export function freshnessNote(f: RollupFreshness): Html {
   return html`<p class="freshness behind" role="status" data-pending="${f.pendingEvents}">Counts as of ${asOf}: <strong>${events} not counted yet</strong>.
     The cron trigger counts them in the background; each load of this page counts up to ${fmtCount(PAGE_ROLLUP_EVENTS)} more.</p>`;
 }
+
+/** Says which ledger shards did not answer (issue 17): the numbers on the page leave their tenants out. */
+export function shardsNote(failed: readonly string[]): Html | "" {
+  if (!failed.length) return "";
+  return html`<p class="freshness behind" role="alert" data-failed-shards="${failed.join(",")}">Ledger shard ${failed.join(", ")} did not answer: <strong>the tenants on it are left out of this page</strong>.</p>`;
+}

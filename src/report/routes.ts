@@ -29,6 +29,8 @@ import {
 } from "./session";
 import { DASHBOARD_CSS } from "./styles";
 import { tenantExists } from "../store/tenants";
+import { ledgerOf, type LedgerShard } from "../store/shards";
+import { across, shardsOf } from "./shards";
 
 const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const ADDRESS = /^[^\s@<>()",;:\\[\]]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/;
@@ -153,28 +155,38 @@ dashboard.post("/dashboard/logout", async (c) => {
   return c.redirect("/dashboard/login", 303);
 });
 
+/**
+ * The ledger shards a page reads (issue 17), after folding in the events each wrote since the last cron run
+ * (bounded to one pass, every shard in parallel) so the numbers are current. A shard whose fold fails is left to
+ * the page's own reads, which say it did not answer.
+ */
+async function foldedShards(c: Context<DashEnv>, fold = true): Promise<LedgerShard[]> {
+  const shards = await shardsOf(c.env, tenantParam(c.req.query("tenant")));
+  if (fold) await across(shards, (db) => advanceRollups(db, 1, Date.now(), PAGE_ROLLUP_EVENTS));
+  return shards;
+}
+
 dashboard.get("/dashboard", async (c) => {
-  // Fold in the events written since the last cron run (bounded to one pass) so the numbers are current.
-  await advanceRollups(c.env.DB, 1, Date.now(), PAGE_ROLLUP_EVENTS);
+  const shards = await foldedShards(c);
   const window = windowParam(c.req.query("window"));
-  return page(c, "overview", "Overview", (t) => overviewPage(c.env.DB, t, window));
+  return page(c, "overview", "Overview", (t) => overviewPage(shards, t, window));
 });
 
 dashboard.get("/dashboard/destinations", async (c) => {
-  await advanceRollups(c.env.DB, 1, Date.now(), PAGE_ROLLUP_EVENTS);
+  const shards = await foldedShards(c);
   const window = windowParam(c.req.query("window"));
-  return page(c, "destinations", "Destinations", (t) => destinationsPage(c.env, t, window));
+  return page(c, "destinations", "Destinations", (t) => destinationsPage(c.env, shards, t, window));
 });
 
 dashboard.get("/dashboard/messages", async (c) => {
   // The tag index is filled by the rollup: fold in the newest events first so fresh messages are found.
-  if (c.req.query("field") === "tag") await advanceRollups(c.env.DB, 1, Date.now(), PAGE_ROLLUP_EVENTS);
-  return page(c, "messages", "Messages", (t) => messagesPage(c.env.DB, t, c.req.query("field") ?? "", c.req.query("q") ?? ""));
+  const shards = await foldedShards(c, c.req.query("field") === "tag");
+  return page(c, "messages", "Messages", (t) => messagesPage(shards, t, c.req.query("field") ?? "", c.req.query("q") ?? ""));
 });
 
 dashboard.get("/dashboard/messages/:id", async (c) => {
   const tenant = tenantParam(c.req.query("tenant"));
-  const body = await messagePage(c.env.DB, tenant, c.req.param("id"));
+  const body = await messagePage(c.env, await foldedShards(c, false), tenant, c.req.param("id"));
   if (!body) return page(c, "messages", "Not found", async () => html`<h1>No such message</h1><p><a href="${href("/dashboard/messages", tenant)}">Search messages</a></p>`, 404);
   return page(c, "messages", "Message", async () => body);
 });
@@ -183,7 +195,7 @@ dashboard.get("/dashboard/suppressions", (c) => {
   const n = c.req.query("notice");
   const notice = n && n in SUPPRESSION_NOTICES ? (n as SuppressionNotice) : null;
   return page(c, "suppressions", "Suppressions", async (t) =>
-    suppressionsPage(c.env.DB, t, await listTenants(c.env.DB), c.req.query("q") ?? "", c.get("session").csrf, notice),
+    suppressionsPage(await foldedShards(c, false), t, await listTenants(c.env.DB), c.req.query("q") ?? "", c.get("session").csrf, notice),
   );
 });
 
@@ -203,7 +215,7 @@ dashboard.post("/dashboard/suppressions", async (c) => {
     return backToSuppressions(c, form, "invalid");
   }
   const detail = field(form, "detail").slice(0, 200) || "added on the reporting page";
-  await addSuppression(c.env.DB, { tenantId, address, scope, reason, detail });
+  await addSuppression(await ledgerOf(c.env, tenantId), { tenantId, address, scope, reason, detail });
   return backToSuppressions(c, form, "added");
 });
 
@@ -212,7 +224,7 @@ dashboard.post("/dashboard/suppressions/remove", async (c) => {
   if (!csrfValid(c, form.csrf)) return backToSuppressions(c, form, "csrf");
   const scope = field(form, "scope") as SuppressionScope;
   if (!TENANT_ID.test(field(form, "tenant_id")) || !SUPPRESSION_SCOPES.includes(scope)) return backToSuppressions(c, form, "invalid");
-  await removeSuppression(c.env.DB, field(form, "tenant_id"), field(form, "address"), scope);
+  await removeSuppression(await ledgerOf(c.env, field(form, "tenant_id")), field(form, "tenant_id"), field(form, "address"), scope);
   return backToSuppressions(c, form, "removed");
 });
 

@@ -159,6 +159,8 @@ export interface DestinationRow {
   volume: number;
   rates: DeliveryRates;
   medianLatencyMs: number | null;
+  /** The accept-to-delivery histogram behind the median (summed when the page adds up ledger shards). */
+  latency: LatencyHistogram | null;
 }
 
 /** Per recipient domain (level 'domain') or per next hop (level 'route') over a window, busiest first. */
@@ -201,7 +203,7 @@ export async function destinations(
     const n = (t: string) => c[t] ?? 0;
     const volume = level === "domain" ? n("queued") + n("suppressed") : n("delivered") + n("deferred") + n("bounced");
     const h = hist.get(key);
-    return { key, counts: c, volume, rates: deliveryRates(c), medianLatencyMs: h ? quantile(h, 0.5) : null };
+    return { key, counts: c, volume, rates: deliveryRates(c), medianLatencyMs: h ? quantile(h, 0.5) : null, latency: h ?? null };
   });
   rows.sort((a, b) => b.volume - a.volume || a.key.localeCompare(b.key));
   return rows.slice(0, limit);

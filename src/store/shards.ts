@@ -1,7 +1,8 @@
 /**
- * Ledger shards (issue 17). The control plane (tenants, keys, domains, routes, aliases, webhooks, suppressions,
- * settings, audit) lives in `DB`; each tenant's ledger (messages, the event feed, its rollups and watermarks,
- * idempotency keys, tracking counters) lives in one of the D1 bindings listed in LEDGER_SHARDS. Placement is
+ * Ledger shards (issue 17). The control plane (tenants, keys, domains, routes, aliases, webhooks, settings, the
+ * inbound log, audit) lives in `DB`; each tenant's ledger (messages, the event feed with its rollups and
+ * watermarks, idempotency keys, tracking counters, suppressions) lives in one of the D1 bindings listed in
+ * LEDGER_SHARDS. Placement is
  * recorded in `tenant_shards` (control plane) when the tenant is created; a tenant without a row is on `DB`.
  * Every path finds its database here: `ledgerOf` for one tenant, `ledgerShards` to fan out over all of them.
  */
@@ -134,8 +135,11 @@ export async function fromEveryShard<T>(env: Env, fn: (shard: LedgerShard) => Pr
  * answers the first hit with its shard. Not found while a shard failed: that shard's error is thrown, since the
  * message may be there (the caller then fails temporarily rather than calling it unknown).
  */
-export async function findOnShards<T>(env: Env, fn: (db: D1Database) => Promise<T | null>): Promise<{ value: T; shard: LedgerShard } | null> {
-  const shards = ledgerShards(env);
+export async function findOnShards<T>(
+  env: Env,
+  fn: (db: D1Database) => Promise<T | null>,
+  shards: readonly LedgerShard[] = ledgerShards(env),
+): Promise<{ value: T; shard: LedgerShard } | null> {
   const settled = await Promise.allSettled(shards.map((s) => fn(s.db)));
   for (const [i, r] of settled.entries()) if (r.status === "fulfilled" && r.value !== null) return { value: r.value, shard: shards[i]! };
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");

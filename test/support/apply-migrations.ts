@@ -1,6 +1,10 @@
-/** Applies the D1 migrations from migrations/ to the test database before the tests of each file. */
+/**
+ * Applies the D1 migrations from migrations/ to every ledger shard (LEDGER_SHARDS: DB, the control plane, and
+ * LEDGER_1) before the tests of each file: the same migrations on every database (issue 17).
+ */
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 
-const migrations = JSON.parse((env as unknown as { TEST_MIGRATIONS: string }).TEST_MIGRATIONS);
-await applyD1Migrations(env.DB, migrations);
+const bindings = env as unknown as Record<string, D1Database> & { TEST_MIGRATIONS: string; LEDGER_SHARDS: string };
+const migrations = JSON.parse(bindings.TEST_MIGRATIONS);
+for (const name of new Set(["DB", ...bindings.LEDGER_SHARDS.split(",").map((s) => s.trim())])) await applyD1Migrations(bindings[name]!, migrations);

@@ -27,9 +27,12 @@ export function unique(prefix = "t"): string {
   return `${prefix}${Date.now().toString(36)}${counter}${Math.random().toString(36).slice(2, 6)}`;
 }
 
-/** Creates a tenant owning `domains` and an API key for it, through the admin API. */
-export async function createTenantWithKey(domains: string[]): Promise<{ tenantId: string; key: string; keyId: string }> {
-  const t = await call("/admin/tenants", { method: "POST", key: ADMIN_TOKEN, json: { name: unique("tenant"), domains } });
+/**
+ * Creates a tenant owning `domains` and an API key for it, through the admin API. Its ledger is on `shard`: DB by
+ * default, since most suites read the ledger from env.DB directly (test/workers/shards.test.ts covers placement).
+ */
+export async function createTenantWithKey(domains: string[], shard = "DB"): Promise<{ tenantId: string; key: string; keyId: string }> {
+  const t = await call("/admin/tenants", { method: "POST", key: ADMIN_TOKEN, json: { name: unique("tenant"), domains, shard } });
   if (t.status !== 201) throw new Error(`tenant: ${t.status} ${await t.text()}`);
   const { id: tenantId } = (await t.json()) as { id: string };
   const k = await call(`/admin/tenants/${tenantId}/keys`, { method: "POST", key: ADMIN_TOKEN, json: { name: "test" } });

@@ -3,7 +3,9 @@ import { html } from "hono/html";
 import { destinations, type DestinationRow, type ReportWindow, type TenantScope } from "../../store/report";
 import { rollupFreshness } from "../../store/rollup-freshness";
 import { fmtCount, fmtDuration, fmtRate } from "../format";
-import { freshnessNote } from "../freshness";
+import { freshnessNote, shardsNote } from "../freshness";
+import { across, mergeDestinations, mergeFreshness } from "../shards";
+import type { LedgerShard } from "../../store/shards";
 import { href, type Html } from "../layout";
 import { windowPicker } from "./overview";
 
@@ -53,16 +55,17 @@ function table(rows: DestinationRow[], level: "domain" | "route", gates: Map<str
     })}</tbody></table></div>`;
 }
 
-export async function destinationsPage(env: Env, tenant: TenantScope, window: ReportWindow, now = Date.now()): Promise<Html> {
-  const [domains, routes, freshness] = await Promise.all([
-    destinations(env.DB, tenant, "domain", window, 100, now),
-    destinations(env.DB, tenant, "route", window, 50, now),
-    rollupFreshness(env.DB, now),
-  ]);
+export async function destinationsPage(env: Env, shards: readonly LedgerShard[], tenant: TenantScope, window: ReportWindow, now = Date.now()): Promise<Html> {
+  const parts = await across(shards, (db) =>
+    Promise.all([destinations(db, tenant, "domain", window, 100, now), destinations(db, tenant, "route", window, 50, now), rollupFreshness(db, now)]),
+  );
+  const domains = mergeDestinations(parts.values.map((p) => p[0]), 100);
+  const routes = mergeDestinations(parts.values.map((p) => p[1]), 50);
+  const freshness = mergeFreshness(parts.values.map((p) => p[2]), now);
   const gates = new Map<string, GateSummary | null>();
   await Promise.all(domains.slice(0, GATE_LOOKUPS).map(async (d) => gates.set(d.key, await gateSummary(env, d.key))));
   return html`<div class="head"><h1>Destinations</h1>${windowPicker("/dashboard/destinations", tenant, window)}</div>
-  ${freshnessNote(freshness)}
+  ${shardsNote(parts.failed)}${freshnessNote(freshness)}
   <section class="panel" aria-labelledby="h-domains"><h2 id="h-domains">By recipient domain</h2>${table(domains, "domain", gates)}
     <p class="muted">Gate: the DomainGate's current state (rate, pause, circuit) for the ${GATE_LOOKUPS} busiest domains.</p></section>
   <section class="panel" aria-labelledby="h-routes"><h2 id="h-routes">By next hop</h2>${table(routes, "route", gates)}</section>

@@ -1,10 +1,12 @@
 /** Messages: search by id, recipient, sender, tag, status or stream; a message's page with its timeline. */
 import { html } from "hono/html";
 import { getMessage } from "../../store/messages";
-import { SEARCH_FIELDS, searchMessages, type SearchField } from "../../store/report-messages";
+import { SEARCH_FIELDS, SEARCH_LIMIT, searchMessages, type SearchField } from "../../store/report-messages";
 import { ALL_TENANTS, type TenantScope } from "../../store/report";
 import { rollupFreshness } from "../../store/rollup-freshness";
-import { freshnessNote } from "../freshness";
+import { freshnessNote, shardsNote } from "../freshness";
+import { across, mergeFreshness, newestFirst } from "../shards";
+import { findOnShards, type LedgerShard } from "../../store/shards";
 import { fmtCount, fmtTimeSeconds } from "../format";
 import { href, type Html } from "../layout";
 
@@ -26,15 +28,21 @@ export function guessField(term: string): SearchField | null {
   return "tag";
 }
 
-export async function messagesPage(db: D1Database, tenant: TenantScope, fieldParam: string, termParam: string): Promise<Html> {
+export async function messagesPage(shards: readonly LedgerShard[], tenant: TenantScope, fieldParam: string, termParam: string): Promise<Html> {
   const term = termParam.trim().slice(0, 320);
   const field = (SEARCH_FIELDS as readonly string[]).includes(fieldParam) ? (fieldParam as SearchField) : guessField(term);
   const byTag = Boolean(term) && field === "tag";
-  const [results, freshness] = await Promise.all([
-    searchMessages(db, tenant, term ? field : null, term),
-    // The tag index is filled by the rollups, so a tag search is as current as they are.
-    byTag ? rollupFreshness(db) : null,
-  ]);
+  // Each shard searched in parallel (issue 17), the newest of all kept (message ids are time-ordered).
+  const parts = await across(shards, (db) =>
+    Promise.all([
+      searchMessages(db, tenant, term ? field : null, term),
+      // The tag index is filled by the rollups, so a tag search is as current as they are.
+      byTag ? rollupFreshness(db) : null,
+    ]),
+  );
+  const results = newestFirst(parts.values.map((p) => p[0]), (m) => m.id, SEARCH_LIMIT);
+  const fresh = parts.values.flatMap((p) => (p[1] ? [p[1]] : []));
+  const freshness = byTag ? mergeFreshness(fresh) : null;
   return html`<div class="head"><h1>Messages</h1></div>
   <section class="panel"><form class="formrow" id="message-search" method="get" action="/dashboard/messages" role="search" aria-label="Search messages">
     ${tenant !== ALL_TENANTS ? html`<input type="hidden" name="tenant" value="${tenant}">` : ""}
@@ -42,7 +50,7 @@ export async function messagesPage(db: D1Database, tenant: TenantScope, fieldPar
     <label>Value<input type="search" name="q" value="${term}" placeholder="id, address, tag, status or stream" size="34"></label>
     <button type="submit">Search</button>
   </form></section>
-  ${freshness ? freshnessNote(freshness) : ""}
+  ${shardsNote(parts.failed)}${freshness ? freshnessNote(freshness) : ""}
   <section class="panel" aria-labelledby="h-results"><h2 id="h-results">${term && field ? html`${fmtCount(results.length)} found for ${FIELD_LABELS[field].toLowerCase()} “${term}”` : "Newest messages"}</h2>
   ${results.length
     ? html`<div class="table-wrap"><table><thead><tr><th>Accepted (UTC)</th><th>Status</th><th>From</th><th>To</th><th>Subject</th><th>Tenant</th></tr></thead><tbody>
@@ -54,8 +62,10 @@ export async function messagesPage(db: D1Database, tenant: TenantScope, fieldPar
   </section>`;
 }
 
-export async function messagePage(db: D1Database, tenant: TenantScope, id: string): Promise<Html | null> {
-  const m = await getMessage(db, id, tenant === ALL_TENANTS ? null : tenant);
+export async function messagePage(env: Env, shards: readonly LedgerShard[], tenant: TenantScope, id: string): Promise<Html | null> {
+  // A message id names no tenant: across tenants, every shard is asked (one primary-key seek per tenant each).
+  const found = await findOnShards(env, (db) => getMessage(db, id, tenant === ALL_TENANTS ? null : tenant), shards);
+  const m = found?.value;
   if (!m) return null;
   return html`<div class="head"><h1>${m.subject ?? "(no subject)"}</h1>${statusBadge(m.status)}</div>
   <div class="grid2">

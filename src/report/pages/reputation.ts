@@ -12,6 +12,8 @@ import type { TenantScope } from "../../store/report";
 import { dmarcDomainSummaries, dmarcFailingSources, listChecks, recentFailureEvents, reputationHistory, tlsDomainSummaries, type CheckRow } from "../../store/reputation";
 import { fmtCount, fmtRate, fmtTime } from "../format";
 import type { Html } from "../layout";
+import { across } from "../shards";
+import { ledgerShards } from "../../store/shards";
 
 /** DMARC and TLS reports are summed over this many days. */
 const REPORT_DAYS = 7;
@@ -57,7 +59,8 @@ export async function reputationPage(env: Env, tenant: TenantScope, now = Date.n
     watchedSubjects(env.DB, cfg),
     listChecks(env.DB),
     reputationHistory(env.DB, 20),
-    recentFailureEvents(env.DB, now - BOUNCE_SIGNAL_WINDOW_MS, BOUNCE_SIGNAL_EVENTS),
+    // Failure events are in every ledger shard's feed (issue 17); the newest of each, together.
+    across(ledgerShards(env), (db) => recentFailureEvents(db, now - BOUNCE_SIGNAL_WINDOW_MS, BOUNCE_SIGNAL_EVENTS)).then((r) => r.values.flat()),
     dmarcDomainSummaries(env.DB, since, t),
     dmarcFailingSources(env.DB, since, t, 30),
     tlsDomainSummaries(env.DB, since, t),

@@ -1,6 +1,8 @@
 /** Suppressions: list and filter live entries; add and remove them through CSRF-protected forms. */
 import { html } from "hono/html";
 import { listSuppressionsForReport } from "../../store/report-messages";
+import { across, newestFirst } from "../shards";
+import type { LedgerShard } from "../../store/shards";
 import { ALL_TENANTS, type TenantScope } from "../../store/report";
 import { SUPPRESSION_REASONS, SUPPRESSION_SCOPES } from "../../store/suppressions";
 import { fmtCount, fmtTime } from "../format";
@@ -16,14 +18,16 @@ export const SUPPRESSION_NOTICES = {
 export type SuppressionNotice = keyof typeof SUPPRESSION_NOTICES;
 
 export async function suppressionsPage(
-  db: D1Database,
+  shards: readonly LedgerShard[],
   tenant: TenantScope,
   tenants: { id: string; name: string }[],
   filter: string,
   csrf: string,
   notice: SuppressionNotice | null,
 ): Promise<Html> {
-  const rows = await listSuppressionsForReport(db, tenant, filter);
+  // Suppressions live with their tenant's ledger (issue 17): every shard's newest, the newest 200 of all kept.
+  const parts = await across(shards, (db) => listSuppressionsForReport(db, tenant, filter));
+  const rows = newestFirst(parts.values, (r) => r.created_at, 200);
   const n = notice ? SUPPRESSION_NOTICES[notice] : null;
   const tenantField =
     tenant === ALL_TENANTS

@@ -1,0 +1,236 @@
+/**
+ * Ledger shards (issue 17): the workers pool runs with LEDGER_SHARDS="DB,LEDGER_1". Tenants are placed on both;
+ * the API, the consumer, webhooks, bounces and the reporting page find each tenant's ledger; a shard whose D1
+ * fails only affects its own tenants; every shard is migrated.
+ */
+import { describe, expect, it } from "vitest";
+import { acceptMessage } from "../../src/accept/accept";
+import { handleOutbox } from "../../src/delivery/consumer";
+import type { DeliveryJob } from "../../src/delivery/job";
+import { encodeReturnPath } from "../../src/mime/return-path";
+import { overviewPage } from "../../src/report/pages/overview";
+import { ledgerShards } from "../../src/store/shards";
+import { emitNewEvents, type WebhookJob } from "../../src/webhooks/emit";
+import { batchOf, capturingQueue, envWith } from "../support/ledger-env";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routeDomain, startSmtp, unique, waitFor } from "./helpers";
+import { deliverToWorker, fakeEmail, fixtureBytes } from "./inbound-support";
+import { login } from "./report-support";
+
+const LEDGER_1 = (env as unknown as { LEDGER_1: D1Database }).LEDGER_1;
+
+interface Placed {
+  tenantId: string;
+  key: string;
+  domain: string;
+}
+
+async function tenantOn(shard: string): Promise<Placed> {
+  const domain = `${unique("s")}.example`;
+  const { tenantId, key } = await createTenantWithKey([domain], shard);
+  return { tenantId, key, domain };
+}
+
+async function messageRow(db: D1Database, id: string): Promise<{ tenant_id: string; open: number } | null> {
+  return db.prepare("SELECT tenant_id, open FROM messages WHERE id = ?").bind(id).first();
+}
+
+/** Sends through the API and waits until every recipient is delivered (the real queue and consumer). */
+async function sendDelivered(t: Placed, to: string[]): Promise<string> {
+  const res = await call("/v1/messages", { method: "POST", key: t.key, json: { from: `app@${t.domain}`, to, subject: "sharded", text: "hello" } });
+  expect(res.status).toBe(202);
+  const { id } = (await res.json()) as { id: string };
+  await waitFor(async () => {
+    const v = (await (await call(`/v1/messages/${id}`, { key: t.key })).json()) as { recipients: { status: string }[] };
+    return v.recipients.every((r) => r.status === "delivered") ? true : undefined;
+  }, 30_000, `delivery of ${id}`);
+  return id;
+}
+
+/** A D1 binding that refuses everything, as a failing database would. */
+function brokenD1(): D1Database {
+  const fail = () => {
+    throw new Error("D1_ERROR: shard unavailable (test)");
+  };
+  return { prepare: fail, batch: async () => fail(), exec: async () => fail(), dump: async () => fail() } as unknown as D1Database;
+}
+
+describe("placement", () => {
+  it("places a tenant on the shard the admin names, else on the one with the fewest tenants, and says where", async () => {
+    const named = await call("/admin/tenants", { method: "POST", key: ADMIN_TOKEN, json: { name: "on shard 1", domains: [`${unique("p")}.example`], shard: "LEDGER_1" } });
+    expect(named.status).toBe(201);
+    const { id, shard } = (await named.json()) as { id: string; shard: string };
+    expect(shard).toBe("LEDGER_1");
+    expect(((await (await call(`/admin/tenants/${id}`, { key: ADMIN_TOKEN })).json()) as { shard: string }).shard).toBe("LEDGER_1");
+    // The shard lists the tenant's id (lookups by message id seek once per tenant listed there).
+    expect(await LEDGER_1.prepare("SELECT id FROM tenants WHERE id = ?").bind(id).first()).toEqual({ id });
+
+    // Least-loaded: whichever shard has fewer tenants gets the next one.
+    const counts = async () =>
+      new Map(
+        (
+          await env.DB.prepare("SELECT COALESCE(s.shard, 'DB') AS shard, COUNT(*) AS n FROM tenants t LEFT JOIN tenant_shards s ON s.tenant_id = t.id GROUP BY 1").all<{
+            shard: string;
+            n: number;
+          }>()
+        ).results.map((r) => [r.shard, r.n]),
+      );
+    const before = await counts();
+    const expected = (before.get("LEDGER_1") ?? 0) < (before.get("DB") ?? 0) ? "LEDGER_1" : "DB";
+    const auto = await call("/admin/tenants", { method: "POST", key: ADMIN_TOKEN, json: { name: "auto", domains: [`${unique("p")}.example`] } });
+    expect(((await auto.json()) as { shard: string }).shard).toBe(expected);
+  });
+
+  it("refuses an unknown shard with a field error and keeps no tenant", async () => {
+    const tenantId = unique("bad").toLowerCase();
+    const domain = `${unique("p")}.example`;
+    const res = await call("/admin/tenants", { method: "POST", key: ADMIN_TOKEN, json: { id: tenantId, name: "nowhere", domains: [domain], shard: "LEDGER_9" } });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string; field: string } }).error).toMatchObject({ code: "invalid_field", field: "shard" });
+    expect(await env.DB.prepare("SELECT id FROM tenants WHERE id = ?").bind(tenantId).first()).toBeNull();
+    expect(await env.DB.prepare("SELECT domain FROM sender_domains WHERE domain = ?").bind(domain).first()).toBeNull();
+    const wrongType = await call("/admin/tenants", { method: "POST", key: ADMIN_TOKEN, json: { name: "x", domains: [], shard: 1 } });
+    expect(wrongType.status).toBe(400);
+  });
+});
+
+describe("every path finds the tenant's shard", () => {
+  it("sends, lists, shows events and replays idempotent requests for tenants on both shards; rows stay on their own shard", async () => {
+    const onDb = await tenantOn("DB");
+    const on1 = await tenantOn("LEDGER_1");
+    const ids: Record<string, string> = {};
+    for (const [name, t] of [["DB", onDb], ["LEDGER_1", on1]] as const) ids[name] = await sendDelivered(t, [`u@${unique("r")}.example`]);
+
+    expect(await messageRow(env.DB, ids.DB!)).toMatchObject({ tenant_id: onDb.tenantId, open: 0 });
+    expect(await messageRow(LEDGER_1, ids.DB!)).toBeNull();
+    expect(await messageRow(LEDGER_1, ids.LEDGER_1!)).toMatchObject({ tenant_id: on1.tenantId, open: 0 });
+    expect(await messageRow(env.DB, ids.LEDGER_1!)).toBeNull();
+
+    const list = (await (await call("/v1/messages", { key: on1.key })).json()) as { data: { id: string }[] };
+    expect(list.data.map((m) => m.id)).toEqual([ids.LEDGER_1]);
+    const events = (await (await call(`/v1/events?message_id=${ids.LEDGER_1}`, { key: on1.key })).json()) as { data: { type: string }[] };
+    expect(events.data.map((e) => e.type)).toEqual(["accepted", "queued", "delivered"]);
+    // A tenant never sees another shard's (or tenant's) message.
+    expect((await call(`/v1/messages/${ids.DB}`, { key: on1.key })).status).toBe(404);
+
+    // Idempotency keys live with the ledger: the replay comes from LEDGER_1.
+    const body = { from: `app@${on1.domain}`, to: [`i@${unique("r")}.example`], subject: "once", text: "x" };
+    const first = await call("/v1/messages", { method: "POST", key: on1.key, json: body, headers: { "idempotency-key": "k-1" } });
+    const again = await call("/v1/messages", { method: "POST", key: on1.key, json: body, headers: { "idempotency-key": "k-1" } });
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(await again.json()).toEqual(await first.json());
+    expect(await LEDGER_1.prepare("SELECT key FROM idempotency_keys WHERE tenant_id = ?").bind(on1.tenantId).first()).toEqual({ key: "k-1" });
+  });
+
+  it("emits webhooks from each shard's own feed", async () => {
+    const onDb = await tenantOn("DB");
+    const on1 = await tenantOn("LEDGER_1");
+    for (const t of [onDb, on1]) {
+      const r = await call("/admin/webhooks", { method: "POST", key: ADMIN_TOKEN, json: { tenant_id: t.tenantId, url: "https://hooks.example/x", events: ["delivered"] } });
+      expect(r.status).toBe(201);
+    }
+    const idDb = await sendDelivered(onDb, [`w@${unique("r")}.example`]);
+    const id1 = await sendDelivered(on1, [`w@${unique("r")}.example`]);
+    // The real emitter may already have sent them (after each queue batch); the watermark on LEDGER_1 moved too.
+    await emitNewEvents(env);
+    const jobs: WebhookJob[] = [];
+    const capture = capturingQueue(jobs as unknown as DeliveryJob[]);
+    // Re-reading from the start of each shard's feed finds both tenants' deliveries, each on its own shard.
+    for (const db of [env.DB, LEDGER_1]) await db.prepare("UPDATE report_watermarks SET last_event_id = 0 WHERE name = 'webhooks'").run();
+    await emitNewEvents(envWith(env, { WEBHOOKS: capture }), 100);
+    const delivered = jobs.filter((j) => j.payload.type === "delivered").map((j) => j.payload.message_id);
+    expect(delivered).toEqual(expect.arrayContaining([idDb, id1]));
+  });
+
+  it("records a bounce to a VERP return path on the shard that holds the message, with its suppression", async () => {
+    const on1 = await tenantOn("LEDGER_1");
+    const rcpt = `b@${unique("r")}.example`;
+    const id = await sendDelivered(on1, [rcpt]);
+    const to = await encodeReturnPath({ messageId: id, recipientIndex: 0 }, (env as unknown as { SIGNING_SECRET: string }).SIGNING_SECRET, `bounces.${on1.domain}`);
+    const fake = fakeEmail({ from: "", to, raw: await fixtureBytes("bounces/lhost-postfix-31.eml") });
+    await deliverToWorker(fake);
+    expect(fake.rejected()).toBeNull();
+    const view = (await (await call(`/v1/messages/${id}`, { key: on1.key })).json()) as { recipients: { status: string }[] };
+    expect(view.recipients[0]!.status).toBe("bounced");
+    expect(await LEDGER_1.prepare("SELECT reason FROM suppressions WHERE tenant_id = ? AND address = ?").bind(on1.tenantId, rcpt).first()).toEqual({ reason: "hard_bounce" });
+    // The inbound log (control plane) names the message.
+    expect(await env.DB.prepare("SELECT outcome, message_id FROM inbound_messages WHERE envelope_to = ?").bind(to.toLowerCase()).first()).toEqual({ outcome: "recorded", message_id: id });
+  });
+
+  it("shows tenants of both shards on the reporting page: counts across tenants, search and a message's page", async () => {
+    const onDb = await tenantOn("DB");
+    const on1 = await tenantOn("LEDGER_1");
+    const rcpt1 = `page@${unique("r")}.example`;
+    const idDb = await sendDelivered(onDb, [`page@${unique("r")}.example`]);
+    const id1 = await sendDelivered(on1, [rcpt1]);
+    const s = await login();
+    const one = await (await s.get(`/dashboard?tenant=${on1.tenantId}`)).text();
+    expect(one).toContain('data-metric="delivered"');
+    expect(/data-metric="delivered"><div class="label">[^<]*<\/div><div class="value">1<\/div>/.test(one)).toBe(true);
+    const found = await (await s.get(`/dashboard/messages?field=recipient&q=${encodeURIComponent(rcpt1)}`)).text();
+    expect(found).toContain(id1);
+    const newest = await (await s.get("/dashboard/messages")).text();
+    expect(newest).toContain(id1);
+    expect(newest).toContain(idDb);
+    const page = await s.get(`/dashboard/messages/${id1}`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain(rcpt1);
+  });
+});
+
+describe("a failing shard", () => {
+  it("stops only its own tenants: the other shard's tenant keeps accepting and delivering", async () => {
+    const onDb = await tenantOn("DB");
+    const on1 = await tenantOn("LEDGER_1");
+    const port = await startSmtp();
+    const dest = `${unique("d")}.example`;
+    await routeDomain(dest, `smtp://127.0.0.1:${port}`);
+    const jobs: DeliveryJob[] = [];
+    const q = capturingQueue(jobs);
+    const accept = (e: Env, t: Placed) =>
+      acceptMessage(e, { tenantId: t.tenantId, mailFrom: `a@${t.domain}`, headerFrom: `a@${t.domain}`, subject: "iso", messageIdHeader: `${unique("m")}@x.example`, raw: `From: a@${t.domain}\r\nSubject: iso\r\n\r\nhi\r\n`, recipients: [`u@${dest}`] });
+    // Jobs of both tenants, accepted while both shards were up, meet in one batch after LEDGER_1 failed.
+    const healthy = envWith(env, { OUTBOX: q, OUTBOX_PRIORITY: q });
+    const { id: idDb } = await accept(healthy, onDb);
+    const { id: id1 } = await accept(healthy, on1);
+    const broken = envWith(env, { OUTBOX: q, OUTBOX_PRIORITY: q, LEDGER_1: brokenD1() } as Record<string, unknown>);
+
+    // Accept: the DB tenant's message goes in, the LEDGER_1 tenant's is refused (never half-recorded).
+    const { id: idDbLater } = await accept(broken, onDb);
+    await expect(accept(broken, on1)).rejects.toThrow(/shard unavailable/);
+    expect(await messageRow(env.DB, idDbLater)).toMatchObject({ tenant_id: onDb.tenantId });
+
+    // Delivery: the batch delivers the DB tenant's mail and sends the other's job back to the queue.
+    const batch = jobs.splice(0).filter((j) => j.messageId === idDb || j.messageId === id1);
+    expect(batch).toHaveLength(2);
+    await handleOutbox(batchOf(batch), broken);
+    expect(await messageRow(env.DB, idDb)).toMatchObject({ open: 0 });
+    expect((await receivedAt(port)).length).toBe(1);
+    expect(jobs.map((j) => j.messageId)).toEqual([id1]);
+    expect(await messageRow(LEDGER_1, id1)).toMatchObject({ open: 1 });
+
+    // Webhooks: the healthy shard's range is still emitted; the failure is reported, not swallowed.
+    await expect(emitNewEvents(broken)).rejects.toThrow(/shard unavailable/);
+
+    // The page across tenants still renders, says which shard is missing, and counts the healthy one.
+    const html = (await overviewPage(ledgerShards(broken), "*", "24h")).toString();
+    expect(html).toContain('data-failed-shards="LEDGER_1"');
+
+    // Once the shard is back, the returned job delivers.
+    await handleOutbox(batchOf(jobs.splice(0)), healthy);
+    expect(await messageRow(LEDGER_1, id1)).toMatchObject({ open: 0 });
+    expect((await receivedAt(port)).length).toBe(2);
+  });
+});
+
+describe("migrations", () => {
+  it("applies every migration to every shard", async () => {
+    const migrations = JSON.parse((env as unknown as { TEST_MIGRATIONS: string }).TEST_MIGRATIONS) as { name: string }[];
+    for (const db of [env.DB, LEDGER_1]) {
+      const applied = (await db.prepare("SELECT name FROM d1_migrations ORDER BY id").all<{ name: string }>()).results.map((r) => r.name);
+      expect(applied).toEqual(migrations.map((m) => m.name));
+      expect(await db.prepare("SELECT name FROM sqlite_master WHERE name IN ('messages', 'events', 'tenant_shards') ORDER BY name").all()).toMatchObject({
+        results: [{ name: "events" }, { name: "messages" }, { name: "tenant_shards" }],
+      });
+    }
+  });
+});
