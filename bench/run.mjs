@@ -9,6 +9,7 @@
  *
  * Options: --count N  --concurrency N  --size BYTES  --batch-size N  --rounds N (default 3; figures are medians)
  *          --dev-count N (messages through `wrangler dev`, 0 skips it)  --no-postfix  --out FILE  --drain-timeout SECONDS
+ *          --shards N (default 1): N ledger shards (DB, LEDGER_1, ...) and one tenant on each; requests take turns
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -47,6 +48,7 @@ const BATCH_SIZE = arg("--batch-size", 100);
 const DEV_COUNT = arg("--dev-count", Math.min(1000, COUNT));
 const ROUNDS = Math.max(1, arg("--rounds", 3));
 const DRAIN_TIMEOUT_MS = arg("--drain-timeout", 300) * 1000;
+const SHARDS = Math.max(1, arg("--shards", 1));
 const WARMUP = Math.min(200, Math.max(20, Math.round(COUNT / 25)));
 const FROM = "bench@bench.example";
 const RECIPIENT_DOMAIN = "sink.example";
@@ -76,10 +78,19 @@ async function admin(base, token, path, body) {
   return json;
 }
 
-async function setupTenant(base, token) {
-  await admin(base, token, "/admin/tenants", { id: "bench", name: "Benchmark", domains: ["bench.example"] });
-  const { key } = await admin(base, token, "/admin/tenants/bench/keys", { name: "bench" });
-  return key;
+/** The sender of tenant t (one tenant per ledger shard with --shards). */
+const fromOf = (t) => (t === 0 ? FROM : `bench@bench${t + 1}.example`);
+
+/** Creates the tenants (one per ledger shard, each placed on its own) and their keys; one key without --shards. */
+async function setupTenant(base, token, shards) {
+  const keys = [];
+  for (let t = 0; t < shards; t++) {
+    const id = t === 0 ? "bench" : `bench${t + 1}`;
+    const shard = shards > 1 ? (t === 0 ? "DB" : `LEDGER_${t}`) : undefined;
+    await admin(base, token, "/admin/tenants", { id, name: `Benchmark ${t + 1}`, domains: [fromOf(t).split("@")[1]], ...(shard ? { shard } : {}) });
+    keys.push((await admin(base, token, `/admin/tenants/${id}/keys`, { name: "bench" })).key);
+  }
+  return shards > 1 ? keys : keys[0];
 }
 
 /** Reads the billable-operation counters (src/metering.ts) when the build has them; null otherwise. */
@@ -100,10 +111,12 @@ function machine() {
 async function openRelay(mode, sink) {
   const persistDir = mkdtempSync(join(tmpdir(), `edge-relay-bench-${mode}-`));
   const token = `bench-admin-${randomBytes(12).toString("hex")}`;
-  const relay = await startRelay({ root, mode, vars: relayVars(sink.port, token), persistDir });
-  const ctx = { mode, relay, persistDir, text: bodyText(SIZE - 450) }; // the relay adds ~450 bytes of headers
+  // Ledger shards (issue 17) on the direct runtime only; the wrangler dev comparison keeps one database.
+  const shards = mode === "miniflare" ? SHARDS : 1;
+  const relay = await startRelay({ root, mode, vars: relayVars(sink.port, token), persistDir, shards });
+  const ctx = { mode, relay, persistDir, shards, text: bodyText(SIZE - 450) }; // the relay adds ~450 bytes of headers
   try {
-    ctx.key = await setupTenant(relay.url, token);
+    ctx.key = await setupTenant(relay.url, token, shards);
     const meter = meterReader(relay.url, token);
     ctx.meter = (await meter()) !== null ? meter : null;
     ctx.metering = ctx.meter ? "in-process counters (src/metering.ts, METERING=1)" : "unavailable: this build has no /__metering endpoint";
@@ -137,7 +150,8 @@ function phase(ctx, sink, name, tag, count, perRequest) {
     tag,
     count,
     perRequest,
-    makeBody: (i) => sendRequest(tag, i, ctx.text, FROM, RECIPIENT_DOMAIN),
+    // Request r goes to tenant r mod shards (load.mjs picks the key the same way).
+    makeBody: (i) => sendRequest(tag, i, ctx.text, fromOf(Math.floor(i / perRequest) % ctx.shards), RECIPIENT_DOMAIN),
   });
 }
 
@@ -176,7 +190,7 @@ async function main() {
     date: started.toISOString(),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
     machine: m,
-    settings: { count: COUNT, concurrency: CONCURRENCY, size_bytes: SIZE, batch_size: BATCH_SIZE, rounds: ROUNDS, dev_count: DEV_COUNT },
+    settings: { count: COUNT, concurrency: CONCURRENCY, size_bytes: SIZE, batch_size: BATCH_SIZE, rounds: ROUNDS, dev_count: DEV_COUNT, shards: SHARDS },
     setup: {
       relay: "workerd through Miniflare directly (bundled with esbuild; clients talk to workerd's own socket, no dev proxy); bindings from wrangler.toml; local D1/Queues/DO/R2 persisted in a temp dir; migrations applied",
       relay_vars: relayVars(0, "<admin token>"),

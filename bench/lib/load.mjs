@@ -25,7 +25,8 @@ export function indexOfRecipient(tag, address) {
 }
 
 /**
- * Sends `count` messages from `concurrency` clients. `perRequest` > 1 uses the batch endpoint.
+ * Sends `count` messages from `concurrency` clients. `perRequest` > 1 uses the batch endpoint. `key` may be a list
+ * (one per tenant, e.g. tenants on different ledger shards): request r uses key r mod n.
  * Returns per-message accept times (epoch ms, NaN if refused), per-request latencies and failures.
  */
 export async function runLoad({ base, key, count, concurrency, perRequest, makeBody, progress = { sent: 0 } }) {
@@ -46,7 +47,7 @@ export async function runLoad({ base, key, count, concurrency, perRequest, makeB
       try {
         res = await fetch(`${base}${path}`, {
           method: "POST",
-          headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+          headers: { authorization: `Bearer ${Array.isArray(key) ? key[Math.floor(first / perRequest) % key.length] : key}`, "content-type": "application/json" },
           body: JSON.stringify(body),
         });
       } catch (e) {

@@ -84,7 +84,9 @@ async function waitForHealth(base, isAlive) {
 export const LOCAL_RELAY_VARS = { ALLOW_PRIVATE_DESTINATIONS: "127.0.0.0/8,::1/128", REQUIRE_VERIFIED_DOMAINS: "false" };
 
 /**
- * @param {{ root: string, mode: "miniflare" | "wrangler-dev", vars: Record<string,string>, persistDir: string, port?: number }} opts
+ * `shards` > 1 (miniflare only) adds ledger shards LEDGER_1.. as local D1 databases, lists them with DB in
+ * LEDGER_SHARDS and migrates each (issue 17).
+ * @param {{ root: string, mode: "miniflare" | "wrangler-dev", vars: Record<string,string>, persistDir: string, port?: number, shards?: number }} opts
  * @returns {Promise<{ url: string, mode: string, pids: () => number[], dispose: () => Promise<void> }>}
  */
 export async function startRelay(opts) {
@@ -96,6 +98,11 @@ export async function startRelay(opts) {
   // modulesRules/rootPath describe wrangler's own bundling; we hand Miniflare one finished ES module instead.
   const { modulesRules: _rules, rootPath: _root, ...workerOptions } = unstable_getMiniflareWorkerOptions(join(opts.root, "wrangler.toml")).workerOptions;
   const script = await bundleWorker(opts.root);
+  const extraShards = Array.from({ length: Math.max(0, (opts.shards ?? 1) - 1) }, (_, i) => `LEDGER_${i + 1}`);
+  if (extraShards.length) {
+    workerOptions.d1Databases = { ...workerOptions.d1Databases, ...Object.fromEntries(extraShards.map((b) => [b, { id: `edge-relay-bench-${b.toLowerCase()}` }])) };
+    opts = { ...opts, vars: { ...opts.vars, LEDGER_SHARDS: ["DB", ...extraShards].join(",") } };
+  }
   const mf = new Miniflare(convertV4MiniflareOptions({
     workers: [
       {
@@ -119,6 +126,7 @@ export async function startRelay(opts) {
   const url = (await mf.ready).toString().replace(/\/$/, "");
   const db = await mf.getD1Database("DB");
   await applyMigrations(db, opts.root);
+  for (const b of extraShards) await applyMigrations(await mf.getD1Database(b), opts.root);
   await waitForHealth(url, () => true);
   return {
     url,
