@@ -10,6 +10,7 @@
  * Options: --count N  --concurrency N  --size BYTES  --batch-size N  --rounds N (default 3; figures are medians)
  *          --dev-count N (messages through `wrangler dev`, 0 skips it)  --no-postfix  --out FILE  --drain-timeout SECONDS
  *          --shards N (default 1): N ledger shards (DB, LEDGER_1, ...) and one tenant on each; requests take turns
+ *          --tenants N (default: --shards): tenants taking turns, tenant t on shard t mod --shards (a control run)
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -49,6 +50,7 @@ const DEV_COUNT = arg("--dev-count", Math.min(1000, COUNT));
 const ROUNDS = Math.max(1, arg("--rounds", 3));
 const DRAIN_TIMEOUT_MS = arg("--drain-timeout", 300) * 1000;
 const SHARDS = Math.max(1, arg("--shards", 1));
+const TENANTS = Math.max(SHARDS, arg("--tenants", SHARDS));
 const WARMUP = Math.min(200, Math.max(20, Math.round(COUNT / 25)));
 const FROM = "bench@bench.example";
 const RECIPIENT_DOMAIN = "sink.example";
@@ -82,15 +84,15 @@ async function admin(base, token, path, body) {
 const fromOf = (t) => (t === 0 ? FROM : `bench@bench${t + 1}.example`);
 
 /** Creates the tenants (one per ledger shard, each placed on its own) and their keys; one key without --shards. */
-async function setupTenant(base, token, shards) {
+async function setupTenant(base, token, shards, tenants) {
   const keys = [];
-  for (let t = 0; t < shards; t++) {
+  for (let t = 0; t < tenants; t++) {
     const id = t === 0 ? "bench" : `bench${t + 1}`;
-    const shard = shards > 1 ? (t === 0 ? "DB" : `LEDGER_${t}`) : undefined;
+    const shard = tenants > 1 ? (t % shards === 0 ? "DB" : `LEDGER_${t % shards}`) : undefined;
     await admin(base, token, "/admin/tenants", { id, name: `Benchmark ${t + 1}`, domains: [fromOf(t).split("@")[1]], ...(shard ? { shard } : {}) });
     keys.push((await admin(base, token, `/admin/tenants/${id}/keys`, { name: "bench" })).key);
   }
-  return shards > 1 ? keys : keys[0];
+  return tenants > 1 ? keys : keys[0];
 }
 
 /** Reads the billable-operation counters (src/metering.ts) when the build has them; null otherwise. */
@@ -113,10 +115,11 @@ async function openRelay(mode, sink) {
   const token = `bench-admin-${randomBytes(12).toString("hex")}`;
   // Ledger shards (issue 17) on the direct runtime only; the wrangler dev comparison keeps one database.
   const shards = mode === "miniflare" ? SHARDS : 1;
+  const tenants = mode === "miniflare" ? TENANTS : 1;
   const relay = await startRelay({ root, mode, vars: relayVars(sink.port, token), persistDir, shards });
-  const ctx = { mode, relay, persistDir, shards, text: bodyText(SIZE - 450) }; // the relay adds ~450 bytes of headers
+  const ctx = { mode, relay, persistDir, shards, tenants, text: bodyText(SIZE - 450) }; // the relay adds ~450 bytes of headers
   try {
-    ctx.key = await setupTenant(relay.url, token, shards);
+    ctx.key = await setupTenant(relay.url, token, shards, tenants);
     const meter = meterReader(relay.url, token);
     ctx.meter = (await meter()) !== null ? meter : null;
     ctx.metering = ctx.meter ? "in-process counters (src/metering.ts, METERING=1)" : "unavailable: this build has no /__metering endpoint";
@@ -150,8 +153,8 @@ function phase(ctx, sink, name, tag, count, perRequest) {
     tag,
     count,
     perRequest,
-    // Request r goes to tenant r mod shards (load.mjs picks the key the same way).
-    makeBody: (i) => sendRequest(tag, i, ctx.text, fromOf(Math.floor(i / perRequest) % ctx.shards), RECIPIENT_DOMAIN),
+    // Request r goes to tenant r mod tenants (load.mjs picks the key the same way).
+    makeBody: (i) => sendRequest(tag, i, ctx.text, fromOf(Math.floor(i / perRequest) % ctx.tenants), RECIPIENT_DOMAIN),
   });
 }
 
@@ -190,7 +193,7 @@ async function main() {
     date: started.toISOString(),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
     machine: m,
-    settings: { count: COUNT, concurrency: CONCURRENCY, size_bytes: SIZE, batch_size: BATCH_SIZE, rounds: ROUNDS, dev_count: DEV_COUNT, shards: SHARDS },
+    settings: { count: COUNT, concurrency: CONCURRENCY, size_bytes: SIZE, batch_size: BATCH_SIZE, rounds: ROUNDS, dev_count: DEV_COUNT, shards: SHARDS, tenants: TENANTS },
     setup: {
       relay: "workerd through Miniflare directly (bundled with esbuild; clients talk to workerd's own socket, no dev proxy); bindings from wrangler.toml; local D1/Queues/DO/R2 persisted in a temp dir; migrations applied",
       relay_vars: relayVars(0, "<admin token>"),
