@@ -2,7 +2,7 @@
 // tenants reads the same as one database holding all of them would.
 import { describe, expect, it } from "vitest";
 import { mergeDestinations, mergeFreshness, mergeQueueHealth, newestFirst, sumCounts, sumHistograms, sumSeries } from "../../src/report/shards";
-import { deliveryRates, quantile, type DestinationRow, type LatencyHistogram } from "../../src/store/report";
+import { deliveryRates, quantile, type DestinationRow, type LatencyHistogram, type SeriesPoint } from "../../src/store/report";
 
 function row(key: string, counts: Record<string, number>, volume: number, latency: LatencyHistogram | null): DestinationRow {
   return { key, counts, volume, rates: deliveryRates(counts), medianLatencyMs: latency ? quantile(latency, 0.5) : null, latency };
@@ -11,8 +11,8 @@ function row(key: string, counts: Record<string, number>, volume: number, latenc
 describe("adding shards up", () => {
   it("sums counts, series step by step and histograms by bound", () => {
     expect(sumCounts([{ delivered: 2, bounced: 1 }, { delivered: 3 }, {}])).toEqual({ delivered: 5, bounced: 1 });
-    const a = [{ at: 0, counts: { delivered: 1 } }, { at: 60, counts: {} }];
-    const b = [{ at: 0, counts: { delivered: 2, deferred: 1 } }, { at: 60, counts: { bounced: 4 } }];
+    const a: SeriesPoint[] = [{ at: 0, counts: { delivered: 1 } }, { at: 60, counts: {} }];
+    const b: SeriesPoint[] = [{ at: 0, counts: { delivered: 2, deferred: 1 } }, { at: 60, counts: { bounced: 4 } }];
     expect(sumSeries([a, b])).toEqual([{ at: 0, counts: { delivered: 3, deferred: 1 } }, { at: 60, counts: { bounced: 4 } }]);
     expect(sumHistograms([{ buckets: [[100, 1], [1000, 2]], total: 3 }, { buckets: [[1000, 5], [10, 1]], total: 6 }])).toEqual({ buckets: [[10, 1], [100, 1], [1000, 7]], total: 9 });
   });

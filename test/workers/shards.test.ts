@@ -10,11 +10,13 @@ import type { DeliveryJob } from "../../src/delivery/job";
 import { encodeReturnPath } from "../../src/mime/return-path";
 import { overviewPage } from "../../src/report/pages/overview";
 import { ledgerShards } from "../../src/store/shards";
+import { recordTrackingHit } from "../../src/tracking/record";
 import { emitNewEvents, type WebhookJob } from "../../src/webhooks/emit";
 import { batchOf, capturingQueue, envWith } from "../support/ledger-env";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routeDomain, startSmtp, unique, waitFor } from "./helpers";
 import { deliverToWorker, fakeEmail, fixtureBytes } from "./inbound-support";
 import { login } from "./report-support";
+import { CHROME } from "./tracking-helpers";
 
 const LEDGER_1 = (env as unknown as { LEDGER_1: D1Database }).LEDGER_1;
 
@@ -154,6 +156,19 @@ describe("every path finds the tenant's shard", () => {
     expect(await LEDGER_1.prepare("SELECT reason FROM suppressions WHERE tenant_id = ? AND address = ?").bind(on1.tenantId, rcpt).first()).toEqual({ reason: "hard_bounce" });
     // The inbound log (control plane) names the message.
     expect(await env.DB.prepare("SELECT outcome, message_id FROM inbound_messages WHERE envelope_to = ?").bind(to.toLowerCase()).first()).toEqual({ outcome: "recorded", message_id: id });
+  });
+
+  it("counts an open on the shard that holds the message (a tracking link names no tenant)", async () => {
+    const on1 = await tenantOn("LEDGER_1");
+    const id = await sendDelivered(on1, [`o@${unique("r")}.example`]);
+    const event = await recordTrackingHit(env, { kind: "open", messageId: id, recipientIdx: 0 }, { userAgent: CHROME, method: "GET", at: Date.now() + 60_000 });
+    expect(event).toMatchObject({ type: "opened", tenantId: on1.tenantId });
+    expect(await LEDGER_1.prepare("SELECT opens FROM tracking_recipients WHERE message_id = ?").bind(id).first()).toEqual({ opens: 1 });
+    expect(await env.DB.prepare("SELECT opens FROM tracking_recipients WHERE message_id = ?").bind(id).first()).toBeNull();
+    const stats = (await (await call(`/v1/messages/${id}/tracking`, { key: on1.key })).json()) as { recipients: { opens: number }[] };
+    expect(stats.recipients[0]!.opens).toBe(1);
+    // An id no shard holds is no hit.
+    expect(await recordTrackingHit(env, { kind: "open", messageId: "0000000000000000000zz", recipientIdx: 0 }, { userAgent: CHROME, method: "GET", at: Date.now() })).toBeNull();
   });
 
   it("shows tenants of both shards on the reporting page: counts across tenants, search and a message's page", async () => {
