@@ -199,10 +199,9 @@ async function applyStreams(env: Env, work: Work[], ledgers: Map<string, D1Datab
   const paused = new Set(unfinished.filter((w) => settings.get(`${w.job.tenantId}|${jobStream(w.job)}`)?.paused));
   const parked = [...paused].map((w) => ({ ...w.job, recipients: w.pending }));
   await parkJobs(env, parked);
-  for (const [tenant, db] of ledgers) {
-    const own = parked.filter((j) => j.tenantId === tenant);
-    if (own.length) await announceParked(db, own, Date.now());
-  }
+  const parkedByShard = new Map<D1Database, DeliveryJob[]>();
+  for (const j of parked) parkedByShard.set(ledgers.get(j.tenantId)!, [...(parkedByShard.get(ledgers.get(j.tenantId)!) ?? []), j]);
+  for (const [db, jobs] of parkedByShard) await announceParked(db, jobs, Date.now());
   const live = unfinished.filter((w) => !paused.has(w));
   await applyStreamLimits(env, settings, live, holder);
   return live;
@@ -293,11 +292,15 @@ async function finish(env: Env, config: RelayConfig, batchIntake: Intake, ledger
   const rest: PendingOutcome[] = [];
   for (const w of work) rest.push(...newOutcomes(config, w, now, true));
   await writeOutcomes(env, rest);
-  for (const [tenant, db] of ledger.ledgers) {
-    const waits: D1PreparedStatement[] = [];
-    for (const w of work) if (w.job.tenantId === tenant) requeue.push(...retriesOf(db, config, w, now, waits));
-    for (let i = 0; i < waits.length; i += D1_BATCH_STATEMENTS) await db.batch(waits.slice(i, i + D1_BATCH_STATEMENTS));
+  // The `waiting` events go to each tenant's shard, one set of batches per shard.
+  const waitsByShard = new Map<D1Database, D1PreparedStatement[]>();
+  for (const w of work) {
+    const db = ledger.ledgers.get(w.job.tenantId)!;
+    const waits = waitsByShard.get(db) ?? [];
+    waitsByShard.set(db, waits);
+    requeue.push(...retriesOf(db, config, w, now, waits));
   }
+  for (const [db, waits] of waitsByShard) for (let i = 0; i < waits.length; i += D1_BATCH_STATEMENTS) await db.batch(waits.slice(i, i + D1_BATCH_STATEMENTS));
   await touchWaiting(config, work, ledger, now);
   // Back to the queue of each job's stream (transactional jobs to OUTBOX_PRIORITY).
   await enqueueJobs(env, requeue);
