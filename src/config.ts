@@ -56,6 +56,8 @@ export interface RelayConfig {
   redriveGraceSeconds: number;
   /** Rows the cron deletes per run at most for retention, per table (bounded steps; see store/retention.ts). */
   retentionPruneRowsPerRun: number;
+  /** HMAC key of redaction mode `hash` (REDACTION_HASH_KEY, issue 21); null: only mode `redact` is available. */
+  redactionHashKey: string | null;
   /** Feedback-loop sources trusted once our MX authenticated them (FEEDBACK_LOOP_SOURCES, INBOUND_AUTHSERV_ID). */
   feedbackLoop: { sources: string[]; authservId: string };
   /** Non-public networks the relay may still connect or post to (ALLOW_PRIVATE_DESTINATIONS); empty: none. */
@@ -184,8 +186,12 @@ export function loadConfig(env: Env): RelayConfig {
 }
 
 /** The ledger's retention and re-drive settings (issue 16, 25). */
-function ledgerSettings(env: Record<string, string | undefined>): Pick<RelayConfig, "messageRetentionDays" | "redriveGraceSeconds" | "retentionPruneRowsPerRun"> {
+function ledgerSettings(env: Record<string, string | undefined>): Pick<RelayConfig, "messageRetentionDays" | "redriveGraceSeconds" | "retentionPruneRowsPerRun" | "redactionHashKey"> {
+  const hashKey = env.REDACTION_HASH_KEY ?? "";
+  // A short key makes the hashes of likely addresses cheap to guess (16 bytes: the HMAC key size NIST SP 800-107 asks as a minimum security strength of 128 bits).
+  if (hashKey !== "" && hashKey.length < 16) throw new ConfigError("REDACTION_HASH_KEY must be at least 16 characters (e.g. openssl rand -base64 32)");
   return {
+    redactionHashKey: hashKey === "" ? null : hashKey,
     messageRetentionDays: positiveInt("MESSAGE_RETENTION_DAYS", env.MESSAGE_RETENTION_DAYS, DEFAULT_MESSAGE_RETENTION_DAYS),
     redriveGraceSeconds: positiveInt("REDRIVE_GRACE_SECONDS", env.REDRIVE_GRACE_SECONDS, DEFAULT_REDRIVE_GRACE_SECONDS),
     retentionPruneRowsPerRun: positiveInt("RETENTION_PRUNE_ROWS_PER_RUN", env.RETENTION_PRUNE_ROWS_PER_RUN, DEFAULT_RETENTION_PRUNE_ROWS_PER_RUN),

@@ -70,6 +70,13 @@ async function finalRecipients(env: Env, work: Work[]): Promise<{ done: Set<stri
       }
     }
   }
+  // No row: the message is gone (its tenant's data was erased, issue 21; retention only deletes final messages), so
+  // its job is dropped without sending.
+  for (const w of work) {
+    if (dueAt.has(`${w.job.tenantId}|${w.job.messageId}`)) continue;
+    console.log(`outbox: dropping a job of message ${w.job.messageId}: its record was erased`);
+    for (const r of w.job.recipients) done.add(`${w.job.messageId}|${r.idx}`);
+  }
   return { done, dueAt };
 }
 
