@@ -6,6 +6,7 @@
  * (insert), its update in place, and one `delivered` event, which also announces `accepted` and `queued` (see
  * `feed` in migrations/0008_ledger.sql): three rows, no index entries.
  */
+import { isRedactedValue } from "./redaction";
 
 export type RecipientStatus = "queued" | "deferred" | "delivered" | "bounced" | "expired" | "suppressed" | "failed";
 /** `delayed`: a remote MTA warned that it still holds the message and keeps trying (never changes the recipient's status). */
@@ -338,6 +339,8 @@ export interface MessageView {
   metadata: Record<string, string>;
   created_at: string;
   status: string;
+  /** Subjects and addresses were redacted (issue 21, store/redaction.ts). */
+  redacted: boolean;
   recipients: {
     address: string;
     status: RecipientStatus;
@@ -457,6 +460,7 @@ export async function getMessage(db: D1Database, id: string, tenantId: string | 
     metadata: JSON.parse(m.metadata ?? "{}") as Record<string, string>,
     created_at: iso(m.created_at),
     status: summariseStatus(rcpts.map((r) => r.s)),
+    redacted: isRedactedValue(rcpts[0]?.a),
     recipients: rcpts.map((r, idx) => {
       const last = lastReply(idx, r);
       return {

@@ -33,6 +33,8 @@ export interface WebhookPayload {
   tenant_id: string;
   message_id: string;
   recipient: string | null;
+  /** Message events: the recipient and texts were redacted (issue 21): they read [redacted] or [hmac:...] before @domain. */
+  redacted?: boolean;
   data: {
     attempt: number | null;
     code: number | null;
