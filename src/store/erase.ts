@@ -71,7 +71,8 @@ export async function tenantsBeingErased(db: D1Database): Promise<string[]> {
 }
 
 async function deleteRows(db: D1Database, table: string, key: string, where: string, tenantId: string, limit: number): Promise<number> {
-  const r = await db.prepare(`DELETE FROM ${table} WHERE ${where} AND ${key} IN (SELECT ${key} FROM ${table} WHERE ${where} LIMIT ?2)`).bind(tenantId, limit).run();
+  const columns = key.replace(/^\(|\)$/g, "");
+  const r = await db.prepare(`DELETE FROM ${table} WHERE ${where} AND ${key} IN (SELECT ${columns} FROM ${table} WHERE ${where} LIMIT ?2)`).bind(tenantId, limit).run();
   return r.meta.changes ?? 0;
 }
 
