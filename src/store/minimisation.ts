@@ -84,7 +84,8 @@ export async function redactMessages(db: D1Database, r: Redactor, cutoffMs: numb
   if (changed < stmts.length) hold = Math.min(hold ?? Infinity, results[0]?.created_at ?? from);
   const next = hold ?? (results.length < limit ? cutoffMs : results[results.length - 1]!.created_at);
   // Ids come from the accepting isolate's clock: step back a second so a row made in the same millisecond is kept in range.
-  await writeCursor(db, name, Math.max(from, next - 1000), now).run();
+  const cursor = Math.max(from, next - 1000);
+  if (cursor !== from) await writeCursor(db, name, cursor, now).run();
   return changed;
 }
 
@@ -130,7 +131,7 @@ export async function redactEvents(db: D1Database, r: Redactor, cutoffMs: number
     if (f.recipient === e.recipient && f.text === e.text && f.data === e.data) continue;
     stmts.push(db.prepare("UPDATE events SET recipient = ?, text = ?, data = ? WHERE id = ?").bind(f.recipient, f.text, f.data, e.id));
   }
-  await inBatches(db, [...stmts, writeCursor(db, name, cursor, now)]);
+  await inBatches(db, [...stmts, ...(cursor !== from ? [writeCursor(db, name, cursor, now)] : [])]);
   return stmts.length;
 }
 
@@ -148,7 +149,7 @@ export async function pruneTenantEvents(db: D1Database, tenantId: string, cutoff
     const ids = due.slice(i, i + 90).map((e) => e.id);
     stmts.push(db.prepare(`DELETE FROM events WHERE id IN (${ids.map(() => "?").join(",")}) AND id < (SELECT MAX(id) FROM events)`).bind(...ids));
   }
-  const results = await inBatches(db, [...stmts, writeCursor(db, name, cursor, now)]);
+  const results = await inBatches(db, [...stmts, ...(cursor !== from ? [writeCursor(db, name, cursor, now)] : [])]);
   return results.slice(0, stmts.length).reduce((n, x) => n + (x.meta.changes ?? 0), 0);
 }
 
@@ -170,7 +171,7 @@ export async function redactInbound(db: D1Database, r: Redactor, cutoffMs: numbe
     if (envelopeFrom === x.envelope_from && detail === x.detail) continue;
     stmts.push(db.prepare("UPDATE inbound_messages SET envelope_from = ?, detail = ? WHERE id = ?").bind(envelopeFrom, detail, x.id));
   }
-  await inBatches(db, [...stmts, writeCursor(db, name, cursor, now)]);
+  await inBatches(db, [...stmts, ...(cursor !== from ? [writeCursor(db, name, cursor, now)] : [])]);
   return stmts.length;
 }
 

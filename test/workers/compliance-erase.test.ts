@@ -128,7 +128,9 @@ describe("erasing a tenant's data", () => {
     expect(await env.BODIES.head(bodyKey!)).not.toBeNull();
     const otherRowsBefore = rowsNaming(before, [other.tenantId]).length;
 
-    // A wrong confirmation erases nothing.
+    // Strangers and tenants' keys cannot erase; a wrong confirmation erases nothing.
+    expect((await call(`/admin/tenants/${t.tenantId}/erase`, { method: "POST", json: { confirm: t.tenantId } })).status).toBe(401);
+    expect((await call(`/admin/tenants/${t.tenantId}/erase`, { method: "POST", key: t.key, json: { confirm: t.tenantId } })).status).toBe(401);
     const refused = await call(`/admin/tenants/${t.tenantId}/erase`, { method: "POST", key: ADMIN_TOKEN, json: { confirm: other.tenantId } });
     expect(refused.status).toBe(400);
     expect((await call(`/admin/tenants/${t.tenantId}`, { key: ADMIN_TOKEN })).status).toBe(200);

@@ -10,6 +10,7 @@ import { runDataMinimisation } from "../../src/delivery/minimisation";
 import { pruneLedger } from "../../src/store/retention";
 import { advanceRollups } from "../../src/store/rollups";
 import { emitNewEvents } from "../../src/webhooks/emit";
+import { countingD1, envWith, type RowCounter } from "../support/ledger-env";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, unique, waitFor } from "./helpers";
 import { login } from "./report-support";
 import { arrival, htmlOf, recordingDomain, tokensIn, CHROME } from "./tracking-helpers";
@@ -150,7 +151,14 @@ describe("redaction after N days", () => {
     const customer = `Customer-${unique()}@${domain}`;
     const id = await sendOne(key, `otp@${fromDomain}`, customer, "Your code is 123456");
     await delivered(key, id);
-    await cronAt(Date.now() + 1000);
+    await advanceRollups(env.DB, 5);
+    await emitNewEvents(env);
+    const counter: RowCounter = { total: 0, byTable: {} };
+    await runDataMinimisation(envWith(env, { DB: countingD1(env.DB, counter) }), loadConfig(env), Date.now() + 1000);
+    console.log(`rows written by the redaction pass: ${counter.total} ${JSON.stringify(counter.byTable)}`);
+    // This message's row once, and its one delivered event; the rest are the walks' cursors.
+    expect(counter.byTable.messages).toBe(1);
+    expect(counter.byTable.events).toBe(1);
     const m = await message(key, id);
     expect(m.redacted).toBe(true);
     expect(m.subject).toMatch(/^\[hmac:[A-Za-z0-9_-]{22}\]$/);
@@ -177,8 +185,14 @@ describe("per-tenant retention", () => {
     const kept = await sendOne(normal.key, `a@${(await tenantDomain(normal.tenantId))}`, `z-${unique()}@${domain}`, "kept");
     await delivered(short.key, gone);
     await delivered(normal.key, kept);
+    const eventsOf = async (key: string, id: string) => ((await (await call(`/v1/events?message_id=${id}`, { key })).json()) as { data: unknown[] }).data.length;
+    expect(await eventsOf(short.key, gone)).toBeGreaterThan(0);
     await pruneLedger(env.DB, loadConfig(env).messageRetentionDays * DAY, 1000, Date.now() + 2 * DAY);
+    await cronAt(Date.now() + 2 * DAY);
     expect((await call(`/v1/messages/${gone}`, { key: short.key })).status).toBe(404);
+    // Its events go with it (shorter than EVENT_RETENTION_DAYS); the other tenant's stay.
+    expect(await eventsOf(short.key, gone)).toBe(0);
+    expect(await eventsOf(normal.key, kept)).toBeGreaterThan(0);
     expect((await call(`/v1/messages/${pending}`, { key: short.key })).status).toBe(200);
     expect((await call(`/v1/messages/${kept}`, { key: normal.key })).status).toBe(200);
   });
