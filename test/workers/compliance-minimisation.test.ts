@@ -7,6 +7,7 @@ import { inject } from "vitest";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config";
 import { runDataMinimisation } from "../../src/delivery/minimisation";
+import { recordAsyncBounce } from "../../src/store/inbound";
 import { pruneLedger } from "../../src/store/retention";
 import { advanceRollups } from "../../src/store/rollups";
 import { emitNewEvents } from "../../src/webhooks/emit";
@@ -133,6 +134,21 @@ describe("redaction after N days", () => {
       return got.find((p) => p.type === "opened" && p.message_id === id);
     }, 20_000, "opened webhook");
     expect(opened).toMatchObject({ recipient: `[redacted]@${domain}`, redacted: true });
+
+    // A hard bounce reported after redaction: recorded without the address in the clear; the suppression it calls
+    // for still names the address the report gave, so it keeps blocking mail to it.
+    const bounced = await recordAsyncBounce(
+      env.DB,
+      { messageId: id, tenantId, idx: 0, address: after.recipients[0]!.address, status: "delivered", stream: "transactional" },
+      { status: "5.1.1", replyCode: 550, text: `550 5.1.1 <${patient}>: mailbox gone`, reason: "user unknown", hard: true, reportedAddress: patient, remoteMta: null, attribution: "verp" },
+    );
+    expect(bounced).toBe(true);
+    const afterBounce = await message(key, id);
+    expect(afterBounce.recipients[0]!.status).toBe("bounced");
+    expect(JSON.stringify(afterBounce)).not.toContain("jane.doe");
+    expect(afterBounce.recipients[0]!.last_text).toContain(`[redacted]@${domain}`);
+    const suppressed = await env.DB.prepare("SELECT address FROM suppressions WHERE tenant_id = ?").bind(tenantId).all<{ address: string }>();
+    expect(suppressed.results.map((r) => r.address)).toEqual([patient.toLowerCase()]);
 
     // The reporting page shows the marker and never the original values.
     const session = await login();
