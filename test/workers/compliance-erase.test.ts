@@ -135,13 +135,20 @@ describe("erasing a tenant's data", () => {
     expect(refused.status).toBe(400);
     expect((await call(`/admin/tenants/${t.tenantId}`, { key: ADMIN_TOKEN })).status).toBe(200);
 
-    let last: { status: string } | null = null;
-    for (let i = 0; i < 20 && last?.status !== "erased"; i++) {
+    type EraseAnswer = { status: string; deleted: Record<string, number>; r2_objects_deleted: number };
+    let last = null as EraseAnswer | null;
+    const deleted: Record<string, number> = {};
+    let calls = 0;
+    let r2 = 0;
+    for (; calls < 20 && last?.status !== "erased"; calls++) {
       const r = await call(`/admin/tenants/${t.tenantId}/erase`, { method: "POST", key: ADMIN_TOKEN, json: { confirm: t.tenantId } });
       expect([200, 202]).toContain(r.status);
-      last = (await r.json()) as { status: string };
+      last = (await r.json()) as EraseAnswer;
+      for (const [table, n] of Object.entries(last.deleted)) deleted[table] = (deleted[table] ?? 0) + n;
+      r2 += last.r2_objects_deleted;
     }
     expect(last?.status).toBe("erased");
+    console.log(`erase: ${calls} calls, ${Object.values(deleted).reduce((a, b) => a + b, 0)} rows ${JSON.stringify(deleted)}, ${r2} R2 objects`);
 
     const after = await everyRow();
     expect(rowsNaming(after, needles)).toEqual([]);
