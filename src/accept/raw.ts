@@ -12,7 +12,7 @@ import { DkimSignError } from "../mime/dkim";
 import { HeaderValueError } from "../mime/deliverability";
 import { newId } from "../store/ids";
 import { findSuppressed } from "../store/suppressions";
-import { acceptMessage } from "./accept";
+import { acceptMessage } from "../queue/spool";
 import { fieldsSignedByExistingSignatures, OutboundError, prepareOutbound, signingSecret } from "./outbound";
 import { envelopeAddress, requireSenderDomain, type SendContext, type SendOutcome } from "./send";
 import { tlsWishes } from "../mime/tls-required";

@@ -12,7 +12,7 @@ import type { SendError, SendRequest } from "../mime/validate";
 import { newId } from "../store/ids";
 import { tenantDomainStatus, type Tenant } from "../store/keys";
 import { findSuppressed } from "../store/suppressions";
-import { acceptMessage, type AcceptResult } from "./accept";
+import { acceptMessage, type AcceptResult } from "../queue/spool";
 import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
 import { trackedHtmlBodies } from "../tracking/accept";
 import { tlsWishes } from "../mime/tls-required";

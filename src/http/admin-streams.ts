@@ -4,7 +4,7 @@
  * limits (messages per second, messages per UTC day).
  */
 import { Hono, type Context } from "hono";
-import type { Stream } from "../delivery/job";
+import type { Stream } from "../queue/job";
 import { releaseParkedJobs, streamGateKey } from "../delivery/streams";
 import { countParkedJobs, getStreamSettings, setStreamLimits, setStreamPaused, STREAMS } from "../store/streams";
 import { requireAdmin, type AppEnv } from "./auth";

@@ -1,7 +1,7 @@
 /** The Hono application: mounts the route groups and renders every error as one JSON shape. */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { EnqueueError } from "../accept/accept";
+import { EnqueueError } from "../queue/spool";
 import { ConfigError } from "../config";
 import { admin } from "./admin";
 import { adminAliases } from "./admin-aliases";

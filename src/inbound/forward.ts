@@ -4,7 +4,7 @@
  * added, DKIM-signed for the alias's domain (when DKIM_KEYS has keys for it), and the usual suppression checks.
  * The same path returns bounces that reach an SRS address to the original sender, with the null sender.
  */
-import { acceptMessage } from "../accept/accept";
+import { acceptMessage } from "../queue/spool";
 import { prepareOutbound, signingSecret } from "../accept/outbound";
 import type { RelayConfig } from "../config";
 import { DkimSignError } from "../mime/dkim";
