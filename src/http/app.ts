@@ -12,7 +12,8 @@ import { adminGates } from "./admin-gates";
 import { adminRoutes } from "./admin-routes";
 import { adminStreams } from "./admin-streams";
 import type { AppEnv } from "./auth";
-import { ApiError } from "./errors";
+import { ApiError, apiErrorOf } from "./errors";
+import { Refusal } from "../accept/refusal";
 import { domains } from "./domains";
 import { mailchannels, mailChannelsErrorBody } from "./mailchannels";
 import { messages } from "./messages";
@@ -52,6 +53,7 @@ app.onError((err, c) => {
   // The MailChannels endpoints add MailChannels' `errors` list, which their SDK shows to the application.
   const render = (e: ApiError) => c.json(c.req.path.startsWith("/tx/v1/") ? mailChannelsErrorBody(e) : e.toJSON(), e.status, e.headers);
   if (err instanceof ApiError) return render(err);
+  if (err instanceof Refusal) return render(apiErrorOf(err));
   if (err instanceof HTTPException) {
     return render(new ApiError(err.status === 413 ? 413 : 400, err.status === 413 ? "too_large" : "invalid_field", err.message));
   }

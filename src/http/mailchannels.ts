@@ -10,7 +10,8 @@ import { Hono, type Context } from "hono";
 import { keysForDomain, parseDkimKeys } from "../accept/dkim-keys";
 import { signingSecret } from "../accept/outbound";
 import { sendRequest } from "../accept/send";
-import { precheckSend, refusalToApiError } from "../accept/send";
+import { precheckSend } from "../accept/send";
+import { refusalOf } from "../accept/refusal";
 import type { DkimSigner } from "../mime/dkim";
 import { fromMailChannelsRequest, type MailChannelsDkim } from "../mime/mailchannels";
 import { newId } from "../store/ids";
@@ -63,7 +64,7 @@ async function handleSend(c: Context<AppEnv>, mode: Mode): Promise<Response> {
   if (dryRun && mode === "async") throw new ApiError(400, "invalid_field", "send-async has no dry run; use /tx/v1/send?dry-run=true", "dry-run");
   const { value, bytes } = await readJsonBody(c.req.raw, maxJsonBytes(ctx.config.maxMessageBytes));
   const mapped = fromMailChannelsRequest(value, { maxRecipients: ctx.config.maxRecipients });
-  if (!mapped.ok) throw refusalToApiError(mapped.error);
+  if (!mapped.ok) throw refusalOf(mapped.error);
   const sends = mapped.value;
   const run = async () => {
     // Dry runs count too: they sign nothing, but compose, validate and answer like a send.
