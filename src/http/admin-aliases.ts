@@ -7,7 +7,7 @@
 import { Hono, type Context } from "hono";
 import { envelopeAddress } from "../accept/send";
 import { loadConfig } from "../config";
-import { isSrsAddress } from "../inbound/srs";
+import { isSrsAddress } from "../mime/srs";
 import { parseAddress } from "../mime/address";
 import { isReturnPathAddress } from "../mime/return-path";
 import { createAlias, deleteAlias, findAlias, listAliases, updateAlias, type Alias } from "../store/aliases";

@@ -21,7 +21,7 @@ import { openapi } from "./openapi";
 import { suppressions } from "./suppressions";
 import { tracking } from "./tracking";
 import { dashboard } from "../report/routes";
-import { webhookAdmin } from "../webhooks/admin";
+import { webhookAdmin } from "./admin-webhooks";
 
 export const app = new Hono<AppEnv>();
 

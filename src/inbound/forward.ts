@@ -14,7 +14,7 @@ import { newId } from "../store/ids";
 import { findSuppressed } from "../store/suppressions";
 import { checkForwardingLoop, headerSectionOf, headerValues, LOOP_MARKER_HEADER } from "./loop";
 import { readRaw, type InboundEmail } from "./read-raw";
-import { srsForward } from "./srs";
+import { srsForward } from "../mime/srs";
 
 export type ForwardResult =
   | { ok: true; messageId: string; recipients: { address: string; status: string }[]; mailFrom: string; note: string | null }

@@ -28,7 +28,7 @@ import { addSuppression } from "../store/suppressions";
 import { forwardToAlias, returnToSender } from "./forward";
 import { readRaw, type InboundEmail } from "./read-raw";
 import { applyReport, type ReportContext } from "./reports";
-import { isSrsAddress, srsReverse } from "./srs";
+import { isSrsAddress, srsReverse } from "../mime/srs";
 import { parseBounce } from "./bounce";
 import { emitNewEventsLogged } from "../webhooks/emit";
 import { handleReportMail, reportMailbox } from "./reputation-reports";

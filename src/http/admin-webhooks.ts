@@ -2,10 +2,10 @@
 import { Hono } from "hono";
 import { loadConfig } from "../config";
 import { destinationAllowed } from "../delivery/private-networks";
-import { requireAdmin, type AppEnv } from "../http/auth";
-import { ApiError } from "../http/errors";
+import { requireAdmin, type AppEnv } from "./auth";
+import { ApiError } from "./errors";
 import { createWebhook, deleteWebhook, getWebhook, latestAttempts, listWebhooks, newWebhookSecret, updateWebhook, webhookView } from "../store/webhooks";
-import { WEBHOOK_EVENT_TYPES } from "./events";
+import { WEBHOOK_EVENT_TYPES } from "../webhooks/events";
 
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
