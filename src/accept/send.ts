@@ -14,7 +14,7 @@ import { tenantDomainStatus, type Tenant } from "../store/keys";
 import { findSuppressed } from "../store/suppressions";
 import { acceptMessage, type AcceptResult } from "../queue/spool";
 import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
-import { trackedHtmlBodies } from "../tracking/accept";
+import { trackedHtmlBodies } from "./tracking";
 import { tlsWishes } from "../mime/tls-required";
 
 /** Who is sending and through which door. */

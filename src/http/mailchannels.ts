@@ -15,7 +15,7 @@ import { refusalOf } from "../accept/refusal";
 import type { DkimSigner } from "../mime/dkim";
 import { fromMailChannelsRequest, type MailChannelsDkim } from "../mime/mailchannels";
 import { newId } from "../store/ids";
-import { trackingBaseUrl } from "../tracking/accept";
+import { trackingBaseUrl } from "../accept/tracking";
 import { requireApiKey, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { sendContext } from "./messages";

@@ -7,9 +7,9 @@
  * Date and content, different tracking tokens), each recipient gets a delivery job and body of its own, and
  * every open and click is attributed to the recipient who made it.
  */
-import { Refusal } from "../accept/refusal";
+import { Refusal } from "./refusal";
 import { resolveTrackingSwitches } from "../store/tracking";
-import { rewriteHtmlForRecipients } from "./html";
+import { rewriteHtmlForRecipients } from "../tracking/html";
 
 /**
  * Tracked messages exist once per recipient, all in memory at accept: the HTML times the recipients may not
