@@ -192,6 +192,20 @@ function ledgerSettings(env: Record<string, string | undefined>): Pick<RelayConf
   };
 }
 
+/** Default EVENT_RETENTION_DAYS: 30 days of raw events, what SES and most providers keep for event history. */
+export const DEFAULT_EVENT_RETENTION_DAYS = 30;
+
+/**
+ * EVENT_RETENTION_DAYS in ms: how long raw events and the inbound log are kept. Read apart from loadConfig, so a bad
+ * value stops only the cron's pruning, never delivery.
+ */
+export function eventRetentionMs(env: Env): number {
+  const raw = env.EVENT_RETENTION_DAYS;
+  const days = raw === undefined || raw === "" ? DEFAULT_EVENT_RETENTION_DAYS : Number(raw);
+  if (!Number.isFinite(days) || days <= 0) throw new ConfigError(`EVENT_RETENTION_DAYS must be a positive number of days, got ${JSON.stringify(raw)}`);
+  return days * 86_400_000;
+}
+
 /** Cloudflare Email Routing's inbound MX names itself so in Authentication-Results (its Postmaster page). */
 export const DEFAULT_INBOUND_AUTHSERV_ID = "mx.cloudflare.net";
 
