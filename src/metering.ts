@@ -12,6 +12,7 @@
  * Counters live in the isolate's memory: they are exact for a single local runtime (workerd runs the Worker and
  * its Durable Objects in one process), which is what the benchmark uses.
  */
+import { meteringEnabled, meteringToken } from "./config";
 
 type Counters = Record<string, number>;
 
@@ -26,11 +27,6 @@ function add(path: string, metric: string, n = 1): void {
   if (!n) return;
   const key = `${path}.${metric}`;
   counters[key] = (counters[key] ?? 0) + n;
-}
-
-/** True when the Worker runs with METERING="1". */
-export function meteringEnabled(env: unknown): boolean {
-  return (env as { METERING?: unknown } | null)?.METERING === "1";
 }
 
 /**
@@ -352,7 +348,7 @@ export function withMetering<H extends ExportedHandler<Env>>(handler: H): H {
       fetch: (request: Request<unknown, IncomingRequestCfProperties>, env: Env, ctx: ExecutionContext) => {
         if (!meteringEnabled(env)) return fetch(request, env, ctx);
         if (new URL(request.url).pathname === "/__metering") {
-          const token = (env as { ADMIN_TOKEN?: string }).ADMIN_TOKEN;
+          const token = meteringToken(env);
           if (!token || request.headers.get("authorization") !== `Bearer ${token}`) return new Response("forbidden", { status: 403 });
           return Response.json(meteringSnapshot());
         }

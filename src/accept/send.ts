@@ -13,7 +13,8 @@ import { newId } from "../store/ids";
 import { tenantDomainStatus, type Tenant } from "../store/keys";
 import { findSuppressed } from "../store/suppressions";
 import { acceptMessage, type AcceptResult } from "../queue/spool";
-import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
+import { OutboundError, prepareOutbound } from "./outbound";
+import { signingSecret } from "../config";
 import { trackedHtmlBodies } from "./tracking";
 import { tlsWishes } from "../mime/tls-required";
 

@@ -7,6 +7,7 @@
  * Date and content, different tracking tokens), each recipient gets a delivery job and body of its own, and
  * every open and click is attributed to the recipient who made it.
  */
+import { trackingBaseUrlSetting } from "../config";
 import { Refusal } from "./refusal";
 import { resolveTrackingSwitches } from "../store/tracking";
 import { rewriteHtmlForRecipients } from "../tracking/html";
@@ -19,7 +20,7 @@ export const MAX_TRACKED_HTML_BYTES_PER_REQUEST = 16 * 1024 * 1024;
 
 /** The https base of the tracking links: TRACKING_BASE_URL, else the relay's public base URL. */
 export function trackingBaseUrl(env: Env, publicBaseUrl: string | null): string | null {
-  const configured = env.TRACKING_BASE_URL?.trim();
+  const configured = trackingBaseUrlSetting(env);
   if (configured) return configured.replace(/\/+$/, "");
   return publicBaseUrl;
 }

@@ -8,7 +8,7 @@
  *    send_email binding (cloudflare-send.ts), recording each transaction's outcomes as it ends (outcomes.ts);
  * 5. records what is left, re-queues deferred and untried recipients, sends DSNs, deletes finished bodies, acks.
  */
-import { loadConfig, MAX_QUEUE_DELAY_SECONDS, type RelayConfig } from "../config";
+import { loadConfig, MAX_QUEUE_DELAY_SECONDS, nextHopUrl, type RelayConfig } from "../config";
 import { acceptMessage } from "../queue/spool";
 import { parseRecipients, recordOutcome } from "../store/messages";
 import { findRoutes } from "../store/routes";
@@ -213,7 +213,7 @@ async function groupByLane(env: Env, live: Work[]): Promise<Work[][]> {
     const key = `${w.job.tenantId}|${senderDomain(w.job.mailFrom)}|${w.job.destination}`;
     let routes = routeCache.get(key);
     if (!routes) {
-      routes = selectRouteSet(await findRoutes(env.DB, w.job.destination, w.job.tenantId, senderDomain(w.job.mailFrom)), env.NEXT_HOP_URL);
+      routes = selectRouteSet(await findRoutes(env.DB, w.job.destination, w.job.tenantId, senderDomain(w.job.mailFrom)), nextHopUrl(env));
       routeCache.set(key, routes);
     }
     w.routes = routes;

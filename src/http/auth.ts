@@ -1,4 +1,5 @@
 /** API key and admin token checks for the HTTP API. */
+import { adminToken } from "../config";
 import type { Context, MiddlewareHandler } from "hono";
 import { findApiKey, sha256Hex, timingSafeEqualText, type Tenant } from "../store/keys";
 import { ApiError } from "./errors";
@@ -30,7 +31,7 @@ export const requireApiKey: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 /** Requires the admin token (secret ADMIN_TOKEN); compared as hashes in constant time. */
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const expected = c.env.ADMIN_TOKEN;
+  const expected = adminToken(c.env);
   const key = presentedKey(c);
   if (!expected) throw new ApiError(403, "forbidden", "the admin API is disabled: set the ADMIN_TOKEN secret");
   const expectedHash = await sha256Hex(expected);

@@ -8,7 +8,7 @@
  */
 import { Hono, type Context } from "hono";
 import { keysForDomain, parseDkimKeys } from "../accept/dkim-keys";
-import { signingSecret } from "../accept/outbound";
+import { dkimKeysSecret, signingSecret } from "../config";
 import { sendRequest } from "../accept/send";
 import { precheckSend } from "../accept/send";
 import { refusalOf } from "../accept/refusal";
@@ -35,7 +35,7 @@ function dkimPem(key: string): string {
 function signerFor(env: Env, dkim: MailChannelsDkim, domain: string, fromDomain: string, prefix: string): DkimSigner | null {
   if (dkim.privateKey !== undefined) return { domain, selector: dkim.selector, privateKeyPem: dkimPem(dkim.privateKey) };
   // No key given: MailChannels would use the key stored with its DKIM API; here, the relay's DKIM_KEYS.
-  const keys = parseDkimKeys(env.DKIM_KEYS);
+  const keys = parseDkimKeys(dkimKeysSecret(env));
   const stored = keys.find((k) => k.domain === domain && k.selector.toLowerCase() === dkim.selector.toLowerCase());
   if (!stored) {
     throw new ApiError(422, "invalid_field", `no DKIM key for ${domain} with selector ${dkim.selector} is configured at the relay (DKIM_KEYS); give dkim_private_key or a configured selector`, `${prefix}dkim_selector`);

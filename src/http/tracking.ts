@@ -5,7 +5,7 @@
  * (`/v1/messages/:id/tracking`) and totals (`/v1/tracking/stats`), human and machine apart.
  */
 import { Hono, type Context } from "hono";
-import { signingSecret } from "../accept/outbound";
+import { signingSecret } from "../config";
 import { listTrackingSettings, messageTracking, putTrackingSettings, trackingStats, type TrackingStream } from "../store/tracking";
 import { recordTrackingHit } from "../tracking/record";
 import { verifyTrackingToken, type TrackingToken } from "../tracking/token";

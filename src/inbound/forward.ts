@@ -5,7 +5,8 @@
  * The same path returns bounces that reach an SRS address to the original sender, with the null sender.
  */
 import { acceptMessage } from "../queue/spool";
-import { prepareOutbound, signingSecret } from "../accept/outbound";
+import { prepareOutbound } from "../accept/outbound";
+import { signingSecret } from "../config";
 import type { RelayConfig } from "../config";
 import { DkimSignError } from "../mime/dkim";
 import { HeaderValueError } from "../mime/deliverability";

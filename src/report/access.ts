@@ -1,15 +1,9 @@
+import type { AccessSettings } from "../config";
 /**
  * Cloudflare Access in front of the reporting page: validates the `Cf-Access-Jwt-Assertion` JWT (RS256) against
  * the team's published signing keys (https://<team>.cloudflareaccess.com/cdn-cgi/access/certs), the
  * application's audience tag, the issuer and the expiry, as Cloudflare's Access docs prescribe.
  */
-
-export interface AccessSettings {
-  /** e.g. "myteam.cloudflareaccess.com" (ACCESS_TEAM_DOMAIN). */
-  teamDomain: string;
-  /** The Access application's audience (AUD) tag (ACCESS_AUD). */
-  aud: string;
-}
 
 export interface AccessIdentity {
   sub: string;
@@ -74,13 +68,4 @@ export async function verifyAccessJwt(
   if (typeof payload.nbf === "number" && payload.nbf > nowS + 60) return null;
   if (typeof payload.sub !== "string") return null;
   return { sub: payload.sub, email: typeof payload.email === "string" ? payload.email : null };
-}
-
-/** Access settings from the env, or null when Access is not configured (then the admin-token login is used). */
-export function accessSettings(env: Env): AccessSettings | null {
-  const vars = env as unknown as Record<string, unknown>;
-  const teamDomain = vars.ACCESS_TEAM_DOMAIN;
-  const aud = vars.ACCESS_AUD;
-  if (typeof teamDomain !== "string" || !teamDomain || typeof aud !== "string" || !aud) return null;
-  return { teamDomain: teamDomain.replace(/^https?:\/\//, "").replace(/\/$/, ""), aud };
 }

@@ -7,7 +7,8 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { sha256Hex, timingSafeEqualText } from "../store/keys";
-import { accessSettings, verifyAccessJwt } from "./access";
+import { accessSettings, adminToken, signingSecretSetting } from "../config";
+import { verifyAccessJwt } from "./access";
 
 export const SESSION_COOKIE = "__Host-er_session";
 export const LOGIN_COOKIE = "__Host-er_login";
@@ -31,8 +32,9 @@ const cookieOptions = (maxAgeS: number) => ({ path: "/", httpOnly: true, secure:
 
 /** True when the presented token is the admin token (compared as hashes, in constant time). */
 export async function isAdminToken(env: Env, presented: string): Promise<boolean> {
-  if (!env.ADMIN_TOKEN || !presented) return false;
-  return timingSafeEqualText(await sha256Hex(presented), await sha256Hex(env.ADMIN_TOKEN));
+  const token = adminToken(env);
+  if (!token || !presented) return false;
+  return timingSafeEqualText(await sha256Hex(presented), await sha256Hex(token));
 }
 
 /** Opens a session: stores the hash of a new cookie value with a fresh CSRF token, sets the cookie. */
@@ -67,7 +69,7 @@ async function cookieSession(c: Context<DashEnv>, now: number): Promise<Dashboar
 
 /** CSRF token of an Access identity: an HMAC of its subject under the deployment's secret. */
 async function accessCsrf(env: Env, sub: string): Promise<string> {
-  const secret = env.SIGNING_SECRET || env.ADMIN_TOKEN || "";
+  const secret = signingSecretSetting(env) || adminToken(env) || "";
   if (!secret) throw new Error("set SIGNING_SECRET (or ADMIN_TOKEN) to use the reporting page behind Access");
   const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`dashboard-csrf:${sub}`)));
