@@ -4,6 +4,7 @@
  * missing Message-ID/Date/MIME-Version, drop Bcc and Return-Path, then the same headers, signing, suppression
  * and accept as every other message. Existing DKIM signatures are kept; ours is added.
  */
+import { concatBytes } from "../mime/encoding";
 import { Refusal } from "./refusal";
 import { parseAddress, type Mailbox } from "../mime/address";
 import { fromFieldMailbox } from "../mime/address-list";
@@ -85,13 +86,7 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<U
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }
 
 export interface RawEnvelope {

@@ -45,6 +45,17 @@ function base64Chunk(bytes: Uint8Array): string {
   return btoa(String.fromCharCode.apply(null, bytes as unknown as number[]));
 }
 
+/** The parts one after another in one array; `size` is their total length when the caller counted it already. */
+export function concatBytes(parts: readonly Uint8Array[], size = parts.reduce((n, p) => n + p.byteLength, 0)): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
 /** Base64 (RFC 4648 §4) of the bytes, on one line. */
 export function encodeBase64(bytes: Uint8Array): string {
   const parts: string[] = [];

@@ -2,6 +2,7 @@
  * The reporting page at /dashboard: server-rendered HTML (hono/html escapes every value), no JavaScript,
  * behind the admin-token session or Cloudflare Access. Reads rollups and indexed tables only.
  */
+import { concatBytes } from "../mime/encoding";
 import { adminToken } from "../config";
 import { Hono, type Context } from "hono";
 import { html } from "hono/html";
@@ -95,12 +96,7 @@ async function readSmallForm(req: Request, max: number): Promise<Record<string, 
       chunks.push(value);
     }
   }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
+  const bytes = concatBytes(chunks, total);
   const out: Record<string, string> = {};
   try {
     const form = await new Request(req.url, { method: "POST", headers: { "content-type": req.headers.get("content-type") ?? "" }, body: bytes }).formData();
