@@ -63,6 +63,20 @@ export function encodeBase64(bytes: Uint8Array): string {
   return parts.join("");
 }
 
+/** base64url without padding (RFC 4648 §5): tokens and links. */
+export function encodeBase64Url(bytes: Uint8Array): string {
+  return encodeBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Decodes unpadded base64url; null on a character outside its alphabet or a truncated final quantum. */
+export function decodeBase64Url(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4));
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
+
 /**
  * Strict base64 decoding. Whitespace (including CRLF line breaks) is ignored; any other
  * character outside the RFC 4648 alphabet, misplaced padding or a truncated final quantum

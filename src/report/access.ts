@@ -1,3 +1,4 @@
+import { decodeBase64Url } from "../mime/encoding";
 import type { AccessSettings } from "../config";
 /**
  * Cloudflare Access in front of the reporting page: validates the `Cf-Access-Jwt-Assertion` JWT (RS256) against
@@ -28,14 +29,10 @@ export const fetchAccessKeys: KeyLoader = async (teamDomain) => {
   return keys;
 };
 
-function b64urlBytes(s: string): Uint8Array {
-  const b64 = s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4);
-  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-}
 
 function b64urlJson(s: string): Record<string, unknown> | null {
   try {
-    const v: unknown = JSON.parse(new TextDecoder().decode(b64urlBytes(s)));
+    const v: unknown = JSON.parse(new TextDecoder().decode(decodeBase64Url(s) ?? new Uint8Array()));
     return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : null;
   } catch {
     return null;
@@ -59,7 +56,9 @@ export async function verifyAccessJwt(
   const jwk = keys.find((k) => k.kid === header.kid);
   if (!jwk) return null;
   const key = await crypto.subtle.importKey("jwk", jwk, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]);
-  const ok = await crypto.subtle.verify("RSASSA-PKCS1-v1_5", key, b64urlBytes(s), new TextEncoder().encode(`${h}.${p}`));
+  const signature = decodeBase64Url(s);
+  if (!signature) return null;
+  const ok = await crypto.subtle.verify("RSASSA-PKCS1-v1_5", key, signature, new TextEncoder().encode(`${h}.${p}`));
   if (!ok) return null;
   const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
   if (!aud.includes(settings.aud)) return null;
