@@ -27,7 +27,7 @@ import {
 } from "../store/reputation";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
-import { limitParam, stringParam } from "./request";
+import { limitParam, stringParam, readJsonObject } from "./request";
 
 const DOMAIN = /^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const TENANT = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -93,14 +93,7 @@ adminReputation.get("/admin/reputation/history", async (c) => {
 });
 
 adminReputation.post("/admin/reputation/subjects", async (c) => {
-  let b: Record<string, unknown>;
-  try {
-    const v = await c.req.json();
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error();
-    b = v as Record<string, unknown>;
-  } catch {
-    throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-  }
+  const b = await readJsonObject(c.req.raw);
   const subject = typeof b.subject === "string" ? b.subject.trim().toLowerCase() : "";
   if (!subject) throw new ApiError(400, "missing_field", "subject (an IPv4 address or a domain) is required", "subject");
   const kind = isIpv4(subject) ? "ip" : DOMAIN.test(subject) ? "domain" : null;

@@ -3,24 +3,15 @@ import { Hono } from "hono";
 import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, removeSenderDomain, updateTenant } from "../store/keys";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
+import { readJsonObject } from "./request";
 
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
-
-async function json(req: Request): Promise<Record<string, unknown>> {
-  try {
-    const v = await req.json();
-    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    /* fall through to the error below */
-  }
-  throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-}
 
 export const admin = new Hono<AppEnv>();
 admin.use("/admin/*", requireAdmin);
 
 admin.post("/admin/tenants", async (c) => {
-  const b = await json(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   const name = typeof b.name === "string" && b.name.trim() ? b.name.trim() : null;
   if (!name) throw new ApiError(400, "missing_field", "name is required", "name");
   const domains = b.domains ?? [];
@@ -40,7 +31,7 @@ admin.post("/admin/tenants", async (c) => {
 });
 
 admin.post("/admin/tenants/:id/keys", async (c) => {
-  const b = await json(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   const tenantId = c.req.param("id");
   const exists = await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(tenantId).first();
   if (!exists) throw new ApiError(404, "not_found", "no such tenant");
@@ -71,7 +62,7 @@ admin.get("/admin/tenants/:id", async (c) => {
 
 /** Suspend/resume, rename, set the per-minute rate limit (null: unlimited), the default stream or the TLS requirement. */
 admin.patch("/admin/tenants/:id", async (c) => {
-  const b = await json(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   for (const k of Object.keys(b)) {
     if (!["name", "suspended", "rate_limit_per_minute", "default_stream", "require_tls"].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
   }
@@ -95,7 +86,7 @@ admin.patch("/admin/tenants/:id", async (c) => {
 });
 
 admin.post("/admin/tenants/:id/domains", async (c) => {
-  const b = await json(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   if (typeof b.domain !== "string" || !DOMAIN.test(b.domain)) throw new ApiError(400, "invalid_field", "domain must be a domain name", "domain");
   if (!(await getTenant(c.env.DB, c.req.param("id")))) throw new ApiError(404, "not_found", "no such tenant");
   try {
