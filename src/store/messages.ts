@@ -6,6 +6,7 @@
  * (insert), its update in place, and one `delivered` event, which also announces `accepted` and `queued` (see
  * `feed` in migrations/0008_ledger.sql): three rows, no index entries.
  */
+import type { EventDetail } from "./event-detail";
 
 export type RecipientStatus = "queued" | "deferred" | "delivered" | "bounced" | "expired" | "suppressed" | "failed";
 /** `delayed`: a remote MTA warned that it still holds the message and keeps trying (never changes the recipient's status). */
@@ -347,19 +348,7 @@ export interface MessageView {
     last_text: string | null;
     updated_at: string;
   }[];
-  events: {
-    type: string;
-    at: string;
-    recipient: string | null;
-    attempt: number | null;
-    code: number | null;
-    enhanced: string | null;
-    text: string | null;
-    host: string | null;
-    tls: boolean | null;
-    latency_ms: number | null;
-    seq: number | null;
-  }[];
+  events: ({ type: string; at: string; recipient: string | null } & EventDetail & { seq: number | null })[];
 }
 
 /** Overall message status: the least advanced recipient state, so "delivered" means every recipient was. */
