@@ -71,24 +71,14 @@ export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
   "feedback-id",
 ];
 
-/** The fields over-signed by default: those whose addition or duplication changes what a reader sees. */
-export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = [
-  "from",
-  // Clients show Sender as "on behalf of"; an inserted Sender must break the signature.
-  "sender",
-  "reply-to",
-  "subject",
-  "date",
-  "message-id",
-  "to",
-  "cc",
-  "mime-version",
-  "content-type",
-  "content-transfer-encoding",
-  "list-unsubscribe",
-  "list-unsubscribe-post",
-  "feedback-id",
-];
+/** Signed fields that are not over-signed: a second copy of these does not change what a reader sees. */
+const NOT_OVERSIGNED = new Set(["content-disposition", "in-reply-to", "references", "list-id"]);
+
+/**
+ * The fields over-signed by default: those whose addition or duplication changes what a reader sees (Sender
+ * among them: clients show it as "on behalf of", so an inserted Sender must break the signature).
+ */
+export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = DEFAULT_SIGNED_HEADERS.filter((h) => !NOT_OVERSIGNED.has(h));
 
 /**
  * Signs a message with one DKIM-Signature per signer, prepended in signer order.
