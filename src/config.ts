@@ -6,6 +6,7 @@
 import { DEFAULT_GATE_POLICY, parsePartialPolicy, type GatePolicy } from "./gate/policy";
 import { isIpv4, parseDnsLists, type DnsList } from "./reputation/dns-lists";
 import { parseCidr } from "./delivery/private-networks";
+import { isDomainName } from "./mime/domain-name";
 
 /** Cloudflare Queues accept messages up to 128 KB; keep headroom for the job's JSON envelope. */
 export const MAX_INLINE_BODY_BYTES = 100 * 1024;
@@ -222,7 +223,7 @@ export const DEFAULT_INBOUND_AUTHSERV_ID = "mx.cloudflare.net";
 function parseDomainList(name: string, value: string | undefined): string[] {
   const list = (value ?? "").split(",").map((d) => d.trim().toLowerCase().replace(/\.$/, "")).filter(Boolean);
   for (const d of list) {
-    if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/.test(d)) throw new ConfigError(`${name}: ${JSON.stringify(d)} is not a domain name`);
+    if (!isDomainName(d)) throw new ConfigError(`${name}: ${JSON.stringify(d)} is not a domain name`);
   }
   return list;
 }
@@ -330,7 +331,7 @@ function parseReputationConfig(env: Env): ReputationConfig {
     .filter(Boolean)
     .map((d) => {
       const v = d.toLowerCase().replace(/\.$/, "");
-      if (!/^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(v)) throw new ConfigError(`REPUTATION_DOMAINS: ${JSON.stringify(d)} is not a domain`);
+      if (!isDomainName(v, { maxLength: 200, letterTld: true })) throw new ConfigError(`REPUTATION_DOMAINS: ${JSON.stringify(d)} is not a domain`);
       return v;
     });
   const warn = share("REPUTATION_BOUNCE_WARN_SHARE", (env as { REPUTATION_BOUNCE_WARN_SHARE?: string }).REPUTATION_BOUNCE_WARN_SHARE, 0.1);

@@ -12,12 +12,11 @@ import { deleteRoute, insertRoute, listRoutes } from "../store/routes";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { readJsonObject } from "./request";
-
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+import { isDomainName } from "../mime/domain-name";
 
 function domainField(b: Record<string, unknown>, field: string): string {
   const v = b[field] ?? "*";
-  if (typeof v !== "string" || (v !== "*" && !DOMAIN.test(v))) throw new ApiError(400, "invalid_field", `${field} must be a domain or *`, field);
+  if (typeof v !== "string" || (v !== "*" && !isDomainName(v, { letterTld: true }))) throw new ApiError(400, "invalid_field", `${field} must be a domain or *`, field);
   return v;
 }
 

@@ -4,8 +4,7 @@ import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, re
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { readJsonObject } from "./request";
-
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+import { isDomainName } from "../mime/domain-name";
 
 export const admin = new Hono<AppEnv>();
 admin.use("/admin/*", requireAdmin);
@@ -15,7 +14,7 @@ admin.post("/admin/tenants", async (c) => {
   const name = typeof b.name === "string" && b.name.trim() ? b.name.trim() : null;
   if (!name) throw new ApiError(400, "missing_field", "name is required", "name");
   const domains = b.domains ?? [];
-  if (!Array.isArray(domains) || domains.some((d) => typeof d !== "string" || !DOMAIN.test(d))) {
+  if (!Array.isArray(domains) || domains.some((d) => typeof d !== "string" || !isDomainName(d, { letterTld: true }))) {
     throw new ApiError(400, "invalid_field", "domains must be an array of domain names", "domains");
   }
   if (b.id !== undefined && (typeof b.id !== "string" || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(b.id))) {
@@ -87,7 +86,7 @@ admin.patch("/admin/tenants/:id", async (c) => {
 
 admin.post("/admin/tenants/:id/domains", async (c) => {
   const b = await readJsonObject(c.req.raw);
-  if (typeof b.domain !== "string" || !DOMAIN.test(b.domain)) throw new ApiError(400, "invalid_field", "domain must be a domain name", "domain");
+  if (typeof b.domain !== "string" || !isDomainName(b.domain, { letterTld: true })) throw new ApiError(400, "invalid_field", "domain must be a domain name", "domain");
   if (!(await getTenant(c.env.DB, c.req.param("id")))) throw new ApiError(404, "not_found", "no such tenant");
   try {
     await addSenderDomain(c.env.DB, c.req.param("id"), b.domain);

@@ -13,12 +13,12 @@ import { dohResolver } from "../store/domains-dns";
 import { getSenderDomain, listSenderDomains, recordDomainCheck } from "../store/keys";
 import { requireApiKey, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
+import { isDomainName } from "../mime/domain-name";
 
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/i;
 
 async function ownedDomain(c: Context<AppEnv>): Promise<string> {
   const domain = c.req.param("domain")?.toLowerCase() ?? "";
-  if (!DOMAIN.test(domain) || !(await getSenderDomain(c.env.DB, c.get("tenant").id, domain))) {
+  if (!isDomainName(domain) || !(await getSenderDomain(c.env.DB, c.get("tenant").id, domain))) {
     throw new ApiError(404, "not_found", "this account has no such sender domain", "domain");
   }
   return domain;
