@@ -2,8 +2,6 @@
  * What every outside view of an event says about its attempt (the events API, a message's status, webhook
  * payloads): one shape and one mapper from the stored row, so the three cannot drift apart.
  */
-import type { EventRow } from "./messages";
-
 export interface EventDetail {
   attempt: number | null;
   code: number | null;
@@ -15,7 +13,7 @@ export interface EventDetail {
 }
 
 /** The detail of a stored event row (`tls` is stored as 0/1). */
-export function eventDetail(e: Pick<EventRow, keyof EventDetail>): EventDetail {
+export function eventDetail(e: Omit<EventDetail, "tls"> & { tls: number | null }): EventDetail {
   return {
     attempt: e.attempt,
     code: e.code,
