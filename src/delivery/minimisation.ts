@@ -3,8 +3,7 @@
  * `redact_after_days`, retention of its events and inbound records when shorter than the relay's, and the bounded
  * steps of an erase an admin asked for. One tenant's failure is logged and does not stop the others.
  */
-import type { RelayConfig } from "../config";
-import { eventRetentionMs } from "../report/housekeeping";
+import { eventRetentionMs, type RelayConfig } from "../config";
 import { eraseTenantStep, tenantsBeingErased, type EraseProgress } from "../store/erase";
 import { pruneTenantEvents, pruneTenantInbound, redactEvents, redactInbound, redactMessages } from "../store/minimisation";
 import type { Redactor } from "../store/redaction";

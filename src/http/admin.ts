@@ -5,28 +5,18 @@ import { loadConfig } from "../config";
 import { restartRedaction } from "../store/minimisation";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
-
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
-
-async function json(req: Request): Promise<Record<string, unknown>> {
-  try {
-    const v = await req.json();
-    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    /* fall through to the error below */
-  }
-  throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-}
+import { readJsonObject } from "./request";
+import { isDomainName } from "../mime/domain-name";
 
 export const admin = new Hono<AppEnv>();
 admin.use("/admin/*", requireAdmin);
 
 admin.post("/admin/tenants", async (c) => {
-  const b = await json(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   const name = typeof b.name === "string" && b.name.trim() ? b.name.trim() : null;
   if (!name) throw new ApiError(400, "missing_field", "name is required", "name");
   const domains = b.domains ?? [];
-  if (!Array.isArray(domains) || domains.some((d) => typeof d !== "string" || !DOMAIN.test(d))) {
+  if (!Array.isArray(domains) || domains.some((d) => typeof d !== "string" || !isDomainName(d, { letterTld: true }))) {
     throw new ApiError(400, "invalid_field", "domains must be an array of domain names", "domains");
   }
   if (b.id !== undefined && (typeof b.id !== "string" || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(b.id))) {
@@ -42,7 +32,7 @@ admin.post("/admin/tenants", async (c) => {
 });
 
 admin.post("/admin/tenants/:id/keys", async (c) => {
-  const b = await json(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   const tenantId = c.req.param("id");
   const exists = await c.env.DB.prepare("SELECT erase_requested_at FROM tenants WHERE id = ?").bind(tenantId).first<{ erase_requested_at: number | null }>();
   if (!exists) throw new ApiError(404, "not_found", "no such tenant");
@@ -74,7 +64,7 @@ admin.get("/admin/tenants/:id", async (c) => {
 
 /** Suspend/resume, rename, set the per-minute rate limit (null: unlimited), the default stream, the TLS requirement, retention and redaction. */
 admin.patch("/admin/tenants/:id", async (c) => {
-  const b = await json(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   for (const k of Object.keys(b)) {
     if (!["name", "suspended", "rate_limit_per_minute", "default_stream", "require_tls", ...MINIMISATION_FIELDS].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
   }
@@ -133,8 +123,8 @@ function minimisationPatch(
 }
 
 admin.post("/admin/tenants/:id/domains", async (c) => {
-  const b = await json(c.req.raw);
-  if (typeof b.domain !== "string" || !DOMAIN.test(b.domain)) throw new ApiError(400, "invalid_field", "domain must be a domain name", "domain");
+  const b = await readJsonObject(c.req.raw);
+  if (typeof b.domain !== "string" || !isDomainName(b.domain, { letterTld: true })) throw new ApiError(400, "invalid_field", "domain must be a domain name", "domain");
   if (!(await getTenant(c.env.DB, c.req.param("id")))) throw new ApiError(404, "not_found", "no such tenant");
   try {
     await addSenderDomain(c.env.DB, c.req.param("id"), b.domain);

@@ -5,14 +5,15 @@
 import { Hono, type Context } from "hono";
 import { publicBaseUrl } from "../accept/outbound";
 import { acceptRaw, readBodyLimited } from "../accept/raw";
-import { refusalToApiError, sendRequest, type SendContext } from "../accept/send";
+import { sendRequest, type SendContext } from "../accept/send";
 import { loadConfig } from "../config";
 import { validateSendRequest, type SendRequest } from "../mime/validate";
 import { listEvents, listMessages } from "../store/message-list";
 import { getMessage, type RecipientStatus } from "../store/messages";
 import { addressSearchForm } from "../store/redaction";
 import { requireApiKey, type AppEnv } from "./auth";
-import { ApiError } from "./errors";
+import { ApiError, apiErrorOf } from "./errors";
+import { Refusal, refusalOf } from "../accept/refusal";
 import { enforceRateLimit, idempotent, limitParam, maxJsonBytes, readJsonBody, stringParam, timeParam } from "./request";
 
 /** Postmark and Resend take at most 500/100 messages per batch call; we take 100. */
@@ -56,7 +57,7 @@ messages.post("/v1/messages", requireApiKey, async (c) => {
   const { value, bytes } = await readJsonBody(c.req.raw, maxJsonBytes(ctx.config.maxMessageBytes));
   return idempotent(c, bytes, async () => {
     const v = validateSendRequest(value, { maxRecipients: ctx.config.maxRecipients });
-    if (!v.ok) throw refusalToApiError(v.error);
+    if (!v.ok) throw refusalOf(v.error);
     withDefaultStream(ctx, value, v.value);
     await enforceRateLimit(c, v.value.recipients.length);
     const result = await sendRequest(ctx, v.value);
@@ -80,12 +81,13 @@ messages.post("/v1/messages/batch", requireApiKey, async (c) => {
     for (const [index, item] of list.entries()) {
       try {
         const v = validated[index]!;
-        if (!v.ok) throw refusalToApiError(v.error);
+        if (!v.ok) throw refusalOf(v.error);
         withDefaultStream(ctx, item, v.value);
         const r = await sendRequest(ctx, v.value);
         accepted++;
         results.push({ index, ...r });
-      } catch (e) {
+      } catch (thrown) {
+        const e = thrown instanceof Refusal ? apiErrorOf(thrown) : thrown;
         if (!(e instanceof ApiError)) throw e;
         results.push({ index, status: "failed", error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}), status: e.status } });
       }

@@ -1,4 +1,5 @@
 /** API keys and tenants in D1. Keys are stored as SHA-256 hashes; the plaintext exists only at creation. */
+import { constantTimeEqual } from "../mime/hmac";
 import { API_KEY_PREFIX } from "../config";
 import { newId } from "./ids";
 
@@ -25,15 +26,6 @@ export async function sha256Hex(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Compares two strings in time that depends only on their lengths. */
-export function timingSafeEqualText(a: string, b: string): boolean {
-  const ea = new TextEncoder().encode(a);
-  const eb = new TextEncoder().encode(b);
-  let diff = ea.length ^ eb.length;
-  const n = Math.max(ea.length, eb.length);
-  for (let i = 0; i < n; i++) diff |= (ea[i] ?? 0) ^ (eb[i] ?? 0);
-  return diff === 0;
-}
 
 /** Makes a new random API key (shown once) for a tenant and stores only its hash. */
 export async function createApiKey(db: D1Database, tenantId: string, name: string | null): Promise<{ id: string; key: string }> {
@@ -68,7 +60,7 @@ export async function findApiKey(db: D1Database, presented: string): Promise<Key
       default_stream: string;
       require_tls: number | null;
     }>();
-  if (!row || !timingSafeEqualText(row.key_hash, hash)) return null;
+  if (!row || !constantTimeEqual(row.key_hash, hash)) return null;
   return {
     keyId: row.key_id,
     prefix: row.prefix,

@@ -3,6 +3,7 @@ import { FEED_COLUMNS, FEED_FROM, FEED_ID_STRIDE, firstRowAfter } from "./feed";
 import { idFloor } from "./ids";
 import { parseRecipients, summariseStatus, type EventRow, type RecipientStatus } from "./messages";
 import { isRedactedValue } from "./redaction";
+import { eventDetail, type EventDetail } from "./event-detail";
 
 export interface MessageSummary {
   id: string;
@@ -97,22 +98,15 @@ export async function listMessages(db: D1Database, tenantId: string, q: MessageQ
 /** Ids are made from the accepting isolate's clock; a `since` bound on ids allows this much skew. */
 const ID_CLOCK_SKEW_MS = 60_000;
 
-export interface EventView {
+export type EventView = {
   id: number;
   message_id: string;
   type: string;
   at: string;
   recipient: string | null;
-  attempt: number | null;
-  code: number | null;
-  enhanced: string | null;
-  text: string | null;
-  host: string | null;
-  tls: boolean | null;
-  latency_ms: number | null;
   /** The event's addresses were redacted (issue 21). */
   redacted: boolean;
-}
+} & EventDetail;
 
 export interface EventQuery {
   type: string | null;
@@ -165,13 +159,7 @@ export async function listEvents(db: D1Database, tenantId: string, q: EventQuery
     type: e.type,
     at: new Date(e.at).toISOString(),
     recipient: e.recipient,
-    attempt: e.attempt,
-    code: e.code,
-    enhanced: e.enhanced,
-    text: e.text,
-    host: e.host,
-    tls: e.tls === null ? null : e.tls === 1,
-    latency_ms: e.latency_ms,
+    ...eventDetail(e),
     redacted: isRedactedValue(e.recipient),
   }));
 }

@@ -7,6 +7,7 @@
  * `feed` in migrations/0008_ledger.sql): three rows, no index entries.
  */
 import { isRedactedValue } from "./redaction";
+import type { EventDetail } from "./event-detail";
 
 export type RecipientStatus = "queued" | "deferred" | "delivered" | "bounced" | "expired" | "suppressed" | "failed";
 /** `delayed`: a remote MTA warned that it still holds the message and keeps trying (never changes the recipient's status). */
@@ -350,19 +351,7 @@ export interface MessageView {
     last_text: string | null;
     updated_at: string;
   }[];
-  events: {
-    type: string;
-    at: string;
-    recipient: string | null;
-    attempt: number | null;
-    code: number | null;
-    enhanced: string | null;
-    text: string | null;
-    host: string | null;
-    tls: boolean | null;
-    latency_ms: number | null;
-    seq: number | null;
-  }[];
+  events: ({ type: string; at: string; recipient: string | null } & EventDetail & { seq: number | null })[];
 }
 
 /** Overall message status: the least advanced recipient state, so "delivered" means every recipient was. */

@@ -9,6 +9,7 @@ import { enabledWebhooksOf, parseEventTypes } from "../store/webhooks";
 import type { EventRow as StoredEventRow } from "../store/messages";
 import { FEED_COLUMNS, FEED_FROM } from "../store/feed";
 import { isRedactedValue } from "../store/redaction";
+import { eventDetail } from "../store/event-detail";
 import type { WebhookPayload } from "./events";
 
 /** The columns of an event that a webhook carries. */
@@ -47,16 +48,7 @@ function payloadOf(webhookId: string, e: EventRow & { tenant_id: string }): Webh
     message_id: e.message_id,
     recipient: e.recipient,
     redacted: isRedactedValue(e.recipient),
-    data: {
-      attempt: e.attempt,
-      code: e.code,
-      enhanced: e.enhanced,
-      text: e.text,
-      host: e.host,
-      tls: e.tls === null ? null : e.tls === 1,
-      latency_ms: e.latency_ms,
-      ...(extra !== undefined ? { extra } : {}),
-    },
+    data: { ...eventDetail(e), ...(extra !== undefined ? { extra } : {}) },
   };
 }
 

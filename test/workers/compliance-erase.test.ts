@@ -8,9 +8,9 @@
  */
 import { inject } from "vitest";
 import { describe, expect, it } from "vitest";
-import { acceptMessage } from "../../src/accept/accept";
+import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox } from "../../src/delivery/consumer";
-import type { DeliveryJob } from "../../src/delivery/job";
+import type { DeliveryJob } from "../../src/queue/job";
 import { advanceRollups } from "../../src/store/rollups";
 import { emitNewEvents } from "../../src/webhooks/emit";
 import { batchOf, capturingQueue, envWith } from "../support/ledger-env";
