@@ -8,8 +8,8 @@
  *    send_email binding (cloudflare-send.ts), recording each transaction's outcomes as it ends (outcomes.ts);
  * 5. records what is left, re-queues deferred and untried recipients, sends DSNs, deletes finished bodies, acks.
  */
-import { loadConfig, MAX_QUEUE_DELAY_SECONDS, type RelayConfig } from "../config";
-import { acceptMessage } from "../accept/accept";
+import { loadConfig, MAX_QUEUE_DELAY_SECONDS, nextHopUrl, type RelayConfig } from "../config";
+import { acceptMessage } from "../queue/spool";
 import { recordOutcome } from "../store/messages";
 import { finalStateOf, openRecipientCount, touchDueAt } from "../store/delivery-state";
 import { ledgerOf } from "../store/shards";
@@ -19,11 +19,11 @@ import { deliverDestination, GATE_HORIZON_MS, MAX_CONNECTIONS_PER_INVOCATION, Se
 import { flushOutcomeJournal, newOutcomes, writeOutcomes, limitsOf, type PendingOutcome } from "./outcomes";
 import { errorText, failAll, newWork, postpone, type Work } from "./work";
 import { isReturnPathAddress } from "../mime/return-path";
-import { enqueueJobs, jobStream } from "./enqueue";
+import { enqueueJobs, jobStream } from "../queue/enqueue";
 import { announceParked, announceWait, waitFromPostponement } from "./waits";
 import { isReleaseRequest, parkJobs, releaseParkedJobs, streamGateKey, streamGatePolicy, type ReleaseRequest } from "./streams";
 import { streamSettings, type StreamSettings } from "../store/streams";
-import { isDeliveryJob, type DeliveryJob } from "./job";
+import { isDeliveryJob, type DeliveryJob } from "../queue/job";
 import { DnsFailure } from "./mx";
 import { RouteError, selectRouteSet, type RouteCandidate } from "./routes";
 import { gateFor, senderDomain, StsRefusal, targetsFor, type Target } from "./targets";
@@ -74,6 +74,13 @@ async function finalRecipients(env: Env, work: Work[]): Promise<BatchLedger> {
       }
     }),
   );
+  // No row: the message is gone (its tenant's data was erased, issue 21; retention only deletes final messages), so
+  // its job is dropped without sending. Not for a tenant whose shard failed: its jobs wait for the shard.
+  for (const w of work) {
+    if (unreachable.has(w.job.tenantId) || dueAt.has(`${w.job.tenantId}|${w.job.messageId}`)) continue;
+    console.log(`outbox: dropping a job of message ${w.job.messageId}: its record was erased`);
+    for (const r of w.job.recipients) done.add(`${w.job.messageId}|${r.idx}`);
+  }
   return { done, dueAt, ledgers, unreachable };
 }
 
@@ -232,7 +239,7 @@ async function groupByLane(env: Env, live: Work[]): Promise<Work[][]> {
     const key = `${w.job.tenantId}|${senderDomain(w.job.mailFrom)}|${w.job.destination}`;
     let routes = routeCache.get(key);
     if (!routes) {
-      routes = selectRouteSet(await findRoutes(env.DB, w.job.destination, w.job.tenantId, senderDomain(w.job.mailFrom)), env.NEXT_HOP_URL);
+      routes = selectRouteSet(await findRoutes(env.DB, w.job.destination, w.job.tenantId, senderDomain(w.job.mailFrom)), nextHopUrl(env));
       routeCache.set(key, routes);
     }
     w.routes = routes;

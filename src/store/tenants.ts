@@ -18,3 +18,8 @@ export async function deleteUnplacedTenant(db: D1Database, tenantId: string): Pr
     db.prepare("DELETE FROM tenants WHERE id = ? AND NOT EXISTS (SELECT 1 FROM tenant_shards WHERE tenant_id = ?1)").bind(tenantId),
   ]);
 }
+
+/** The tenant's erase request time (null: none), or null for no such tenant: `{ erase_requested_at }` or null. */
+export async function tenantEraseRequestedAt(db: D1Database, tenantId: string): Promise<{ erase_requested_at: number | null } | null> {
+  return db.prepare("SELECT erase_requested_at FROM tenants WHERE id = ?").bind(tenantId).first<{ erase_requested_at: number | null }>();
+}

@@ -7,6 +7,8 @@
  */
 import { enabledWebhooksOf, parseEventTypes } from "../store/webhooks";
 import { countEnabledWebhooks, emissionRange, feedEventsBetween, newestEventId, releaseEmissionLease, takeEmissionLease, type FeedEventRow as EventRow } from "../store/webhook-emission";
+import { isRedactedValue } from "../store/redaction";
+import { eventDetail } from "../store/event-detail";
 import type { WebhookPayload } from "./events";
 import { ledgerShards, type LedgerShard } from "../store/shards";
 
@@ -42,16 +44,8 @@ function payloadOf(webhookId: string, e: EventRow & { tenant_id: string }): Webh
     tenant_id: e.tenant_id,
     message_id: e.message_id,
     recipient: e.recipient,
-    data: {
-      attempt: e.attempt,
-      code: e.code,
-      enhanced: e.enhanced,
-      text: e.text,
-      host: e.host,
-      tls: e.tls === null ? null : e.tls === 1,
-      latency_ms: e.latency_ms,
-      ...(extra !== undefined ? { extra } : {}),
-    },
+    redacted: isRedactedValue(e.recipient),
+    data: { ...eventDetail(e), ...(extra !== undefined ? { extra } : {}) },
   };
 }
 

@@ -4,9 +4,9 @@
  * fails only affects its own tenants; every shard is migrated.
  */
 import { describe, expect, it } from "vitest";
-import { acceptMessage } from "../../src/accept/accept";
+import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox } from "../../src/delivery/consumer";
-import type { DeliveryJob } from "../../src/delivery/job";
+import type { DeliveryJob } from "../../src/queue/job";
 import { encodeReturnPath } from "../../src/mime/return-path";
 import { overviewPage } from "../../src/report/pages/overview";
 import { ledgerShards } from "../../src/store/shards";
