@@ -5,7 +5,7 @@
  */
 import { eventRetentionMs, type RelayConfig } from "../config";
 import { eraseTenantStep, tenantsBeingErased, type EraseProgress } from "../store/erase";
-import { ledgerOf, shardDb, shardNameOf } from "../store/shards";
+import { forgetPlacement, ledgerOf, shardDb, shardNameOf } from "../store/shards";
 import { CONTROL_DB_BINDING } from "../config";
 import { pruneTenantEvents, pruneTenantInbound, redactEvents, redactInbound, redactMessages } from "../store/minimisation";
 import type { Redactor } from "../store/redaction";
@@ -44,11 +44,13 @@ export async function eraseStep(env: Env, tenantId: string, budget = ERASE_ROWS_
     const bodies = await deleteBodies(env, first.bodyKeys, first.bodyPrefixes);
     if (!first.done) return { ...first, bodies };
     const rest = await eraseTenantStep(env.DB, tenantId, budget, now);
+    if (rest.done) await forgetPlacement(env, tenantId);
     const deleted = { ...first.deleted };
     for (const [t, n] of Object.entries(rest.deleted)) deleted[t] = (deleted[t] ?? 0) + n;
     return { ...rest, deleted, bodies: bodies + (await deleteBodies(env, rest.bodyKeys, rest.bodyPrefixes)) };
   }
   const step = await eraseTenantStep(env.DB, tenantId, budget, now);
+  if (step.done) await forgetPlacement(env, tenantId);
   return { ...step, bodies: await deleteBodies(env, step.bodyKeys, step.bodyPrefixes) };
 }
 

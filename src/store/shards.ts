@@ -146,3 +146,9 @@ export async function findOnShards<T>(
   if (failed) throw failed.reason;
   return null;
 }
+
+/** Drops an erased tenant's placement (issue 21: no row may name the tenant once its data is erased). */
+export async function forgetPlacement(env: Env, tenantId: string): Promise<void> {
+  await env.DB.prepare("DELETE FROM tenant_shards WHERE tenant_id = ?").bind(tenantId).run();
+  placements.delete(tenantId);
+}
