@@ -192,6 +192,26 @@ describe("every path finds the tenant's shard", () => {
   });
 });
 
+describe("erasing a tenant on a shard", () => {
+  it("deletes its ledger on its shard, its control rows and its placement", async () => {
+    const on1 = await tenantOn("LEDGER_1");
+    const rcpt = `e@${unique("r")}.example`;
+    const id = await sendDelivered(on1, [rcpt]);
+    let status = "";
+    for (let calls = 0; calls < 20 && status !== "erased"; calls++) {
+      const r = await call(`/admin/tenants/${on1.tenantId}/erase`, { method: "POST", key: ADMIN_TOKEN, json: { confirm: on1.tenantId } });
+      expect([200, 202]).toContain(r.status);
+      status = ((await r.json()) as { status: string }).status;
+    }
+    expect(status).toBe("erased");
+    expect(await messageRow(LEDGER_1, id)).toBeNull();
+    expect(await LEDGER_1.prepare("SELECT COUNT(*) AS n FROM events WHERE tenant_id = ?").bind(on1.tenantId).first()).toEqual({ n: 0 });
+    expect(await LEDGER_1.prepare("SELECT id FROM tenants WHERE id = ?").bind(on1.tenantId).first()).toBeNull();
+    expect(await env.DB.prepare("SELECT id FROM tenants WHERE id = ?").bind(on1.tenantId).first()).toBeNull();
+    expect(await env.DB.prepare("SELECT shard FROM tenant_shards WHERE tenant_id = ?").bind(on1.tenantId).first()).toBeNull();
+  });
+});
+
 describe("a failing shard", () => {
   it("stops only its own tenants: the other shard's tenant keeps accepting and delivering", async () => {
     const onDb = await tenantOn("DB");
