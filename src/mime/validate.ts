@@ -1,6 +1,8 @@
 /**
  * Validation of the JSON body of `POST /v1/messages` into a `ComposeInput` plus the relay's
- * own fields (tags, metadata, send_at, stream).
+ * own fields (tags, metadata, send_at, stream). The request is described once, by
+ * `sendRequestSchema` (valibot, see body-schema.ts): it validates, and the OpenAPI document's
+ * SendRequest is generated from it.
  *
  * Strict: unknown fields are refused, every string is checked for lone surrogates (a JSON
  * body can carry `\ud800`, which has no UTF-8 form), control characters and line breaks
@@ -12,6 +14,9 @@ import { type AddressInput, type Mailbox, parseAddress } from "./address.js";
 import { type AttachmentInput, type ComposeInput, CONTENT_ID_PATTERN, attachmentContentType, checkCustomHeader } from "./compose.js";
 import { decodeBase64, hasLoneSurrogate, utf8Length } from "./encoding.js";
 import * as v from "valibot";
+import { HERE, Refusal, bounded, byKind, fieldPath, isRecord, issueToRefusal, objectMessage, objectOf, refine, says, strictJson } from "./body-schema.js";
+
+export { Refusal, isRecord };
 
 /** The closed list of error codes a send request can be refused with. */
 export const SEND_ERROR_CODES = [
@@ -118,18 +123,15 @@ export const DEFAULT_SEND_LIMITS: Required<Omit<SendLimits, "now">> = {
   maxSendAtPastMs: 10 * 60 * 1000,
 };
 
-/** Thrown internally to unwind to the single catch of a validator (here and in mailchannels.ts). */
-export class Refusal {
-  constructor(readonly error: SendError) {}
-}
-
 export function refuse(code: SendErrorCode, message: string, field: string): never {
-  throw new Refusal({ code, message, field });
+  throw new Refusal<SendErrorCode>({ code, message, field });
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+/** A valibot issue of the send schema as the refusal the API documents. */
+function issueToError(issue: v.BaseIssue<unknown>): SendError {
+  return issueToRefusal(issue, SEND_ERROR_CODES, "invalid_field");
 }
+
 
 /** The request body as a JSON object: decodes a string, refuses anything that is not an object. */
 export function jsonObject(input: unknown): Record<string, unknown> {
@@ -143,13 +145,6 @@ export function jsonObject(input: unknown): Record<string, unknown> {
   }
   if (!isRecord(body)) refuse("invalid_json", "body must be a JSON object", "");
   return body;
-}
-
-function fieldPath(parent: string, key: string): string {
-  // Keys that are not plain identifiers are bracket-quoted so the path stays unambiguous.
-  const plain = /^[A-Za-z0-9_-]+$/.test(key) ? key : JSON.stringify(key);
-  if (plain.startsWith('"')) return parent === "" ? `[${plain}]` : `${parent}[${plain}]`;
-  return parent === "" ? plain : `${parent}.${plain}`;
 }
 
 /** Walk a decoded JSON value and refuse the first string (or key) that is not valid Unicode. */
@@ -173,106 +168,6 @@ function checkUtf8Deep(value: unknown, path: string, depth: number): void {
 // refinements), types the result, and is converted into the OpenAPI document (src/http/openapi.ts).
 // To add a field: add it to `sendRequestSchema` (in the order it should be checked) and, if it needs a
 // domain check, a refinement; the JSON Schema follows.
-
-/**
- * A refusal carried through valibot as an issue message, so the closed code and (when the schema's own path
- * would not say it the documented way) the field survive. `issueToError` decodes it.
- */
-function says(code: SendErrorCode, message: string, field?: string): string {
-  return JSON.stringify(field === undefined ? { code, message } : { code, message, field });
-}
-
-/** The message of an object schema's issues: wrong type, a missing required key, or an unknown key. */
-function objectMessage(notObject: string, notObjectCode: SendErrorCode, missing: Record<string, string> = {}): (issue: v.BaseIssue<unknown>) => string {
-  return (issue) => {
-    if (issue.expected === "never") return says("unknown_field", `unknown field ${JSON.stringify(issue.input)}`);
-    if (issue.expected?.startsWith('"')) {
-      const key = issue.expected.slice(1, -1);
-      return says("missing_field", missing[key] ?? `${key} is required`);
-    }
-    return says(notObjectCode, notObject);
-  };
-}
-
-type SchemaMessage = string | ((issue: v.BaseIssue<unknown>) => string) | undefined;
-
-/** An issue of `schema` made here, with the schema's own message (valibot's `_addIssue` is internal). */
-function schemaIssue(schema: v.GenericSchema, input: unknown, expected: string, path?: v.IssuePathItem[]): v.BaseIssue<unknown> {
-  const message = (schema as unknown as { message?: SchemaMessage }).message;
-  const issue = { kind: "schema", type: schema.type, input, expected, received: typeof input, message: "" } as v.BaseIssue<unknown>;
-  const text = typeof message === "function" ? message(issue) : (message ?? says("invalid_field", "must be an object"));
-  return { ...issue, message: text, ...(path ? { path: path as [v.IssuePathItem, ...v.IssuePathItem[]] } : {}) };
-}
-
-/**
- * A strict object as a JSON body means it: an array is not an object (valibot's object schemas accept arrays),
- * and an unknown key is reported before any value is checked, as the error codes document.
- */
-function strictJson<S extends v.StrictObjectSchema<v.ObjectEntries, SchemaMessage>>(schema: S): S {
-  const run = schema["~run"].bind(schema);
-  return {
-    ...schema,
-    "~run"(dataset: v.UnknownDataset, config: v.Config<v.BaseIssue<unknown>>) {
-      const input = dataset.value;
-      if (Array.isArray(input)) return { typed: false, value: input, issues: [schemaIssue(schema, input, "Object")] } as unknown as ReturnType<S["~run"]>;
-      if (isRecord(input)) {
-        const unknown = Object.keys(input).find((key) => !Object.hasOwn(schema.entries, key));
-        if (unknown !== undefined) {
-          const path = [{ type: "object", origin: "key", input, key: unknown, value: input[unknown] }] as unknown as v.IssuePathItem[];
-          return { typed: false, value: input, issues: [schemaIssue(schema, unknown, "never", path)] } as unknown as ReturnType<S["~run"]>;
-        }
-      }
-      return run(dataset, config) as ReturnType<S["~run"]>;
-    },
-  };
-}
-
-/**
- * A union that picks its option by the kind of the input (string, array, object) instead of trying each:
- * valibot's union reports its own message when every option fails, hiding the option's precise issue
- * (`to[0].email` unknown). Input that fits no option gets the union's message.
- */
-function byKind<S extends v.GenericSchema & { readonly options: readonly v.GenericSchema[] }>(union: S, pick: (value: unknown) => number): S {
-  const run = union["~run"].bind(union);
-  return {
-    ...union,
-    "~run"(dataset: v.UnknownDataset, config: v.Config<v.BaseIssue<unknown>>) {
-      const option = union.options[pick(dataset.value)];
-      return (option ? option["~run"](dataset, config) : run(dataset, config)) as ReturnType<S["~run"]>;
-    },
-  };
-}
-
-/**
- * An object of arbitrary keys (headers, metadata) as a JSON object, kept as given: valibot's record drops keys
- * such as `__proto__` and `constructor`, which are ordinary (if odd) header and metadata names here. The
- * values are checked by the refinement that follows; the JSON Schema conversion sees the record.
- */
-function objectOf<S extends v.GenericSchema>(record: S): S {
-  return {
-    ...record,
-    "~run"(dataset: v.UnknownDataset, config: v.Config<v.BaseIssue<unknown>>) {
-      if (isRecord(dataset.value)) return { typed: true, value: dataset.value } as ReturnType<S["~run"]>;
-      return { typed: false, value: dataset.value, issues: [schemaIssue(record, dataset.value, "Object")] } as unknown as ReturnType<S["~run"]>;
-    },
-  };
-}
-
-/** The field of a refusal inside a refinement that is where the schema's path says (`to[2]`, `to`). */
-const HERE = "\u0000here";
-
-/** A domain check (or normalisation) as a valibot transformation: `refuse()` inside it becomes an issue. */
-function refine<TIn, TOut>(check: (value: TIn) => TOut): v.RawTransformAction<TIn, TOut> {
-  return v.rawTransform<TIn, TOut>(({ dataset, addIssue, NEVER }) => {
-    try {
-      return check(dataset.value);
-    } catch (e) {
-      if (!(e instanceof Refusal)) throw e;
-      addIssue({ message: says(e.error.code, e.error.message, e.error.field === HERE ? undefined : e.error.field) });
-      return NEVER;
-    }
-  });
-}
 
 type AddressCode = "invalid_sender" | "invalid_recipient" | "invalid_field";
 type AddressValue = string | { name?: string | null; address: string };
@@ -311,25 +206,6 @@ function parseMailbox(value: AddressValue, path: string, code: AddressCode): Mai
     refuse(injection ? "header_injection" : code, result.error.message, path);
   }
   return result.value;
-}
-
-/**
- * An array schema that refuses more than `max` items before reading any of them (a body of a million
- * tags costs one comparison, and the count is the first problem reported); the JSON Schema says maxItems.
- */
-function bounded<S extends v.ArraySchema<v.GenericSchema, SchemaMessage>>(array: S, max: number, message: string) {
-  const run = array["~run"].bind(array);
-  const schema = {
-    ...array,
-    "~run"(dataset: v.UnknownDataset, config: v.Config<v.BaseIssue<unknown>>) {
-      if (Array.isArray(dataset.value) && dataset.value.length > max) {
-        const issue = { kind: "validation", type: "max_length", input: dataset.value, expected: `<=${max}`, received: `${dataset.value.length}`, message };
-        return { typed: false, value: dataset.value, issues: [issue] } as unknown as ReturnType<S["~run"]>;
-      }
-      return run(dataset, config) as ReturnType<S["~run"]>;
-    },
-  };
-  return v.pipe(schema as S, v.metadata({ maxItems: max }));
 }
 
 /** to, cc, bcc and reply_to: one address or a list of them; a list longer than `max` is refused before its items are read. */
@@ -562,30 +438,6 @@ export function sendRequestSchema(limits: Required<Omit<SendLimits, "now">> = DE
   );
 }
 
-/** The JSON path of a valibot issue, written the way the error codes document it (`to[2]`, `headers.X-Foo`). */
-function issueField(issue: v.BaseIssue<unknown>): string {
-  let field = "";
-  for (const item of issue.path ?? []) {
-    const key = (item as { key: unknown }).key;
-    if (typeof key === "number") field = `${field}[${key}]`;
-    else if (field === "headers") field = `headers.${String(key)}`;
-    else field = fieldPath(field, String(key));
-  }
-  return field;
-}
-
-function issueToError(issue: v.BaseIssue<unknown>): SendError {
-  try {
-    const said = JSON.parse(issue.message) as { code?: unknown; message?: unknown; field?: unknown };
-    if (typeof said.code === "string" && (SEND_ERROR_CODES as readonly string[]).includes(said.code) && typeof said.message === "string") {
-      return { code: said.code as SendErrorCode, message: said.message, field: typeof said.field === "string" ? said.field : issueField(issue) };
-    }
-  } catch {
-    // A message valibot wrote itself: a schema above without its own message.
-  }
-  return { code: "invalid_field", message: issue.message, field: issueField(issue) };
-}
-
 /**
  * Validate a decoded JSON body (or a JSON string) as a send request. Returns the normalised
  * request or the first problem found. Never throws.
@@ -594,7 +446,7 @@ export function validateSendRequest(body: unknown, limits: Partial<SendLimits> =
   try {
     return { ok: true, value: validateOrThrow(body, limits) };
   } catch (e) {
-    if (e instanceof Refusal) return { ok: false, error: e.error };
+    if (e instanceof Refusal) return { ok: false, error: e.error as SendError };
     // Anything else is a bug here, but bad input must still never become a 500.
     return { ok: false, error: { code: "invalid_field", message: "request could not be validated", field: "" } };
   }
