@@ -8,6 +8,7 @@ import type { Stream } from "../delivery/job";
 import { releaseParkedJobs, streamGateKey } from "../delivery/streams";
 import { countParkedJobs, getStreamSettings, setStreamLimits, setStreamPaused, STREAMS } from "../store/streams";
 import { requireAdmin, type AppEnv } from "./auth";
+import { TenantStreamLimits, parseBody } from "./bodies";
 import { ApiError } from "./errors";
 
 export const adminStreams = new Hono<AppEnv>();
@@ -67,13 +68,7 @@ adminStreams.put("/admin/tenants/:id/streams/:stream", async (c) => {
   } catch {
     throw new ApiError(400, "invalid_json", "the body must be a JSON object");
   }
-  if (typeof b !== "object" || b === null || Array.isArray(b)) throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-  const body = b as Record<string, unknown>;
-  for (const k of Object.keys(body)) if (k !== "rate_per_second" && k !== "quota_per_day") throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
-  const rate = body.rate_per_second ?? null;
-  const quota = body.quota_per_day ?? null;
-  if (rate !== null && (typeof rate !== "number" || !Number.isFinite(rate) || rate <= 0 || rate > 100_000)) throw new ApiError(400, "invalid_field", "rate_per_second must be a number above 0 and at most 100000, or null", "rate_per_second");
-  if (quota !== null && (typeof quota !== "number" || !Number.isInteger(quota) || quota < 1)) throw new ApiError(400, "invalid_field", "quota_per_day must be a positive integer, or null", "quota_per_day");
-  await setStreamLimits(c.env.DB, tenantId, stream!, { ratePerSecond: rate as number | null, quotaPerDay: quota as number | null });
+  const { rate_per_second: rate, quota_per_day: quota } = parseBody(TenantStreamLimits, b);
+  await setStreamLimits(c.env.DB, tenantId, stream!, { ratePerSecond: rate, quotaPerDay: quota });
   return c.json(await view(c.env, tenantId, stream!));
 });

@@ -2,9 +2,8 @@
 import { Hono } from "hono";
 import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, removeSenderDomain, updateTenant } from "../store/keys";
 import { requireAdmin, type AppEnv } from "./auth";
+import { DomainAdd, KeyCreate, TenantCreate, TenantPatch, parseBody } from "./bodies";
 import { ApiError } from "./errors";
-
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
 
 async function json(req: Request): Promise<Record<string, unknown>> {
   try {
@@ -20,18 +19,9 @@ export const admin = new Hono<AppEnv>();
 admin.use("/admin/*", requireAdmin);
 
 admin.post("/admin/tenants", async (c) => {
-  const b = await json(c.req.raw);
-  const name = typeof b.name === "string" && b.name.trim() ? b.name.trim() : null;
-  if (!name) throw new ApiError(400, "missing_field", "name is required", "name");
-  const domains = b.domains ?? [];
-  if (!Array.isArray(domains) || domains.some((d) => typeof d !== "string" || !DOMAIN.test(d))) {
-    throw new ApiError(400, "invalid_field", "domains must be an array of domain names", "domains");
-  }
-  if (b.id !== undefined && (typeof b.id !== "string" || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(b.id))) {
-    throw new ApiError(400, "invalid_field", "id must be 1-63 characters of a-z, 0-9 and -", "id");
-  }
+  const { name, domains, id: givenId } = parseBody(TenantCreate, await json(c.req.raw));
   try {
-    const id = await createTenant(c.env.DB, name, domains as string[], b.id as string | undefined);
+    const id = await createTenant(c.env.DB, name, domains, givenId);
     return c.json({ id, name, domains }, 201);
   } catch (e) {
     if (String(e).includes("UNIQUE")) throw new ApiError(409, "conflict", "the tenant id or a domain is already taken", "domains");
@@ -40,11 +30,11 @@ admin.post("/admin/tenants", async (c) => {
 });
 
 admin.post("/admin/tenants/:id/keys", async (c) => {
-  const b = await json(c.req.raw);
+  const b = parseBody(KeyCreate, await json(c.req.raw));
   const tenantId = c.req.param("id");
   const exists = await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(tenantId).first();
   if (!exists) throw new ApiError(404, "not_found", "no such tenant");
-  const { id, key } = await createApiKey(c.env.DB, tenantId, typeof b.name === "string" ? b.name : null);
+  const { id, key } = await createApiKey(c.env.DB, tenantId, b.name ?? null);
   return c.json({ id, key, note: "store this key now: only its hash is kept" }, 201);
 });
 
@@ -71,23 +61,13 @@ admin.get("/admin/tenants/:id", async (c) => {
 
 /** Suspend/resume, rename, set the per-minute rate limit (null: unlimited), the default stream or the TLS requirement. */
 admin.patch("/admin/tenants/:id", async (c) => {
-  const b = await json(c.req.raw);
-  for (const k of Object.keys(b)) {
-    if (!["name", "suspended", "rate_limit_per_minute", "default_stream", "require_tls"].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
-  }
-  if (b.name !== undefined && (typeof b.name !== "string" || !b.name.trim() || b.name.length > 200 || /[\x00-\x1f]/.test(b.name))) throw new ApiError(400, "invalid_field", "name must be 1-200 characters", "name");
-  if (b.suspended !== undefined && typeof b.suspended !== "boolean") throw new ApiError(400, "invalid_field", "suspended must be a boolean", "suspended");
+  const b = parseBody(TenantPatch, await json(c.req.raw));
   const rl = b.rate_limit_per_minute;
-  if (rl !== undefined && rl !== null && (typeof rl !== "number" || !Number.isInteger(rl) || rl < 1 || rl > 1_000_000)) {
-    throw new ApiError(400, "invalid_field", "rate_limit_per_minute must be an integer from 1 to 1000000, or null for no limit", "rate_limit_per_minute");
-  }
-  if (b.default_stream !== undefined && b.default_stream !== "transactional" && b.default_stream !== "broadcast") throw new ApiError(400, "invalid_field", 'default_stream must be "transactional" or "broadcast"', "default_stream");
-  if (b.require_tls !== undefined && typeof b.require_tls !== "boolean") throw new ApiError(400, "invalid_field", "require_tls must be a boolean", "require_tls");
   const ok = await updateTenant(c.env.DB, c.req.param("id"), {
     ...(typeof b.name === "string" ? { name: b.name.trim() } : {}),
     ...(typeof b.suspended === "boolean" ? { suspended: b.suspended } : {}),
-    ...(rl !== undefined ? { rateLimitPerMinute: rl as number | null } : {}),
-    ...(b.default_stream !== undefined ? { defaultStream: b.default_stream as "transactional" | "broadcast" } : {}),
+    ...(rl !== undefined ? { rateLimitPerMinute: rl } : {}),
+    ...(b.default_stream !== undefined ? { defaultStream: b.default_stream } : {}),
     ...(typeof b.require_tls === "boolean" ? { requireTls: b.require_tls } : {}),
   });
   if (!ok) throw new ApiError(404, "not_found", "no such tenant");
@@ -95,8 +75,7 @@ admin.patch("/admin/tenants/:id", async (c) => {
 });
 
 admin.post("/admin/tenants/:id/domains", async (c) => {
-  const b = await json(c.req.raw);
-  if (typeof b.domain !== "string" || !DOMAIN.test(b.domain)) throw new ApiError(400, "invalid_field", "domain must be a domain name", "domain");
+  const b = parseBody(DomainAdd, await json(c.req.raw));
   if (!(await getTenant(c.env.DB, c.req.param("id")))) throw new ApiError(404, "not_found", "no such tenant");
   try {
     await addSenderDomain(c.env.DB, c.req.param("id"), b.domain);
