@@ -23,6 +23,7 @@ import { POSTFIX_SETUP, postfixRound, startPostfix } from "./lib/postfix.mjs";
 import { peakRssBytes } from "./lib/procstat.mjs";
 import { startRelay } from "./lib/relay.mjs";
 import { startSink } from "./lib/sink.mjs";
+import { workerBundleSize } from "./lib/bundle-size.mjs";
 import { median, round } from "./lib/stats.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -171,8 +172,11 @@ async function main() {
   const m = machine();
   console.log(`Edge Relay benchmark: ${COUNT} messages of ~${SIZE} bytes, ${CONCURRENCY} concurrent clients, ${ROUNDS} round(s)`);
   console.log(`machine: ${m.nproc} x ${m.cpu_model}, ${m.ram_gb} GB RAM, Node ${m.node}`);
+  const bundle = await workerBundleSize(root);
+  console.log(`Worker bundle: ${round(bundle.bytes / 1024, 1)} KiB, ${round(bundle.gzip_bytes / 1024, 1)} KiB gzipped (esbuild, as run here; wrangler deploy's upload is ~11 KiB gzipped more)`);
   const sink = await startSink();
   const result = {
+    bundle,
     date: started.toISOString(),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
     machine: m,
