@@ -9,7 +9,10 @@
  * `parseBody` in the route.
  */
 import * as v from "valibot";
-import { issueToRefusal, objectMessage, says, strictJson } from "../mime/body-schema";
+import { ConfigError } from "../config";
+import { parseRouteTarget } from "../delivery/routes";
+import { parsePartialPolicy, type GatePolicy } from "../gate/policy";
+import { Refusal, issueToRefusal, objectMessage, refine, says, strictJson } from "../mime/body-schema";
 import { ApiError, ERROR_CODES, type ErrorCode } from "./errors";
 
 /** A domain name (at least two labels, letters in the TLD). */
@@ -121,8 +124,80 @@ export const TrackingSettingsPut = v.pipe(
   v.check((b) => b.track_opens !== undefined || b.track_clicks !== undefined, says("missing_field", "give track_opens and/or track_clicks", "track_opens")),
 );
 
+/** `PUT /admin/gates/{destination}/policy` (and a route's `policy`): a partial gate policy, or null to clear it. */
+export const GatePolicyPatch = v.nullable(
+  v.pipe(
+    v.unknown(),
+    v.metadata({ type: "object", description: "Any subset of the GatePolicy fields; null clears the override." }),
+    refine((value: unknown): Partial<GatePolicy> => {
+      const p = parsePartialPolicy(value);
+      if (!p.ok) throw new Refusal({ code: "invalid_field", message: p.error, field: "policy" });
+      return p.policy;
+    }),
+  ),
+);
+
+const routeDomain = (field: string) =>
+  v.nullish(
+    v.pipe(
+      v.string(says("invalid_field", `${field} must be a domain or *`)),
+      v.check((d) => d === "*" || DOMAIN.test(d), says("invalid_field", `${field} must be a domain or *`)),
+      v.description("a domain or * (default)"),
+    ),
+    "*",
+  );
+const routeInteger = (field: string, min: number) =>
+  v.nullish(
+    v.pipe(
+      v.number(says("invalid_field", `${field} must be an integer >= ${min}`)),
+      v.integer(says("invalid_field", `${field} must be an integer >= ${min}`)),
+      v.minValue(min, says("invalid_field", `${field} must be an integer >= ${min}`)),
+    ),
+  );
+const RETRY_MESSAGE = says("invalid_field", "retry_schedule_seconds must be a non-empty array of seconds", "retry_schedule_seconds");
+
+/** `POST /admin/routes`. Unknown fields are ignored (as they always were). */
+export const RouteRequest = v.object(
+  {
+    match_recipient_domain: routeDomain("match_recipient_domain"),
+    match_sender_domain: routeDomain("match_sender_domain"),
+    next_hop_url: v.pipe(
+      v.string(says("missing_field", "next_hop_url is required")),
+      v.description("smtp://…, smtps://…, mx: or cloudflare:<binding>"),
+      refine((url: string) => {
+        try {
+          parseRouteTarget(url);
+        } catch (e) {
+          if (e instanceof ConfigError) throw new Refusal({ code: "invalid_field", message: e.message.replace("NEXT_HOP_URL", "next_hop_url"), field: "next_hop_url" });
+          throw e;
+        }
+        return url;
+      }),
+    ),
+    tenant_id: v.nullish(v.string(says("invalid_field", "tenant_id must be a string"))),
+    name: v.optional(
+      v.pipe(
+        v.string(says("invalid_field", "name must be 1-63 characters of a-z, 0-9, ., _ and -")),
+        v.regex(/^[a-z0-9][a-z0-9._-]{0,62}$/i, says("invalid_field", "name must be 1-63 characters of a-z, 0-9, ., _ and -")),
+      ),
+    ),
+    policy: v.optional(GatePolicyPatch),
+    retry_schedule_seconds: v.nullish(
+      v.pipe(
+        v.array(v.pipe(v.number(RETRY_MESSAGE), v.finite(RETRY_MESSAGE), v.minValue(0, RETRY_MESSAGE)), RETRY_MESSAGE),
+        v.minLength(1, RETRY_MESSAGE),
+        v.description("seconds between attempts"),
+      ),
+    ),
+    priority: routeInteger("priority", 0),
+    weight: routeInteger("weight", 0),
+    max_message_age_seconds: routeInteger("max_message_age_seconds", 1),
+  },
+  objectMessage("the body must be a JSON object", "invalid_json", { next_hop_url: "next_hop_url is required" }),
+);
+
 /** Every request body above under its name in the OpenAPI document's components. */
-export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut } satisfies Record<string, v.GenericSchema>;
+export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest } satisfies Record<string, v.GenericSchema>;
 
 /** Validates a decoded JSON body with `schema`: the typed value, or a 400 ApiError with the schema's code and field. */
 export function parseBody<S extends v.GenericSchema>(schema: S, body: unknown): v.InferOutput<S> {

@@ -178,21 +178,6 @@ const schemas: Record<string, Schema> = {
       }),
     },
   }),
-  RouteRequest: obj(
-    {
-      match_recipient_domain: { type: "string", description: "a domain or * (default)" },
-      match_sender_domain: { type: "string", description: "a domain or * (default)" },
-      next_hop_url: { type: "string", description: "smtp://…, smtps://…, mx: or cloudflare:<binding>" },
-      tenant_id: nstr,
-      name: str,
-      priority: int,
-      weight: int,
-      policy: ref("GatePolicyPatch"),
-      retry_schedule_seconds: { type: "array", items: { type: "number" } },
-      max_message_age_seconds: int,
-    },
-    ["next_hop_url"],
-  ),
   RouteDeleted: obj({ id: str, deleted: { const: true } }),
   GatePolicy: obj({
     ratePerSecond: { type: "number" },
@@ -204,7 +189,6 @@ const schemas: Record<string, Schema> = {
     circuitOpenSeconds: { type: "number" },
     quotaPerDay: { type: "number", description: "0: unlimited" },
   }, undefined, true),
-  GatePolicyPatch: { type: ["object", "null"], description: "Any subset of the GatePolicy fields; null clears the override." },
   GateState: obj(
     {
       destination: str,

@@ -68,6 +68,17 @@ describe("request schemas in the OpenAPI document", () => {
     expect(refusal(REQUEST_BODIES.TenantStreamLimits, [])).toEqual({ status: 400, code: "invalid_json", field: undefined });
     expect(refusal(REQUEST_BODIES.TrackingSettingsPut, { stream: "broadcast" })).toEqual({ status: 400, code: "missing_field", field: "track_opens" });
     expect(documented("TrackingSettingsPut").validate({ stream: "broadcast", track_opens: null }).valid).toBe(true);
+    // Routes: domain rules, the next hop parsed by the same function as NEXT_HOP_URL, the gate policy refinement.
+    const route = { match_recipient_domain: "example.org", next_hop_url: "mx:", policy: { ratePerSecond: 2 }, retry_schedule_seconds: [60, 300], priority: 5 };
+    expect(parseBody(REQUEST_BODIES.RouteRequest, route)).toMatchObject({ match_sender_domain: "*", policy: { ratePerSecond: 2 }, retry_schedule_seconds: [60, 300] });
+    expect(documented("RouteRequest").validate(route).valid).toBe(true);
+    expect(refusal(REQUEST_BODIES.RouteRequest, { match_recipient_domain: "example.org" })).toEqual({ status: 400, code: "missing_field", field: "next_hop_url" });
+    expect(refusal(REQUEST_BODIES.RouteRequest, { next_hop_url: "ftp://x" })).toEqual({ status: 400, code: "invalid_field", field: "next_hop_url" });
+    expect(refusal(REQUEST_BODIES.RouteRequest, { next_hop_url: "mx:", policy: { burst: -1 } })).toEqual({ status: 400, code: "invalid_field", field: "policy" });
+    expect(refusal(REQUEST_BODIES.RouteRequest, { next_hop_url: "mx:", retry_schedule_seconds: [] })).toEqual({ status: 400, code: "invalid_field", field: "retry_schedule_seconds" });
+    expect(refusal(REQUEST_BODIES.RouteRequest, { next_hop_url: "mx:", weight: -1 })).toEqual({ status: 400, code: "invalid_field", field: "weight" });
+    expect(parseBody(REQUEST_BODIES.GatePolicyPatch, null)).toBeNull();
+    expect(refusal(REQUEST_BODIES.GatePolicyPatch, [1])).toEqual({ status: 400, code: "invalid_field", field: "policy" });
   });
 });
 
