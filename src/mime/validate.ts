@@ -214,7 +214,7 @@ function addressListSchema(key: "to" | "cc" | "bcc" | "reply_to", max: number, d
   const tooMany = says(key === "reply_to" ? "invalid_field" : "too_many_recipients", `${key} has more than ${max} addresses`);
   const union = byKind(v.union([bounded(v.array(addressSchema(code)), max, tooMany), addressSchema(code)]), (value) => (Array.isArray(value) ? 0 : 1));
   const normalised = v.pipe(union, v.transform((value): Mailbox[] => (Array.isArray(value) ? value : [value])));
-  return v.nullish(description === undefined ? normalised : v.pipe(normalised, v.description(description)), []);
+  return v.nullish(description === undefined ? normalised : v.pipe(normalised, v.description(description)), () => []);
 }
 
 // eslint-disable-next-line no-control-regex
@@ -373,7 +373,7 @@ function optionalBoolean(key: string, description: string) {
  * The send request (`POST /v1/messages`, each message of a batch, and what `/tx/v1/send` is translated into),
  * with the limits in force. Fields are checked in the order they appear here; the first problem is reported.
  */
-export function sendRequestSchema(limits: Required<Omit<SendLimits, "now">> = DEFAULT_SEND_LIMITS, now: Date = new Date()) {
+export function sendRequestSchema(limits: Required<Omit<SendLimits, "now">> = DEFAULT_SEND_LIMITS, clock: () => Date = () => new Date()) {
   return v.strictObject(
     {
       from: addressSchema("invalid_sender", true),
@@ -389,7 +389,7 @@ export function sendRequestSchema(limits: Required<Omit<SendLimits, "now">> = DE
           bounded(v.array(attachmentSchema, says("invalid_field", "attachments must be an array")), limits.maxAttachments, says("too_large", `more than ${limits.maxAttachments} attachments`)),
           refine((items: AttachmentValue[]) => checkAttachments(items, limits)),
         ),
-        [],
+        () => [],
       ),
       headers: v.nullish(
         v.pipe(
@@ -397,27 +397,27 @@ export function sendRequestSchema(limits: Required<Omit<SendLimits, "now">> = DE
           v.description("Custom headers; addressing, trace, MIME and authentication headers are reserved."),
           refine((value: Record<string, string>) => checkHeaders(value, limits.maxHeaders)),
         ),
-        {},
+        () => ({}),
       ),
       tags: v.nullish(
         v.pipe(
           bounded(v.array(v.string(says("invalid_field", "tag must be a string")), says("invalid_field", "tags must be an array of strings")), limits.maxTags, says("too_large", `more than ${limits.maxTags} tags`)),
           refine((value: string[]) => checkTags(value, limits)),
         ),
-        [],
+        () => [],
       ),
       metadata: v.nullish(
         v.pipe(
           objectOf(v.record(v.string(), v.string(), says("invalid_field", "metadata must be an object of strings"))),
           refine((value: Record<string, string>) => checkMetadata(value, limits)),
         ),
-        {},
+        () => ({}),
       ),
       send_at: v.nullish(
         v.pipe(
           v.string(says("invalid_send_at", "send_at must be an RFC 3339 date-time string with an offset")),
           v.metadata({ format: "date-time", description: `Scheduled send, up to ${limits.maxScheduleDays} days ahead.` }),
-          refine((value: string) => checkSendAt(value, limits, now)),
+          refine((value: string) => checkSendAt(value, limits, clock())),
         ),
       ),
       stream: v.nullish(
@@ -452,13 +452,44 @@ export function validateSendRequest(body: unknown, limits: Partial<SendLimits> =
   }
 }
 
-type SendField = keyof ReturnType<typeof sendRequestSchema>["entries"];
-const ADDRESS_FIELDS = ["from", "to", "cc", "bcc", "reply_to"] as const satisfies readonly SendField[];
-const CONTENT_FIELDS = ["subject", "text", "html"] as const satisfies readonly SendField[];
-/** Every other field of the schema, in its order. */
-const LATER_FIELDS = Object.keys(sendRequestSchema().entries).filter(
-  (k) => !(ADDRESS_FIELDS as readonly string[]).includes(k) && !(CONTENT_FIELDS as readonly string[]).includes(k),
-) as Exclude<SendField, (typeof ADDRESS_FIELDS)[number] | (typeof CONTENT_FIELDS)[number]>[];
+type SendSchema = ReturnType<typeof sendRequestSchema>;
+type SendEntries = SendSchema["entries"];
+const ADDRESS_FIELDS = ["from", "to", "cc", "bcc", "reply_to"] as const satisfies readonly (keyof SendEntries)[];
+const CONTENT_FIELDS = ["subject", "text", "html"] as const satisfies readonly (keyof SendEntries)[];
+type LaterField = Exclude<keyof SendEntries, (typeof ADDRESS_FIELDS)[number] | (typeof CONTENT_FIELDS)[number]>;
+
+/** The schema split into its three stages, built once per set of limits; `now` is the clock of the current parse. */
+function compileSchema(limits: Required<Omit<SendLimits, "now">>) {
+  const compiled = {
+    now: new Date(),
+    schema: undefined as unknown as SendSchema,
+    addresses: undefined as unknown as v.ObjectSchema<Pick<SendEntries, (typeof ADDRESS_FIELDS)[number]>, SendSchema["message"]>,
+    content: undefined as unknown as v.ObjectSchema<Pick<SendEntries, (typeof CONTENT_FIELDS)[number]>, SendSchema["message"]>,
+    later: undefined as unknown as v.ObjectSchema<Pick<SendEntries, LaterField>, SendSchema["message"]>,
+  };
+  const schema = sendRequestSchema(limits, () => compiled.now);
+  const part = <K extends keyof SendEntries>(keys: readonly K[]) => v.object(Object.fromEntries(keys.map((k) => [k, schema.entries[k]])) as Pick<SendEntries, K>, schema.message);
+  const later = (Object.keys(schema.entries) as (keyof SendEntries)[]).filter((k): k is LaterField => !(ADDRESS_FIELDS as readonly string[]).includes(k) && !(CONTENT_FIELDS as readonly string[]).includes(k));
+  compiled.schema = schema;
+  compiled.addresses = part(ADDRESS_FIELDS);
+  compiled.content = part(CONTENT_FIELDS);
+  compiled.later = part(later);
+  return compiled;
+}
+
+/** Compiled schemas by limits: the limits come from configuration, so there are only ever a few. */
+const compiledSchemas = new Map<string, ReturnType<typeof compileSchema>>();
+
+function compiledSchema(limits: Required<Omit<SendLimits, "now">>): ReturnType<typeof compileSchema> {
+  const key = JSON.stringify(limits);
+  let compiled = compiledSchemas.get(key);
+  if (!compiled) {
+    if (compiledSchemas.size >= 16) compiledSchemas.clear();
+    compiled = compileSchema(limits);
+    compiledSchemas.set(key, compiled);
+  }
+  return compiled;
+}
 
 function validateOrThrow(input: unknown, given: Partial<SendLimits>): SendRequest {
   const limits: Required<Omit<SendLimits, "now">> = { ...DEFAULT_SEND_LIMITS };
@@ -468,26 +499,27 @@ function validateOrThrow(input: unknown, given: Partial<SendLimits>): SendReques
   const now = given.now ?? new Date();
   const body = jsonObject(input);
   checkUtf8Deep(body, "", 0);
-  const schema = sendRequestSchema(limits, now);
+  const compiled = compiledSchema(limits);
+  const schema = compiled.schema;
   // Unknown top-level fields are reported before anything else, as in every object of the request.
   for (const key of Object.keys(body)) {
     if (!Object.hasOwn(schema.entries, key)) refuse("unknown_field", `unknown field ${JSON.stringify(key)}`, fieldPath("", key));
   }
   // The fields are read in three stages so that the checks across fields come where the documented order
   // puts them: the addresses, then "at least one recipient"; the subject and bodies, then "text or html".
-  const stage = <K extends keyof typeof schema.entries>(keys: readonly K[]) => {
-    const entries = Object.fromEntries(keys.map((k) => [k, schema.entries[k]])) as Pick<typeof schema.entries, K>;
-    const parsed = v.safeParse(v.object(entries, schema.message), body, { abortEarly: true });
-    if (!parsed.success) throw new Refusal(issueToError(parsed.issues[0]));
+  const stage = <S extends v.GenericSchema>(part: S): v.InferOutput<S> => {
+    const parsed = v.safeParse(part, body, { abortEarly: true });
+    if (!parsed.success) throw new Refusal(issueToError(parsed.issues[0]!));
     return parsed.output;
   };
-  const { from: sender, to, cc, bcc, reply_to: replyTo } = stage(ADDRESS_FIELDS);
+  compiled.now = now;
+  const { from: sender, to, cc, bcc, reply_to: replyTo } = stage(compiled.addresses);
   const total = to.length + cc.length + bcc.length;
   if (total === 0) refuse("missing_field", "at least one recipient (to, cc or bcc) is required", "to");
   if (total > limits.maxRecipients) refuse("too_many_recipients", `more than ${limits.maxRecipients} recipients in to, cc and bcc together`, "to");
-  const { subject, text, html } = stage(CONTENT_FIELDS);
+  const { subject, text, html } = stage(compiled.content);
   if ((text ?? undefined) === undefined && (html ?? undefined) === undefined) refuse("missing_field", "text or html is required", "text");
-  const rest = stage(LATER_FIELDS);
+  const rest = stage(compiled.later);
   const { attachments, headers, tags, metadata, send_at: sendAt, stream } = rest;
 
   const recipients: Mailbox[] = [];
