@@ -5,7 +5,7 @@
  * its refusal in its message (`says`), so a refusal keeps the documented `{ code, field, message }`; domain
  * checks run as refinements (`refine`) that call `refuse`-style functions throwing a `Refusal`.
  *
- * Valibot's own object and union schemas differ from what the error codes document in three places, fixed by
+ * Valibot's own object and union schemas differ from what the error codes document in four ways, fixed by
  * wrappers that keep the wrapped schema (so its JSON Schema is unchanged): arrays are not objects
  * (`strictJson`, `objectOf`), unknown keys come first (`strictJson`), a union reports its option's precise
  * problem (`byKind`), and a list's length is checked before its items (`bounded`).
@@ -31,7 +31,7 @@ export function fieldPath(parent: string, key: string): string {
 
 /**
  * A refusal carried through valibot as an issue message, so the closed code and (when the schema's own path
- * would not say it the documented way) the field survive. `issueToError` decodes it.
+ * would not say it the documented way) the field survive. `issueToRefusal` decodes it.
  */
 export function says(code: string, message: string, field?: string): string {
   return JSON.stringify(field === undefined ? { code, message } : { code, message, field });
