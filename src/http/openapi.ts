@@ -34,13 +34,15 @@ const eventType: Schema = { type: "string", description: `One of ${EVENT_TYPES.j
  * The request bodies as JSON Schema, from the schemas that validate them. Refinements (address syntax, header
  * rules, base64, dates) have no JSON Schema form and are left out; their rules are in the descriptions and docs.
  */
-const requestBodies = toJsonSchemaDefs(
-  { SendRequest: sendRequestSchema(), ...REQUEST_BODIES },
-  { target: "draft-2020-12", errorMode: "ignore", overrideRef: ({ referenceId }) => `#/components/schemas/${referenceId}` },
-) as unknown as Record<string, Schema>;
+function requestBodies(): Record<string, Schema> {
+  return toJsonSchemaDefs(
+    { SendRequest: sendRequestSchema(), ...REQUEST_BODIES },
+    { target: "draft-2020-12", errorMode: "ignore", overrideRef: ({ referenceId }) => `#/components/schemas/${referenceId}` },
+  ) as unknown as Record<string, Schema>;
+}
 
-const schemas: Record<string, Schema> = {
-  ...requestBodies,
+/** The response schemas (and a few request schemas not yet on valibot). */
+const responseSchemas: Record<string, Schema> = {
   Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES] }, message: str, field: str }, ["code", "message"]) }),
   RecipientResult: obj({ address: str, status: { type: "string", enum: RECIPIENT_STATUS } }),
   SendResult: obj({ id: str, status: { enum: ["accepted", "scheduled"] }, message_id: str, recipients: { type: "array", items: ref("RecipientResult") } }),
@@ -395,6 +397,8 @@ const q = (name: string, description: string, schema: Schema = str): Schema => (
 const p = (name: string): Schema => ({ name, in: "path", required: true, schema: str });
 const SEND_ERRORS = ["400", "401", "403", "409", "413", "415", "422", "429"];
 
+let allSchemas: Record<string, Schema> | undefined;
+
 export const OPENAPI_DOCUMENT = {
   openapi: "3.1.0",
   info: {
@@ -410,7 +414,10 @@ export const OPENAPI_DOCUMENT = {
       bearer: { type: "http", scheme: "bearer", description: "Authorization: Bearer <API key> (or the admin token for /admin)" },
       apiKey: { type: "apiKey", in: "header", name: "X-Api-Key" },
     },
-    schemas,
+    /** Converted on first use (the first GET /openapi.json), not at every isolate's start. */
+    get schemas(): Record<string, Schema> {
+      return (allSchemas ??= { ...requestBodies(), ...responseSchemas });
+    },
   },
   paths: {
     "/health": { get: { summary: "Liveness", responses: ok("200", "Health", "ok") } },
