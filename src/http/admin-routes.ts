@@ -10,16 +10,7 @@ import { deleteRoute, insertRoute, listRoutes } from "../store/routes";
 import { requireAdmin, type AppEnv } from "./auth";
 import { RouteRequest, parseBody } from "./bodies";
 import { ApiError } from "./errors";
-
-async function body(req: Request): Promise<Record<string, unknown>> {
-  try {
-    const v = await req.json();
-    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // reported below
-  }
-  throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-}
+import { readJsonObject } from "./request";
 
 export const adminRoutes = new Hono<AppEnv>();
 adminRoutes.use("/admin/routes", requireAdmin);
@@ -29,7 +20,7 @@ adminRoutes.use("/admin/routes/*", requireAdmin);
 adminRoutes.get("/admin/routes", async (c) => c.json({ routes: (await listRoutes(c.env.DB)).map((r) => ({ ...r, next_hop_url: redactUrlPassword(r.next_hop_url) })) }));
 
 adminRoutes.post("/admin/routes", async (c) => {
-  const b = parseBody(RouteRequest, await body(c.req.raw));
+  const b = parseBody(RouteRequest, await readJsonObject(c.req.raw));
   const id = newId();
   await insertRoute(c.env.DB, {
     id,

@@ -4,12 +4,13 @@
  * limits (messages per second, messages per UTC day).
  */
 import { Hono, type Context } from "hono";
-import type { Stream } from "../delivery/job";
+import type { Stream } from "../queue/job";
 import { releaseParkedJobs, streamGateKey } from "../delivery/streams";
 import { countParkedJobs, getStreamSettings, setStreamLimits, setStreamPaused, STREAMS } from "../store/streams";
 import { requireAdmin, type AppEnv } from "./auth";
 import { TenantStreamLimits, parseBody } from "./bodies";
 import { ApiError } from "./errors";
+import { readJsonObject } from "./request";
 
 export const adminStreams = new Hono<AppEnv>();
 adminStreams.use("/admin/tenants/:id/streams", requireAdmin);
@@ -62,13 +63,7 @@ adminStreams.post("/admin/tenants/:id/streams/:stream/resume", async (c) => {
 /** Body: `{ "rate_per_second": number | null, "quota_per_day": integer | null }` (null or absent: no limit). */
 adminStreams.put("/admin/tenants/:id/streams/:stream", async (c) => {
   const { tenantId, stream } = await target(c);
-  let b: unknown;
-  try {
-    b = await c.req.json();
-  } catch {
-    throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-  }
-  const { rate_per_second: rate, quota_per_day: quota } = parseBody(TenantStreamLimits, b);
+  const { rate_per_second: rate, quota_per_day: quota } = parseBody(TenantStreamLimits, await readJsonObject(c.req.raw));
   await setStreamLimits(c.env.DB, tenantId, stream!, { ratePerSecond: rate, quotaPerDay: quota });
   return c.json(await view(c.env, tenantId, stream!));
 });

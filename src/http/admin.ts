@@ -1,25 +1,18 @@
 /** Admin API (behind ADMIN_TOKEN): tenants, their sender domains and API keys. Routes: admin-routes.ts. */
 import { Hono } from "hono";
 import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, removeSenderDomain, updateTenant } from "../store/keys";
+import { loadConfig } from "../config";
+import { restartRedaction } from "../store/minimisation";
 import { requireAdmin, type AppEnv } from "./auth";
 import { DomainAdd, KeyCreate, TenantCreate, TenantPatch, parseBody } from "./bodies";
 import { ApiError } from "./errors";
-
-async function json(req: Request): Promise<Record<string, unknown>> {
-  try {
-    const v = await req.json();
-    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    /* fall through to the error below */
-  }
-  throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-}
+import { readJsonObject } from "./request";
 
 export const admin = new Hono<AppEnv>();
 admin.use("/admin/*", requireAdmin);
 
 admin.post("/admin/tenants", async (c) => {
-  const { name, domains, id: givenId } = parseBody(TenantCreate, await json(c.req.raw));
+  const { name, domains, id: givenId } = parseBody(TenantCreate, await readJsonObject(c.req.raw));
   try {
     const id = await createTenant(c.env.DB, name, domains, givenId);
     return c.json({ id, name, domains }, 201);
@@ -30,10 +23,11 @@ admin.post("/admin/tenants", async (c) => {
 });
 
 admin.post("/admin/tenants/:id/keys", async (c) => {
-  const b = parseBody(KeyCreate, await json(c.req.raw));
+  const b = parseBody(KeyCreate, await readJsonObject(c.req.raw));
   const tenantId = c.req.param("id");
-  const exists = await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(tenantId).first();
+  const exists = await c.env.DB.prepare("SELECT erase_requested_at FROM tenants WHERE id = ?").bind(tenantId).first<{ erase_requested_at: number | null }>();
   if (!exists) throw new ApiError(404, "not_found", "no such tenant");
+  if (exists.erase_requested_at !== null) throw new ApiError(409, "conflict", "the tenant's data is being erased");
   const { id, key } = await createApiKey(c.env.DB, tenantId, b.name ?? null);
   return c.json({ id, key, note: "store this key now: only its hash is kept" }, 201);
 });
@@ -59,11 +53,15 @@ admin.get("/admin/tenants/:id", async (c) => {
   return c.json(t);
 });
 
-/** Suspend/resume, rename, set the per-minute rate limit (null: unlimited), the default stream or the TLS requirement. */
+/** Suspend/resume, rename, set the per-minute rate limit (null: unlimited), the default stream, the TLS requirement, retention and redaction. */
 admin.patch("/admin/tenants/:id", async (c) => {
-  const b = parseBody(TenantPatch, await json(c.req.raw));
+  const b = parseBody(TenantPatch, await readJsonObject(c.req.raw));
   const rl = b.rate_limit_per_minute;
+  const minimisation = minimisationPatch(b, loadConfig(c.env).redactionHashKey !== null);
+  const current = await getTenant(c.env.DB, c.req.param("id"));
+  if (current?.erase_requested_at) throw new ApiError(409, "conflict", "the tenant's data is being erased");
   const ok = await updateTenant(c.env.DB, c.req.param("id"), {
+    ...minimisation,
     ...(typeof b.name === "string" ? { name: b.name.trim() } : {}),
     ...(typeof b.suspended === "boolean" ? { suspended: b.suspended } : {}),
     ...(rl !== undefined ? { rateLimitPerMinute: rl } : {}),
@@ -71,11 +69,26 @@ admin.patch("/admin/tenants/:id", async (c) => {
     ...(typeof b.require_tls === "boolean" ? { requireTls: b.require_tls } : {}),
   });
   if (!ok) throw new ApiError(404, "not_found", "no such tenant");
+  // Older rows may be due now: the redaction walks start again from the tenant's oldest row.
+  if (minimisation.redactAfterDays !== undefined || minimisation.redactMode !== undefined) await restartRedaction(c.env.DB, c.req.param("id"));
   return c.json(await getTenant(c.env.DB, c.req.param("id")));
 });
 
+/** Issue 21: `retention_days`, `redact_after_days`, `redact_mode` (ranges checked by the TenantPatch schema). */
+function minimisationPatch(
+  b: { retention_days?: number | null; redact_after_days?: number | null; redact_mode?: "redact" | "hash" | null },
+  hashAvailable: boolean,
+): { retentionDays?: number | null; redactAfterDays?: number | null; redactMode?: "redact" | "hash" | null } {
+  if (b.redact_mode === "hash" && !hashAvailable) throw new ApiError(400, "invalid_field", 'redact_mode "hash" needs the REDACTION_HASH_KEY secret', "redact_mode");
+  return {
+    ...(b.retention_days !== undefined ? { retentionDays: b.retention_days } : {}),
+    ...(b.redact_after_days !== undefined ? { redactAfterDays: b.redact_after_days } : {}),
+    ...(b.redact_mode !== undefined ? { redactMode: b.redact_mode } : {}),
+  };
+}
+
 admin.post("/admin/tenants/:id/domains", async (c) => {
-  const b = parseBody(DomainAdd, await json(c.req.raw));
+  const b = parseBody(DomainAdd, await readJsonObject(c.req.raw));
   if (!(await getTenant(c.env.DB, c.req.param("id")))) throw new ApiError(404, "not_found", "no such tenant");
   try {
     await addSenderDomain(c.env.DB, c.req.param("id"), b.domain);

@@ -12,11 +12,12 @@ import * as v from "valibot";
 import { ConfigError } from "../config";
 import { parseRouteTarget } from "../delivery/routes";
 import { parsePartialPolicy, type GatePolicy } from "../gate/policy";
+import { isDomainName } from "../mime/domain-name";
 import { Refusal, issueToRefusal, objectMessage, refine, says, strictJson } from "../mime/body-schema";
 import { ApiError, ERROR_CODES, type ErrorCode } from "./errors";
 
 /** A domain name (at least two labels, letters in the TLD). */
-export const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+const isDomain = (name: string) => isDomainName(name, { letterTld: true });
 const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** An object body that refuses anything but an object, and unknown keys before the values. */
@@ -34,7 +35,7 @@ export const TenantCreate = v.object(
   ),
   domains: v.nullish(
     v.array(
-      v.pipe(v.string(says("invalid_field", "domains must be an array of domain names", "domains")), v.regex(DOMAIN, says("invalid_field", "domains must be an array of domain names", "domains"))),
+      v.pipe(v.string(says("invalid_field", "domains must be an array of domain names", "domains")), v.check(isDomain, says("invalid_field", "domains must be an array of domain names", "domains"))),
       says("invalid_field", "domains must be an array of domain names", "domains"),
     ),
     [],
@@ -49,6 +50,13 @@ export const TenantCreate = v.object(
   },
   objectMessage("the body must be a JSON object", "invalid_json", { name: "name is required" }),
 );
+
+/** Days are whole days up to ten years. */
+const MAX_DAYS = 3650;
+const days = (field: string, min: number) => {
+  const message = says("invalid_field", `${field} must be an integer from ${min} to ${MAX_DAYS}, or null for the default`);
+  return v.nullish(v.pipe(v.number(message), v.integer(message), v.minValue(min, message), v.maxValue(MAX_DAYS, message)));
+};
 
 const NAME_MESSAGE = says("invalid_field", "name must be 1-200 characters", "name");
 
@@ -74,6 +82,10 @@ export const TenantPatch = strictBody({
   ),
   default_stream: v.optional(v.picklist(["transactional", "broadcast"], says("invalid_field", 'default_stream must be "transactional" or "broadcast"'))),
   require_tls: v.optional(v.boolean(says("invalid_field", "require_tls must be a boolean"))),
+  // Issue 21: whole days up to ten years; null: the relay's default (retention) or never (redaction).
+  retention_days: days("retention_days", 1),
+  redact_after_days: days("redact_after_days", 0),
+  redact_mode: v.nullish(v.picklist(["redact", "hash"], says("invalid_field", 'redact_mode must be "redact" or "hash"'))),
 });
 
 /** `POST /admin/tenants/{id}/keys`. A name that is not a string is ignored (as it always was). */
@@ -81,7 +93,7 @@ export const KeyCreate = v.object({ name: v.fallback(v.nullish(v.string()), null
 
 /** `POST /admin/tenants/{id}/domains`. */
 export const DomainAdd = v.object(
-  { domain: v.pipe(v.string(says("invalid_field", "domain must be a domain name", "domain")), v.regex(DOMAIN, says("invalid_field", "domain must be a domain name", "domain"))) },
+  { domain: v.pipe(v.string(says("invalid_field", "domain must be a domain name", "domain")), v.check(isDomain, says("invalid_field", "domain must be a domain name", "domain"))) },
   says("invalid_field", "domain must be a domain name", "domain"),
 );
 
@@ -141,7 +153,7 @@ const routeDomain = (field: string) =>
   v.nullish(
     v.pipe(
       v.string(says("invalid_field", `${field} must be a domain or *`)),
-      v.check((d) => d === "*" || DOMAIN.test(d), says("invalid_field", `${field} must be a domain or *`)),
+      v.check((d) => d === "*" || isDomain(d), says("invalid_field", `${field} must be a domain or *`)),
       v.description("a domain or * (default)"),
     ),
     "*",
