@@ -14,7 +14,7 @@ import { parseRecipients, recordOutcome } from "../store/messages";
 import { findRoutes } from "../store/routes";
 import { composeDsn, type DsnRecipient } from "./dsn";
 import { deliverDestination, GATE_HORIZON_MS, MAX_CONNECTIONS_PER_INVOCATION, Semaphore } from "./lanes";
-import { flushOutcomeJournal, newOutcomes, writeOutcomes, limitsOf, type PendingOutcome } from "./outcomes";
+import { flushOutcomeJournal, newOutcomes, outcomeWriter, writeOutcomes, limitsOf, type PendingOutcome } from "./outcomes";
 import { errorText, failAll, newWork, postpone, type Work } from "./work";
 import { isReturnPathAddress } from "../mime/return-path";
 import { enqueueJobs, jobStream } from "./enqueue";
@@ -288,9 +288,11 @@ async function finish(env: Env, config: RelayConfig, batchIntake: Intake, dueAt:
 export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks: ConsumerHooks = {}): Promise<void> {
   const config = loadConfig(env);
   const startedAt = Date.now();
-  // Each transaction's outcomes are durable as it ends (D1, else the outcome journal), before the next one starts.
+  // Each transaction's outcomes are durable as it ends (D1, else the outcome journal), before the next one starts;
+  // transactions that end while a write is in flight share the next one (group commit: one events row, one round trip).
+  const write = outcomeWriter(env);
   const record = async (w: Work) => {
-    await writeOutcomes(env, newOutcomes(config, w, Date.now(), false));
+    await write(newOutcomes(config, w, Date.now(), false));
     await hooks.afterTransaction?.(w);
   };
   const sorted = intake(batch, startedAt);

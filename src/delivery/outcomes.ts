@@ -7,7 +7,7 @@
  */
 import type { RelayConfig } from "../config";
 import type { DomainGate } from "../gate/domain-gate";
-import { outcomeStatements, outcomesByMessage, type RecipientOutcome } from "../store/messages";
+import { outcomeStatementCount, outcomeStatements, type RecipientOutcome } from "../store/messages";
 import { addSuppressionStatement, type Suppression } from "../store/suppressions";
 import { isHardAddressBounce, retryDelaySeconds } from "./retry";
 import type { Attempted, Work } from "./work";
@@ -120,7 +120,7 @@ export function newOutcomes(config: RelayConfig, w: Work, now: number, final: bo
 }
 
 function statementsOf(db: D1Database, items: PendingOutcome[]): D1PreparedStatement[] {
-  const stmts = outcomesByMessage(items.map((p) => p.outcome)).flatMap((group) => outcomeStatements(db, group));
+  const stmts = outcomeStatements(db, items.map((p) => p.outcome));
   for (const p of items) if (p.suppression) stmts.push(addSuppressionStatement(db, p.suppression));
   return stmts;
 }
@@ -129,20 +129,83 @@ function statementsOf(db: D1Database, items: PendingOutcome[]): D1PreparedStatem
 const D1_BATCH_STATEMENTS = 100;
 
 /**
+ * Splits outcomes into packs whose statements fit one `db.batch` (one transaction), never splitting a message:
+ * a pack's event rows and its message updates commit together or not at all.
+ */
+export function packOutcomes(items: PendingOutcome[]): PendingOutcome[][] {
+  const byMessage = new Map<string, PendingOutcome[]>();
+  for (const p of items) {
+    const k = `${p.outcome.tenantId ?? ""}|${p.outcome.messageId}`;
+    byMessage.set(k, [...(byMessage.get(k) ?? []), p]);
+  }
+  const packs: PendingOutcome[][] = [];
+  let pack: PendingOutcome[] = [];
+  const size = (list: PendingOutcome[]) => outcomeStatementCount(list.map((p) => p.outcome)) + list.filter((p) => p.suppression).length;
+  for (const group of byMessage.values()) {
+    if (pack.length && size([...pack, ...group]) > D1_BATCH_STATEMENTS) {
+      packs.push(pack);
+      pack = [];
+    }
+    pack.push(...group);
+  }
+  if (pack.length) packs.push(pack);
+  return packs;
+}
+
+async function writePacks(db: D1Database, items: PendingOutcome[]): Promise<void> {
+  for (const pack of packOutcomes(items)) {
+    const stmts = statementsOf(db, pack);
+    // A single message with more recipients than one batch holds is written in several calls.
+    for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await db.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
+  }
+}
+
+/**
  * Writes outcomes to D1; if that fails, to the outcome journal. Throws only when both fail (the job is then
  * retried and nothing was acknowledged).
  */
 export async function writeOutcomes(env: Env, items: PendingOutcome[]): Promise<"d1" | "journal" | "none"> {
   if (!items.length) return "none";
-  const stmts = statementsOf(env.DB, items);
   try {
-    for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
+    await writePacks(env.DB, items);
     return "d1";
   } catch (e) {
     console.error("outbox: D1 refused outcomes; keeping them in the outcome journal", e);
     await journal(env).journalPut(items.map((p) => ({ key: journalKey(p.outcome), value: JSON.stringify(p) })));
     return "journal";
   }
+}
+
+/**
+ * Group commit for one consumer invocation: outcomes handed in while a write is in flight are written together
+ * by the next write (one `events` row per tenant for all of them, one D1 round trip), and each caller resumes once
+ * its own outcomes are durable (in D1 or the journal). The first write starts at once: no caller waits longer than
+ * the write in flight plus its own.
+ */
+export function outcomeWriter(env: Env): (items: PendingOutcome[]) => Promise<void> {
+  let waiting: { items: PendingOutcome[]; done: () => void; failed: (e: unknown) => void }[] = [];
+  let writing = false;
+  const drain = async () => {
+    writing = true;
+    while (waiting.length) {
+      const taken = waiting;
+      waiting = [];
+      try {
+        await writeOutcomes(env, taken.flatMap((t) => t.items));
+        for (const t of taken) t.done();
+      } catch (e) {
+        for (const t of taken) t.failed(e);
+      }
+    }
+    writing = false;
+  };
+  return (items) => {
+    if (!items.length) return Promise.resolve();
+    return new Promise<void>((done, failed) => {
+      waiting.push({ items, done, failed });
+      if (!writing) void drain();
+    });
+  };
 }
 
 function journalKey(o: RecipientOutcome): string {
@@ -159,8 +222,7 @@ export async function flushOutcomeJournal(env: Env): Promise<RecipientOutcome[]>
   if (!entries.length) return [];
   const items = entries.map((e) => JSON.parse(e.value) as PendingOutcome);
   try {
-    const stmts = statementsOf(env.DB, items);
-    for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
+    await writePacks(env.DB, items);
   } catch (e) {
     console.error("outcome journal: D1 still refuses the outcomes; they stay in the journal", e);
     return items.map((p) => p.outcome);
