@@ -17,11 +17,11 @@ import { deliverDestination, GATE_HORIZON_MS, MAX_CONNECTIONS_PER_INVOCATION, Se
 import { flushOutcomeJournal, newOutcomes, outcomeWriter, writeOutcomes, limitsOf, type PendingOutcome } from "./outcomes";
 import { errorText, failAll, newWork, postpone, type Work } from "./work";
 import { isReturnPathAddress } from "../mime/return-path";
-import { enqueueJobs, jobStream } from "./enqueue";
+import { enqueueJobs, jobsOf, jobStream } from "./enqueue";
 import { announceParked, announceWait, waitFromPostponement } from "./waits";
 import { isReleaseRequest, parkJobs, releaseParkedJobs, streamGateKey, streamGatePolicy, type ReleaseRequest } from "./streams";
 import { streamSettings, type StreamSettings } from "../store/streams";
-import { isDeliveryJob, type DeliveryJob } from "./job";
+import type { DeliveryJob } from "./job";
 import { DnsFailure } from "./mx";
 import { RouteError, selectRouteSet, type RouteCandidate } from "./routes";
 import { gateFor, senderDomain, StsRefusal, targetsFor, type Target } from "./targets";
@@ -145,18 +145,21 @@ function intake(batch: MessageBatch<unknown>, startedAt: number): Intake {
       out.releases.push(msg.body);
       continue;
     }
-    if (!isDeliveryJob(msg.body)) {
+    const jobs = jobsOf(msg.body);
+    if (!jobs.length) {
       console.error("outbox: dropping malformed job", msg.id);
       msg.ack();
       continue;
     }
-    const job = msg.body;
-    // Delays longer than a Queue allows are made of several hops; this one is not due yet.
-    if (job.dueAt !== undefined && job.dueAt - startedAt > DUE_SLACK_MS) {
-      out.requeue.push({ body: job, delaySeconds: Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil((job.dueAt - startedAt) / 1000)) });
-      continue;
+    // A bundle's jobs (the batch endpoint's) are work items of their own: retried, deferred and recorded apart.
+    for (const job of jobs) {
+      // Delays longer than a Queue allows are made of several hops; this one is not due yet.
+      if (job.dueAt !== undefined && job.dueAt - startedAt > DUE_SLACK_MS) {
+        out.requeue.push({ body: job, delaySeconds: Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil((job.dueAt - startedAt) / 1000)) });
+        continue;
+      }
+      out.work.push(newWork(msg, job));
     }
-    out.work.push(newWork(msg, job));
   }
   return out;
 }
@@ -391,21 +394,21 @@ async function sendDsn(env: Env, config: RelayConfig, w: Work, recipients: DsnRe
 export async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const stmts: D1PreparedStatement[] = [];
   for (const msg of batch.messages) {
-    if (!isDeliveryJob(msg.body)) continue;
-    const job = msg.body;
-    for (const r of job.recipients) {
-      stmts.push(
-        ...recordOutcome(env.DB, {
-          messageId: job.messageId,
-          tenantId: job.tenantId,
-          idx: r.idx,
-          address: r.address,
-          status: "failed",
-          at: Date.now(),
-          attempt: job.attempt + 1,
-          text: "delivery job exhausted the queue's retries (dead-letter queue)",
-        }),
-      );
+    for (const job of jobsOf(msg.body)) {
+      for (const r of job.recipients) {
+        stmts.push(
+          ...recordOutcome(env.DB, {
+            messageId: job.messageId,
+            tenantId: job.tenantId,
+            idx: r.idx,
+            address: r.address,
+            status: "failed",
+            at: Date.now(),
+            attempt: job.attempt + 1,
+            text: "delivery job exhausted the queue's retries (dead-letter queue)",
+          }),
+        );
+      }
     }
   }
   for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await env.DB.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
