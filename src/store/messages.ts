@@ -257,45 +257,34 @@ export function outcomeStatementCount(outcomes: RecipientOutcome[]): number {
 const rcptField = (idx: string, key: string) => `json_extract(m.rcpts, '$[' || ${idx} || '].${key}')`;
 
 /**
- * One `events` row for a tenant's outcomes: the elements of recipients still pending, in order, each with its feed
- * bits (`accepted` on the message's first event while it was not announced, `queued` on a recipient's first
- * attempt) and the message's accept time. The row takes the ids just above the newest row's (one per element) and
- * is not written when no recipient is pending.
+ * One `events` row for a tenant's outcomes: an element per recipient still pending, in order, that names the
+ * message, the type and time (for filters that need no join) and the index of the attempt's entry in the message's
+ * log (`x`), where its reply, host, TLS, latency and sequence live (written once, not twice: bytes per message,
+ * issue 16); with feed bits (`accepted` on the message's first event while it was not announced, `queued` on a
+ * recipient's first attempt). `messageUpdate` appends exactly the pending outcomes' log entries in this order, in
+ * the same transaction. The row takes the ids just above the newest row's (one per element) and is not written
+ * when no recipient is pending.
  */
 function eventBatchRow(db: D1Database, tenantId: string, outcomes: RecipientOutcome[]): D1PreparedStatement {
-  const elements = outcomes.map((o) =>
-    compact({
-      m: o.messageId,
-      i: o.idx,
-      r: o.address,
-      y: o.status,
-      at: o.at,
-      n: o.attempt,
-      c: o.code ?? null,
-      e: o.enhanced ?? null,
-      t: o.text ?? null,
-      h: o.host ?? null,
-      s: tlsBit(o.tls),
-      l: o.latencyMs ?? null,
-      q: o.seq ?? null,
-      d: o.data === undefined ? null : JSON.stringify(o.data),
-    }),
-  );
+  const input = outcomes.map((o) => ({ m: o.messageId, i: o.idx, y: o.status, at: o.at }));
   const idx = "json_extract(i.value, '$.i')";
+  const nth = "ROW_NUMBER() OVER (PARTITION BY m.id ORDER BY i.key)";
   return db
     .prepare(
       `INSERT INTO events (id, message_id, tenant_id, type, at, batch)
        SELECT (SELECT COALESCE(MAX(id), 0) FROM events) + COUNT(*), '', ?1, 'batch', MIN(x.at), json_group_array(json(x.ev))
-         FROM (SELECT json_patch(i.value, json_object('f', NULLIF(
-                        (CASE WHEN m.fed = 0 AND ROW_NUMBER() OVER (PARTITION BY m.id ORDER BY i.key) = 1 THEN ${FEED_ACCEPTED} ELSE 0 END)
-                      | (CASE WHEN COALESCE(${rcptField(idx, "n")}, 0) = 0 THEN ${FEED_QUEUED} ELSE 0 END), 0), 'a', m.created_at)) AS ev,
+         FROM (SELECT json_patch(
+                        json_object('m', m.id, 'y', json_extract(i.value, '$.y'), 'at', json_extract(i.value, '$.at'),
+                                    'x', COALESCE(json_array_length(m.log), 0) + ${nth} - 1),
+                        json_object('f', NULLIF((CASE WHEN m.fed = 0 AND ${nth} = 1 THEN ${FEED_ACCEPTED} ELSE 0 END)
+                                              | (CASE WHEN COALESCE(${rcptField(idx, "n")}, 0) = 0 THEN ${FEED_QUEUED} ELSE 0 END), 0))) AS ev,
                       json_extract(i.value, '$.at') AS at
                  FROM json_each(?2) i JOIN messages m ON m.tenant_id = ?1 AND m.id = json_extract(i.value, '$.m')
                 WHERE ${rcptField(idx, "f")} IS NULL
                 ORDER BY i.key) x
        HAVING COUNT(*) > 0`,
     )
-    .bind(tenantId, JSON.stringify(elements));
+    .bind(tenantId, JSON.stringify(input));
 }
 
 /** An event row of its own for an outcome without a tenant (the message is found by id alone). */
@@ -323,7 +312,9 @@ function messageUpdate(db: D1Database, outcomes: RecipientOutcome[]): D1Prepared
   const setRcpts = outcomes
     .map((o) => `'$[${o.idx}]', json(CASE WHEN ${pendingOf(o.idx)} THEN ${p(JSON.stringify(stateOf(o)))} ELSE json_extract(rcpts, '$[${o.idx}]') END)`)
     .join(", ");
-  const entries = outcomes.map((o) => `'$[#]', json(${p(JSON.stringify(logEntryOf(o)))})`).join(", ");
+  // Only pending recipients' entries are appended (in order: the event rows point at them by index); a duplicate
+  // outcome's goes to '$[0]', which exists (the recipient is final, so its outcome is logged) and is left as it is.
+  const entries = outcomes.map((o) => `CASE WHEN ${pendingOf(o.idx)} THEN '$[#]' ELSE '$[0]' END, json(${p(JSON.stringify(logEntryOf(o)))})`).join(", ");
   const closing = outcomes.filter((o) => isFinal(o.status)).map((o) => `(${pendingOf(o.idx)})`);
   const openAfter = closing.length ? `open - (${closing.join(" + ")})` : "open";
   const next = Math.max(...outcomes.map((o) => o.nextAttemptAt ?? o.at));
