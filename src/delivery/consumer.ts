@@ -32,6 +32,13 @@ export { isPermanentSendEmailError } from "./cloudflare-send";
 
 /** D1 statements per batch call. */
 const D1_BATCH_STATEMENTS = 100;
+/**
+ * Transactions of an invocation whose outcomes may still be on their way to D1 while its connections go on (group
+ * commit, outcomes.ts): small, so a runtime that dies mid-batch can have sent at most this many messages whose
+ * record it did not keep (sent again after the re-drive), and large enough that one connection's outcomes share
+ * writes.
+ */
+const MAX_UNWRITTEN_TRANSACTIONS = 8;
 /** A job that arrives this early before its due time is re-queued for the rest of the wait. */
 const DUE_SLACK_MS = 1000;
 
@@ -291,11 +298,20 @@ async function finish(env: Env, config: RelayConfig, batchIntake: Intake, dueAt:
 export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks: ConsumerHooks = {}): Promise<void> {
   const config = loadConfig(env);
   const startedAt = Date.now();
-  // Each transaction's outcomes are durable as it ends (D1, else the outcome journal), before the next one starts;
-  // transactions that end while a write is in flight share the next one (group commit: one events row, one round trip).
+  // Each transaction's outcomes are written as it ends (D1, else the outcome journal); transactions that end while a
+  // write is in flight share the next one (group commit: one events row, one round trip). A connection goes on with
+  // its next message while at most MAX_UNWRITTEN_TRANSACTIONS of the invocation's are still being written, and
+  // nothing is acknowledged before every write is done.
   const write = outcomeWriter(env);
+  const unwritten = new Set<Promise<void>>();
   const record = async (w: Work) => {
-    await write(newOutcomes(config, w, Date.now(), false));
+    const p = write(newOutcomes(config, w, Date.now(), false));
+    unwritten.add(p);
+    void p.then(
+      () => unwritten.delete(p),
+      () => undefined,
+    );
+    while (unwritten.size > MAX_UNWRITTEN_TRANSACTIONS) await Promise.race(unwritten);
     await hooks.afterTransaction?.(w);
   };
   const sorted = intake(batch, startedAt);
@@ -303,7 +319,14 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
   keepPending(sorted.work, ledger.done);
   const holder = `outbox:${batch.messages[0]?.id ?? "empty"}`;
   const live = await applyStreams(env, sorted.work, holder);
-  await deliverLanes(env, config, await groupByLane(env, live), startedAt, holder, record);
+  try {
+    await deliverLanes(env, config, await groupByLane(env, live), startedAt, holder, record);
+  } finally {
+    // Outcomes already received stay recorded even when the invocation stops here (it is not acknowledged).
+    await Promise.allSettled(unwritten);
+  }
+  // A write that reached neither D1 nor the journal: nothing is acknowledged, the queue delivers the batch again.
+  await Promise.all(unwritten);
   await finish(env, config, sorted, ledger.dueAt);
   batch.ackAll();
 }

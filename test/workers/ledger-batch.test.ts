@@ -12,7 +12,7 @@ import { app } from "../../src/http/app";
 import { outcomeWriter, type PendingOutcome } from "../../src/delivery/outcomes";
 import type { DeliveryJob } from "../../src/delivery/job";
 import { listEvents } from "../../src/store/message-list";
-import { getMessage } from "../../src/store/messages";
+import { getMessage, outcomeStatements } from "../../src/store/messages";
 import { batchOf, capturingQueue, countingD1, envWith, type RowCounter } from "../support/ledger-env";
 import { createTenantWithKey, env, receivedAt, routeDomain, startSmtp, unique } from "./helpers";
 
@@ -82,6 +82,14 @@ describe("outcomes written together", () => {
     const rows = async (lo: number, hi: number) =>
       (await env.DB.prepare("SELECT COUNT(*) AS n FROM event_log WHERE row_id > ? AND row_id <= ? AND tenant_id = ?").bind(lo, hi, tenantId).first<{ n: number }>())!.n;
     expect((await rows(top, cut)) + (await rows(cut, newTop))).toBe(10);
+    // The write seeks: neither the event log nor the tenant's messages are read whole (D1 bills rows read too).
+    await env.DB.prepare("WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 400) INSERT INTO events (message_id, type, at) SELECT 'filler', 'delivered', 0 FROM n").run();
+    const more = await acceptSome(tenantId, `a@${fromDomain}`, 1);
+    const view = (await getMessage(env.DB, more[0]!, tenantId))!;
+    const [eventRow, update] = await env.DB.batch(outcomeStatements(env.DB, [delivered(tenantId, more[0]!, view.recipients[0]!.address, 1).outcome]));
+    expect(eventRow!.meta.rows_written).toBe(1);
+    expect(eventRow!.meta.rows_read).toBeLessThan(50);
+    expect(update!.meta.rows_read).toBeLessThan(50);
   });
 });
 
