@@ -32,13 +32,6 @@ export { isPermanentSendEmailError } from "./cloudflare-send";
 
 /** D1 statements per batch call. */
 const D1_BATCH_STATEMENTS = 100;
-/**
- * Transactions of an invocation whose outcomes may still be on their way to D1 while its connections go on (group
- * commit, outcomes.ts): small, so a runtime that dies mid-batch can have sent at most this many messages whose
- * record it did not keep (sent again after the re-drive), and large enough that one connection's outcomes share
- * writes.
- */
-const MAX_UNWRITTEN_TRANSACTIONS = 8;
 /** A job that arrives this early before its due time is re-queued for the rest of the wait. */
 const DUE_SLACK_MS = 1000;
 
@@ -298,20 +291,20 @@ async function finish(env: Env, config: RelayConfig, batchIntake: Intake, dueAt:
 export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks: ConsumerHooks = {}): Promise<void> {
   const config = loadConfig(env);
   const startedAt = Date.now();
-  // Each transaction's outcomes are written as it ends (D1, else the outcome journal); transactions that end while a
-  // write is in flight share the next one (group commit: one events row, one round trip). A connection goes on with
-  // its next message while at most MAX_UNWRITTEN_TRANSACTIONS of the invocation's are still being written, and
-  // nothing is acknowledged before every write is done.
-  const write = outcomeWriter(env);
+  // Outcomes are written by group commit (OUTCOME_GROUP_TRANSACTIONS transactions per write, one events row): a
+  // connection goes on with its next message while fewer than that many of the invocation's transactions are
+  // unwritten, and nothing is acknowledged before every write is done (D1, else the outcome journal).
+  const group = config.outcomeGroupTransactions;
+  const writer = outcomeWriter(env, group);
   const unwritten = new Set<Promise<void>>();
   const record = async (w: Work) => {
-    const p = write(newOutcomes(config, w, Date.now(), false));
+    const p = writer.write(newOutcomes(config, w, Date.now(), false));
     unwritten.add(p);
     void p.then(
       () => unwritten.delete(p),
       () => undefined,
     );
-    while (unwritten.size > MAX_UNWRITTEN_TRANSACTIONS) await Promise.race(unwritten);
+    while (unwritten.size >= group) await Promise.race(unwritten);
     await hooks.afterTransaction?.(w);
   };
   const sorted = intake(batch, startedAt);
@@ -322,7 +315,8 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
   try {
     await deliverLanes(env, config, await groupByLane(env, live), startedAt, holder, record);
   } finally {
-    // Outcomes already received stay recorded even when the invocation stops here (it is not acknowledged).
+    // Outcomes already received are written even when delivery stops here (the batch is then not acknowledged).
+    writer.flush();
     await Promise.allSettled(unwritten);
   }
   // A write that reached neither D1 nor the journal: nothing is acknowledged, the queue delivers the batch again.

@@ -5,7 +5,7 @@
  * fails, the outcomes go to the outcome journal (a Durable Object's own storage) before the job is acknowledged,
  * and the next batch with a retried job, or the cron, flushes them to D1: a delivered recipient is never sent twice.
  */
-import type { RelayConfig } from "../config";
+import { OUTCOME_GROUP_MAX_WAIT_MS, type RelayConfig } from "../config";
 import type { DomainGate } from "../gate/domain-gate";
 import { outcomeStatementCount, outcomeStatements, type RecipientOutcome } from "../store/messages";
 import { addSuppressionStatement, type Suppression } from "../store/suppressions";
@@ -176,18 +176,31 @@ export async function writeOutcomes(env: Env, items: PendingOutcome[]): Promise<
   }
 }
 
+/** Writes outcomes for one consumer invocation (see `outcomeWriter`). */
+export interface OutcomeWriter {
+  /** Resolves once these outcomes are durable (D1 or the journal); rejects only when both refused them. */
+  write(items: PendingOutcome[]): Promise<void>;
+  /** Writes what is waiting for its group now. */
+  flush(): void;
+}
+
 /**
- * Group commit for one consumer invocation: outcomes handed in while a write is in flight are written together
- * by the next write (one `events` row per tenant for all of them, one D1 round trip), and each caller resumes once
- * its own outcomes are durable (in D1 or the journal). The first write starts at once: no caller waits longer than
- * the write in flight plus its own.
+ * Group commit for one consumer invocation: outcomes wait until `group` transactions' outcomes are waiting (or
+ * `maxWaitMs` passed, or `flush`), and outcomes handed in while a write is in flight join the next one; each write
+ * is one D1 round trip and one `events` row per tenant. With `group` 1 each transaction's outcomes are written at
+ * once (sharing a write only with those that end while one is in flight).
  */
-export function outcomeWriter(env: Env): (items: PendingOutcome[]) => Promise<void> {
+export function outcomeWriter(env: Env, group = 1, maxWaitMs = OUTCOME_GROUP_MAX_WAIT_MS): OutcomeWriter {
   let waiting: { items: PendingOutcome[]; done: () => void; failed: (e: unknown) => void }[] = [];
   let writing = false;
+  let wanted = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const drain = async () => {
     writing = true;
-    while (waiting.length) {
+    while (waiting.length && (wanted || waiting.length >= group)) {
+      wanted = false;
+      clearTimeout(timer);
+      timer = undefined;
       const taken = waiting;
       waiting = [];
       try {
@@ -198,13 +211,22 @@ export function outcomeWriter(env: Env): (items: PendingOutcome[]) => Promise<vo
       }
     }
     writing = false;
+    if (waiting.length) timer ??= setTimeout(flush, maxWaitMs);
   };
-  return (items) => {
-    if (!items.length) return Promise.resolve();
-    return new Promise<void>((done, failed) => {
-      waiting.push({ items, done, failed });
-      if (!writing) void drain();
-    });
+  const flush = () => {
+    wanted = true;
+    if (!writing) void drain();
+  };
+  return {
+    write: (items) => {
+      if (!items.length) return Promise.resolve();
+      return new Promise<void>((done, failed) => {
+        waiting.push({ items, done, failed });
+        if (waiting.length >= group) flush();
+        else timer ??= setTimeout(flush, maxWaitMs);
+      });
+    },
+    flush,
   };
 }
 

@@ -47,7 +47,7 @@ describe("outcomes written together", () => {
     const ids = await acceptSome(tenantId, `a@${fromDomain}`, 10);
     const top = (await env.DB.prepare("SELECT COALESCE(MAX(id), 0) AS top FROM events").first<{ top: number }>())!.top;
     const counter: RowCounter = { total: 0, byTable: {} };
-    const write = outcomeWriter(envWith(env, { DB: countingD1(env.DB, counter) }));
+    const { write } = outcomeWriter(envWith(env, { DB: countingD1(env.DB, counter) }));
     const views = await Promise.all(ids.map((id) => getMessage(env.DB, id, tenantId)));
     // Ten transactions end at once: the first write starts alone, the other nine share the next one.
     await Promise.all(ids.map((id, i) => write([delivered(tenantId, id, views[i]!.recipients[0]!.address, i + 1)])));
@@ -57,7 +57,7 @@ describe("outcomes written together", () => {
     for (const id of ids) expect((await getMessage(env.DB, id, tenantId))!.status).toBe("delivered");
     // A duplicate outcome (the queue delivered a job twice) writes no event and changes nothing.
     const again: RowCounter = { total: 0, byTable: {} };
-    await outcomeWriter(envWith(env, { DB: countingD1(env.DB, again) }))([delivered(tenantId, ids[0]!, views[0]!.recipients[0]!.address, 99)]);
+    await outcomeWriter(envWith(env, { DB: countingD1(env.DB, again) })).write([delivered(tenantId, ids[0]!, views[0]!.recipients[0]!.address, 99)]);
     expect(again.total).toBe(0);
 
     // Paging three at a time walks into and through the batch rows: accepted, queued, delivered per message.
@@ -90,6 +90,41 @@ describe("outcomes written together", () => {
     expect(eventRow!.meta.rows_written).toBe(1);
     expect(eventRow!.meta.rows_read).toBeLessThan(50);
     expect(update!.meta.rows_read).toBeLessThan(50);
+  });
+});
+
+describe("the consumer's group commit", () => {
+  it("writes the outcomes of eight transactions on one connection together: 2 rows per message and one events row", async () => {
+    const fromDomain = `${unique("f")}.example`;
+    const { tenantId } = await createTenantWithKey([fromDomain]);
+    const port = await startSmtp();
+    const dest = `${unique("d")}.example`;
+    await routeDomain(dest, `smtp://127.0.0.1:${port}`);
+    const jobs: DeliveryJob[] = [];
+    const q = capturingQueue(jobs);
+    const ids: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      const to = `g${i}@${dest}`;
+      const { id } = await acceptMessage(envWith(env, { OUTBOX: q, OUTBOX_PRIORITY: q }), {
+        tenantId, mailFrom: `a@${fromDomain}`, headerFrom: `a@${fromDomain}`, subject: "group", messageIdHeader: `${unique("mid")}@x.example`,
+        raw: `From: a@${fromDomain}\r\nTo: ${to}\r\nSubject: group\r\n\r\nhello\r\n`, recipients: [to],
+      });
+      ids.push(id);
+    }
+    const counter: RowCounter = { total: 0, byTable: {} };
+    await handleOutbox(batchOf(jobs), envWith(env, { DB: countingD1(env.DB, counter) }));
+    expect((await receivedAt(port)).length).toBe(16);
+    for (const id of ids) expect((await getMessage(env.DB, id, tenantId))!.status).toBe("delivered");
+    // 16 message updates and 2 events rows (OUTCOME_GROUP_TRANSACTIONS = 8): 2.125 rows per message with the accept;
+    // a group also closes after 250 ms, so a slow machine may write a few more (one per message before group commit).
+    expect(counter.byTable.messages).toBe(16);
+    expect(counter.byTable.events).toBeGreaterThanOrEqual(2);
+    expect(counter.byTable.events).toBeLessThanOrEqual(4);
+    const timeline = (await getMessage(env.DB, ids[5]!, tenantId))!.events;
+    expect(timeline.map((e) => e.type)).toEqual(["accepted", "queued", "delivered"]);
+    const feed = await listEvents(env.DB, tenantId, { type: "delivered", messageId: ids[5]!, recipient: null, since: null, after: null, limit: 5 });
+    expect(feed).toHaveLength(1);
+    expect(feed[0]).toMatchObject({ recipient: `g5@${dest}`, code: 250, attempt: 1 });
   });
 });
 
