@@ -35,6 +35,8 @@ export default defineConfig({
                 TEST_MIGRATIONS: JSON.stringify(await readMigrations()),
                 // HMAC secret for VERP return paths and unsubscribe tokens; DKIM keys for signed.example (RSA + Ed25519).
                 SIGNING_SECRET: "test-signing-secret-0123456789",
+                // Keyed hashes of redaction mode "hash" (issue 21).
+                REDACTION_HASH_KEY: "test-redaction-key-0123456789",
                 DKIM_KEYS: JSON.stringify(testDkimKeys()),
                 // Encryption at rest (issue 21) on for the whole workers suite: "k2" seals, "k1" (an older key) still opens.
                 BODY_ENCRYPTION_KEYS: `k2:${randomBytes(32).toString("base64")},k1:${randomBytes(32).toString("base64")}`,

@@ -6,6 +6,7 @@
 import { DEFAULT_GATE_POLICY, parsePartialPolicy, type GatePolicy } from "./gate/policy";
 import { isIpv4, parseDnsLists, type DnsList } from "./reputation/dns-lists";
 import { parseCidr } from "./delivery/private-networks";
+import { isDomainName } from "./mime/domain-name";
 
 /** Cloudflare Queues accept messages up to 128 KB; keep headroom for the job's JSON envelope. */
 export const MAX_INLINE_BODY_BYTES = 100 * 1024;
@@ -58,6 +59,8 @@ export interface RelayConfig {
   retentionPruneRowsPerRun: number;
   /** Transactions whose outcomes the consumer writes together (1: each durable before the next; issue 16). */
   outcomeGroupTransactions: number;
+  /** HMAC key of redaction mode `hash` (REDACTION_HASH_KEY, issue 21); null: only mode `redact` is available. */
+  redactionHashKey: string | null;
   /** Feedback-loop sources trusted once our MX authenticated them (FEEDBACK_LOOP_SOURCES, INBOUND_AUTHSERV_ID). */
   feedbackLoop: { sources: string[]; authservId: string };
   /** Non-public networks the relay may still connect or post to (ALLOW_PRIVATE_DESTINATIONS); empty: none. */
@@ -157,8 +160,18 @@ function parseGatePolicies(value: string | undefined): Record<string, Partial<Ga
   return out;
 }
 
-/** Reads and checks the settings from the Worker's env; throws ConfigError naming the bad setting. */
+/** Parsed settings per env object: every caller in an invocation shares one parse (the env never changes under it). */
+const parsedConfigs = new WeakMap<object, RelayConfig>();
+const parsedReputationConfigs = new WeakMap<object, ReputationConfig>();
+
+/** Reads and checks the settings from the Worker's env, once per env object; throws ConfigError naming the bad setting. */
 export function loadConfig(env: Env): RelayConfig {
+  let config = parsedConfigs.get(env);
+  if (!config) parsedConfigs.set(env, (config = parseConfig(env)));
+  return config;
+}
+
+function parseConfig(env: Env): RelayConfig {
   const relayHostname = env.RELAY_HOSTNAME;
   if (!relayHostname || !relayHostname.includes(".") || /^[\d.]+$/.test(relayHostname)) {
     throw new ConfigError("RELAY_HOSTNAME must be a fully qualified domain name (used in EHLO)");
@@ -193,13 +206,31 @@ export function loadConfig(env: Env): RelayConfig {
 }
 
 /** The ledger's retention and re-drive settings (issue 16, 25). */
-function ledgerSettings(env: Record<string, string | undefined>): Pick<RelayConfig, "messageRetentionDays" | "redriveGraceSeconds" | "retentionPruneRowsPerRun" | "outcomeGroupTransactions"> {
+function ledgerSettings(env: Record<string, string | undefined>): Pick<RelayConfig, "messageRetentionDays" | "redriveGraceSeconds" | "retentionPruneRowsPerRun" | "redactionHashKey" | "outcomeGroupTransactions"> {
+  const hashKey = env.REDACTION_HASH_KEY ?? "";
+  // A short key makes the hashes of likely addresses cheap to guess (16 bytes: the HMAC key size NIST SP 800-107 asks as a minimum security strength of 128 bits).
+  if (hashKey !== "" && hashKey.length < 16) throw new ConfigError("REDACTION_HASH_KEY must be at least 16 characters (e.g. openssl rand -base64 32)");
   return {
+    redactionHashKey: hashKey === "" ? null : hashKey,
     messageRetentionDays: positiveInt("MESSAGE_RETENTION_DAYS", env.MESSAGE_RETENTION_DAYS, DEFAULT_MESSAGE_RETENTION_DAYS),
     redriveGraceSeconds: positiveInt("REDRIVE_GRACE_SECONDS", env.REDRIVE_GRACE_SECONDS, DEFAULT_REDRIVE_GRACE_SECONDS),
     retentionPruneRowsPerRun: positiveInt("RETENTION_PRUNE_ROWS_PER_RUN", env.RETENTION_PRUNE_ROWS_PER_RUN, DEFAULT_RETENTION_PRUNE_ROWS_PER_RUN),
     outcomeGroupTransactions: Math.min(50, positiveInt("OUTCOME_GROUP_TRANSACTIONS", env.OUTCOME_GROUP_TRANSACTIONS, DEFAULT_OUTCOME_GROUP_TRANSACTIONS)),
   };
+}
+
+/** Default EVENT_RETENTION_DAYS: 30 days of raw events, what SES and most providers keep for event history. */
+export const DEFAULT_EVENT_RETENTION_DAYS = 30;
+
+/**
+ * EVENT_RETENTION_DAYS in ms: how long raw events and the inbound log are kept. Read apart from loadConfig, so a bad
+ * value stops only the cron's pruning, never delivery.
+ */
+export function eventRetentionMs(env: Env): number {
+  const raw = env.EVENT_RETENTION_DAYS;
+  const days = raw === undefined || raw === "" ? DEFAULT_EVENT_RETENTION_DAYS : Number(raw);
+  if (!Number.isFinite(days) || days <= 0) throw new ConfigError(`EVENT_RETENTION_DAYS must be a positive number of days, got ${JSON.stringify(raw)}`);
+  return days * 86_400_000;
 }
 
 /** Cloudflare Email Routing's inbound MX names itself so in Authentication-Results (its Postmaster page). */
@@ -208,7 +239,7 @@ export const DEFAULT_INBOUND_AUTHSERV_ID = "mx.cloudflare.net";
 function parseDomainList(name: string, value: string | undefined): string[] {
   const list = (value ?? "").split(",").map((d) => d.trim().toLowerCase().replace(/\.$/, "")).filter(Boolean);
   for (const d of list) {
-    if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/.test(d)) throw new ConfigError(`${name}: ${JSON.stringify(d)} is not a domain name`);
+    if (!isDomainName(d)) throw new ConfigError(`${name}: ${JSON.stringify(d)} is not a domain name`);
   }
   return list;
 }
@@ -287,8 +318,14 @@ function share(name: string, value: string | undefined, fallback: number): numbe
   return n;
 }
 
-/** Reads the REPUTATION_* settings; throws ConfigError naming the bad one. */
+/** Reads the REPUTATION_* settings, once per env object; throws ConfigError naming the bad one. */
 export function loadReputationConfig(env: Env): ReputationConfig {
+  let config = parsedReputationConfigs.get(env);
+  if (!config) parsedReputationConfigs.set(env, (config = parseReputationConfig(env)));
+  return config;
+}
+
+function parseReputationConfig(env: Env): ReputationConfig {
   let lists: DnsList[];
   try {
     lists = parseDnsLists((env as { REPUTATION_LISTS?: string }).REPUTATION_LISTS);
@@ -310,7 +347,7 @@ export function loadReputationConfig(env: Env): ReputationConfig {
     .filter(Boolean)
     .map((d) => {
       const v = d.toLowerCase().replace(/\.$/, "");
-      if (!/^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(v)) throw new ConfigError(`REPUTATION_DOMAINS: ${JSON.stringify(d)} is not a domain`);
+      if (!isDomainName(v, { maxLength: 200, letterTld: true })) throw new ConfigError(`REPUTATION_DOMAINS: ${JSON.stringify(d)} is not a domain`);
       return v;
     });
   const warn = share("REPUTATION_BOUNCE_WARN_SHARE", (env as { REPUTATION_BOUNCE_WARN_SHARE?: string }).REPUTATION_BOUNCE_WARN_SHARE, 0.1);
@@ -326,4 +363,104 @@ export function loadReputationConfig(env: Env): ReputationConfig {
     bounceMinFailures: positiveInt("REPUTATION_BOUNCE_MIN_FAILURES", (env as { REPUTATION_BOUNCE_MIN_FAILURES?: string }).REPUTATION_BOUNCE_MIN_FAILURES, 20),
     reportRetentionDays: positiveInt("REPUTATION_REPORT_RETENTION_DAYS", (env as { REPUTATION_REPORT_RETENTION_DAYS?: string }).REPUTATION_REPORT_RETENTION_DAYS, 180),
   };
+}
+
+/*
+ * Secrets and settings that other modules use as given or parse with their own code (key lists, tokens, URLs):
+ * read here, so that config.ts is the one module that reads env variables (bindings are not settings and are read
+ * where they are used). test/unit/config-reads.test.ts holds every other module to that.
+ */
+
+/** ADMIN_TOKEN: the admin API's bearer token and the reporting page's sign-in; unset, both are closed. */
+export function adminToken(env: Env): string | undefined {
+  return env.ADMIN_TOKEN || undefined;
+}
+
+/** SIGNING_SECRET as set, or undefined (the page's session cookies fall back to ADMIN_TOKEN). */
+export function signingSecretSetting(env: Env): string | undefined {
+  return env.SIGNING_SECRET || undefined;
+}
+
+/** The relay's own secret for return paths and unsubscribe tokens, when configured (16 characters at least). */
+export function signingSecret(env: Env): string | null {
+  return env.SIGNING_SECRET && env.SIGNING_SECRET.length >= 16 ? env.SIGNING_SECRET : null;
+}
+
+/** PUBLIC_BASE_URL as set (links in mail), or undefined. */
+export function publicBaseUrlSetting(env: Env): string | undefined {
+  return env.PUBLIC_BASE_URL || undefined;
+}
+
+/** TRACKING_BASE_URL, trimmed, or undefined. */
+export function trackingBaseUrlSetting(env: Env): string | undefined {
+  return env.TRACKING_BASE_URL?.trim() || undefined;
+}
+
+/** The DKIM_KEYS secret (JSON; parsed by src/accept/dkim-keys.ts), or undefined. */
+export function dkimKeysSecret(env: Env): string | undefined {
+  return env.DKIM_KEYS;
+}
+
+/** SPF_INCLUDE: the include: mechanisms to publish in a sending domain's SPF record; null when unset. */
+export function spfIncludes(env: Env): string[] | null {
+  return env.SPF_INCLUDE ? env.SPF_INCLUDE.split(",").map((s) => s.trim()) : null;
+}
+
+/** BODY_ENCRYPTION_KEYS (parsed by src/store/body-crypto.ts), or undefined when unset or blank. */
+export function bodyEncryptionKeysSecret(env: Env): string | undefined {
+  const v = (env as { BODY_ENCRYPTION_KEYS?: string }).BODY_ENCRYPTION_KEYS;
+  return v && v.trim() ? v : undefined;
+}
+
+/** NEXT_HOP_URL as written (routes without their own URL fall back to it). */
+export function nextHopUrl(env: Env): string {
+  return env.NEXT_HOP_URL;
+}
+
+/** Only secrets with this prefix may be referenced from a route URL, so a route cannot exfiltrate ADMIN_TOKEN. */
+export const ROUTE_SECRET_PREFIX = "SMTP_";
+
+/** The value of a route secret (`${SMTP_...}` in a route URL), or undefined when the name or the secret is not one. */
+export function routeSecret(env: Env, name: string): string | undefined {
+  const v = (env as unknown as Record<string, unknown>)[name];
+  return name.startsWith(ROUTE_SECRET_PREFIX) && typeof v === "string" ? v : undefined;
+}
+
+/** True when the Worker runs with METERING="1" (the benchmark's counters, src/metering.ts). */
+export function meteringEnabled(env: unknown): boolean {
+  return (env as { METERING?: unknown } | null)?.METERING === "1";
+}
+
+/** The metering endpoint's token: ADMIN_TOKEN, read from an env of any shape. */
+export function meteringToken(env: unknown): string | undefined {
+  return (env as { ADMIN_TOKEN?: string } | null)?.ADMIN_TOKEN || undefined;
+}
+
+/** Cloudflare Access in front of the reporting page: its team domain and application audience. */
+export interface AccessSettings {
+  teamDomain: string;
+  aud: string;
+}
+
+/** Access settings from the env, or null when Access is not configured (then the admin-token login is used). */
+export function accessSettings(env: Env): AccessSettings | null {
+  const vars = env as unknown as Record<string, unknown>;
+  const teamDomain = vars.ACCESS_TEAM_DOMAIN;
+  const aud = vars.ACCESS_AUD;
+  if (typeof teamDomain !== "string" || !teamDomain || typeof aud !== "string" || !aud) return null;
+  return { teamDomain: teamDomain.replace(/^https?:\/\//, "").replace(/\/$/, ""), aud };
+}
+
+/** Default webhook retry delays (s): 10 retries add up to about a day (86,070 s), then the DLQ records failure. */
+export const DEFAULT_WEBHOOK_RETRY_SCHEDULE_S = [10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 28800];
+
+/** WEBHOOK_RETRY_SCHEDULE_SECONDS: delays before webhook retries 1, 2, ... (the last repeats). */
+export function webhookRetrySchedule(env: { WEBHOOK_RETRY_SCHEDULE_SECONDS?: string }): number[] {
+  const raw = env.WEBHOOK_RETRY_SCHEDULE_SECONDS;
+  if (!raw) return DEFAULT_WEBHOOK_RETRY_SCHEDULE_S;
+  const parts = raw.split(",").map((p) => Number(p.trim()));
+  if (!parts.length || parts.some((n) => !Number.isFinite(n) || n < 0)) {
+    throw new ConfigError(`WEBHOOK_RETRY_SCHEDULE_SECONDS must be comma-separated non-negative seconds, got ${JSON.stringify(raw)}`);
+  }
+  return parts;
 }

@@ -5,6 +5,8 @@ interface EdgeRelaySecrets {
   ADMIN_TOKEN?: string;
   /** Secret for HMAC tokens (return paths, unsubscribe links); at least 16 characters. */
   SIGNING_SECRET?: string;
+  /** HMAC key for redaction mode "hash" (issue 21); at least 16 characters. */
+  REDACTION_HASH_KEY?: string;
   /** DKIM keys: JSON array of {domain, selector, privateKeyPem} (PKCS#8 PEM); see docs/sending.md "DKIM". */
   DKIM_KEYS?: string;
   /** https base URL of this relay for links in mail (one-click unsubscribe); default: the request's origin. */

@@ -12,6 +12,7 @@
  * Counters live in the isolate's memory: they are exact for a single local runtime (workerd runs the Worker and
  * its Durable Objects in one process), which is what the benchmark uses.
  */
+import { meteringEnabled, meteringToken } from "./config";
 
 type Counters = Record<string, number>;
 
@@ -26,11 +27,6 @@ function add(path: string, metric: string, n = 1): void {
   if (!n) return;
   const key = `${path}.${metric}`;
   counters[key] = (counters[key] ?? 0) + n;
-}
-
-/** True when the Worker runs with METERING="1". */
-export function meteringEnabled(env: unknown): boolean {
-  return (env as { METERING?: unknown } | null)?.METERING === "1";
 }
 
 /**
@@ -90,33 +86,25 @@ function countD1(path: string, sql: string, result: unknown): void {
 const realStatements = new WeakMap<object, { stmt: D1PreparedStatement; sql: string }>();
 
 function meterStatement(stmt: D1PreparedStatement, path: string, sql: string): D1PreparedStatement {
-  const countD1Result = (r: unknown) => countD1(path, sql, r);
+  // Runs the statement, adding its time and its rows to the path's counters.
+  const timed = async <R>(run: () => Promise<R>): Promise<R> => {
+    const started = Date.now();
+    const r = await run();
+    add(path, "time_ms:d1", Date.now() - started);
+    countD1(path, sql, r);
+    return r;
+  };
   const wrapper = {
     bind: (...values: unknown[]) => meterStatement(stmt.bind(...values), path, sql),
     // first() returns no meta, so it is answered from all(): D1 runs the whole statement for first() too.
     first: async (column?: string) => {
-      const started = Date.now();
-      const r = await stmt.all<Record<string, unknown>>();
-      add(path, "time_ms:d1", Date.now() - started);
-      countD1Result(r);
+      const r = await timed(() => stmt.all<Record<string, unknown>>());
       const row = r.results[0];
       if (row === undefined) return null;
       return column === undefined ? row : (row[column] ?? null);
     },
-    run: async () => {
-      const started = Date.now();
-      const r = await stmt.run();
-      add(path, "time_ms:d1", Date.now() - started);
-      countD1Result(r);
-      return r;
-    },
-    all: async () => {
-      const started = Date.now();
-      const r = await stmt.all();
-      add(path, "time_ms:d1", Date.now() - started);
-      countD1Result(r);
-      return r;
-    },
+    run: () => timed(() => stmt.run()),
+    all: () => timed(() => stmt.all()),
     raw: async (options?: { columnNames?: boolean }) => {
       // raw() has no meta; counted as a query whose rows are unknown.
       add(path, "d1_queries_uncounted_rows");
@@ -352,7 +340,7 @@ export function withMetering<H extends ExportedHandler<Env>>(handler: H): H {
       fetch: (request: Request<unknown, IncomingRequestCfProperties>, env: Env, ctx: ExecutionContext) => {
         if (!meteringEnabled(env)) return fetch(request, env, ctx);
         if (new URL(request.url).pathname === "/__metering") {
-          const token = (env as { ADMIN_TOKEN?: string }).ADMIN_TOKEN;
+          const token = meteringToken(env);
           if (!token || request.headers.get("authorization") !== `Bearer ${token}`) return new Response("forbidden", { status: 403 });
           return Response.json(meteringSnapshot());
         }

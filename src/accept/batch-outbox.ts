@@ -1,11 +1,11 @@
 /**
  * The batch endpoint's outbox (issue 16): the delivery jobs of a batch's messages are held while each message is
  * accepted and recorded, then sent to the queue together, several jobs per Queue message (see JobBundle in
- * delivery/enqueue.ts), so a batch costs a fraction of the queue operations of as many single sends.
+ * queue/enqueue.ts), so a batch costs a fraction of the queue operations of as many single sends.
  */
-import { collectingOutbox } from "../delivery/enqueue";
+import { collectingOutbox } from "../queue/enqueue";
 import { writeOutcomes } from "../delivery/outcomes";
-import { EnqueueError } from "./accept";
+import { EnqueueError } from "../queue/spool";
 
 export type BatchOutbox = ReturnType<typeof collectingOutbox>;
 

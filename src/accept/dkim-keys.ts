@@ -6,6 +6,7 @@
  */
 import { ConfigError } from "../config";
 import type { DkimSigner } from "../mime/dkim";
+import { isDomainName } from "../mime/domain-name";
 
 export interface DkimKeyEntry {
   domain: string;
@@ -14,7 +15,6 @@ export interface DkimKeyEntry {
 }
 
 const SELECTOR = /^[a-z0-9](?:[a-z0-9._-]{0,62})$/i;
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/i;
 
 const cache = new Map<string, DkimKeyEntry[]>();
 
@@ -34,7 +34,7 @@ export function parseDkimKeys(secret: string | undefined): DkimKeyEntry[] {
     const r = e as Record<string, unknown>;
     if (typeof r !== "object" || r === null) throw new ConfigError(`DKIM_KEYS[${i}] must be an object`);
     const { domain, selector, privateKeyPem } = r;
-    if (typeof domain !== "string" || !DOMAIN.test(domain)) throw new ConfigError(`DKIM_KEYS[${i}].domain must be a domain name`);
+    if (typeof domain !== "string" || !isDomainName(domain)) throw new ConfigError(`DKIM_KEYS[${i}].domain must be a domain name`);
     if (typeof selector !== "string" || !SELECTOR.test(selector)) throw new ConfigError(`DKIM_KEYS[${i}].selector must be a DNS label`);
     if (typeof privateKeyPem !== "string" || !privateKeyPem.includes("BEGIN PRIVATE KEY")) {
       throw new ConfigError(`DKIM_KEYS[${i}].privateKeyPem must be a PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----")`);

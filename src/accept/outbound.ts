@@ -3,6 +3,7 @@
  * `Received` for the accepting hop, `Feedback-ID`, and for broadcast mail `List-Unsubscribe` (https one-click +
  * mailto) with `List-Unsubscribe-Post`. Also the VERP return-path domain aligned with the From domain.
  */
+import { dkimKeysSecret, publicBaseUrlSetting, signingSecret } from "../config";
 import { signDkim, type DkimSigner } from "../mime/dkim";
 import {
   feedbackIdField,
@@ -55,14 +56,9 @@ export class OutboundError extends Error {
   override name = "OutboundError";
 }
 
-/** The relay's own secret for return paths and unsubscribe tokens, when configured. */
-export function signingSecret(env: Env): string | null {
-  return env.SIGNING_SECRET && env.SIGNING_SECRET.length >= 16 ? env.SIGNING_SECRET : null;
-}
-
 /** The https base URL for links in mail: PUBLIC_BASE_URL, or the request's origin when that is https. */
 export function publicBaseUrl(env: Env, requestUrl: string): string | null {
-  const configured = env.PUBLIC_BASE_URL;
+  const configured = publicBaseUrlSetting(env);
   if (configured) return configured.replace(/\/+$/, "");
   const origin = new URL(requestUrl).origin;
   return origin.startsWith("https://") ? origin : null;
@@ -117,7 +113,7 @@ export async function prepareOutbound(env: Env, relayHostname: string, raw: stri
     if (covered.length) throw new OutboundError(`an existing DKIM signature covers ${covered.join(", ")}; broadcast mail needs the relay's own (sign without them, or send it unsigned)`);
   }
   const withHeaders = insertHeaders(raw, fields.filter((f) => f.name === "Received" || !signedElsewhere.has(f.name.toLowerCase())));
-  const ours = o.sign === false ? [] : signersForDomain(parseDkimKeys(env.DKIM_KEYS), o.fromDomain);
+  const ours = o.sign === false ? [] : signersForDomain(parseDkimKeys(dkimKeysSecret(env)), o.fromDomain);
   const signers = [...ours, ...(o.extraSigners ?? [])];
   const signed = signers.length ? await signDkim(withHeaders, signers, { now }) : withHeaders.replace(/\r?\n/g, "\r\n");
   return { raw: signed, signatures: signers.map((s) => ({ domain: s.domain, selector: s.selector })), unsubscribeUrl: link };

@@ -4,7 +4,8 @@
  * missing Message-ID/Date/MIME-Version, drop Bcc and Return-Path, then the same headers, signing, suppression
  * and accept as every other message. Existing DKIM signatures are kept; ours is added.
  */
-import { ApiError } from "../http/errors";
+import { concatBytes } from "../mime/encoding";
+import { Refusal } from "./refusal";
 import { parseAddress, type Mailbox } from "../mime/address";
 import { fromFieldMailbox } from "../mime/address-list";
 import { formatRfc5322Date } from "../mime/compose";
@@ -12,8 +13,9 @@ import { DkimSignError } from "../mime/dkim";
 import { HeaderValueError } from "../mime/deliverability";
 import { newId } from "../store/ids";
 import { findSuppressed } from "../store/suppressions";
-import { acceptMessage } from "./accept";
-import { fieldsSignedByExistingSignatures, OutboundError, prepareOutbound, signingSecret } from "./outbound";
+import { acceptMessage } from "../queue/spool";
+import { fieldsSignedByExistingSignatures, OutboundError, prepareOutbound } from "./outbound";
+import { signingSecret } from "../config";
 import { envelopeAddress, requireSenderDomain, type SendContext, type SendOutcome } from "./send";
 import { tlsWishes } from "../mime/tls-required";
 import { toSevenBitBody } from "../mime/seven-bit";
@@ -53,7 +55,7 @@ async function drainBriefly(reader: ReadableStreamDefaultReader<Uint8Array>): Pr
 export async function readBodyLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
   const lengthHeader = req.headers.get("content-length");
   const declared = lengthHeader !== null && /^\d{1,15}$/.test(lengthHeader.trim()) ? Number(lengthHeader.trim()) : null;
-  if (declared !== null && declared > maxBytes) throw new ApiError(413, "too_large", `the body is larger than ${maxBytes} bytes`);
+  if (declared !== null && declared > maxBytes) throw new Refusal(413, "too_large", `the body is larger than ${maxBytes} bytes`);
   if (!req.body) return new Uint8Array(0);
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -64,7 +66,7 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<U
       chunk = await reader.read();
     } catch {
       // The client went away or sent a broken body: its fault, not ours, and nobody may be listening.
-      throw new ApiError(400, "invalid_field", "the request body could not be read to the end", "body");
+      throw new Refusal(400, "invalid_field", "the request body could not be read to the end", "body");
     }
     const { done, value } = chunk;
     if (done) {
@@ -73,24 +75,18 @@ export async function readBodyLimited(req: Request, maxBytes: number): Promise<U
       // the length the runtime hands us, so the check applies to identity bodies only.
       const encoding = req.headers.get("content-encoding");
       if (declared !== null && total < declared && (encoding === null || /^\s*identity\s*$/i.test(encoding))) {
-        throw new ApiError(400, "invalid_field", `the request body ended after ${total} of the ${declared} bytes its Content-Length declares`, "body");
+        throw new Refusal(400, "invalid_field", `the request body ended after ${total} of the ${declared} bytes its Content-Length declares`, "body");
       }
       break;
     }
     total += value.byteLength;
     if (total > maxBytes) {
       await drainBriefly(reader);
-      throw new ApiError(413, "too_large", `the body is larger than ${maxBytes} bytes`);
+      throw new Refusal(413, "too_large", `the body is larger than ${maxBytes} bytes`);
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }
 
 export interface RawEnvelope {
@@ -112,7 +108,7 @@ interface HeaderField {
   value: string;
 }
 
-/** Splits the header section into fields; throws ApiError for anything that is not a header field. */
+/** Splits the header section into fields; throws a Refusal for anything that is not a header field. */
 function parseHeaderSection(section: string): HeaderField[] {
   const fields: HeaderField[] = [];
   const lines = section.split("\r\n");
@@ -120,13 +116,13 @@ function parseHeaderSection(section: string): HeaderField[] {
     const line = lines[i]!;
     if (line.startsWith(" ") || line.startsWith("\t")) {
       const last = fields[fields.length - 1];
-      if (!last) throw new ApiError(422, "invalid_field", "the message starts with a continuation line", "body");
+      if (!last) throw new Refusal(422, "invalid_field", "the message starts with a continuation line", "body");
       last.raw += "\r\n" + line;
       last.value += " " + line.trim();
       continue;
     }
     const m = /^([\x21-\x39\x3b-\x7e]+)[ \t]*:(.*)$/.exec(line);
-    if (!m) throw new ApiError(422, "invalid_field", `header line ${i + 1} is not a header field (name: value)`, "body");
+    if (!m) throw new Refusal(422, "invalid_field", `header line ${i + 1} is not a header field (name: value)`, "body");
     fields.push({ name: m[1]!, raw: line, value: m[2]!.trim() });
   }
   return fields;
@@ -134,13 +130,13 @@ function parseHeaderSection(section: string): HeaderField[] {
 
 /** Parses the envelope recipients; `to[i]` names the offending one. */
 export function parseEnvelopeRecipients(list: string[], max: number): Mailbox[] {
-  if (list.length === 0) throw new ApiError(400, "missing_field", "at least one recipient is required (X-Envelope-To)", "to");
-  if (list.length > max) throw new ApiError(422, "too_many_recipients", `at most ${max} recipients`, "to");
+  if (list.length === 0) throw new Refusal(400, "missing_field", "at least one recipient is required (X-Envelope-To)", "to");
+  if (list.length > max) throw new Refusal(422, "too_many_recipients", `at most ${max} recipients`, "to");
   const seen = new Set<string>();
   const out: Mailbox[] = [];
   list.forEach((a, i) => {
     const r = parseAddress(a.trim().replace(/^<(.*)>$/, "$1"));
-    if (!r.ok) throw new ApiError(422, "invalid_recipient", r.error.message, `to[${i}]`);
+    if (!r.ok) throw new Refusal(422, "invalid_recipient", r.error.message, `to[${i}]`);
     const key = envelopeAddress(r.value).toLowerCase();
     if (!seen.has(key)) {
       seen.add(key);
@@ -152,40 +148,40 @@ export function parseEnvelopeRecipients(list: string[], max: number): Mailbox[] 
 
 /** Accepts a raw message for the given envelope. */
 export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: RawEnvelope): Promise<SendOutcome> {
-  if (bytes.byteLength === 0) throw new ApiError(400, "missing_field", "the body must be a complete RFC 5322 message", "body");
+  if (bytes.byteLength === 0) throw new Refusal(400, "missing_field", "the body must be a complete RFC 5322 message", "body");
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
   } catch {
-    throw new ApiError(400, "invalid_utf8", "the message is not valid UTF-8 (send 8-bit text as UTF-8, or encode it with quoted-printable/base64)", "body");
+    throw new Refusal(400, "invalid_utf8", "the message is not valid UTF-8 (send 8-bit text as UTF-8, or encode it with quoted-printable/base64)", "body");
   }
-  if (text.includes("\0")) throw new ApiError(400, "invalid_field", "the message contains a NUL character", "body");
+  if (text.includes("\0")) throw new Refusal(400, "invalid_field", "the message contains a NUL character", "body");
   text = text.replace(/\r?\n/g, "\r\n").replace(/\r(?!\n)/g, "\r\n");
   const split = text.indexOf("\r\n\r\n");
   const headerSection = split >= 0 ? text.slice(0, split) : text.replace(/\r\n$/, "");
   const bodyPart = split >= 0 ? text.slice(split + 4) : "";
-  if (headerSection.length > MAX_HEADER_SECTION_BYTES) throw new ApiError(413, "too_large", "the header section is too large", "body");
+  if (headerSection.length > MAX_HEADER_SECTION_BYTES) throw new Refusal(413, "too_large", "the header section is too large", "body");
   for (const line of text.split("\r\n")) {
     if (line.length > MAX_LINE_OCTETS && new TextEncoder().encode(line).byteLength > MAX_LINE_OCTETS) {
-      throw new ApiError(422, "invalid_field", "the message has a line longer than 998 octets (RFC 5322 section 2.1.1)", "body");
+      throw new Refusal(422, "invalid_field", "the message has a line longer than 998 octets (RFC 5322 section 2.1.1)", "body");
     }
   }
   const fields = parseHeaderSection(headerSection);
   const named = (n: string) => fields.filter((f) => f.name.toLowerCase() === n);
 
   const froms = named("from");
-  if (froms.length !== 1) throw new ApiError(422, "invalid_sender", "the message must have exactly one From field", "from");
+  if (froms.length !== 1) throw new Refusal(422, "invalid_sender", "the message must have exactly one From field", "from");
   // RFC 5322 address-list grammar, exactly one mailbox, no fallback: what we check is what the recipient sees.
   const fromResult = fromFieldMailbox(froms[0]!.value);
-  if (!fromResult.ok) throw new ApiError(422, "invalid_sender", `From: ${fromResult.error}`, "from");
+  if (!fromResult.ok) throw new Refusal(422, "invalid_sender", `From: ${fromResult.error}`, "from");
   const from = fromResult.value;
   await requireSenderDomain(ctx, from.asciiDomain, "from");
   // Sender (RFC 5322 section 3.6.2) is shown by clients as "on behalf of": it must be the tenant's too.
   const senders = named("sender");
-  if (senders.length > 1) throw new ApiError(422, "invalid_sender", "the message must have at most one Sender field", "sender");
+  if (senders.length > 1) throw new Refusal(422, "invalid_sender", "the message must have at most one Sender field", "sender");
   if (senders.length === 1) {
     const sender = fromFieldMailbox(senders[0]!.value);
-    if (!sender.ok) throw new ApiError(422, "invalid_sender", `Sender: ${sender.error}`, "sender");
+    if (!sender.ok) throw new Refusal(422, "invalid_sender", `Sender: ${sender.error}`, "sender");
     await requireSenderDomain(ctx, sender.value.asciiDomain, "sender");
   }
 
@@ -194,14 +190,14 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
   const nullSender = envelope.from !== undefined && /^\s*(<\s*>)?\s*$/.test(envelope.from);
   if (envelope.from !== undefined && !nullSender) {
     const r = parseAddress(envelope.from.trim().replace(/^<(.*)>$/, "$1"));
-    if (!r.ok) throw new ApiError(422, "invalid_sender", `X-Envelope-From: ${r.error.message}`, "envelope_from");
+    if (!r.ok) throw new Refusal(422, "invalid_sender", `X-Envelope-From: ${r.error.message}`, "envelope_from");
     mailFrom = r.value;
     await requireSenderDomain(ctx, mailFrom.asciiDomain, "envelope_from");
   }
   const rcpts = parseEnvelopeRecipients(envelope.to, ctx.config.maxRecipients);
   const recipients = rcpts.map(envelopeAddress);
   if (envelope.stream === "broadcast" && recipients.length !== 1) {
-    throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient", "to");
+    throw new Refusal(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient", "to");
   }
 
   // Bcc must not travel (RFC 5322 section 3.6.3); Return-Path is written by the final delivery (RFC 5321 section 4.4).
@@ -242,12 +238,12 @@ export async function acceptRaw(ctx: SendContext, bytes: Uint8Array, envelope: R
       publicBaseUrl: ctx.publicBaseUrl,
     });
   } catch (e) {
-    if (e instanceof OutboundError) throw new ApiError(422, "invalid_field", e.message, "stream");
-    if (e instanceof DkimSignError || e instanceof HeaderValueError) throw new ApiError(422, "invalid_field", e.message, "body");
+    if (e instanceof OutboundError) throw new Refusal(422, "invalid_field", e.message, "stream");
+    if (e instanceof DkimSignError || e instanceof HeaderValueError) throw new Refusal(422, "invalid_field", e.message, "body");
     throw e;
   }
   const size = new TextEncoder().encode(outbound.raw).byteLength;
-  if (size > ctx.config.maxMessageBytes) throw new ApiError(413, "too_large", `the message is ${size} bytes with our headers; the limit is ${ctx.config.maxMessageBytes}`);
+  if (size > ctx.config.maxMessageBytes) throw new Refusal(413, "too_large", `the message is ${size} bytes with our headers; the limit is ${ctx.config.maxMessageBytes}`);
 
   const subject = named("subject")[0]?.value ?? null;
   const suppressed = await findSuppressed(ctx.env.DB, ctx.tenant.id, recipients, envelope.stream);

@@ -3,8 +3,8 @@
  * moves each to the Queue once its send time is within reach, with the remaining delay.
  */
 import { MAX_QUEUE_DELAY_SECONDS } from "../config";
-import { enqueueJobs } from "../delivery/enqueue";
-import type { DeliveryJob } from "../delivery/job";
+import { enqueueJobs } from "../queue/enqueue";
+import type { DeliveryJob } from "../queue/job";
 import { expireIdempotencyKeys } from "../store/idempotency";
 import { expireRateCounters } from "../store/keys";
 

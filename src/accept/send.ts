@@ -3,18 +3,19 @@
  * compose, add the relay's headers, sign, check suppressions, and hand over to `acceptMessage`.
  */
 import type { RelayConfig } from "../config";
-import { ApiError } from "../http/errors";
+import { Refusal, refusalOf } from "./refusal";
 import type { Mailbox } from "../mime/address";
 import { ComposeError, composeMessage } from "../mime/compose";
 import { DkimSignError, publicKeyRecord, type DkimSigner } from "../mime/dkim";
 import { HeaderValueError } from "../mime/deliverability";
-import type { SendError, SendRequest } from "../mime/validate";
+import type { SendRequest } from "../mime/validate";
 import { newId } from "../store/ids";
 import { tenantDomainStatus, type Tenant } from "../store/keys";
 import { findSuppressed } from "../store/suppressions";
-import { acceptMessage, type AcceptResult } from "./accept";
-import { OutboundError, prepareOutbound, signingSecret } from "./outbound";
-import { trackedHtmlBodies } from "../tracking/accept";
+import { acceptMessage, type AcceptResult } from "../queue/spool";
+import { OutboundError, prepareOutbound } from "./outbound";
+import { signingSecret } from "../config";
+import { trackedHtmlBodies } from "./tracking";
 import { tlsWishes } from "../mime/tls-required";
 
 /** Who is sending and through which door. */
@@ -34,22 +35,6 @@ export interface SendOutcome extends AcceptResult {
   message_id: string;
 }
 
-const FIELD_STATUS: Partial<Record<SendError["code"], 400 | 413 | 422>> = {
-  invalid_sender: 422,
-  invalid_recipient: 422,
-  too_many_recipients: 422,
-  reserved_header: 422,
-  invalid_attachment: 422,
-  invalid_send_at: 422,
-};
-
-/** The HTTP error for a validation refusal from `src/mime/validate.ts` (or the MailChannels mapper). */
-export function refusalToApiError(e: SendError, prefix = ""): ApiError {
-  const field = prefix + e.field;
-  if (e.code === "too_large") return new ApiError(e.field === "" ? 413 : 422, "too_large", e.message, field || undefined);
-  return new ApiError(FIELD_STATUS[e.code] ?? 400, e.code, e.message, field || undefined);
-}
-
 /** The SMTP form of an address: local part as given, domain in ASCII (A-labels). */
 export function envelopeAddress(m: Mailbox): string {
   return `${m.address.slice(0, m.address.lastIndexOf("@"))}@${m.asciiDomain}`;
@@ -62,9 +47,9 @@ export function envelopeAddress(m: Mailbox): string {
  */
 export async function requireSenderDomain(ctx: SendContext, domain: string, field: string): Promise<void> {
   const status = await tenantDomainStatus(ctx.env.DB, ctx.tenant.id, domain);
-  if (!status.owned) throw new ApiError(403, "sender_domain_not_allowed", `this key may not send from ${domain}`, field);
+  if (!status.owned) throw new Refusal(403, "sender_domain_not_allowed", `this key may not send from ${domain}`, field);
   if (ctx.config.requireVerifiedDomains && !status.verified) {
-    throw new ApiError(403, "sender_domain_not_verified", `${domain} is not verified yet: publish its DNS records and call POST /v1/domains/${domain}/verify`, field);
+    throw new Refusal(403, "sender_domain_not_verified", `${domain} is not verified yet: publish its DNS records and call POST /v1/domains/${domain}/verify`, field);
   }
 }
 
@@ -94,19 +79,19 @@ export async function precheckSend(ctx: SendContext, req: SendRequest, opts: Sen
   await requireSenderDomain(ctx, req.sender.asciiDomain, `${p}from`);
   if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, opts.mailFromField ?? `${p}mailfrom`);
   if (req.stream === "broadcast" && req.recipients.length !== 1) {
-    throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient", `${p}to`);
+    throw new Refusal(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient", `${p}to`);
   }
   try {
     composeMessage(req, { messageIdDomain: req.sender.asciiDomain });
   } catch (e) {
-    if (e instanceof ComposeError) throw refusalToApiError({ code: e.code, message: e.message, field: e.field }, p);
+    if (e instanceof ComposeError) throw refusalOf({ code: e.code, message: e.message, field: e.field }, p);
     throw e;
   }
   for (const signer of opts.extraSigners ?? []) {
     try {
       await publicKeyRecord(signer.privateKeyPem);
     } catch {
-      throw new ApiError(422, "invalid_field", "the DKIM private key is not a usable PKCS#8 RSA or Ed25519 key", `${p}dkim_private_key`);
+      throw new Refusal(422, "invalid_field", "the DKIM private key is not a usable PKCS#8 RSA or Ed25519 key", `${p}dkim_private_key`);
     }
   }
 }
@@ -121,7 +106,7 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
   if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, opts.mailFromField ?? `${p}mailfrom`);
   const recipients = req.recipients.map(envelopeAddress);
   if (req.stream === "broadcast" && recipients.length !== 1) {
-    throw new ApiError(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient (the batch endpoint takes 100)", `${p}to`);
+    throw new Refusal(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient (the batch endpoint takes 100)", `${p}to`);
   }
   const id = newId();
   const now = new Date();
@@ -132,7 +117,7 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
   try {
     composed = composeMessage(tracked ? { ...req, html: tracked[0] } : req, { messageIdDomain: fromDomain, now });
   } catch (e) {
-    if (e instanceof ComposeError) throw refusalToApiError({ code: e.code, message: e.message, field: e.field }, p);
+    if (e instanceof ComposeError) throw refusalOf({ code: e.code, message: e.message, field: e.field }, p);
     throw e;
   }
   let outbound;
@@ -164,13 +149,13 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
       }
     }
   } catch (e) {
-    if (e instanceof OutboundError) throw new ApiError(422, "invalid_field", e.message, `${p}stream`);
-    if (e instanceof DkimSignError) throw new ApiError(422, "invalid_field", `DKIM signing failed: ${e.message}`, `${p}dkim_private_key`);
-    if (e instanceof HeaderValueError) throw new ApiError(422, "invalid_field", e.message, `${p}headers`);
+    if (e instanceof OutboundError) throw new Refusal(422, "invalid_field", e.message, `${p}stream`);
+    if (e instanceof DkimSignError) throw new Refusal(422, "invalid_field", `DKIM signing failed: ${e.message}`, `${p}dkim_private_key`);
+    if (e instanceof HeaderValueError) throw new Refusal(422, "invalid_field", e.message, `${p}headers`);
     throw e;
   }
   const size = Math.max(...(perRecipient ?? [outbound.raw]).map((r) => new TextEncoder().encode(r).byteLength));
-  if (size > ctx.config.maxMessageBytes) throw new ApiError(413, "too_large", `the composed message is ${size} bytes; the limit is ${ctx.config.maxMessageBytes}`, p ? p.replace(/\.$/, "") : undefined);
+  if (size > ctx.config.maxMessageBytes) throw new Refusal(413, "too_large", `the composed message is ${size} bytes; the limit is ${ctx.config.maxMessageBytes}`, p ? p.replace(/\.$/, "") : undefined);
   if (opts.dryRun) return { raw: outbound.raw };
 
   const suppressed = await findSuppressed(ctx.env.DB, ctx.tenant.id, recipients, req.stream);

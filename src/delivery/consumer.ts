@@ -8,8 +8,8 @@
  *    send_email binding (cloudflare-send.ts), recording each transaction's outcomes as it ends (outcomes.ts);
  * 5. records what is left, re-queues deferred and untried recipients, sends DSNs, deletes finished bodies, acks.
  */
-import { loadConfig, MAX_QUEUE_DELAY_SECONDS, type RelayConfig } from "../config";
-import { acceptMessage } from "../accept/accept";
+import { loadConfig, MAX_QUEUE_DELAY_SECONDS, nextHopUrl, type RelayConfig } from "../config";
+import { acceptMessage } from "../queue/spool";
 import { parseRecipients, recordOutcome } from "../store/messages";
 import { findRoutes } from "../store/routes";
 import { composeDsn, type DsnRecipient } from "./dsn";
@@ -17,11 +17,11 @@ import { deliverDestination, GATE_HORIZON_MS, MAX_CONNECTIONS_PER_INVOCATION, Se
 import { flushOutcomeJournal, newOutcomes, outcomeWriter, writeOutcomes, limitsOf, type PendingOutcome } from "./outcomes";
 import { errorText, failAll, newWork, postpone, type Work } from "./work";
 import { isReturnPathAddress } from "../mime/return-path";
-import { enqueueJobs, jobsOf, jobStream } from "./enqueue";
+import { enqueueJobs, jobsOf, jobStream } from "../queue/enqueue";
 import { announceParked, announceWait, waitFromPostponement } from "./waits";
 import { isReleaseRequest, parkJobs, releaseParkedJobs, streamGateKey, streamGatePolicy, type ReleaseRequest } from "./streams";
 import { streamSettings, type StreamSettings } from "../store/streams";
-import type { DeliveryJob } from "./job";
+import type { DeliveryJob } from "../queue/job";
 import { DnsFailure } from "./mx";
 import { RouteError, selectRouteSet, type RouteCandidate } from "./routes";
 import { gateFor, senderDomain, StsRefusal, targetsFor, type Target } from "./targets";
@@ -69,6 +69,13 @@ async function finalRecipients(env: Env, work: Work[]): Promise<{ done: Set<stri
         parseRecipients(r.rcpts).forEach((x, idx) => x.f !== undefined && x.f !== null && done.add(`${r.id}|${idx}`));
       }
     }
+  }
+  // No row: the message is gone (its tenant's data was erased, issue 21; retention only deletes final messages), so
+  // its job is dropped without sending.
+  for (const w of work) {
+    if (dueAt.has(`${w.job.tenantId}|${w.job.messageId}`)) continue;
+    console.log(`outbox: dropping a job of message ${w.job.messageId}: its record was erased`);
+    for (const r of w.job.recipients) done.add(`${w.job.messageId}|${r.idx}`);
   }
   return { done, dueAt };
 }
@@ -216,7 +223,7 @@ async function groupByLane(env: Env, live: Work[]): Promise<Work[][]> {
     const key = `${w.job.tenantId}|${senderDomain(w.job.mailFrom)}|${w.job.destination}`;
     let routes = routeCache.get(key);
     if (!routes) {
-      routes = selectRouteSet(await findRoutes(env.DB, w.job.destination, w.job.tenantId, senderDomain(w.job.mailFrom)), env.NEXT_HOP_URL);
+      routes = selectRouteSet(await findRoutes(env.DB, w.job.destination, w.job.tenantId, senderDomain(w.job.mailFrom)), nextHopUrl(env));
       routeCache.set(key, routes);
     }
     w.routes = routes;

@@ -1,11 +1,12 @@
 /**
  * The ledger's share of the cron (issues 16 and 25): flush the outcome journal to D1 first (so the re-drive sees
  * every 250 already received), re-drive recipients whose job was lost, expire what is past the maximum age, and
- * prune history past the retention.
+ * prune history past the retention (per tenant, with redaction and erasure: minimisation.ts).
  */
 import { loadConfig } from "../config";
 import { expireAbandonedRecipients } from "../store/housekeeping";
 import { pruneLedger } from "../store/retention";
+import { deleteBodies, runDataMinimisation } from "./minimisation";
 import { flushOutcomeJournal } from "./outcomes";
 import { redriveOverdue } from "./redrive";
 
@@ -20,4 +21,7 @@ export async function runLedgerHousekeeping(env: Env, now = Date.now()): Promise
   await expireAbandonedRecipients(env.DB, config.maxMessageAgeSeconds, now);
   const pruned = await pruneLedger(env.DB, config.messageRetentionDays * 86_400_000, config.retentionPruneRowsPerRun, now);
   if (pruned.messages) console.log(`pruned ${pruned.messages} messages older than the retention period`);
+  if (pruned.bodyKeys.length) await deleteBodies(env, pruned.bodyKeys);
+  // Issue 21: per-tenant redaction, shorter retention and erase steps.
+  await runDataMinimisation(env, config, now);
 }

@@ -7,7 +7,7 @@ import type { RelayConfig } from "../config";
 import type { GateReport, Permit } from "../gate/domain-gate";
 import { SmtpError, type SmtpSession } from "../smtp/client";
 import { sendCloudflare } from "./cloudflare-send";
-import { jobStream } from "./enqueue";
+import { jobStream } from "../queue/enqueue";
 import { isThrottleReply } from "./retry";
 import { connect, fromSmtpError, hint, sendOne } from "./smtp-send";
 import { gateFor, type Gate, type Target } from "./targets";

@@ -7,28 +7,9 @@
  * Recipients the next hop already accepted are final in the row (outcomes are written as each transaction ends,
  * or kept by the outcome journal until D1 has them, which the cron flushes first), so a re-drive never resends them.
  */
-import { enqueueJobs } from "./enqueue";
-import type { DeliveryJob } from "./job";
+import { enqueueJobs } from "../queue/enqueue";
+import type { DeliveryJob, PendingWork } from "../queue/job";
 import { findOverdueMessages, markRedriven, type OverdueMessage } from "../store/redrive";
-
-/** What `messages.pending` holds: the jobs (inline bodies equal to the message's own stored once, in `b`). */
-interface PendingWork {
-  j: DeliveryJob[];
-  b?: string;
-}
-
-/** The `pending` column for a message's jobs: the shared inline body once, per-recipient bodies in their jobs. */
-export function pendingWork(jobs: DeliveryJob[], raw: string): string | null {
-  if (!jobs.length) return null;
-  let shared = false;
-  const j = jobs.map((job) => {
-    if (job.body !== raw) return job;
-    shared = true;
-    const { body: _body, ...rest } = job;
-    return rest as DeliveryJob;
-  });
-  return JSON.stringify(shared ? { j, b: raw } : { j });
-}
 
 /** The jobs that carry the still-pending recipients of an overdue message, marked as re-driven. */
 export function jobsFor(m: OverdueMessage): DeliveryJob[] {

@@ -7,7 +7,7 @@
  * - `cloudflare:` — Cloudflare Email Service through a `send_email` binding (`cloudflare:BINDING`, default EMAIL).
  * Several rows matching the same rule form a failover list: lowest priority first, weighted random among equals.
  */
-import { ConfigError, parseNextHop, type NextHop } from "../config";
+import { ConfigError, parseNextHop, ROUTE_SECRET_PREFIX, routeSecret, type NextHop } from "../config";
 import { parsePartialPolicy, type GatePolicy } from "../gate/policy";
 import type { RouteRow } from "../store/routes";
 
@@ -26,8 +26,6 @@ export interface RouteCandidate {
   maxMessageAgeSeconds: number | undefined;
 }
 
-/** Only secrets with this prefix may be referenced from a route URL, so a route cannot exfiltrate ADMIN_TOKEN. */
-export const ROUTE_SECRET_PREFIX = "SMTP_";
 const PLACEHOLDER = /\$\{([A-Z][A-Z0-9_]*)\}/g;
 
 /** Thrown when a route is unusable right now (a secret is missing): deliveries are deferred, not bounced. */
@@ -61,10 +59,9 @@ export function parseRouteTarget(url: string): RouteTarget {
 
 /** Fills `${SMTP_...}` placeholders from the Worker's secrets and parses the hop. */
 export function resolveSmtpHop(url: string, env: Env): NextHop {
-  const vars = env as unknown as Record<string, unknown>;
   const filled = url.replace(PLACEHOLDER, (_m, name: string) => {
-    const v = vars[name];
-    if (!name.startsWith(ROUTE_SECRET_PREFIX) || typeof v !== "string") throw new RouteError(`route secret ${name} is not set`);
+    const v = routeSecret(env, name);
+    if (v === undefined) throw new RouteError(`route secret ${name} is not set`);
     return encodeURIComponent(v);
   });
   return parseNextHop(filled);

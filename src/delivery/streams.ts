@@ -5,8 +5,8 @@
  */
 import { DEFAULT_GATE_POLICY, mergePolicy, type GatePolicy } from "../gate/policy";
 import { getStreamSettings, parkJobStatements, takeParkedJobs, unparkFailedStatements, type StreamSettings } from "../store/streams";
-import { enqueueJobs } from "./enqueue";
-import type { DeliveryJob, Stream } from "./job";
+import { enqueueJobs } from "../queue/enqueue";
+import type { DeliveryJob, Stream } from "../queue/job";
 
 /** Parked jobs released per round (one D1 statement, then sendBatch calls of 100). */
 const RELEASE_CHUNK = 500;

@@ -10,7 +10,7 @@
  * not announced.
  */
 import { appendToLog, insertEvent, type EventRecord } from "../store/messages";
-import type { DeliveryJob, Stream } from "./job";
+import type { DeliveryJob, Stream } from "../queue/job";
 
 export type WaitReason = "circuit_open" | "paused" | "quota" | "throttled" | "stream_paused" | "stream_quota" | "stream_rate";
 

@@ -4,7 +4,7 @@
  * times, SMTP sending, the send_email route, outcomes) reads and fills this value; the consumer orchestrates.
  */
 import type { DsnRecipient } from "./dsn";
-import type { DeliveryJob } from "./job";
+import type { DeliveryJob } from "../queue/job";
 import type { RouteCandidate } from "./routes";
 
 /** What happened to one recipient on this attempt. */

@@ -7,24 +7,14 @@
 import { Hono, type Context } from "hono";
 import { envelopeAddress } from "../accept/send";
 import { loadConfig } from "../config";
-import { isSrsAddress } from "../inbound/srs";
+import { isSrsAddress } from "../mime/srs";
 import { parseAddress } from "../mime/address";
 import { isReturnPathAddress } from "../mime/return-path";
 import { createAlias, deleteAlias, findAlias, listAliases, updateAlias, type Alias } from "../store/aliases";
 import { tenantOfDomain } from "../store/inbound";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
-import { limitParam, stringParam } from "./request";
-
-async function body(req: Request): Promise<Record<string, unknown>> {
-  try {
-    const v = await req.json();
-    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // reported below
-  }
-  throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-}
+import { limitParam, stringParam, readJsonObject } from "./request";
 
 function view(a: Alias) {
   return {
@@ -75,7 +65,7 @@ adminAliases.use("/admin/aliases", requireAdmin);
 adminAliases.use("/admin/aliases/*", requireAdmin);
 
 adminAliases.post("/admin/aliases", async (c) => {
-  const b = await body(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   const { address, domain } = aliasAddress(b.address);
   if (typeof b.tenant_id !== "string" || b.tenant_id === "") throw new ApiError(400, "missing_field", "tenant_id is required", "tenant_id");
   const owner = await tenantOfDomain(c.env.DB, domain);
@@ -107,7 +97,7 @@ adminAliases.get("/admin/aliases/:address", async (c) => {
 
 adminAliases.patch("/admin/aliases/:address", async (c) => {
   const address = addressParam(c);
-  const b = await body(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   const patch: { destinations?: string[]; description?: string | null } = {};
   if (b.destinations !== undefined) patch.destinations = destinationList(b.destinations, address, loadConfig(c.env).maxRecipients);
   if (b.description !== undefined) patch.description = description(b.description);

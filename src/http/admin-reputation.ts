@@ -27,9 +27,9 @@ import {
 } from "../store/reputation";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
-import { limitParam, stringParam } from "./request";
+import { limitParam, stringParam, readJsonObject } from "./request";
+import { isDomainName } from "../mime/domain-name";
 
-const DOMAIN = /^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 const TENANT = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 function config(env: Env) {
@@ -93,17 +93,10 @@ adminReputation.get("/admin/reputation/history", async (c) => {
 });
 
 adminReputation.post("/admin/reputation/subjects", async (c) => {
-  let b: Record<string, unknown>;
-  try {
-    const v = await c.req.json();
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error();
-    b = v as Record<string, unknown>;
-  } catch {
-    throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-  }
+  const b = await readJsonObject(c.req.raw);
   const subject = typeof b.subject === "string" ? b.subject.trim().toLowerCase() : "";
   if (!subject) throw new ApiError(400, "missing_field", "subject (an IPv4 address or a domain) is required", "subject");
-  const kind = isIpv4(subject) ? "ip" : DOMAIN.test(subject) ? "domain" : null;
+  const kind = isIpv4(subject) ? "ip" : isDomainName(subject, { maxLength: 200, letterTld: true }) ? "domain" : null;
   if (!kind) throw new ApiError(400, "invalid_field", "subject must be an IPv4 address or a domain name", "subject");
   const label = b.label === undefined || b.label === null ? null : typeof b.label === "string" && b.label.length <= 100 ? b.label : undefined;
   if (label === undefined) throw new ApiError(400, "invalid_field", "label must be a string of at most 100 characters (e.g. the route name)", "label");

@@ -11,22 +11,12 @@ import { newId } from "../store/ids";
 import { deleteRoute, insertRoute, listRoutes } from "../store/routes";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
-
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
-
-async function body(req: Request): Promise<Record<string, unknown>> {
-  try {
-    const v = await req.json();
-    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    // reported below
-  }
-  throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-}
+import { readJsonObject } from "./request";
+import { isDomainName } from "../mime/domain-name";
 
 function domainField(b: Record<string, unknown>, field: string): string {
   const v = b[field] ?? "*";
-  if (typeof v !== "string" || (v !== "*" && !DOMAIN.test(v))) throw new ApiError(400, "invalid_field", `${field} must be a domain or *`, field);
+  if (typeof v !== "string" || (v !== "*" && !isDomainName(v, { letterTld: true }))) throw new ApiError(400, "invalid_field", `${field} must be a domain or *`, field);
   return v;
 }
 
@@ -45,7 +35,7 @@ adminRoutes.use("/admin/routes/*", requireAdmin);
 adminRoutes.get("/admin/routes", async (c) => c.json({ routes: (await listRoutes(c.env.DB)).map((r) => ({ ...r, next_hop_url: redactUrlPassword(r.next_hop_url) })) }));
 
 adminRoutes.post("/admin/routes", async (c) => {
-  const b = await body(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   const matchRecipientDomain = domainField(b, "match_recipient_domain");
   const matchSenderDomain = domainField(b, "match_sender_domain");
   if (typeof b.next_hop_url !== "string") throw new ApiError(400, "missing_field", "next_hop_url is required", "next_hop_url");

@@ -4,11 +4,12 @@
  * limits (messages per second, messages per UTC day).
  */
 import { Hono, type Context } from "hono";
-import type { Stream } from "../delivery/job";
+import type { Stream } from "../queue/job";
 import { releaseParkedJobs, streamGateKey } from "../delivery/streams";
 import { countParkedJobs, getStreamSettings, setStreamLimits, setStreamPaused, STREAMS } from "../store/streams";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
+import { readJsonObject } from "./request";
 
 export const adminStreams = new Hono<AppEnv>();
 adminStreams.use("/admin/tenants/:id/streams", requireAdmin);
@@ -61,14 +62,7 @@ adminStreams.post("/admin/tenants/:id/streams/:stream/resume", async (c) => {
 /** Body: `{ "rate_per_second": number | null, "quota_per_day": integer | null }` (null or absent: no limit). */
 adminStreams.put("/admin/tenants/:id/streams/:stream", async (c) => {
   const { tenantId, stream } = await target(c);
-  let b: unknown;
-  try {
-    b = await c.req.json();
-  } catch {
-    throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-  }
-  if (typeof b !== "object" || b === null || Array.isArray(b)) throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-  const body = b as Record<string, unknown>;
+  const body = await readJsonObject(c.req.raw);
   for (const k of Object.keys(body)) if (k !== "rate_per_second" && k !== "quota_per_day") throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
   const rate = body.rate_per_second ?? null;
   const quota = body.quota_per_day ?? null;

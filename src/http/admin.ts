@@ -1,30 +1,22 @@
 /** Admin API (behind ADMIN_TOKEN): tenants, their sender domains and API keys. Routes: admin-routes.ts. */
 import { Hono } from "hono";
 import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, removeSenderDomain, updateTenant } from "../store/keys";
+import { loadConfig } from "../config";
+import { restartRedaction } from "../store/minimisation";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
-
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
-
-async function json(req: Request): Promise<Record<string, unknown>> {
-  try {
-    const v = await req.json();
-    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    /* fall through to the error below */
-  }
-  throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-}
+import { readJsonObject } from "./request";
+import { isDomainName } from "../mime/domain-name";
 
 export const admin = new Hono<AppEnv>();
 admin.use("/admin/*", requireAdmin);
 
 admin.post("/admin/tenants", async (c) => {
-  const b = await json(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   const name = typeof b.name === "string" && b.name.trim() ? b.name.trim() : null;
   if (!name) throw new ApiError(400, "missing_field", "name is required", "name");
   const domains = b.domains ?? [];
-  if (!Array.isArray(domains) || domains.some((d) => typeof d !== "string" || !DOMAIN.test(d))) {
+  if (!Array.isArray(domains) || domains.some((d) => typeof d !== "string" || !isDomainName(d, { letterTld: true }))) {
     throw new ApiError(400, "invalid_field", "domains must be an array of domain names", "domains");
   }
   if (b.id !== undefined && (typeof b.id !== "string" || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(b.id))) {
@@ -40,10 +32,11 @@ admin.post("/admin/tenants", async (c) => {
 });
 
 admin.post("/admin/tenants/:id/keys", async (c) => {
-  const b = await json(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   const tenantId = c.req.param("id");
-  const exists = await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(tenantId).first();
+  const exists = await c.env.DB.prepare("SELECT erase_requested_at FROM tenants WHERE id = ?").bind(tenantId).first<{ erase_requested_at: number | null }>();
   if (!exists) throw new ApiError(404, "not_found", "no such tenant");
+  if (exists.erase_requested_at !== null) throw new ApiError(409, "conflict", "the tenant's data is being erased");
   const { id, key } = await createApiKey(c.env.DB, tenantId, typeof b.name === "string" ? b.name : null);
   return c.json({ id, key, note: "store this key now: only its hash is kept" }, 201);
 });
@@ -69,11 +62,11 @@ admin.get("/admin/tenants/:id", async (c) => {
   return c.json(t);
 });
 
-/** Suspend/resume, rename, set the per-minute rate limit (null: unlimited), the default stream or the TLS requirement. */
+/** Suspend/resume, rename, set the per-minute rate limit (null: unlimited), the default stream, the TLS requirement, retention and redaction. */
 admin.patch("/admin/tenants/:id", async (c) => {
-  const b = await json(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   for (const k of Object.keys(b)) {
-    if (!["name", "suspended", "rate_limit_per_minute", "default_stream", "require_tls"].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
+    if (!["name", "suspended", "rate_limit_per_minute", "default_stream", "require_tls", ...MINIMISATION_FIELDS].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
   }
   if (b.name !== undefined && (typeof b.name !== "string" || !b.name.trim() || b.name.length > 200 || /[\x00-\x1f]/.test(b.name))) throw new ApiError(400, "invalid_field", "name must be 1-200 characters", "name");
   if (b.suspended !== undefined && typeof b.suspended !== "boolean") throw new ApiError(400, "invalid_field", "suspended must be a boolean", "suspended");
@@ -83,7 +76,11 @@ admin.patch("/admin/tenants/:id", async (c) => {
   }
   if (b.default_stream !== undefined && b.default_stream !== "transactional" && b.default_stream !== "broadcast") throw new ApiError(400, "invalid_field", 'default_stream must be "transactional" or "broadcast"', "default_stream");
   if (b.require_tls !== undefined && typeof b.require_tls !== "boolean") throw new ApiError(400, "invalid_field", "require_tls must be a boolean", "require_tls");
+  const minimisation = minimisationPatch(b, loadConfig(c.env).redactionHashKey !== null);
+  const current = await getTenant(c.env.DB, c.req.param("id"));
+  if (current?.erase_requested_at) throw new ApiError(409, "conflict", "the tenant's data is being erased");
   const ok = await updateTenant(c.env.DB, c.req.param("id"), {
+    ...minimisation,
     ...(typeof b.name === "string" ? { name: b.name.trim() } : {}),
     ...(typeof b.suspended === "boolean" ? { suspended: b.suspended } : {}),
     ...(rl !== undefined ? { rateLimitPerMinute: rl as number | null } : {}),
@@ -91,12 +88,43 @@ admin.patch("/admin/tenants/:id", async (c) => {
     ...(typeof b.require_tls === "boolean" ? { requireTls: b.require_tls } : {}),
   });
   if (!ok) throw new ApiError(404, "not_found", "no such tenant");
+  // Older rows may be due now: the redaction walks start again from the tenant's oldest row.
+  if (minimisation.redactAfterDays !== undefined || minimisation.redactMode !== undefined) await restartRedaction(c.env.DB, c.req.param("id"));
   return c.json(await getTenant(c.env.DB, c.req.param("id")));
 });
 
+/** Days are whole days up to ten years. */
+const MAX_DAYS = 3650;
+const MINIMISATION_FIELDS = ["retention_days", "redact_after_days", "redact_mode"];
+
+/** Issue 21: `retention_days` (1-3650, null: the relay's default), `redact_after_days` (0-3650, null: never), `redact_mode`. */
+function minimisationPatch(
+  b: Record<string, unknown>,
+  hashAvailable: boolean,
+): { retentionDays?: number | null; redactAfterDays?: number | null; redactMode?: "redact" | "hash" | null } {
+  const days = (field: string, min: number) => {
+    const v = b[field];
+    if (v === undefined || v === null) return v;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > MAX_DAYS) {
+      throw new ApiError(400, "invalid_field", `${field} must be an integer from ${min} to ${MAX_DAYS}, or null for the default`, field);
+    }
+    return v;
+  };
+  const retentionDays = days("retention_days", 1);
+  const redactAfterDays = days("redact_after_days", 0);
+  const mode = b.redact_mode;
+  if (mode !== undefined && mode !== null && mode !== "redact" && mode !== "hash") throw new ApiError(400, "invalid_field", 'redact_mode must be "redact" or "hash"', "redact_mode");
+  if (mode === "hash" && !hashAvailable) throw new ApiError(400, "invalid_field", 'redact_mode "hash" needs the REDACTION_HASH_KEY secret', "redact_mode");
+  return {
+    ...(retentionDays !== undefined ? { retentionDays } : {}),
+    ...(redactAfterDays !== undefined ? { redactAfterDays } : {}),
+    ...(mode !== undefined ? { redactMode: mode as "redact" | "hash" | null } : {}),
+  };
+}
+
 admin.post("/admin/tenants/:id/domains", async (c) => {
-  const b = await json(c.req.raw);
-  if (typeof b.domain !== "string" || !DOMAIN.test(b.domain)) throw new ApiError(400, "invalid_field", "domain must be a domain name", "domain");
+  const b = await readJsonObject(c.req.raw);
+  if (typeof b.domain !== "string" || !isDomainName(b.domain, { letterTld: true })) throw new ApiError(400, "invalid_field", "domain must be a domain name", "domain");
   if (!(await getTenant(c.env.DB, c.req.param("id")))) throw new ApiError(404, "not_found", "no such tenant");
   try {
     await addSenderDomain(c.env.DB, c.req.param("id"), b.domain);

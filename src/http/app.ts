@@ -1,7 +1,7 @@
 /** The Hono application: mounts the route groups and renders every error as one JSON shape. */
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { EnqueueError } from "../accept/accept";
+import { EnqueueError } from "../queue/spool";
 import { ConfigError } from "../config";
 import { admin } from "./admin";
 import { adminAliases } from "./admin-aliases";
@@ -11,8 +11,10 @@ import { adminReputation } from "./admin-reputation";
 import { adminGates } from "./admin-gates";
 import { adminRoutes } from "./admin-routes";
 import { adminStreams } from "./admin-streams";
+import { adminTenantData } from "./admin-tenant-data";
 import type { AppEnv } from "./auth";
-import { ApiError } from "./errors";
+import { ApiError, apiErrorOf } from "./errors";
+import { Refusal } from "../accept/refusal";
 import { domains } from "./domains";
 import { mailchannels, mailChannelsErrorBody } from "./mailchannels";
 import { messages } from "./messages";
@@ -20,7 +22,7 @@ import { openapi } from "./openapi";
 import { suppressions } from "./suppressions";
 import { tracking } from "./tracking";
 import { dashboard } from "../report/routes";
-import { webhookAdmin } from "../webhooks/admin";
+import { webhookAdmin } from "./admin-webhooks";
 
 export const app = new Hono<AppEnv>();
 
@@ -36,6 +38,7 @@ app.route("/", openapi);
 app.route("/", adminGates);
 app.route("/", adminRoutes);
 app.route("/", adminStreams);
+app.route("/", adminTenantData);
 app.route("/", adminAliases);
 app.route("/", adminInbound);
 app.route("/", adminReputation);
@@ -52,6 +55,7 @@ app.onError((err, c) => {
   // The MailChannels endpoints add MailChannels' `errors` list, which their SDK shows to the application.
   const render = (e: ApiError) => c.json(c.req.path.startsWith("/tx/v1/") ? mailChannelsErrorBody(e) : e.toJSON(), e.status, e.headers);
   if (err instanceof ApiError) return render(err);
+  if (err instanceof Refusal) return render(apiErrorOf(err));
   if (err instanceof HTTPException) {
     return render(new ApiError(err.status === 413 ? 413 : 400, err.status === 413 ? "too_large" : "invalid_field", err.message));
   }

@@ -1,6 +1,8 @@
 /** API key and admin token checks for the HTTP API. */
+import { constantTimeEqual } from "../mime/hmac";
+import { adminToken } from "../config";
 import type { Context, MiddlewareHandler } from "hono";
-import { findApiKey, sha256Hex, timingSafeEqualText, type Tenant } from "../store/keys";
+import { findApiKey, sha256Hex, type Tenant } from "../store/keys";
 import { ApiError } from "./errors";
 
 export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant; keyId: string; auditActor: string } };
@@ -30,11 +32,11 @@ export const requireApiKey: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 /** Requires the admin token (secret ADMIN_TOKEN); compared as hashes in constant time. */
 export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const expected = c.env.ADMIN_TOKEN;
+  const expected = adminToken(c.env);
   const key = presentedKey(c);
   if (!expected) throw new ApiError(403, "forbidden", "the admin API is disabled: set the ADMIN_TOKEN secret");
   const expectedHash = await sha256Hex(expected);
-  if (!key || !timingSafeEqualText(await sha256Hex(key), expectedHash)) {
+  if (!key || !constantTimeEqual(await sha256Hex(key), expectedHash)) {
     throw new ApiError(401, "unauthorized", "the admin token is not valid");
   }
   // The token's id in the audit trail: the start of its hash (names which token without revealing it).

@@ -5,7 +5,7 @@
  */
 import { Hono, type Context } from "hono";
 import { keysForDomain, parseDkimKeys } from "../accept/dkim-keys";
-import { loadConfig } from "../config";
+import { dkimKeysSecret, loadConfig, spfIncludes } from "../config";
 import { publicKeyRecord } from "../mime/dkim";
 import { checkDnsRecords, requiredDnsRecords, type DnsRecord } from "../mime/dns-records";
 import { bounceDomainFor } from "../mime/return-path";
@@ -13,22 +13,22 @@ import { dohResolver } from "../store/domains-dns";
 import { getSenderDomain, listSenderDomains, recordDomainCheck } from "../store/keys";
 import { requireApiKey, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
+import { isDomainName } from "../mime/domain-name";
 
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/i;
 
 async function ownedDomain(c: Context<AppEnv>): Promise<string> {
   const domain = c.req.param("domain")?.toLowerCase() ?? "";
-  if (!DOMAIN.test(domain) || !(await getSenderDomain(c.env.DB, c.get("tenant").id, domain))) {
+  if (!isDomainName(domain) || !(await getSenderDomain(c.env.DB, c.get("tenant").id, domain))) {
     throw new ApiError(404, "not_found", "this account has no such sender domain", "domain");
   }
   return domain;
 }
 
 async function recordsFor(env: Env, domain: string): Promise<DnsRecord[]> {
-  const keys = keysForDomain(parseDkimKeys(env.DKIM_KEYS), domain);
+  const keys = keysForDomain(parseDkimKeys(dkimKeysSecret(env)), domain);
   const selectors = await Promise.all(keys.map(async (k) => ({ selector: k.selector, publicKeyTxt: await publicKeyRecord(k.privateKeyPem) })));
   // DKIM keys of a parent domain sign with d=<parent>: publish them there.
-  const records = requiredDnsRecords({ domain, selectors, bounceDomain: bounceDomainFor(domain), ...(env.SPF_INCLUDE ? { spfInclude: env.SPF_INCLUDE.split(",").map((s) => s.trim()) } : {}) });
+  const records = requiredDnsRecords({ domain, selectors, bounceDomain: bounceDomainFor(domain), ...(spfIncludes(env) ? { spfInclude: spfIncludes(env)! } : {}) });
   const signing = keys[0]?.domain;
   if (signing && signing !== domain) {
     const suffix = `._domainkey.${domain}`;
@@ -51,7 +51,7 @@ domains.get("/v1/domains", requireApiKey, async (c) => {
       verified: r.verified_at !== null,
       verified_at: r.verified_at === null ? null : new Date(r.verified_at).toISOString(),
       last_check_at: r.last_check_at === null ? null : new Date(r.last_check_at).toISOString(),
-      dkim_selectors: keysForDomain(parseDkimKeys(c.env.DKIM_KEYS), r.domain).map((k) => k.selector),
+      dkim_selectors: keysForDomain(parseDkimKeys(dkimKeysSecret(c.env)), r.domain).map((k) => k.selector),
     })),
   });
 });

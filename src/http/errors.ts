@@ -1,5 +1,6 @@
 /** The one HTTP error type of the API, with a closed list of error codes, rendered by app.onError. */
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { Refusal } from "../accept/refusal";
 
 export const ERROR_CODES = [
   "unauthorized",
@@ -47,4 +48,9 @@ export class ApiError extends Error {
   toJSON() {
     return { error: { code: this.code, message: this.message, ...(this.field ? { field: this.field } : {}) } };
   }
+}
+
+/** The API error for a refusal of the accept path: same status, code, message and field. */
+export function apiErrorOf(r: Refusal): ApiError {
+  return new ApiError(r.status, r.code, r.message, r.field);
 }

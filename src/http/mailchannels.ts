@@ -8,13 +8,14 @@
  */
 import { Hono, type Context } from "hono";
 import { keysForDomain, parseDkimKeys } from "../accept/dkim-keys";
-import { signingSecret } from "../accept/outbound";
+import { dkimKeysSecret, signingSecret } from "../config";
 import { sendRequest } from "../accept/send";
-import { precheckSend, refusalToApiError } from "../accept/send";
+import { precheckSend } from "../accept/send";
+import { refusalOf } from "../accept/refusal";
 import type { DkimSigner } from "../mime/dkim";
 import { fromMailChannelsRequest, type MailChannelsDkim } from "../mime/mailchannels";
 import { newId } from "../store/ids";
-import { trackingBaseUrl } from "../tracking/accept";
+import { trackingBaseUrl } from "../accept/tracking";
 import { requireApiKey, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { sendContext } from "./messages";
@@ -34,7 +35,7 @@ function dkimPem(key: string): string {
 function signerFor(env: Env, dkim: MailChannelsDkim, domain: string, fromDomain: string, prefix: string): DkimSigner | null {
   if (dkim.privateKey !== undefined) return { domain, selector: dkim.selector, privateKeyPem: dkimPem(dkim.privateKey) };
   // No key given: MailChannels would use the key stored with its DKIM API; here, the relay's DKIM_KEYS.
-  const keys = parseDkimKeys(env.DKIM_KEYS);
+  const keys = parseDkimKeys(dkimKeysSecret(env));
   const stored = keys.find((k) => k.domain === domain && k.selector.toLowerCase() === dkim.selector.toLowerCase());
   if (!stored) {
     throw new ApiError(422, "invalid_field", `no DKIM key for ${domain} with selector ${dkim.selector} is configured at the relay (DKIM_KEYS); give dkim_private_key or a configured selector`, `${prefix}dkim_selector`);
@@ -63,7 +64,7 @@ async function handleSend(c: Context<AppEnv>, mode: Mode): Promise<Response> {
   if (dryRun && mode === "async") throw new ApiError(400, "invalid_field", "send-async has no dry run; use /tx/v1/send?dry-run=true", "dry-run");
   const { value, bytes } = await readJsonBody(c.req.raw, maxJsonBytes(ctx.config.maxMessageBytes));
   const mapped = fromMailChannelsRequest(value, { maxRecipients: ctx.config.maxRecipients });
-  if (!mapped.ok) throw refusalToApiError(mapped.error);
+  if (!mapped.ok) throw refusalOf(mapped.error);
   const sends = mapped.value;
   const run = async () => {
     // Dry runs count too: they sign nothing, but compose, validate and answer like a send.

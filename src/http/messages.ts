@@ -6,13 +6,15 @@ import { Hono, type Context } from "hono";
 import { publicBaseUrl } from "../accept/outbound";
 import { acceptRaw, readBodyLimited } from "../accept/raw";
 import { batchOutbox, flushBatchOutbox } from "../accept/batch-outbox";
-import { refusalToApiError, sendRequest, type SendContext } from "../accept/send";
+import { sendRequest, type SendContext } from "../accept/send";
 import { loadConfig } from "../config";
 import { validateSendRequest, type SendRequest } from "../mime/validate";
 import { listEvents, listMessages } from "../store/message-list";
 import { getMessage, type RecipientStatus } from "../store/messages";
+import { addressSearchForm } from "../store/redaction";
 import { requireApiKey, type AppEnv } from "./auth";
-import { ApiError } from "./errors";
+import { ApiError, apiErrorOf } from "./errors";
+import { Refusal, refusalOf } from "../accept/refusal";
 import { enforceRateLimit, idempotent, limitParam, maxJsonBytes, readJsonBody, stringParam, timeParam } from "./request";
 
 /** Postmark and Resend take at most 500/100 messages per batch call; we take 100. */
@@ -44,6 +46,11 @@ function streamParam(c: Context<AppEnv>): "transactional" | "broadcast" | null {
   return v;
 }
 
+/** A searched address as it reads in rows redacted in mode `hash` (issue 21), so searches keep finding them. */
+async function hashedForm(c: Context<AppEnv>, recipient: string | null): Promise<string | null> {
+  return recipient === null ? null : addressSearchForm(loadConfig(c.env).redactionHashKey, c.get("tenant").id, recipient);
+}
+
 export const messages = new Hono<AppEnv>();
 
 messages.post("/v1/messages", requireApiKey, async (c) => {
@@ -51,7 +58,7 @@ messages.post("/v1/messages", requireApiKey, async (c) => {
   const { value, bytes } = await readJsonBody(c.req.raw, maxJsonBytes(ctx.config.maxMessageBytes));
   return idempotent(c, bytes, async () => {
     const v = validateSendRequest(value, { maxRecipients: ctx.config.maxRecipients });
-    if (!v.ok) throw refusalToApiError(v.error);
+    if (!v.ok) throw refusalOf(v.error);
     withDefaultStream(ctx, value, v.value);
     await enforceRateLimit(c, v.value.recipients.length);
     const result = await sendRequest(ctx, v.value);
@@ -78,12 +85,13 @@ messages.post("/v1/messages/batch", requireApiKey, async (c) => {
     for (const [index, item] of list.entries()) {
       try {
         const v = validated[index]!;
-        if (!v.ok) throw refusalToApiError(v.error);
+        if (!v.ok) throw refusalOf(v.error);
         withDefaultStream(ctx, item, v.value);
         const r = await sendRequest(batchCtx, v.value);
         accepted++;
         results.push({ index, ...r });
-      } catch (e) {
+      } catch (thrown) {
+        const e = thrown instanceof Refusal ? apiErrorOf(thrown) : thrown;
         if (!(e instanceof ApiError)) throw e;
         results.push({ index, status: "failed", error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}), status: e.status } });
       }
@@ -147,8 +155,10 @@ messages.get("/v1/messages", requireApiKey, async (c) => {
   const limit = limitParam(c);
   const status = stringParam(c, "status", /^[a-z_]{1,20}$/, "a recipient status");
   if (status !== null && !STATUSES.includes(status as RecipientStatus)) throw new ApiError(400, "invalid_field", `status must be one of ${STATUSES.join(", ")}`, "status");
+  const recipient = stringParam(c, "recipient", /^[^\s<>]{3,320}$/, "an address");
   const page = await listMessages(c.env.DB, c.get("tenant").id, {
-    recipient: stringParam(c, "recipient", /^[^\s<>]{3,320}$/, "an address"),
+    recipient,
+    recipientHashed: await hashedForm(c, recipient),
     tag: stringParam(c, "tag", /^[^\x00-\x1f]{1,64}$/, "a tag of 1-64 characters"),
     status: status as RecipientStatus | null,
     stream: streamParam(c),
@@ -163,10 +173,12 @@ messages.get("/v1/messages", requireApiKey, async (c) => {
 messages.get("/v1/events", requireApiKey, async (c) => {
   const limit = limitParam(c, 100, 1000);
   const cursor = stringParam(c, "cursor", /^\d{1,15}$/, "a cursor returned by this endpoint");
+  const recipient = stringParam(c, "recipient", /^[^\s<>]{3,320}$/, "an address");
   const page = await listEvents(c.env.DB, c.get("tenant").id, {
     type: stringParam(c, "type", /^[a-z_]{1,20}$/, "an event type"),
     messageId: stringParam(c, "message_id", ID, "a message id"),
-    recipient: stringParam(c, "recipient", /^[^\s<>]{3,320}$/, "an address"),
+    recipient,
+    recipientHashed: await hashedForm(c, recipient),
     stream: streamParam(c),
     since: timeParam(c, "since"),
     after: cursor === null ? null : Number(cursor),

@@ -88,6 +88,7 @@ const schemas: Record<string, Schema> = {
     metadata: { type: "object", additionalProperties: str },
     created_at: time,
     status: str,
+    redacted: { type: "boolean", description: "Subjects and addresses of this record were redacted (issue 21): they read [redacted] or [hmac:...], addresses keep @domain" },
     recipients: {
       type: "array",
       items: obj({ address: str, status: { type: "string", enum: RECIPIENT_STATUS }, attempts: int, last_code: nint, last_enhanced: nstr, last_text: nstr, updated_at: time }),
@@ -107,10 +108,11 @@ const schemas: Record<string, Schema> = {
     stream: str,
     tags: { type: "array", items: str },
     status: str,
+    redacted: { type: "boolean", description: "Subjects and addresses of this record were redacted (issue 21): they read [redacted] or [hmac:...], addresses keep @domain" },
     recipients: { type: "array", items: ref("RecipientResult") },
   }),
   MessageList: obj({ data: { type: "array", items: ref("MessageSummary") }, next_cursor: nstr }),
-  Event: obj({ id: int, message_id: str, type: eventType, at: time, recipient: nstr, attempt: nint, code: nint, enhanced: nstr, text: nstr, host: nstr, tls: { type: ["boolean", "null"] }, latency_ms: nint }),
+  Event: obj({ id: int, message_id: str, type: eventType, at: time, recipient: nstr, attempt: nint, code: nint, enhanced: nstr, text: nstr, host: nstr, tls: { type: ["boolean", "null"] }, latency_ms: nint, redacted: { type: "boolean", description: "Subjects and addresses of this record were redacted (issue 21): they read [redacted] or [hmac:...], addresses keep @domain" }, }),
   EventList: obj({ data: { type: "array", items: ref("Event") }, next_cursor: nstr }),
   Suppression: obj({ address: str, scope: { enum: ["transactional", "broadcast", "all"] }, reason: str, detail: nstr, message_id: nstr, created_at: time, expires_at: ntime }),
   SuppressionList: obj({ data: { type: "array", items: ref("Suppression") }, next_cursor: nstr }),
@@ -166,6 +168,10 @@ const schemas: Record<string, Schema> = {
     rate_limit_per_minute: nint,
     default_stream: str,
     require_tls: { type: "boolean" },
+    retention_days: { ...nint, description: "days of message history kept; null: MESSAGE_RETENTION_DAYS" },
+    redact_after_days: { ...nint, description: "days after acceptance when subjects and addresses are redacted; null: never" },
+    redact_mode: { enum: ["redact", "hash", null] },
+    erase_requested_at: ntime,
     created_at: time,
     domains: { type: "array", items: str },
     keys: { type: "array", items: obj({ id: str, prefix: str, name: nstr, created_at: time, revoked_at: ntime }) },
@@ -343,7 +349,9 @@ const schemas: Record<string, Schema> = {
     },
   }),
   TenantCreate: obj({ name: str, domains: { type: "array", items: str }, id: { type: "string", description: "1-63 of a-z, 0-9 and -; generated when absent" } }, ["name"]),
-  TenantPatch: obj({ name: str, suspended: { type: "boolean" }, rate_limit_per_minute: nint, default_stream: { enum: ["transactional", "broadcast"] }, require_tls: { type: "boolean" } }, []),
+  TenantPatch: obj({ name: str, suspended: { type: "boolean" }, rate_limit_per_minute: nint, default_stream: { enum: ["transactional", "broadcast"] }, require_tls: { type: "boolean" }, retention_days: nint, redact_after_days: nint, redact_mode: { enum: ["redact", "hash", null] } }, []),
+  TenantErase: obj({ confirm: { type: "string", description: "the tenant id again" } }),
+  TenantErased: obj({ tenant_id: str, status: { enum: ["erasing", "erased"] }, deleted: { type: "object", additionalProperties: int }, r2_objects_deleted: int }),
   AuditList: obj({
     data: {
       type: "array",
@@ -640,11 +648,20 @@ export const OPENAPI_DOCUMENT = {
     "/admin/tenants/{id}": {
       get: { summary: "A tenant with domains and keys", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "Tenant", "Tenant"), ...adminErrors("404") } },
       patch: {
-        summary: "Suspend/resume, rename, rate limit, default stream, require_tls (all mail over verified TLS only)",
+        summary: "Suspend/resume, rename, rate limit, default stream, require_tls (all mail over verified TLS only), retention_days, redact_after_days, redact_mode",
         security: adminSec,
         parameters: [p("id")],
         requestBody: jsonBody("TenantPatch"),
         responses: { ...ok("200", "Tenant", "Updated"), ...adminErrors("400", "404") },
+      },
+    },
+    "/admin/tenants/{id}/erase": {
+      post: {
+        summary: "Erase every row of the tenant's data and the tenant itself, in bounded steps (202 while rows remain; the cron continues); audit rows are kept",
+        security: adminSec,
+        parameters: [p("id")],
+        requestBody: jsonBody("TenantErase"),
+        responses: { ...ok("200", "TenantErased", "Erased"), ...ok("202", "TenantErased", "Erasing: call again or let the cron finish"), ...adminErrors("400", "404") },
       },
     },
     "/admin/tenants/{id}/streams": {

@@ -15,6 +15,17 @@ export function maxJsonBytes(maxMessageBytes: number): number {
 }
 
 /** Reads a JSON request body: 415 unless Content-Type is JSON, 413 above the limit, 400 for bad UTF-8 or JSON. */
+/** The body of an admin request as a JSON object; 400 invalid_json for anything else. */
+export async function readJsonObject(req: Request): Promise<Record<string, unknown>> {
+  try {
+    const v: unknown = await req.json();
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  throw new ApiError(400, "invalid_json", "the body must be a JSON object");
+}
+
 export async function readJsonBody(req: Request, maxBytes: number): Promise<{ value: unknown; bytes: Uint8Array }> {
   const type = req.headers.get("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(type)) throw new ApiError(415, "unsupported_media_type", "send JSON with Content-Type: application/json");

@@ -4,7 +4,7 @@
  * POST /unsubscribe/:token adds the recipient to the tenant's broadcast suppressions.
  */
 import { Hono } from "hono";
-import { signingSecret } from "../accept/outbound";
+import { signingSecret } from "../config";
 import { parseAddress } from "../mime/address";
 import { verifyUnsubscribeToken } from "../mime/deliverability";
 import {

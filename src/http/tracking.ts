@@ -5,11 +5,12 @@
  * (`/v1/messages/:id/tracking`) and totals (`/v1/tracking/stats`), human and machine apart.
  */
 import { Hono, type Context } from "hono";
-import { signingSecret } from "../accept/outbound";
+import { signingSecret } from "../config";
 import { listTrackingSettings, messageTracking, putTrackingSettings, trackingStats, type TrackingStream } from "../store/tracking";
 import { recordTrackingHit } from "../tracking/record";
 import { verifyTrackingToken, type TrackingToken } from "../tracking/token";
 import { redirectLocation } from "../tracking/url";
+import { emitNewEventsLogged } from "../webhooks/emit";
 import { requireApiKey, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 import { readJsonBody, timeParam } from "./request";
@@ -34,9 +35,13 @@ async function accept(c: Context<AppEnv>, kind: TrackingToken["kind"]): Promise<
   if (!token) return null;
   const request = { userAgent: c.req.header("user-agent") ?? null, method: c.req.method, at: Date.now() };
   c.executionCtx.waitUntil(
-    recordTrackingHit(c.env, token, request).catch((e: unknown) => {
-      console.error(`tracking: could not record the ${kind} of ${token.messageId}/${token.recipientIdx}`, e);
-    }),
+    recordTrackingHit(c.env, token, request).then(
+      // Webhooks read the event log by watermark; a hit that wrote an event has them sent now, not at the next cron run.
+      (event) => (event ? emitNewEventsLogged(c.env) : undefined),
+      (e: unknown) => {
+        console.error(`tracking: could not record the ${kind} of ${token.messageId}/${token.recipientIdx}`, e);
+      },
+    ),
   );
   return token;
 }

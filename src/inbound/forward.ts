@@ -4,8 +4,9 @@
  * added, DKIM-signed for the alias's domain (when DKIM_KEYS has keys for it), and the usual suppression checks.
  * The same path returns bounces that reach an SRS address to the original sender, with the null sender.
  */
-import { acceptMessage } from "../accept/accept";
-import { prepareOutbound, signingSecret } from "../accept/outbound";
+import { acceptMessage } from "../queue/spool";
+import { prepareOutbound } from "../accept/outbound";
+import { signingSecret } from "../config";
 import type { RelayConfig } from "../config";
 import { DkimSignError } from "../mime/dkim";
 import { HeaderValueError } from "../mime/deliverability";
@@ -14,7 +15,7 @@ import { newId } from "../store/ids";
 import { findSuppressed } from "../store/suppressions";
 import { checkForwardingLoop, headerSectionOf, headerValues, LOOP_MARKER_HEADER } from "./loop";
 import { readRaw, type InboundEmail } from "./read-raw";
-import { srsForward } from "./srs";
+import { srsForward } from "../mime/srs";
 
 export type ForwardResult =
   | { ok: true; messageId: string; recipients: { address: string; status: string }[]; mailFrom: string; note: string | null }

@@ -17,9 +17,8 @@
  * Every message ends with a row in `inbound_messages` saying what was done with it.
  */
 import { parseDkimKeys } from "../accept/dkim-keys";
-import { signingSecret } from "../accept/outbound";
 import type { DkimSigner } from "../mime/dkim";
-import { loadConfig, type RelayConfig } from "../config";
+import { dkimKeysSecret, loadConfig, signingSecret, type RelayConfig } from "../config";
 import { verifyUnsubscribeToken } from "../mime/deliverability";
 import { decodeReturnPath, isReturnPathAddress } from "../mime/return-path";
 import { findAliasForDelivery } from "../store/aliases";
@@ -28,7 +27,7 @@ import { addSuppression } from "../store/suppressions";
 import { forwardToAlias, returnToSender } from "./forward";
 import { readRaw, type InboundEmail } from "./read-raw";
 import { applyReport, type ReportContext } from "./reports";
-import { isSrsAddress, srsReverse } from "./srs";
+import { isSrsAddress, srsReverse } from "../mime/srs";
 import { parseBounce } from "./bounce";
 import { emitNewEventsLogged } from "../webhooks/emit";
 import { handleReportMail, reportMailbox } from "./reputation-reports";
@@ -110,7 +109,7 @@ async function routeEmail(message: InboundEmail, env: Env): Promise<void> {
 
 /** Every DKIM key of this relay: a returned original one of them signed authenticates a report. */
 function ourSigners(env: Env): DkimSigner[] {
-  return parseDkimKeys(env.DKIM_KEYS).map((k) => ({ domain: k.domain, selector: k.selector, privateKeyPem: k.privateKeyPem }));
+  return parseDkimKeys(dkimKeysSecret(env)).map((k) => ({ domain: k.domain, selector: k.selector, privateKeyPem: k.privateKeyPem }));
 }
 
 type LogBase = Pick<InboundLogEntry, "envelopeFrom" | "envelopeTo" | "sizeBytes">;

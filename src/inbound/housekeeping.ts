@@ -1,5 +1,5 @@
 /** The inbound part of the cron trigger: the inbound log is kept as long as raw events (EVENT_RETENTION_DAYS). */
-import { eventRetentionMs } from "../report/housekeeping";
+import { eventRetentionMs } from "../config";
 import { pruneInboundLog } from "../store/inbound";
 
 /** Deletes inbound log rows past the event retention period. */

@@ -1,4 +1,5 @@
 /** Reading the raw bytes of an Email Routing message with a byte limit, so a huge message never fills memory. */
+import { concatBytes } from "../mime/encoding";
 
 export type ReadRawResult = { ok: true; bytes: Uint8Array; truncated: boolean } | { ok: false; sizeBytes: number };
 
@@ -33,12 +34,7 @@ export async function readRaw(stream: ReadableStream<Uint8Array>, maxBytes: numb
   } finally {
     reader.releaseLock();
   }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.byteLength;
-  }
+  const bytes = concatBytes(chunks, total);
   return { ok: true, bytes, truncated };
 }
 

@@ -7,7 +7,7 @@
  */
 import PostalMime from "postal-mime";
 import { parseDkimKeys } from "../accept/dkim-keys";
-import { loadReputationConfig } from "../config";
+import { dkimKeysSecret, loadReputationConfig } from "../config";
 import { parseDmarcXml, ReportError, unpackAttachment, type DmarcRecord } from "../reputation/dmarc-report";
 import { parseTlsReport } from "../reputation/tls-report";
 import { logInbound, type InboundLogEntry } from "../store/inbound";
@@ -145,7 +145,7 @@ async function ownTraffic(env: Env): Promise<(r: DmarcRecord) => boolean> {
   for (const s of await listSubjects(env.DB)) if (s.kind === "ip") ips.add(s.subject);
   let selectors = new Set<string>();
   try {
-    selectors = new Set(parseDkimKeys(env.DKIM_KEYS).map((k) => `${k.domain.toLowerCase()}|${k.selector.toLowerCase()}`));
+    selectors = new Set(parseDkimKeys(dkimKeysSecret(env)).map((k) => `${k.domain.toLowerCase()}|${k.selector.toLowerCase()}`));
   } catch {
     // Without readable DKIM keys the relay signs nothing, so no DKIM result can be its own.
   }

@@ -7,8 +7,9 @@
  * Insert these before DKIM signing: `List-Unsubscribe*` and `Feedback-ID` are in the signed header list.
  * Pure: Web Crypto only.
  */
+import { decodeBase64Url, encodeBase64Url } from "./encoding";
 import { formatRfc5322Date } from "./compose";
-import { hmacSha256, type HmacSecret } from "./hmac";
+import { hmacSha256, type HmacSecret, constantTimeEqual } from "./hmac";
 
 /** One header field; `value` is unfolded text and must not contain CR, LF or NUL. */
 export interface HeaderField {
@@ -233,8 +234,8 @@ export async function signUnsubscribeToken(payload: UnsubscribePayload, secret: 
   const compact: Record<string, string> = { s: payload.sender, r: payload.recipient };
   if (payload.messageId !== undefined) compact.m = payload.messageId;
   if (payload.stream !== undefined) compact.t = payload.stream;
-  const body = base64Url(new TextEncoder().encode(JSON.stringify(compact)));
-  return `${body}.${base64Url(await unsubscribeMac(body, secret))}`;
+  const body = encodeBase64Url(new TextEncoder().encode(JSON.stringify(compact)));
+  return `${body}.${encodeBase64Url(await unsubscribeMac(body, secret))}`;
 }
 
 /** The payload of a token we issued, or null for anything else (bad shape, bad MAC, bad JSON). */
@@ -242,11 +243,11 @@ export async function verifyUnsubscribeToken(token: string, secret: HmacSecret):
   const match = /^([A-Za-z0-9_-]{1,2048})\.([A-Za-z0-9_-]{22})$/.exec(token.trim());
   if (!match) return null;
   const [, body = "", mac = ""] = match;
-  const expected = base64Url(await unsubscribeMac(body, secret));
+  const expected = encodeBase64Url(await unsubscribeMac(body, secret));
   if (!constantTimeEqual(mac, expected)) return null;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder().decode(fromBase64Url(body)));
+    parsed = JSON.parse(new TextDecoder().decode(decodeBase64Url(body) ?? new Uint8Array()));
   } catch {
     return null;
   }
@@ -265,21 +266,3 @@ async function unsubscribeMac(body: string, secret: HmacSecret): Promise<Uint8Ar
   return (await hmacSha256(secret, `unsub1:${body}`)).subarray(0, UNSUBSCRIBE_MAC_BYTES);
 }
 
-function base64Url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function fromBase64Url(text: string): Uint8Array {
-  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
-  const binary = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
-}
-
-function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}

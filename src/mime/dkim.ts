@@ -7,6 +7,8 @@
  *
  * Pure: no Workers imports, no I/O; private keys are imported once per PEM and the CryptoKey is cached.
  */
+import { encodeBase64 } from "./encoding";
+import { constantTimeEqual } from "./hmac";
 
 export type DkimAlgorithm = "rsa-sha256" | "ed25519-sha256";
 export type DkimCanonicalization = "relaxed/relaxed" | "relaxed/simple" | "simple/relaxed" | "simple/simple";
@@ -69,24 +71,14 @@ export const DEFAULT_SIGNED_HEADERS: readonly string[] = [
   "feedback-id",
 ];
 
-/** The fields over-signed by default: those whose addition or duplication changes what a reader sees. */
-export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = [
-  "from",
-  // Clients show Sender as "on behalf of"; an inserted Sender must break the signature.
-  "sender",
-  "reply-to",
-  "subject",
-  "date",
-  "message-id",
-  "to",
-  "cc",
-  "mime-version",
-  "content-type",
-  "content-transfer-encoding",
-  "list-unsubscribe",
-  "list-unsubscribe-post",
-  "feedback-id",
-];
+/** Signed fields that are not over-signed: a second copy of these does not change what a reader sees. */
+const NOT_OVERSIGNED = new Set(["content-disposition", "in-reply-to", "references", "list-id"]);
+
+/**
+ * The fields over-signed by default: those whose addition or duplication changes what a reader sees (Sender
+ * among them: clients show it as "on behalf of", so an inserted Sender must break the signature).
+ */
+export const DEFAULT_OVERSIGNED_HEADERS: readonly string[] = DEFAULT_SIGNED_HEADERS.filter((h) => !NOT_OVERSIGNED.has(h));
 
 /**
  * Signs a message with one DKIM-Signature per signer, prepended in signer order.
@@ -142,12 +134,12 @@ export async function publicKeyRecord(privateKeyPem: string): Promise<string> {
     const pub = await crypto.subtle.importKey("jwk", { kty: "RSA", n: jwk.n, e: jwk.e }, params, true, ["verify"]);
     const spki = await crypto.subtle.exportKey("spki", pub);
     if (!(spki instanceof ArrayBuffer)) throw new DkimSignError("could not export the RSA public key");
-    return `v=DKIM1; k=rsa; p=${bytesToBase64(new Uint8Array(spki))}`;
+    return `v=DKIM1; k=rsa; p=${encodeBase64(new Uint8Array(spki))}`;
   }
   const key = await crypto.subtle.importKey("pkcs8", der, { name: "Ed25519" }, true, ["sign"]);
   const jwk = await exportJwk(key);
   if (typeof jwk.x !== "string") throw new DkimSignError("Ed25519 key has no public part");
-  return `v=DKIM1; k=ed25519; p=${bytesToBase64(base64UrlToBytes(jwk.x))}`;
+  return `v=DKIM1; k=ed25519; p=${encodeBase64(base64UrlToBytes(jwk.x))}`;
 }
 
 async function exportJwk(key: CryptoKey): Promise<JsonWebKey> {
@@ -193,7 +185,7 @@ async function dkimSignatureHeaders(
     let hash = bodyHashes.get(mode);
     if (!hash) {
       const canon = mode === "relaxed" ? canonicalizeBodyRelaxed(body) : canonicalizeBodySimple(body);
-      hash = sha256(encode(canon)).then(bytesToBase64);
+      hash = sha256(encode(canon)).then(encodeBase64);
       bodyHashes.set(mode, hash);
     }
     return hash;
@@ -239,7 +231,7 @@ async function signOne(
   const unsigned = foldSignatureField(tags);
   const sigField = headerCanon === "relaxed" ? canonicalizeHeaderRelaxed(unsigned) : unsigned;
   const data = encode(canonical + sigField);
-  const signature = bytesToBase64(await key.sign(data));
+  const signature = encodeBase64(await key.sign(data));
   return unsigned + foldBase64(signature);
 }
 
@@ -507,11 +499,6 @@ function encodeOctets(text: string): Uint8Array {
   return out;
 }
 
-function bytesToBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i] as number);
-  return btoa(binary);
-}
 
 function base64ToBytes(b64: string): Uint8Array<ArrayBuffer> {
   const binary = atob(b64);
@@ -577,8 +564,8 @@ export async function verifyOwnHeaderSignature(headerBlockOctets: string, signer
     const colon = sig.raw.indexOf(":");
     const withoutB = sig.raw.slice(0, colon + 1) + sig.raw.slice(colon + 1).replace(/(^|;)([ \t\r\n]*b[ \t\r\n]*=)[^;]*/, "$1$2");
     const sigField = headerCanon === "relaxed" ? canonicalizeHeaderRelaxed(withoutB) : withoutB;
-    const expected = bytesToBase64(await key.sign(encodeOctets(canonical + sigField)));
-    if (timingSafeEqual(expected, b)) return { domain: d, selector: signer.selector, signedFields };
+    const expected = encodeBase64(await key.sign(encodeOctets(canonical + sigField)));
+    if (constantTimeEqual(expected, b)) return { domain: d, selector: signer.selector, signedFields };
   }
   return null;
 }
@@ -595,9 +582,3 @@ function parseTagList(value: string): Map<string, string> {
   return tags;
 }
 
-function timingSafeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}

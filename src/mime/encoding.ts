@@ -45,11 +45,36 @@ function base64Chunk(bytes: Uint8Array): string {
   return btoa(String.fromCharCode.apply(null, bytes as unknown as number[]));
 }
 
+/** The parts one after another in one array; `size` is their total length when the caller counted it already. */
+export function concatBytes(parts: readonly Uint8Array[], size = parts.reduce((n, p) => n + p.byteLength, 0)): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
 /** Base64 (RFC 4648 §4) of the bytes, on one line. */
 export function encodeBase64(bytes: Uint8Array): string {
   const parts: string[] = [];
   for (let i = 0; i < bytes.length; i += BASE64_CHUNK_BYTES) parts.push(base64Chunk(bytes.subarray(i, i + BASE64_CHUNK_BYTES)));
   return parts.join("");
+}
+
+/** base64url without padding (RFC 4648 §5): tokens and links. */
+export function encodeBase64Url(bytes: Uint8Array): string {
+  return encodeBase64(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** Decodes unpadded base64url; null on a character outside its alphabet or a truncated final quantum. */
+export function decodeBase64Url(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
+  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4));
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
 }
 
 /**

@@ -22,6 +22,14 @@ function hmacKey(secret: HmacSecret): Promise<CryptoKey> {
   return key;
 }
 
+/** Compares two strings in time that depends only on their lengths, so timing does not reveal how much of a guess matched. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  let diff = a.length ^ b.length;
+  const n = Math.max(a.length, b.length);
+  for (let i = 0; i < n; i++) diff |= (a.charCodeAt(i) || 0) ^ (b.charCodeAt(i) || 0);
+  return diff === 0;
+}
+
 /** HMAC-SHA256 of `data` (UTF-8) under `secret`: 32 bytes. */
 export async function hmacSha256(secret: HmacSecret, data: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.sign("HMAC", await hmacKey(secret), new TextEncoder().encode(data)));

@@ -8,7 +8,7 @@
  *
  * Pure: Web Crypto only.
  */
-import { hmacSha256, type HmacSecret } from "./hmac";
+import { hmacSha256, type HmacSecret, constantTimeEqual } from "./hmac";
 
 /** What a return path identifies: our internal message id and the recipient's position in that message. */
 export interface ReturnPathToken {
@@ -111,10 +111,3 @@ function base32(bytes: Uint8Array): string {
   return out;
 }
 
-/** Compares without stopping at the first difference, so timing does not reveal how much of a guess matched. */
-function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}

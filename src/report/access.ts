@@ -1,15 +1,10 @@
+import { decodeBase64Url } from "../mime/encoding";
+import type { AccessSettings } from "../config";
 /**
  * Cloudflare Access in front of the reporting page: validates the `Cf-Access-Jwt-Assertion` JWT (RS256) against
  * the team's published signing keys (https://<team>.cloudflareaccess.com/cdn-cgi/access/certs), the
  * application's audience tag, the issuer and the expiry, as Cloudflare's Access docs prescribe.
  */
-
-export interface AccessSettings {
-  /** e.g. "myteam.cloudflareaccess.com" (ACCESS_TEAM_DOMAIN). */
-  teamDomain: string;
-  /** The Access application's audience (AUD) tag (ACCESS_AUD). */
-  aud: string;
-}
 
 export interface AccessIdentity {
   sub: string;
@@ -34,14 +29,10 @@ export const fetchAccessKeys: KeyLoader = async (teamDomain) => {
   return keys;
 };
 
-function b64urlBytes(s: string): Uint8Array {
-  const b64 = s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4);
-  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-}
 
 function b64urlJson(s: string): Record<string, unknown> | null {
   try {
-    const v: unknown = JSON.parse(new TextDecoder().decode(b64urlBytes(s)));
+    const v: unknown = JSON.parse(new TextDecoder().decode(decodeBase64Url(s) ?? new Uint8Array()));
     return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : null;
   } catch {
     return null;
@@ -65,7 +56,9 @@ export async function verifyAccessJwt(
   const jwk = keys.find((k) => k.kid === header.kid);
   if (!jwk) return null;
   const key = await crypto.subtle.importKey("jwk", jwk, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, ["verify"]);
-  const ok = await crypto.subtle.verify("RSASSA-PKCS1-v1_5", key, b64urlBytes(s), new TextEncoder().encode(`${h}.${p}`));
+  const signature = decodeBase64Url(s);
+  if (!signature) return null;
+  const ok = await crypto.subtle.verify("RSASSA-PKCS1-v1_5", key, signature, new TextEncoder().encode(`${h}.${p}`));
   if (!ok) return null;
   const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
   if (!aud.includes(settings.aud)) return null;
@@ -74,13 +67,4 @@ export async function verifyAccessJwt(
   if (typeof payload.nbf === "number" && payload.nbf > nowS + 60) return null;
   if (typeof payload.sub !== "string") return null;
   return { sub: payload.sub, email: typeof payload.email === "string" ? payload.email : null };
-}
-
-/** Access settings from the env, or null when Access is not configured (then the admin-token login is used). */
-export function accessSettings(env: Env): AccessSettings | null {
-  const vars = env as unknown as Record<string, unknown>;
-  const teamDomain = vars.ACCESS_TEAM_DOMAIN;
-  const aud = vars.ACCESS_AUD;
-  if (typeof teamDomain !== "string" || !teamDomain || typeof aud !== "string" || !aud) return null;
-  return { teamDomain: teamDomain.replace(/^https?:\/\//, "").replace(/\/$/, ""), aud };
 }

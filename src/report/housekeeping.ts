@@ -1,18 +1,10 @@
 /** The reporting part of the cron trigger: catch the rollups up with the event log, then apply retention. */
+import { eventRetentionMs } from "../config";
 import { pruneReportData } from "../store/report-retention";
 import { advanceRollups } from "../store/rollups";
 
-/** Default EVENT_RETENTION_DAYS: 30 days of raw events, what SES and most providers keep for event history. */
-export const DEFAULT_EVENT_RETENTION_DAYS = 30;
 /** Rollup passes per cron run: 20 × 10,000 events every 5 minutes is far above any relay's event rate. */
 const ROLLUP_PASSES_PER_RUN = 20;
-
-export function eventRetentionMs(env: Env): number {
-  const raw = env.EVENT_RETENTION_DAYS;
-  const days = raw === undefined || raw === "" ? DEFAULT_EVENT_RETENTION_DAYS : Number(raw);
-  if (!Number.isFinite(days) || days <= 0) throw new Error(`EVENT_RETENTION_DAYS must be a positive number of days, got ${JSON.stringify(raw)}`);
-  return days * 86_400_000;
-}
 
 export async function runReportHousekeeping(env: Env, now = Date.now()): Promise<void> {
   const progress = await advanceRollups(env.DB, ROLLUP_PASSES_PER_RUN, now);

@@ -2,6 +2,8 @@
  * The reporting page at /dashboard: server-rendered HTML (hono/html escapes every value), no JavaScript,
  * behind the admin-token session or Cloudflare Access. Reads rollups and indexed tables only.
  */
+import { concatBytes } from "../mime/encoding";
+import { adminToken } from "../config";
 import { Hono, type Context } from "hono";
 import { html } from "hono/html";
 import { consumeRateLimit, rateCount } from "../store/keys";
@@ -94,12 +96,7 @@ async function readSmallForm(req: Request, max: number): Promise<Record<string, 
       chunks.push(value);
     }
   }
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
-  }
+  const bytes = concatBytes(chunks, total);
   const out: Record<string, string> = {};
   try {
     const form = await new Request(req.url, { method: "POST", headers: { "content-type": req.headers.get("content-type") ?? "" }, body: bytes }).formData();
@@ -121,7 +118,7 @@ dashboard.post("/dashboard/login", async (c) => {
   const fail = (message: string, status: 400 | 403 | 413 | 429) =>
     sendPage(c, renderPage({ title: "Sign in", section: null, tenant: ALL_TENANTS, tenants: [], csrf: null, body: loginBody(loginNonce(c), next, message) }), status);
   if (!form) return fail(`The form is larger than ${MAX_LOGIN_BODY_BYTES} bytes.`, 413);
-  if (!c.env.ADMIN_TOKEN) return fail("The reporting page is disabled: set the ADMIN_TOKEN secret.", 403);
+  if (!adminToken(c.env)) return fail("The reporting page is disabled: set the ADMIN_TOKEN secret.", 403);
   const clientKey = loginClientKey(c);
   const failures = await rateCount(c.env.DB, clientKey);
   if (failures >= MAX_FAILED_LOGINS_PER_MINUTE) {

@@ -4,10 +4,13 @@
  * (`__Host-`, HttpOnly, Secure, SameSite=Strict) holds 32 random bytes, D1 stores only their SHA-256, and each
  * session has its own CSRF token that every form posts back.
  */
+import { encodeBase64Url } from "../mime/encoding";
+import { constantTimeEqual, hmacSha256 } from "../mime/hmac";
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { sha256Hex, timingSafeEqualText } from "../store/keys";
-import { accessSettings, verifyAccessJwt } from "./access";
+import { sha256Hex } from "../store/keys";
+import { accessSettings, adminToken, signingSecretSetting } from "../config";
+import { verifyAccessJwt } from "./access";
 
 export const SESSION_COOKIE = "__Host-er_session";
 export const LOGIN_COOKIE = "__Host-er_login";
@@ -24,15 +27,16 @@ export type DashEnv = { Bindings: Env; Variables: { session: DashboardSession } 
 
 export function randomToken(bytes = 32): string {
   const b = crypto.getRandomValues(new Uint8Array(bytes));
-  return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return encodeBase64Url(b);
 }
 
 const cookieOptions = (maxAgeS: number) => ({ path: "/", httpOnly: true, secure: true, sameSite: "Strict" as const, maxAge: maxAgeS });
 
 /** True when the presented token is the admin token (compared as hashes, in constant time). */
 export async function isAdminToken(env: Env, presented: string): Promise<boolean> {
-  if (!env.ADMIN_TOKEN || !presented) return false;
-  return timingSafeEqualText(await sha256Hex(presented), await sha256Hex(env.ADMIN_TOKEN));
+  const token = adminToken(env);
+  if (!token || !presented) return false;
+  return constantTimeEqual(await sha256Hex(presented), await sha256Hex(token));
 }
 
 /** Opens a session: stores the hash of a new cookie value with a fresh CSRF token, sets the cookie. */
@@ -67,11 +71,9 @@ async function cookieSession(c: Context<DashEnv>, now: number): Promise<Dashboar
 
 /** CSRF token of an Access identity: an HMAC of its subject under the deployment's secret. */
 async function accessCsrf(env: Env, sub: string): Promise<string> {
-  const secret = env.SIGNING_SECRET || env.ADMIN_TOKEN || "";
+  const secret = signingSecretSetting(env) || adminToken(env) || "";
   if (!secret) throw new Error("set SIGNING_SECRET (or ADMIN_TOKEN) to use the reporting page behind Access");
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`dashboard-csrf:${sub}`)));
-  return btoa(String.fromCharCode(...mac)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return encodeBase64Url(await hmacSha256(secret, `dashboard-csrf:${sub}`));
 }
 
 /** The request's session, from Access when configured, else from the cookie; null when not signed in. */
@@ -98,7 +100,7 @@ export function sameOrigin(c: Context): boolean {
 
 /** The CSRF check of a posted form: same origin and the session's token, compared in constant time. */
 export function csrfValid(c: Context<DashEnv>, posted: unknown): boolean {
-  return sameOrigin(c) && typeof posted === "string" && timingSafeEqualText(posted, c.get("session").csrf);
+  return sameOrigin(c) && typeof posted === "string" && constantTimeEqual(posted, c.get("session").csrf);
 }
 
 /** Requires a session; sends browsers to the login form otherwise (or explains the Access requirement). */
@@ -121,5 +123,5 @@ export function loginNonce(c: Context<DashEnv>): string {
 
 export function loginNonceValid(c: Context<DashEnv>, posted: unknown): boolean {
   const cookie = getCookie(c, LOGIN_COOKIE);
-  return sameOrigin(c) && !!cookie && typeof posted === "string" && timingSafeEqualText(cookie, posted);
+  return sameOrigin(c) && !!cookie && typeof posted === "string" && constantTimeEqual(cookie, posted);
 }

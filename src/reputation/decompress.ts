@@ -3,6 +3,7 @@
  * entries), with an absolute and a ratio limit so a decompression bomb is refused after reading at most
  * `maxBytes`. Uses the platform's DecompressionStream (Workers and Node 18+). Pure otherwise.
  */
+import { concatBytes } from "../mime/encoding";
 
 /** Why decompression gave up; the caller records it and keeps the mail out of delivery state. */
 export class DecompressError extends Error {
@@ -43,13 +44,7 @@ async function inflate(input: Uint8Array, format: "gzip" | "deflate-raw", limits
   } finally {
     reader.releaseLock();
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }
 
 /** Gunzips one gzip member (the format DMARC and TLS reporters use: RFC 7489 7.2.1.1, RFC 8460 5.3). */

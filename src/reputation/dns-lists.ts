@@ -8,6 +8,8 @@
  * queries, and URIBL and SURBL answer 127.0.0.1 ("query refused") — bit 0x1 is never a classification in their
  * bitmasks. Those are errors: the subject's state stays what it was.
  */
+import { isDomainName } from "../mime/domain-name";
+
 
 export type ListKind = "ip" | "domain";
 
@@ -95,7 +97,6 @@ export class ListConfigError extends Error {
   override name = "ListConfigError";
 }
 
-const ZONE = /^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/;
 const NAME = /^[a-z0-9][a-z0-9-]{0,39}$/;
 const ANSWER = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
 
@@ -131,7 +132,7 @@ export function parseDnsLists(value: string | undefined): DnsList[] {
       const list: DnsList = { ...base, blocking: typeof r.blocking === "boolean" ? r.blocking : base.blocking };
       // A Spamhaus DQS zone (<key>.zen.dq.spamhaus.net) replaces the public one.
       if (typeof r.zone === "string") {
-        if (!ZONE.test(r.zone.toLowerCase())) throw new ListConfigError(`${at}.zone is not a DNS name`);
+        if (!isDomainName(r.zone, { maxLength: 200 })) throw new ListConfigError(`${at}.zone is not a DNS name`);
         list.zone = r.zone.toLowerCase();
       }
       if (seen.has(list.name)) throw new ListConfigError(`${at}: duplicate name ${list.name}`);
@@ -141,7 +142,7 @@ export function parseDnsLists(value: string | undefined): DnsList[] {
     if (typeof raw !== "object" || raw === null) throw new ListConfigError(`${at} must be an object`);
     const r = raw as Record<string, unknown>;
     if (typeof r.name !== "string" || !NAME.test(r.name) || seen.has(r.name)) throw new ListConfigError(`${at}.name must be a unique short name (a-z, 0-9, -)`);
-    if (typeof r.zone !== "string" || !ZONE.test(r.zone.toLowerCase())) throw new ListConfigError(`${at}.zone must be a DNS zone`);
+    if (typeof r.zone !== "string" || !isDomainName(r.zone, { maxLength: 200 })) throw new ListConfigError(`${at}.zone must be a DNS zone`);
     if (r.kind !== "ip" && r.kind !== "domain") throw new ListConfigError(`${at}.kind must be "ip" or "domain"`);
     const list: DnsList = {
       name: r.name,
@@ -165,13 +166,11 @@ export function isIpv4(s: string): boolean {
   return p.length === 4 && p.every((x) => /^\d{1,3}$/.test(x) && Number(x) <= 255 && (x === "0" || !x.startsWith("0")));
 }
 
-const DOMAIN = /^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
-
 /** The name to look up: `4.3.2.1.<zone>` for 1.2.3.4, `<domain>.<zone>` for a domain; null if the subject does not fit the list. */
 export function queryName(list: DnsList, subject: string): string | null {
   const s = subject.toLowerCase();
   if (list.kind === "ip") return isIpv4(s) ? `${s.split(".").reverse().join(".")}.${list.zone}` : null;
-  return DOMAIN.test(s) ? `${s}.${list.zone}` : null;
+  return isDomainName(s, { maxLength: 200, letterTld: true }) ? `${s}.${list.zone}` : null;
 }
 
 /** What one lookup says. `error` leaves the subject's state unchanged. */

@@ -2,6 +2,7 @@
  * SASL helpers for SMTP AUTH (RFC 4954): PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login) and CRAM-MD5
  * (RFC 2195). Pure: base64 of UTF-8 and an HMAC-MD5 in plain TypeScript, because WebCrypto has no MD5.
  */
+import { encodeBase64 } from "../mime/encoding";
 
 export type AuthMethod = "PLAIN" | "LOGIN" | "CRAM-MD5";
 
@@ -12,10 +13,7 @@ const encoder = new TextEncoder();
 
 /** Base64 of the UTF-8 bytes of a string (or of raw bytes). */
 export function base64(data: string | Uint8Array): string {
-  const bytes = typeof data === "string" ? encoder.encode(data) : data;
-  let bin = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(bin);
+  return encodeBase64(typeof data === "string" ? encoder.encode(data) : data);
 }
 
 /** Decodes base64 into bytes; throws on malformed input. */

@@ -6,6 +6,7 @@
  * - the body ends with CRLF "." CRLF.
  * Bodies can be streamed (R2 object bodies) chunk by chunk without being copied whole.
  */
+import { concatBytes } from "../mime/encoding";
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -141,7 +142,7 @@ export async function* encodeDataStream(body: ReadableStream<Uint8Array>): Async
   let size = 0;
   let finished = false;
   const flush = () => {
-    const out = parts.length === 1 ? parts[0]! : concat(parts, size);
+    const out = parts.length === 1 ? parts[0]! : concatBytes(parts, size);
     parts = [];
     size = 0;
     return out;
@@ -166,14 +167,4 @@ export async function* encodeDataStream(body: ReadableStream<Uint8Array>): Async
     if (!finished) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
   }
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

@@ -15,6 +15,7 @@
  *   reordered object does not open.
  */
 
+import { bodyEncryptionKeysSecret } from "../config";
 import { decodeBase64, encodeBase64 } from "../mime/encoding";
 
 /** Every sealed inline body starts with this. */
@@ -36,8 +37,7 @@ interface BodyKeys {
 let parsed: { secret: string; keys: Promise<BodyKeys> } | undefined;
 
 function secretOf(env: Env): string | undefined {
-  const v = (env as { BODY_ENCRYPTION_KEYS?: string }).BODY_ENCRYPTION_KEYS;
-  return v && v.trim() ? v : undefined;
+  return bodyEncryptionKeysSecret(env);
 }
 
 /** Parses `id:base64key[,id:base64key...]`: each key 32 bytes (AES-256); the first seals. Once per isolate. */

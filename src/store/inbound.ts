@@ -12,6 +12,7 @@
  */
 import { idFloor } from "./ids";
 import { MESSAGE_BY_ID, parseRecipients } from "./messages";
+import { isRedactedValue, redactAddress, redactText, type Redactor } from "./redaction";
 import { addSuppressionStatement, type SuppressionReason } from "./suppressions";
 
 /** One recipient of one of our messages, as attribution finds it. */
@@ -181,15 +182,28 @@ function notLogged(type: string, idx: number): string {
 }
 
 /**
+ * A report about a recipient whose row was already redacted (issue 21) records no address in the clear: its text
+ * and reported address are redacted as the row was (mode `redact`: a report has no hash key at hand). The
+ * suppression it calls for uses the address the report itself named, when it names one.
+ */
+async function reportOnRedactedRow(ref: RecipientRef, text: string | null, reported: string): Promise<{ text: string | null; reported: string; suppress: string | null }> {
+  if (!isRedactedValue(ref.address)) return { text, reported, suppress: ref.address };
+  const r: Redactor = { mode: "redact", tenantId: ref.tenantId, hashKey: null };
+  const named = reported.includes("@") && !isRedactedValue(reported) ? reported.toLowerCase() : null;
+  return { text: await redactText(r, text), reported: await redactAddress(r, reported), suppress: named };
+}
+
+/**
  * Records an asynchronous bounce: the `bounced` event, the recipient moved to `bounced`, and for a hard bounce a
  * suppression of the address (all streams). Returns false when the recipient was already bounced (or never
  * sent), in which case nothing was written.
  */
 export async function recordAsyncBounce(db: D1Database, ref: RecipientRef, f: ReportedFailure, at = Date.now()): Promise<boolean> {
-  const text = f.text ? f.text.slice(0, 1000) : null;
+  const seen = await reportOnRedactedRow(ref, f.text ? f.text.slice(0, 1000) : null, f.reportedAddress);
+  const text = seen.text;
   const r = `'$[${Math.trunc(ref.idx)}]`;
   const condition = `json_extract(rcpts, ${r}.s') IN ${HANDED_OFF}`;
-  const data = { async: true, reason: f.reason, hard: f.hard, reported_recipient: f.reportedAddress, attribution: f.attribution };
+  const data = { async: true, reason: f.reason, hard: f.hard, reported_recipient: seen.reported, attribution: f.attribution };
   const [event] = conditionalReport(db, ref, "bounced", at, { code: f.replyCode, enhanced: f.status || null, text, host: f.remoteMta, data }, condition);
   const entry = Object.fromEntries(
     Object.entries({ y: "bounced", i: ref.idx, at, c: f.replyCode, e: f.status || null, t: text, h: f.remoteMta, d: data }).filter(([, v]) => v !== null && v !== undefined),
@@ -210,13 +224,13 @@ export async function recordAsyncBounce(db: D1Database, ref: RecipientRef, f: Re
   ];
   const [res] = await db.batch(stmts);
   const recorded = (res?.meta.changes ?? 0) > 0;
-  if (recorded && f.hard) {
+  if (recorded && f.hard && seen.suppress) {
     await addSuppressionStatement(db, {
       tenantId: ref.tenantId,
-      address: ref.address,
+      address: seen.suppress,
       scope: "all",
       reason: "hard_bounce",
-      detail: [f.replyCode, f.status, f.text].filter((x) => x !== null && x !== "").join(" ").slice(0, 500) || f.reason,
+      detail: [f.replyCode, f.status, seen.text].filter((x) => x !== null && x !== "").join(" ").slice(0, 500) || f.reason,
       messageId: ref.messageId,
       createdAt: at,
     }).run();
@@ -238,21 +252,22 @@ export interface ReportedComplaint {
  * status does not change. Returns false for a repeated complaint.
  */
 export async function recordComplaint(db: D1Database, ref: RecipientRef, c: ReportedComplaint, at = Date.now()): Promise<boolean> {
+  const seen = await reportOnRedactedRow(ref, null, c.reportedAddress);
   const [event] = await db.batch(
     conditionalReport(
       db,
       ref,
       "complained",
       at,
-      { text: `feedback-type: ${c.feedbackType}`, data: { feedback_type: c.feedbackType, reported_recipient: c.reportedAddress, attribution: c.attribution } },
+      { text: `feedback-type: ${c.feedbackType}`, data: { feedback_type: c.feedbackType, reported_recipient: seen.reported, attribution: c.attribution } },
       handedOffOnce("complained", ref.idx),
     ),
   );
   const recorded = (event?.meta.changes ?? 0) > 0;
-  if (recorded && c.suppress) {
+  if (recorded && c.suppress && seen.suppress) {
     await addSuppressionStatement(db, {
       tenantId: ref.tenantId,
-      address: ref.address,
+      address: seen.suppress,
       scope: c.suppress.scope,
       reason: c.suppress.reason,
       detail: `feedback report (${c.feedbackType})`,
@@ -278,6 +293,7 @@ export const DELAY_EVENT_DEDUP_MS = 60 * 60 * 1000;
  */
 export async function recordDelayWarning(db: D1Database, ref: RecipientRef, d: ReportedDelay, at = Date.now()): Promise<boolean> {
   const since = Math.floor(at - DELAY_EVENT_DEDUP_MS);
+  const seen = await reportOnRedactedRow(ref, d.text ? d.text.slice(0, 1000) : null, d.reportedAddress);
   const i = Math.trunc(ref.idx);
   const condition = `json_extract(rcpts, '$[${i}].s') IN ${HANDED_OFF}
     AND NOT EXISTS (SELECT 1 FROM json_each(COALESCE(log, '[]')) j WHERE json_extract(j.value, '$.y') = 'delayed'
@@ -291,9 +307,9 @@ export async function recordDelayWarning(db: D1Database, ref: RecipientRef, d: R
       {
         code: d.replyCode,
         enhanced: d.status || null,
-        text: d.text ? d.text.slice(0, 1000) : null,
+        text: seen.text,
         host: d.remoteMta,
-        data: { reason: d.reason, reported_recipient: d.reportedAddress, attribution: d.attribution },
+        data: { reason: d.reason, reported_recipient: seen.reported, attribution: d.attribution },
       },
       condition,
     ),

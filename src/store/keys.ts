@@ -1,4 +1,5 @@
 /** API keys and tenants in D1. Keys are stored as SHA-256 hashes; the plaintext exists only at creation. */
+import { constantTimeEqual } from "../mime/hmac";
 import { API_KEY_PREFIX } from "../config";
 import { newId } from "./ids";
 
@@ -25,15 +26,6 @@ export async function sha256Hex(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Compares two strings in time that depends only on their lengths. */
-export function timingSafeEqualText(a: string, b: string): boolean {
-  const ea = new TextEncoder().encode(a);
-  const eb = new TextEncoder().encode(b);
-  let diff = ea.length ^ eb.length;
-  const n = Math.max(ea.length, eb.length);
-  for (let i = 0; i < n; i++) diff |= (ea[i] ?? 0) ^ (eb[i] ?? 0);
-  return diff === 0;
-}
 
 /** Makes a new random API key (shown once) for a tenant and stores only its hash. */
 export async function createApiKey(db: D1Database, tenantId: string, name: string | null): Promise<{ id: string; key: string }> {
@@ -68,7 +60,7 @@ export async function findApiKey(db: D1Database, presented: string): Promise<Key
       default_stream: string;
       require_tls: number | null;
     }>();
-  if (!row || !timingSafeEqualText(row.key_hash, hash)) return null;
+  if (!row || !constantTimeEqual(row.key_hash, hash)) return null;
   return {
     keyId: row.key_id,
     prefix: row.prefix,
@@ -117,7 +109,16 @@ export async function tenantDomainStatus(db: D1Database, tenantId: string, domai
 export async function updateTenant(
   db: D1Database,
   id: string,
-  patch: { name?: string; suspended?: boolean; rateLimitPerMinute?: number | null; defaultStream?: "transactional" | "broadcast"; requireTls?: boolean },
+  patch: {
+    name?: string;
+    suspended?: boolean;
+    rateLimitPerMinute?: number | null;
+    defaultStream?: "transactional" | "broadcast";
+    requireTls?: boolean;
+    retentionDays?: number | null;
+    redactAfterDays?: number | null;
+    redactMode?: "redact" | "hash" | null;
+  },
 ): Promise<boolean> {
   const sets: string[] = [];
   const values: (string | number | null)[] = [];
@@ -126,6 +127,9 @@ export async function updateTenant(
   if (patch.rateLimitPerMinute !== undefined) (sets.push("rate_limit_per_minute = ?"), values.push(patch.rateLimitPerMinute));
   if (patch.defaultStream !== undefined) (sets.push("default_stream = ?"), values.push(patch.defaultStream));
   if (patch.requireTls !== undefined) (sets.push("require_tls = ?"), values.push(patch.requireTls ? 1 : 0));
+  if (patch.retentionDays !== undefined) (sets.push("retention_days = ?"), values.push(patch.retentionDays));
+  if (patch.redactAfterDays !== undefined) (sets.push("redact_after_days = ?"), values.push(patch.redactAfterDays));
+  if (patch.redactMode !== undefined) (sets.push("redact_mode = ?"), values.push(patch.redactMode));
   if (!sets.length) return (await getTenant(db, id)) !== null;
   const r = await db.prepare(`UPDATE tenants SET ${sets.join(", ")} WHERE id = ?`).bind(...values, id).run();
   return (r.meta.changes ?? 0) > 0;
@@ -138,6 +142,13 @@ export interface TenantView {
   rate_limit_per_minute: number | null;
   default_stream: string;
   require_tls: boolean;
+  /** Data minimisation (issue 21): days of message history kept (null: MESSAGE_RETENTION_DAYS). */
+  retention_days: number | null;
+  /** Days after acceptance when subjects and addresses are redacted (null: never), and how. */
+  redact_after_days: number | null;
+  redact_mode: "redact" | "hash" | null;
+  /** Set while an erase of the tenant's data is in progress. */
+  erase_requested_at: string | null;
   created_at: string;
   domains: string[];
   keys: { id: string; prefix: string; name: string | null; created_at: string; revoked_at: string | null }[];
@@ -150,7 +161,21 @@ export async function getTenant(db: D1Database, id: string): Promise<TenantView 
     db.prepare("SELECT domain FROM sender_domains WHERE tenant_id = ? ORDER BY domain").bind(id),
     db.prepare("SELECT id, prefix, name, created_at, revoked_at FROM api_keys WHERE tenant_id = ? ORDER BY created_at").bind(id),
   ]);
-  const row = t?.results[0] as { id: string; name: string; suspended: number; rate_limit_per_minute: number | null; default_stream: string; require_tls?: number; created_at: number } | undefined;
+  const row = t?.results[0] as
+    | {
+        id: string;
+        name: string;
+        suspended: number;
+        rate_limit_per_minute: number | null;
+        default_stream: string;
+        require_tls?: number;
+        retention_days?: number | null;
+        redact_after_days?: number | null;
+        redact_mode?: string | null;
+        erase_requested_at?: number | null;
+        created_at: number;
+      }
+    | undefined;
   if (!row) return null;
   const iso = (ms: number) => new Date(ms).toISOString();
   return {
@@ -160,6 +185,10 @@ export async function getTenant(db: D1Database, id: string): Promise<TenantView 
     rate_limit_per_minute: row.rate_limit_per_minute,
     default_stream: row.default_stream,
     require_tls: row.require_tls === 1,
+    retention_days: row.retention_days ?? null,
+    redact_after_days: row.redact_after_days ?? null,
+    redact_mode: row.redact_after_days === null || row.redact_after_days === undefined ? null : row.redact_mode === "hash" ? "hash" : "redact",
+    erase_requested_at: row.erase_requested_at ? iso(row.erase_requested_at) : null,
     created_at: iso(row.created_at),
     domains: ((d?.results ?? []) as { domain: string }[]).map((r) => r.domain),
     keys: ((k?.results ?? []) as { id: string; prefix: string; name: string | null; created_at: number; revoked_at: number | null }[]).map((r) => ({

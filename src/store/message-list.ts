@@ -2,6 +2,8 @@
 import { FEED_AT, FEED_COLUMNS, FEED_FROM, FEED_ID, FEED_MESSAGE_ID, FEED_ORDER, FEED_RECIPIENT, FEED_TYPE, firstRowAfter } from "./feed";
 import { idFloor } from "./ids";
 import { parseRecipients, summariseStatus, type EventRow, type RecipientStatus } from "./messages";
+import { isRedactedValue } from "./redaction";
+import { eventDetail, type EventDetail } from "./event-detail";
 
 export interface MessageSummary {
   id: string;
@@ -13,11 +15,15 @@ export interface MessageSummary {
   stream: string;
   tags: string[];
   status: string;
+  /** Subjects and addresses were redacted (issue 21). */
+  redacted: boolean;
   recipients: { address: string; status: RecipientStatus }[];
 }
 
 export interface MessageQuery {
   recipient: string | null;
+  /** The recipient as it reads in rows redacted in mode `hash` (store/redaction.ts `addressSearchForm`). */
+  recipientHashed?: string | null;
   tag: string | null;
   status: RecipientStatus | null;
   /** Only messages of this stream. */
@@ -40,7 +46,7 @@ export async function listMessages(db: D1Database, tenantId: string, q: MessageQ
           AND (?2 IS NULL OR m.id < ?2)
           AND (?3 IS NULL OR (m.id >= ?4 AND m.created_at >= ?3))
           AND (?5 IS NULL OR m.created_at < ?5)
-          AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(m.rcpts) x WHERE json_extract(x.value, '$.a') IN (?6, ?7)))
+          AND (?6 IS NULL OR EXISTS (SELECT 1 FROM json_each(m.rcpts) x WHERE json_extract(x.value, '$.a') IN (?6, ?7, ?12)))
           AND (?8 IS NULL OR EXISTS (SELECT 1 FROM json_each(m.tags) WHERE json_each.value = ?8))
           AND (?9 IS NULL OR EXISTS (SELECT 1 FROM json_each(m.rcpts) x WHERE json_extract(x.value, '$.s') = ?9))
           AND (?10 IS NULL OR m.stream = ?10)
@@ -58,6 +64,7 @@ export async function listMessages(db: D1Database, tenantId: string, q: MessageQ
       q.status,
       q.stream ?? null,
       q.limit,
+      q.recipientHashed ?? null,
     )
     .all<{
       id: string;
@@ -82,6 +89,7 @@ export async function listMessages(db: D1Database, tenantId: string, q: MessageQ
       stream: m.stream,
       tags: JSON.parse(m.tags ?? "[]") as string[],
       status: summariseStatus(recipients.map((r) => r.status)),
+      redacted: isRedactedValue(recipients[0]?.address),
       recipients,
     };
   });
@@ -90,25 +98,22 @@ export async function listMessages(db: D1Database, tenantId: string, q: MessageQ
 /** Ids are made from the accepting isolate's clock; a `since` bound on ids allows this much skew. */
 const ID_CLOCK_SKEW_MS = 60_000;
 
-export interface EventView {
+export type EventView = {
   id: number;
   message_id: string;
   type: string;
   at: string;
   recipient: string | null;
-  attempt: number | null;
-  code: number | null;
-  enhanced: string | null;
-  text: string | null;
-  host: string | null;
-  tls: boolean | null;
-  latency_ms: number | null;
-}
+  /** The event's addresses were redacted (issue 21). */
+  redacted: boolean;
+} & EventDetail;
 
 export interface EventQuery {
   type: string | null;
   messageId: string | null;
   recipient: string | null;
+  /** The recipient as it reads in rows redacted in mode `hash`. */
+  recipientHashed?: string | null;
   /** Only events of messages of this stream. */
   stream?: "transactional" | "broadcast" | null;
   since: number | null;
@@ -130,7 +135,7 @@ export async function listEvents(db: D1Database, tenantId: string, q: EventQuery
           AND (?4 IS NULL OR ${FEED_AT} >= ?4)
           AND (?5 IS NULL OR ${FEED_TYPE} = ?5)
           AND (?6 IS NULL OR ${FEED_MESSAGE_ID} = ?6)
-          AND (?7 IS NULL OR ${FEED_RECIPIENT} IN (?7, ?8))
+          AND (?7 IS NULL OR ${FEED_RECIPIENT} IN (?7, ?8, ?11))
           AND (?9 IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = e.tenant_id AND m.id = ${FEED_MESSAGE_ID} AND m.stream = ?9))
         ORDER BY ${FEED_ORDER} LIMIT ?10`,
     )
@@ -145,6 +150,7 @@ export async function listEvents(db: D1Database, tenantId: string, q: EventQuery
       q.recipient?.toLowerCase() ?? null,
       q.stream ?? null,
       q.limit,
+      q.recipientHashed ?? null,
     )
     .all<Omit<EventRow, "tenant_id" | "recipient_idx" | "seq" | "data">>();
   return results.map((e) => ({
@@ -153,12 +159,7 @@ export async function listEvents(db: D1Database, tenantId: string, q: EventQuery
     type: e.type,
     at: new Date(e.at).toISOString(),
     recipient: e.recipient,
-    attempt: e.attempt,
-    code: e.code,
-    enhanced: e.enhanced,
-    text: e.text,
-    host: e.host,
-    tls: e.tls === null ? null : e.tls === 1,
-    latency_ms: e.latency_ms,
+    ...eventDetail(e),
+    redacted: isRedactedValue(e.recipient),
   }));
 }

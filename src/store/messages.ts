@@ -6,6 +6,8 @@
  * (insert), its update in place, and one `delivered` event, which also announces `accepted` and `queued` (see
  * `feed` in migrations/0008_ledger.sql): three rows, no index entries.
  */
+import { isRedactedValue } from "./redaction";
+import type { EventDetail } from "./event-detail";
 
 export type RecipientStatus = "queued" | "deferred" | "delivered" | "bounced" | "expired" | "suppressed" | "failed";
 /** `delayed`: a remote MTA warned that it still holds the message and keeps trying (never changes the recipient's status). */
@@ -395,6 +397,8 @@ export interface MessageView {
   metadata: Record<string, string>;
   created_at: string;
   status: string;
+  /** Subjects and addresses were redacted (issue 21, store/redaction.ts). */
+  redacted: boolean;
   recipients: {
     address: string;
     status: RecipientStatus;
@@ -404,19 +408,7 @@ export interface MessageView {
     last_text: string | null;
     updated_at: string;
   }[];
-  events: {
-    type: string;
-    at: string;
-    recipient: string | null;
-    attempt: number | null;
-    code: number | null;
-    enhanced: string | null;
-    text: string | null;
-    host: string | null;
-    tls: boolean | null;
-    latency_ms: number | null;
-    seq: number | null;
-  }[];
+  events: ({ type: string; at: string; recipient: string | null } & EventDetail & { seq: number | null })[];
 }
 
 /** Overall message status: the least advanced recipient state, so "delivered" means every recipient was. */
@@ -514,6 +506,7 @@ export async function getMessage(db: D1Database, id: string, tenantId: string | 
     metadata: JSON.parse(m.metadata ?? "{}") as Record<string, string>,
     created_at: iso(m.created_at),
     status: summariseStatus(rcpts.map((r) => r.s)),
+    redacted: isRedactedValue(rcpts[0]?.a),
     recipients: rcpts.map((r, idx) => {
       const last = lastReply(idx, r);
       return {

@@ -2,7 +2,7 @@
  * Streams per tenant in D1 (issue 12): pause state and delivery limits (`tenant_streams`), and the delivery jobs
  * of paused streams (`parked_jobs`), kept in arrival order and released in that order.
  */
-import type { DeliveryJob, Stream } from "../delivery/job";
+import type { DeliveryJob, Stream } from "../queue/job";
 
 export const STREAMS: readonly Stream[] = ["transactional", "broadcast"];
 

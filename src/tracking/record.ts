@@ -1,9 +1,9 @@
 /**
  * Records one open or click: classifies it (human or machine), counts it per recipient, writes the
- * `opened` / `clicked` event to D1 (from where rollups, the message timeline and webhooks pick it up) and
- * has pending webhook deliveries sent right away. Runs after the tracking endpoint has answered (`waitUntil`). Not pure: D1 and the webhook queue.
+ * `opened` / `clicked` event to D1 (from where rollups, the message timeline and webhooks pick it up) and returns
+ * it, so the caller can have webhooks sent right away. Runs after the tracking endpoint has answered
+ * (`waitUntil`). Not pure: D1.
  */
-import { emitNewEventsLogged } from "../webhooks/emit";
 import { appendToLog, insertEvent, type EventRecord } from "../store/messages";
 import { countTrackingHit, findTrackedRecipient } from "../store/tracking";
 import { classifyTrackingHit } from "./machine";
@@ -61,7 +61,5 @@ export async function recordTrackingHit(env: Env, token: TrackingToken, req: Tra
   };
   // The event feeds webhooks and rollups; the log entry puts it in the message's timeline (issue 16: no index on events).
   await env.DB.batch([insertEvent(env.DB, event), appendToLog(env.DB, event)]);
-  // Webhooks read the event log by watermark; send now rather than at the next cron run.
-  await emitNewEventsLogged(env);
   return event;
 }

@@ -9,7 +9,8 @@
  *
  * Pure: Web Crypto only, runs in Node and in Workers.
  */
-import { hmacSha256 } from "../mime/hmac";
+import { decodeBase64Url, encodeBase64Url } from "../mime/encoding";
+import { hmacSha256, constantTimeEqual } from "../mime/hmac";
 
 /** A click or open of one recipient of one message. */
 export type TrackingToken =
@@ -28,29 +29,7 @@ const MAC_BYTES = 16;
 const LABEL = "edge-relay tracking v1\n";
 
 async function mac(payload: string, secret: string): Promise<string> {
-  return base64url((await hmacSha256(secret, LABEL + payload)).subarray(0, MAC_BYTES));
-}
-
-/** base64url without padding (RFC 4648 section 5). */
-export function base64url(bytes: Uint8Array): string {
-  let bin = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function fromBase64url(text: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
-  const b64 = text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4);
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-function constantTimeEqual(a: string, b: string): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a.charCodeAt(i) || 0) ^ (b.charCodeAt(i) || 0);
-  return diff === 0;
+  return encodeBase64Url((await hmacSha256(secret, LABEL + payload)).subarray(0, MAC_BYTES));
 }
 
 function payloadOf(t: TrackingToken): string {
@@ -65,7 +44,7 @@ function payloadOf(t: TrackingToken): string {
 
 /** The signed token for a click or an open. Throws RangeError for ids or URLs outside the documented shape. */
 export async function signTrackingToken(t: TrackingToken, secret: string): Promise<string> {
-  const payload = base64url(new TextEncoder().encode(payloadOf(t)));
+  const payload = encodeBase64Url(new TextEncoder().encode(payloadOf(t)));
   return `${payload}.${await mac(payload, secret)}`;
 }
 
@@ -77,7 +56,7 @@ export async function verifyTrackingToken(token: string, secret: string, kind?: 
   if (dot <= 0) return null;
   const payload = token.slice(0, dot);
   if (!constantTimeEqual(token.slice(dot + 1), await mac(payload, secret))) return null;
-  const bytes = fromBase64url(payload);
+  const bytes = decodeBase64Url(payload);
   if (!bytes) return null;
   let text: string;
   try {

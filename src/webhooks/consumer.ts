@@ -2,12 +2,12 @@
  * Queue consumer for WEBHOOKS (and its dead-letter queue): signs each event, POSTs it to its endpoint, records
  * the attempt, and retries failures with growing delays (WEBHOOK_RETRY_SCHEDULE_SECONDS, about a day in all).
  */
-import { loadConfig } from "../config";
+import { loadConfig, webhookRetrySchedule } from "../config";
 import { destinationAllowed } from "../delivery/private-networks";
 import { getWebhook, insertAttempt, type AttemptOutcome, type WebhookRow } from "../store/webhooks";
 import { isWebhookJob, type WebhookJob } from "./emit";
 import { SIGNATURE_HEADER, signWebhook } from "./signature";
-import { WEBHOOK_ERROR_MAX_CHARS, WEBHOOK_TIMEOUT_MS, webhookRetryDelay, webhookRetrySchedule } from "./settings";
+import { WEBHOOK_ERROR_MAX_CHARS, WEBHOOK_TIMEOUT_MS, webhookRetryDelay } from "./settings";
 
 export interface PostResult {
   ok: boolean;

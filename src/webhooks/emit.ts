@@ -8,6 +8,8 @@
 import { enabledWebhooksOf, parseEventTypes } from "../store/webhooks";
 import type { EventRow as StoredEventRow } from "../store/messages";
 import { FEED_COLUMNS, FEED_FROM, FEED_ORDER } from "../store/feed";
+import { isRedactedValue } from "../store/redaction";
+import { eventDetail } from "../store/event-detail";
 import type { WebhookPayload } from "./events";
 
 /** The columns of an event that a webhook carries. */
@@ -45,16 +47,8 @@ function payloadOf(webhookId: string, e: EventRow & { tenant_id: string }): Webh
     tenant_id: e.tenant_id,
     message_id: e.message_id,
     recipient: e.recipient,
-    data: {
-      attempt: e.attempt,
-      code: e.code,
-      enhanced: e.enhanced,
-      text: e.text,
-      host: e.host,
-      tls: e.tls === null ? null : e.tls === 1,
-      latency_ms: e.latency_ms,
-      ...(extra !== undefined ? { extra } : {}),
-    },
+    redacted: isRedactedValue(e.recipient),
+    data: { ...eventDetail(e), ...(extra !== undefined ? { extra } : {}) },
   };
 }
 

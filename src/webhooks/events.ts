@@ -1,4 +1,6 @@
 /** The JSON body of a webhook delivery, and the event types an endpoint may subscribe to. */
+import type { EventDetail } from "../store/event-detail";
+
 /** Event types endpoints may ask for; "*" subscribes to all. */
 export const WEBHOOK_EVENT_TYPES = [
   "accepted",
@@ -33,14 +35,7 @@ export interface WebhookPayload {
   tenant_id: string;
   message_id: string;
   recipient: string | null;
-  data: {
-    attempt: number | null;
-    code: number | null;
-    enhanced: string | null;
-    text: string | null;
-    host: string | null;
-    tls: boolean | null;
-    latency_ms: number | null;
-    extra?: unknown;
-  };
+  /** Message events: the recipient and texts were redacted (issue 21): they read [redacted] or [hmac:...] before @domain. */
+  redacted?: boolean;
+  data: EventDetail & { extra?: unknown };
 }

@@ -3,15 +3,14 @@
  * the scheme of Stripe's webhooks, so receivers can reuse familiar code. Signing the timestamp with the
  * body lets receivers refuse replays older than a few minutes.
  */
+import { constantTimeEqual, hmacSha256 } from "../mime/hmac";
 
 export const SIGNATURE_HEADER = "Edge-Relay-Signature";
 /** Receivers should refuse signatures older than this (Stripe's default tolerance). */
 export const SIGNATURE_TOLERANCE_S = 300;
 
 async function hmacHex(secret: string, text: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(text));
-  return [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return [...(await hmacSha256(secret, text))].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The signature header value for a body sent at `timestampS`. */
@@ -26,8 +25,5 @@ export async function verifyWebhook(secret: string, body: string, header: string
   const v1 = parts.get("v1");
   if (!Number.isInteger(t) || !v1 || Math.abs(nowS - t) > SIGNATURE_TOLERANCE_S) return false;
   const expected = await hmacHex(secret, `${t}.${body}`);
-  if (expected.length !== v1.length) return false;
-  let diff = 0;
-  for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ v1.charCodeAt(i);
-  return diff === 0;
+  return constantTimeEqual(expected, v1);
 }

@@ -3,26 +3,13 @@
  * (wrangler's unstable_startWorker, local D1/Queues persisted in a temp dir, migrations applied), with mail
  * seeded through the HTTP API and delivered to real SMTP servers. Screenshots go to test-output/.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { startRelay, type TestRelay } from "../bridge/support/relay";
+import { LAUNCH, SCREENSHOT_DIR as OUT, whyNoBrowser } from "../support/chromium";
 import { startSmtpServer, type ScriptedServer } from "../support/peers";
 
-const CHROMIUM = "/usr/bin/chromium";
-const OUT = "test-output";
-const LAUNCH = { executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] };
-
-/** Why the browser tests cannot run here (no Chromium, or it does not start), or null. */
-async function whyNoBrowser(): Promise<string | null> {
-  if (!existsSync(CHROMIUM)) return `${CHROMIUM} is not installed (apt-get install chromium, see .ci/setup-chromium.sh)`;
-  try {
-    await (await chromium.launch(LAUNCH)).close();
-    return null;
-  } catch (e) {
-    return `${CHROMIUM} does not start: ${String(e).split("\n")[0]}`;
-  }
-}
 const skipReason = await whyNoBrowser();
 if (skipReason) console.warn(`${skipReason}: the browser tests of the reporting page are skipped`);
 

@@ -3,26 +3,14 @@
  * found over the local DoH stub, and a failing DMARC source from a report mailed to the email() handler through
  * the local runtime's email endpoint. Values from the report (reporter name) are hostile and must stay text.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { startRelay, type TestRelay } from "../bridge/support/relay";
+import { LAUNCH, SCREENSHOT_DIR as OUT, whyNoBrowser } from "../support/chromium";
 import { startPeers, type Peers } from "../support/peers";
 import { dmarcXml, gzip, reportMail } from "../support/report-builders";
 
-const CHROMIUM = "/usr/bin/chromium";
-const OUT = "test-output";
-const LAUNCH = { executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] };
-
-async function whyNoBrowser(): Promise<string | null> {
-  if (!existsSync(CHROMIUM)) return `${CHROMIUM} is not installed (apt-get install chromium, see .ci/setup-chromium.sh)`;
-  try {
-    await (await chromium.launch(LAUNCH)).close();
-    return null;
-  } catch (e) {
-    return `${CHROMIUM} does not start: ${String(e).split("\n")[0]}`;
-  }
-}
 const skipReason = await whyNoBrowser();
 if (skipReason) console.warn(`${skipReason}: the browser test of the Reputation page is skipped`);
 

@@ -3,7 +3,7 @@
  * table (as D1 bills them, index entries included) and can refuse a write once, queues that capture jobs
  * instead of delivering them (a lost job), and a queue batch to hand the consumer directly.
  */
-import type { DeliveryJob } from "../../src/delivery/job";
+import type { DeliveryJob } from "../../src/queue/job";
 
 export interface RowCounter {
   total: number;

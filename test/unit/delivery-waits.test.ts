@@ -1,6 +1,6 @@
 /** Which postponements become visible waits, their text, and that a job announces a wait once (src/delivery/waits.ts). */
 import { describe, expect, it } from "vitest";
-import type { DeliveryJob } from "../../src/delivery/job";
+import type { DeliveryJob } from "../../src/queue/job";
 import { announceWait, waitFromPostponement, waitText } from "../../src/delivery/waits";
 
 const NOW = Date.UTC(2026, 11, 6, 1, 0, 0);

@@ -2,7 +2,7 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { checkForwardingLoop, headerSectionOf, MAX_RECEIVED_HOPS } from "../../src/inbound/loop";
-import { isSrsAddress, SRS_MAX_AGE_DAYS, srsForward, srsReverse } from "../../src/inbound/srs";
+import { isSrsAddress, SRS_MAX_AGE_DAYS, srsForward, srsReverse } from "../../src/mime/srs";
 
 const secret = "srs-test-secret-0123456789";
 const DAY = 86_400_000;

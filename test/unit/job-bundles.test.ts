@@ -1,7 +1,7 @@
 /** Job bundles (issue 16): several delivery jobs per Queue message, packed by count, bytes and delay. */
 import { describe, expect, it } from "vitest";
-import { BUNDLE_BYTES, bundleJobs, isJobBundle, jobsOf, JOBS_PER_BUNDLE } from "../../src/delivery/enqueue";
-import type { DeliveryJob } from "../../src/delivery/job";
+import { BUNDLE_BYTES, bundleJobs, isJobBundle, jobsOf, JOBS_PER_BUNDLE } from "../../src/queue/enqueue";
+import type { DeliveryJob } from "../../src/queue/job";
 
 function job(i: number, body = "hello"): DeliveryJob {
   return { v: 1, messageId: `m${i}`, tenantId: "t", mailFrom: "a@x.example", recipients: [{ idx: 0, address: `u${i}@d.example` }], destination: "d.example", body, sizeBytes: body.length, smtputf8: false, eightBit: false, acceptedAt: 1, attempt: 0 };

@@ -5,7 +5,7 @@
  * a delay longer than a Queue allows) waits for its due time.
  */
 import { describe, expect, it } from "vitest";
-import type { DeliveryJob } from "../../src/delivery/job";
+import type { DeliveryJob } from "../../src/queue/job";
 import { insertMessage } from "../../src/store/messages";
 import { addRoute, eventRows, gateState, recipientRows, waitAllFinal } from "../support/delivery-helpers";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, startSmtp, unique, waitFor } from "./helpers";

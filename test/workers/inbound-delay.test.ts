@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { encodeReturnPath } from "../../src/mime/return-path";
-import { call, createTenantWithKey, env, unique, waitFor } from "./helpers";
-import { deliverToWorker, eventRows, fakeEmail, fixtureFilled, inboundLog, recipientRows, suppressionOf } from "./inbound-support";
+import { call, env, unique } from "./helpers";
+import { deliverToWorker, eventRows, fakeEmail, fixtureFilled, inboundLog, recipientRows, sendDelivered, suppressionOf } from "./inbound-support";
 
 type MessageView = {
   status: string;
@@ -16,18 +16,6 @@ type MessageView = {
   events: { type: string; recipient: string | null; enhanced: string | null }[];
 };
 
-async function sendDelivered(to: string[]): Promise<{ id: string; key: string; tenantId: string; domain: string; messageIdHeader: string }> {
-  const domain = `${unique("dl")}.example`;
-  const { key, tenantId } = await createTenantWithKey([domain]);
-  const res = await call("/v1/messages", { method: "POST", key, json: { from: `app@${domain}`, to, subject: "Your receipt", text: "Thanks for your order." } });
-  expect(res.status).toBe(202);
-  const { id } = (await res.json()) as { id: string };
-  const view = await waitFor(async () => {
-    const v = (await (await call(`/v1/messages/${id}`, { key })).json()) as MessageView;
-    return v.recipients.every((r) => r.status === "delivered") ? v : undefined;
-  }, 30_000, `delivery of every recipient of ${id}`);
-  return { id, key, tenantId, domain, messageIdHeader: view.message_id_header };
-}
 
 function returnPath(id: string, idx: number, domain: string): Promise<string> {
   const secret = env.SIGNING_SECRET;
@@ -41,7 +29,7 @@ describe("delay warnings", () => {
   it("records each MTA's warning as a delayed event and changes no recipient's state", async () => {
     const rcptDomain = `${unique("rd")}.example`;
     const to = NOTICES.map((_, i) => `user${i}@${rcptDomain}`);
-    const { id, key, tenantId, domain, messageIdHeader } = await sendDelivered(to);
+    const { id, key, tenantId, domain, messageIdHeader } = await sendDelivered(to, { prefix: "dl" });
 
     for (const [i, file] of NOTICES.entries()) {
       const rp = await returnPath(id, i, domain);
@@ -71,7 +59,7 @@ describe("delay warnings", () => {
 
   it("writes one event for a warning Email Routing delivers twice", async () => {
     const rcpt = `${unique("u")}@${unique("rd")}.example`;
-    const { id, domain, messageIdHeader } = await sendDelivered([rcpt]);
+    const { id, domain, messageIdHeader } = await sendDelivered([rcpt], { prefix: "dl" });
     const rp = await returnPath(id, 0, domain);
     const raw = await fixtureFilled("inbound/delay/exim-warning.eml", { RECIPIENT: rcpt, RCPT_DOMAIN: "rd.example", TO: rp, MESSAGE_ID: messageIdHeader });
     await deliverToWorker(fakeEmail({ from: "", to: rp, raw }));
@@ -83,7 +71,7 @@ describe("delay warnings", () => {
 
   it("takes a null-sender responder that says the address is not a valid user for a hard bounce", async () => {
     const rcpt = `${unique("u")}@${unique("rd")}.example`;
-    const { id, tenantId, domain, messageIdHeader } = await sendDelivered([rcpt]);
+    const { id, tenantId, domain, messageIdHeader } = await sendDelivered([rcpt], { prefix: "dl" });
     const rp = await returnPath(id, 0, domain);
     const raw = await fixtureFilled("inbound/auto/not-a-valid-user.eml", { RECIPIENT: rcpt, RCPT_DOMAIN: "rd.example", TO: rp, MESSAGE_ID: messageIdHeader });
     await deliverToWorker(fakeEmail({ from: "", to: rp, raw }));
@@ -94,7 +82,7 @@ describe("delay warnings", () => {
 
   it("records a vacation reply with only X-Autorespond as an auto-reply", async () => {
     const rcpt = `${unique("u")}@${unique("rd")}.example`;
-    const { id, domain, messageIdHeader } = await sendDelivered([rcpt]);
+    const { id, domain, messageIdHeader } = await sendDelivered([rcpt], { prefix: "dl" });
     const rp = await returnPath(id, 0, domain);
     const raw = await fixtureFilled("inbound/auto/vacation-x-autorespond.eml", { RECIPIENT: rcpt, RCPT_DOMAIN: "rd.example", TO: rp, MESSAGE_ID: messageIdHeader });
     await deliverToWorker(fakeEmail({ from: rcpt, to: rp, raw }));

@@ -5,7 +5,7 @@
 import { inject } from "vitest";
 import { describe, expect, it } from "vitest";
 import { parseDkimKeys } from "../../src/accept/dkim-keys";
-import { srsReverse } from "../../src/inbound/srs";
+import { srsReverse } from "../../src/mime/srs";
 import { publicKeyRecord } from "../../src/mime/dkim";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routeDomain, startSmtp, unique, waitFor } from "./helpers";
 import { deliverToWorker, eventRows, fakeEmail, fixtureFilled, inboundLog, recipientRows } from "./inbound-support";

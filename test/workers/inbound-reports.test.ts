@@ -15,6 +15,7 @@ import {
   fixtureFilled,
   inboundLog,
   recipientRows,
+  sendDelivered,
   suppressionOf,
 } from "./inbound-support";
 
@@ -31,20 +32,6 @@ const secret = () => {
   return s;
 };
 
-/** Sends a message through the API to `to` and waits until every recipient is delivered (at the sink). */
-async function sendDelivered(to: string[], o: { signed?: boolean } = {}): Promise<{ id: string; key: string; tenantId: string; domain: string; messageIdHeader: string }> {
-  // Under signed.example the relay's test DKIM keys sign the mail (vitest.config.ts).
-  const domain = o.signed ? `${unique("in")}.signed.example` : `${unique("in")}.example`;
-  const { key, tenantId } = await createTenantWithKey([domain]);
-  const res = await call("/v1/messages", { method: "POST", key, json: { from: `app@${domain}`, to, subject: "Your receipt", text: "Thanks for your order." } });
-  expect(res.status).toBe(202);
-  const { id } = (await res.json()) as { id: string };
-  const view = await waitFor(async () => {
-    const v = (await (await call(`/v1/messages/${id}`, { key })).json()) as MessageView;
-    return v.recipients.every((r) => r.status === "delivered") ? v : undefined;
-  }, 30_000, `delivery of every recipient of ${id}`);
-  return { id, key, tenantId, domain, messageIdHeader: view.message_id_header };
-}
 
 /** The header section of the copy the sink received for `rcpt`, as a mailbox returns it in a bounce. */
 async function deliveredHeaders(rcpt: string): Promise<string> {

@@ -2,9 +2,28 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { inject } from "vitest";
 import worker from "../../src/index";
-import { env } from "./helpers";
+import { expect } from "vitest";
+import { call, createTenantWithKey, env, unique, waitFor } from "./helpers";
 
 const control = () => `http://127.0.0.1:${inject("controlPort")}`;
+
+/**
+ * Sends a message through the API to `to` and waits until every recipient is delivered (at the sink). Its domain
+ * is `<prefix>-….example`, or under signed.example (signed by the relay's test DKIM keys, vitest.config.ts).
+ */
+export async function sendDelivered(to: string[], o: { signed?: boolean; prefix?: string } = {}): Promise<{ id: string; key: string; tenantId: string; domain: string; messageIdHeader: string }> {
+  const label = unique(o.prefix ?? "in");
+  const domain = o.signed ? `${label}.signed.example` : `${label}.example`;
+  const { key, tenantId } = await createTenantWithKey([domain]);
+  const res = await call("/v1/messages", { method: "POST", key, json: { from: `app@${domain}`, to, subject: "Your receipt", text: "Thanks for your order." } });
+  expect(res.status).toBe(202);
+  const { id } = (await res.json()) as { id: string };
+  const view = await waitFor(async () => {
+    const v = (await (await call(`/v1/messages/${id}`, { key })).json()) as { message_id_header: string; recipients: { status: string }[] };
+    return v.recipients.every((r) => r.status === "delivered") ? v : undefined;
+  }, 30_000, `delivery of every recipient of ${id}`);
+  return { id, key, tenantId, domain, messageIdHeader: view.message_id_header };
+}
 
 /** Bytes of a fixture served by the control server: `bounces/<file>` (test/fixtures/bounces) or `inbound/<path>`. */
 export async function fixtureBytes(path: string): Promise<Uint8Array> {

@@ -5,12 +5,12 @@
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { acceptMessage } from "../../src/accept/accept";
+import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox } from "../../src/delivery/consumer";
-import { isJobBundle } from "../../src/delivery/enqueue";
+import { isJobBundle } from "../../src/queue/enqueue";
 import { app } from "../../src/http/app";
 import { outcomeWriter, type PendingOutcome } from "../../src/delivery/outcomes";
-import type { DeliveryJob } from "../../src/delivery/job";
+import type { DeliveryJob } from "../../src/queue/job";
 import { listEvents } from "../../src/store/message-list";
 import { getMessage, outcomeStatements } from "../../src/store/messages";
 import { batchOf, capturingQueue, countingD1, envWith, type RowCounter } from "../support/ledger-env";

@@ -4,12 +4,12 @@
  * consumer stopped in the middle of a connection's block, and retention.
  */
 import { describe, expect, it } from "vitest";
-import { acceptMessage } from "../../src/accept/accept";
+import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox, InvocationStopped } from "../../src/delivery/consumer";
 import { runLedgerHousekeeping } from "../../src/delivery/housekeeping";
 import { flushOutcomeJournal } from "../../src/delivery/outcomes";
 import { redriveOverdue } from "../../src/delivery/redrive";
-import type { DeliveryJob } from "../../src/delivery/job";
+import type { DeliveryJob } from "../../src/queue/job";
 import { getMessage } from "../../src/store/messages";
 import { newId } from "../../src/store/ids";
 import { pruneLedger } from "../../src/store/retention";

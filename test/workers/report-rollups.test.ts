@@ -1,6 +1,7 @@
 /** Rollups by event-id watermark, percentiles from the histogram, retention, and the Cloudflare Access JWT check. */
 import { describe, expect, it } from "vitest";
-import { accessSettings, verifyAccessJwt } from "../../src/report/access";
+import { accessSettings } from "../../src/config";
+import { verifyAccessJwt } from "../../src/report/access";
 import { quantile, windowLatency, windowTotals } from "../../src/store/report";
 import { pruneReportData } from "../../src/store/report-retention";
 import { advanceRollups, rollupStatements } from "../../src/store/rollups";

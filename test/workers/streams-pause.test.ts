@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { addRoute, maxInWindow, recipientRows, smtpStats, waitAllFinal } from "../support/delivery-helpers";
-import type { DeliveryJob } from "../../src/delivery/job";
+import type { DeliveryJob } from "../../src/queue/job";
 import { insertMessage } from "../../src/store/messages";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, startSmtp, unique } from "./helpers";
 import { login } from "./report-support";

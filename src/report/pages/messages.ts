@@ -1,6 +1,7 @@
 /** Messages: search by id, recipient, sender, tag, status or stream; a message's page with its timeline. */
 import { html } from "hono/html";
 import { getMessage } from "../../store/messages";
+import { isRedactedValue } from "../../store/redaction";
 import { SEARCH_FIELDS, searchMessages, type SearchField } from "../../store/report-messages";
 import { ALL_TENANTS, type TenantScope } from "../../store/report";
 import { rollupFreshness } from "../../store/rollup-freshness";
@@ -9,6 +10,9 @@ import { fmtCount, fmtTimeSeconds } from "../format";
 import { href, type Html } from "../layout";
 
 const FIELD_LABELS: Record<SearchField, string> = { id: "Message id", recipient: "Recipient", sender: "Sender", tag: "Tag", status: "Status", stream: "Stream" };
+
+/** Marks a record whose subject and addresses were redacted (issue 21). */
+const redactedBadge = html`<span class="badge" title="subject and addresses redacted (data minimisation)">redacted</span>`;
 
 export function statusBadge(status: string): Html {
   return html`<span class="badge st-${status.replace(/[^a-z_]/g, "")}">${status.replace(/_/g, " ")}</span>`;
@@ -47,7 +51,7 @@ export async function messagesPage(db: D1Database, tenant: TenantScope, fieldPar
   ${results.length
     ? html`<div class="table-wrap"><table><thead><tr><th>Accepted (UTC)</th><th>Status</th><th>From</th><th>To</th><th>Subject</th><th>Tenant</th></tr></thead><tbody>
       ${results.map(
-        (m) => html`<tr><td class="mono nowrap"><a href="${href(`/dashboard/messages/${encodeURIComponent(m.id)}`, tenant)}">${fmtTimeSeconds(m.createdAt)}</a></td><td>${statusBadge(m.status)}</td><td class="mono">${m.headerFrom ?? html`<span class="muted" title="envelope sender">${m.mailFrom}</span>`}</td><td class="mono">${m.firstRecipient ?? ""}${m.recipientCount > 1 ? html` <span class="muted">+${m.recipientCount - 1}</span>` : ""}</td><td>${m.subject ?? html`<span class="muted">(no subject)</span>`}</td><td class="mono">${m.tenantId}</td></tr>`,
+        (m) => html`<tr><td class="mono nowrap"><a href="${href(`/dashboard/messages/${encodeURIComponent(m.id)}`, tenant)}">${fmtTimeSeconds(m.createdAt)}</a></td><td>${statusBadge(m.status)}</td><td class="mono">${m.headerFrom ?? html`<span class="muted" title="envelope sender">${m.mailFrom}</span>`}</td><td class="mono">${m.firstRecipient ?? ""}${m.recipientCount > 1 ? html` <span class="muted">+${m.recipientCount - 1}</span>` : ""}</td><td>${isRedactedValue(m.firstRecipient) ? html`${redactedBadge} ` : ""}${m.subject ?? html`<span class="muted">(no subject)</span>`}</td><td class="mono">${m.tenantId}</td></tr>`,
       )}
       </tbody></table></div>`
     : html`<p class="muted">No messages match.</p>`}
@@ -57,7 +61,8 @@ export async function messagesPage(db: D1Database, tenant: TenantScope, fieldPar
 export async function messagePage(db: D1Database, tenant: TenantScope, id: string): Promise<Html | null> {
   const m = await getMessage(db, id, tenant === ALL_TENANTS ? null : tenant);
   if (!m) return null;
-  return html`<div class="head"><h1>${m.subject ?? "(no subject)"}</h1>${statusBadge(m.status)}</div>
+  return html`<div class="head"><h1>${m.subject ?? "(no subject)"}</h1>${statusBadge(m.status)}${m.redacted ? html` ${redactedBadge}` : ""}</div>
+  ${m.redacted ? html`<p class="muted" id="redacted-note">Subject and addresses of this message were redacted under the tenant's data-minimisation setting: they read [redacted] or [hmac:…] (a keyed hash); addresses keep their domain.</p>` : ""}
   <div class="grid2">
     <section class="panel" aria-labelledby="h-msg"><h2 id="h-msg">Message</h2><dl class="kv">
       <dt>Id</dt><dd class="mono">${m.id}</dd>

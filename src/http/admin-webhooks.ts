@@ -2,26 +2,17 @@
 import { Hono } from "hono";
 import { loadConfig } from "../config";
 import { destinationAllowed } from "../delivery/private-networks";
-import { requireAdmin, type AppEnv } from "../http/auth";
-import { ApiError } from "../http/errors";
+import { requireAdmin, type AppEnv } from "./auth";
+import { ApiError } from "./errors";
 import { createWebhook, deleteWebhook, getWebhook, latestAttempts, listWebhooks, newWebhookSecret, updateWebhook, webhookView } from "../store/webhooks";
-import { WEBHOOK_EVENT_TYPES } from "./events";
+import { WEBHOOK_EVENT_TYPES } from "../webhooks/events";
+import { readJsonObject } from "./request";
 
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
 /** The address a webhook host stands for when it is a literal (or localhost), for the private-address filter. */
 function hostForFilter(hostname: string): string {
   return hostname === "localhost" ? "127.0.0.1" : hostname;
-}
-
-async function body(req: Request): Promise<Record<string, unknown>> {
-  try {
-    const v: unknown = await req.json();
-    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch {
-    /* reported below */
-  }
-  throw new ApiError(400, "invalid_json", "the body must be a JSON object");
 }
 
 /**
@@ -66,7 +57,7 @@ webhookAdmin.use("/admin/webhooks", requireAdmin);
 webhookAdmin.use("/admin/webhooks/*", requireAdmin);
 
 webhookAdmin.post("/admin/webhooks", async (c) => {
-  const b = await body(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   if (typeof b.tenant_id !== "string") throw new ApiError(400, "missing_field", "tenant_id is required", "tenant_id");
   const tenant = await c.env.DB.prepare("SELECT 1 AS ok FROM tenants WHERE id = ?").bind(b.tenant_id).first();
   if (!tenant) throw new ApiError(404, "not_found", "no such tenant", "tenant_id");
@@ -91,7 +82,7 @@ webhookAdmin.get("/admin/webhooks/:id", async (c) => {
 });
 
 webhookAdmin.patch("/admin/webhooks/:id", async (c) => {
-  const b = await body(c.req.raw);
+  const b = await readJsonObject(c.req.raw);
   if (b.enabled !== undefined && typeof b.enabled !== "boolean") throw new ApiError(400, "invalid_field", "enabled must be true or false", "enabled");
   const changed = await updateWebhook(c.env.DB, c.req.param("id"), {
     ...(b.url !== undefined ? { url: checkWebhookUrl(b.url, loadConfig(c.env).allowPrivateDestinations) } : {}),

@@ -7,9 +7,10 @@
  * Date and content, different tracking tokens), each recipient gets a delivery job and body of its own, and
  * every open and click is attributed to the recipient who made it.
  */
-import { ApiError } from "../http/errors";
+import { trackingBaseUrlSetting } from "../config";
+import { Refusal } from "./refusal";
 import { resolveTrackingSwitches } from "../store/tracking";
-import { rewriteHtmlForRecipients } from "./html";
+import { rewriteHtmlForRecipients } from "../tracking/html";
 
 /**
  * Tracked messages exist once per recipient, all in memory at accept: the HTML times the recipients may not
@@ -19,7 +20,7 @@ export const MAX_TRACKED_HTML_BYTES_PER_REQUEST = 16 * 1024 * 1024;
 
 /** The https base of the tracking links: TRACKING_BASE_URL, else the relay's public base URL. */
 export function trackingBaseUrl(env: Env, publicBaseUrl: string | null): string | null {
-  const configured = env.TRACKING_BASE_URL?.trim();
+  const configured = trackingBaseUrlSetting(env);
   if (configured) return configured.replace(/\/+$/, "");
   return publicBaseUrl;
 }
@@ -40,7 +41,7 @@ export interface TrackingRequestFields {
 
 /**
  * One HTML body per recipient when opens or clicks are tracked for this request and it has an HTML part;
- * null when nothing is tracked. Throws a 422 ApiError when tracking is on but the relay cannot sign or host
+ * null when nothing is tracked. Throws a 422 Refusal when tracking is on but the relay cannot sign or host
  * tracking links (no SIGNING_SECRET, or no https base URL).
  */
 export async function trackedHtmlBodies(
@@ -54,11 +55,11 @@ export async function trackedHtmlBodies(
   const baseUrl = trackingBaseUrl(env, o.publicBaseUrl);
   if (!o.secret || !baseUrl || !baseUrl.startsWith("https://")) {
     const field = `${o.fieldPrefix ?? ""}${switches.trackClicks ? "track_clicks" : "track_opens"}`;
-    throw new ApiError(422, "invalid_field", "tracking needs SIGNING_SECRET and an https TRACKING_BASE_URL or PUBLIC_BASE_URL", field);
+    throw new Refusal(422, "invalid_field", "tracking needs SIGNING_SECRET and an https TRACKING_BASE_URL or PUBLIC_BASE_URL", field);
   }
   const htmlBytes = new TextEncoder().encode(req.html).byteLength;
   if (htmlBytes * o.recipientCount > MAX_TRACKED_HTML_BYTES_PER_REQUEST) {
-    throw new ApiError(422, "too_large", `a tracked message is composed per recipient: ${o.recipientCount} copies of ${htmlBytes} bytes of HTML exceed ${MAX_TRACKED_HTML_BYTES_PER_REQUEST} bytes; send fewer recipients per message`, `${o.fieldPrefix ?? ""}html`);
+    throw new Refusal(422, "too_large", `a tracked message is composed per recipient: ${o.recipientCount} copies of ${htmlBytes} bytes of HTML exceed ${MAX_TRACKED_HTML_BYTES_PER_REQUEST} bytes; send fewer recipients per message`, `${o.fieldPrefix ?? ""}html`);
   }
   const header = Object.entries(req.headers ?? {}).find(([name]) => name.toLowerCase() === "list-unsubscribe")?.[1];
   return rewriteHtmlForRecipients(req.html, o.recipientCount, {

@@ -1,4 +1,4 @@
-/** The Queue message that carries one (message, destination) delivery job. */
+/** The Queue message that carries one (message, destination) delivery job, and the copy the ledger keeps of it. */
 
 /** A message's stream: time-sensitive mail (receipts, password resets) or bulk mail (newsletters, campaigns). */
 export type Stream = "transactional" | "broadcast";
@@ -47,4 +47,23 @@ export interface DeliveryJob {
 export function isDeliveryJob(x: unknown): x is DeliveryJob {
   const j = x as DeliveryJob;
   return typeof j === "object" && j !== null && j.v === 1 && typeof j.messageId === "string" && Array.isArray(j.recipients);
+}
+
+/** What `messages.pending` holds: the jobs (inline bodies equal to the message's own stored once, in `b`). */
+export interface PendingWork {
+  j: DeliveryJob[];
+  b?: string;
+}
+
+/** The `pending` column for a message's jobs: the shared inline body once, per-recipient bodies in their jobs. */
+export function pendingWork(jobs: DeliveryJob[], raw: string): string | null {
+  if (!jobs.length) return null;
+  let shared = false;
+  const j = jobs.map((job) => {
+    if (job.body !== raw) return job;
+    shared = true;
+    const { body: _body, ...rest } = job;
+    return rest as DeliveryJob;
+  });
+  return JSON.stringify(shared ? { j, b: raw } : { j });
 }

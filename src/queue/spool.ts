@@ -1,16 +1,17 @@
 /**
  * The one path every message takes in: check the sender, spool the body (R2 when large), record the message
  * and its recipients in D1, and enqueue one delivery job per destination. Shared by the HTTP API, Email
- * Routing forwarding and the SMTP bridge (through the raw endpoint).
+ * Routing forwarding and the SMTP bridge (through the raw endpoint), and by the queue consumer for its own
+ * reports (RFC 3464 DSNs): it sits below both accept/ and delivery/ so neither reaches up for it.
  */
 import { MAX_INLINE_BODY_BYTES, MAX_QUEUE_DELAY_SECONDS } from "../config";
-import { enqueueJobs } from "../delivery/enqueue";
-import type { DeliveryJob } from "../delivery/job";
+import { enqueueJobs } from "./enqueue";
+import type { DeliveryJob } from "./job";
 import { bounceDomainFor, encodeReturnPath } from "../mime/return-path";
 import { newId } from "../store/ids";
 import { insertMessage, recordOutcome, type RecipientStatus } from "../store/messages";
 import { checkBodyKeys, inlineBodyLimit, putStoredBody, sealInlineBody } from "../store/body-crypto";
-import { pendingWork } from "../delivery/redrive";
+import { pendingWork } from "./job";
 
 /** The message was recorded but its delivery jobs could not be queued; its recipients are marked failed. */
 export class EnqueueError extends Error {

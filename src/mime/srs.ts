@@ -16,6 +16,7 @@
  *
  * Pure: Web Crypto only.
  */
+import { hmacSha256 } from "./hmac";
 
 /** 10 base32 characters = 50 bits of HMAC-SHA256, like RETURN_PATH_SIGNATURE_LENGTH (issue 15). */
 export const SRS_HASH_LENGTH = 10;
@@ -42,9 +43,8 @@ export function isSrsAddress(address: string): boolean {
 }
 
 async function hash(secret: string, fields: string[]): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   // The "srs2:" prefix separates these MACs from the other uses of SIGNING_SECRET (return paths use "rp1:").
-  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`srs2:${fields.join("\0").toLowerCase()}`)));
+  const mac = await hmacSha256(secret, `srs2:${fields.join("\0").toLowerCase()}`);
   let out = "";
   let buffer = 0;
   let bits = 0;
