@@ -81,13 +81,6 @@ export const DEFAULT_MESSAGE_RETENTION_DAYS = 30;
  * minutes, not the 72 hours of the maximum age.
  */
 export const DEFAULT_REDRIVE_GRACE_SECONDS = 900;
-/**
- * OUTCOME_GROUP_TRANSACTIONS default: 8 transactions' outcomes per D1 write (one events row for all), about 2.1 D1
- * rows written per message instead of 3; a runtime that dies mid-batch may send up to this many messages again.
- */
-export const DEFAULT_OUTCOME_GROUP_TRANSACTIONS = 8;
-/** Outcomes wait at most this long for their group before they are written anyway (a slow next hop). */
-export const OUTCOME_GROUP_MAX_WAIT_MS = 250;
 /** RETENTION_PRUNE_ROWS_PER_RUN default: 100,000 rows per table per cron run (5-minute cron: 333 messages/s sustained). */
 export const DEFAULT_RETENTION_PRUNE_ROWS_PER_RUN = 100_000;
 
@@ -204,6 +197,18 @@ function parseConfig(env: Env): RelayConfig {
     ...ledgerSettings(env as unknown as Record<string, string | undefined>),
   };
 }
+
+/**
+ * OUTCOME_GROUP_TRANSACTIONS default: 8 transactions' outcomes per D1 write (one events row for all), about 2.1 D1
+ * rows written per message instead of 3; a runtime that dies mid-batch may send up to this many messages again.
+ */
+export const DEFAULT_OUTCOME_GROUP_TRANSACTIONS = 8;
+
+/**
+ * Outcomes wait at most this long for their group before they are written anyway (a slow next hop sends fewer
+ * than a group's transactions in that time).
+ */
+export const OUTCOME_GROUP_MAX_WAIT_MS = 250;
 
 /** The ledger's retention and re-drive settings (issue 16, 25). */
 function ledgerSettings(env: Record<string, string | undefined>): Pick<RelayConfig, "messageRetentionDays" | "redriveGraceSeconds" | "retentionPruneRowsPerRun" | "redactionHashKey" | "outcomeGroupTransactions"> {
