@@ -7,7 +7,7 @@
  */
 import { enabledWebhooksOf, parseEventTypes } from "../store/webhooks";
 import type { EventRow as StoredEventRow } from "../store/messages";
-import { FEED_COLUMNS, FEED_FROM } from "../store/feed";
+import { FEED_COLUMNS, FEED_FROM, FEED_ORDER } from "../store/feed";
 import { isRedactedValue } from "../store/redaction";
 import { eventDetail } from "../store/event-detail";
 import type { WebhookPayload } from "./events";
@@ -56,7 +56,7 @@ function payloadOf(webhookId: string, e: EventRow & { tenant_id: string }): Webh
 export async function webhookJobsFor(db: D1Database, lo: number, hi: number): Promise<WebhookJob[]> {
   const { results } = await db
     .prepare(
-      `SELECT ${FEED_COLUMNS} FROM ${FEED_FROM} WHERE e.id > ? AND e.id <= ? ORDER BY e.id, k.column1`,
+      `SELECT ${FEED_COLUMNS} FROM ${FEED_FROM} WHERE e.id > ? AND e.id <= ? ORDER BY ${FEED_ORDER}`,
     )
     .bind(lo, hi)
     .all<EventRow>();
