@@ -25,6 +25,7 @@ import { POSTFIX_SETUP, postfixRound, startPostfix } from "./lib/postfix.mjs";
 import { peakRssBytes } from "./lib/procstat.mjs";
 import { startRelay } from "./lib/relay.mjs";
 import { startSink } from "./lib/sink.mjs";
+import { workerBundleSize } from "./lib/bundle-size.mjs";
 import { median, round } from "./lib/stats.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -188,8 +189,11 @@ async function main() {
   const m = machine();
   console.log(`Edge Relay benchmark: ${COUNT} messages of ~${SIZE} bytes, ${CONCURRENCY} concurrent clients, ${ROUNDS} round(s)`);
   console.log(`machine: ${m.nproc} x ${m.cpu_model}, ${m.ram_gb} GB RAM, Node ${m.node}`);
+  const bundle = await workerBundleSize(root);
+  console.log(`Worker bundle: ${round(bundle.bytes / 1024, 1)} KiB, ${round(bundle.gzip_bytes / 1024, 1)} KiB gzipped (esbuild, as run here; wrangler deploy's upload is ~11 KiB gzipped more)`);
   const sink = await startSink();
   const result = {
+    bundle,
     date: started.toISOString(),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
     machine: m,
@@ -343,7 +347,11 @@ function printSummary(r) {
     console.log(`\nCost per million ~${r.settings.size_bytes}-byte messages on Cloudflare (${r.cost.basis}):`);
     for (const line of r.cost.breakdown) console.log(`  ${line.item.padEnd(44)} ${String(line.per_message).padStart(9)} /msg  $${line.usd_per_million.toFixed(4)}`);
     console.log(`  ${"total".padEnd(44)} ${"".padStart(9)}       $${r.cost.total_usd.toFixed(4)}  -- target < $5: ${s.cost_target_met ? "MET" : "NOT MET"}`);
-    if (r.cost.batch_total_usd !== null) console.log(`  through the batch endpoint: $${r.cost.batch_total_usd.toFixed(4)} per million`);
+    if (r.cost.batch_total_usd !== null) {
+      console.log(`  through the batch endpoint: $${r.cost.batch_total_usd.toFixed(4)} per million -- target < $3: ${r.cost.batch_total_usd < 3 ? "met" : "NOT MET"}`);
+      for (const b of r.cost.batch_breakdown ?? []) if (b.usd_per_million >= 0.005) console.log(`    ${b.item.padEnd(45)} ${String(b.per_message).padStart(9)} /msg  $${b.usd_per_million.toFixed(4)}`);
+      console.log(`    D1 rows written per message, by table: ${Object.entries(r.cost.batch_d1_rows_written_per_message_by_table ?? {}).map(([t, n]) => `${t} ${n}`).join(", ")}`);
+    }
     const tables = Object.entries(r.cost.d1_rows_written_per_message_by_table).map(([t, n]) => `${t} ${n}`).join(", ");
     console.log(`  D1 rows written per message, by table: ${tables}`);
     console.log(`  prices: ${r.cost.prices_source}`);

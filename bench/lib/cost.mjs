@@ -108,6 +108,8 @@ export function estimateCost(prices, relay) {
     d1_rows_read_per_message_by_table: single.d1_rows_read_per_message_by_table,
     d1_rows_written_per_message_by_path: single.d1_rows_written_per_message_by_path,
     batch_total_usd: batch?.total_usd ?? null,
+    batch_breakdown: batch?.breakdown ?? null,
+    batch_d1_rows_written_per_message_by_table: batch?.d1_rows_written_per_message_by_table ?? null,
     prices_source: `bench/prices.json (${prices.plan}; retrieved ${prices.retrieved})`,
     cpu_note: "CPU is the workerd process's user+system time, which also runs the local D1, Queues, R2 and Durable Object simulators: an upper bound of billed Worker CPU.",
   };

@@ -16,14 +16,14 @@ import { ledgerOf } from "../store/shards";
 import { findRoutes } from "../store/routes";
 import { composeDsn, type DsnRecipient } from "./dsn";
 import { deliverDestination, GATE_HORIZON_MS, MAX_CONNECTIONS_PER_INVOCATION, Semaphore } from "./lanes";
-import { flushOutcomeJournal, newOutcomes, writeOutcomes, limitsOf, type PendingOutcome } from "./outcomes";
+import { flushOutcomeJournal, newOutcomes, outcomeWriter, writeOutcomes, limitsOf, type PendingOutcome } from "./outcomes";
 import { errorText, failAll, newWork, postpone, type Work } from "./work";
 import { isReturnPathAddress } from "../mime/return-path";
-import { enqueueJobs, jobStream } from "../queue/enqueue";
+import { enqueueJobs, jobsOf, jobStream } from "../queue/enqueue";
 import { announceParked, announceWait, waitFromPostponement } from "./waits";
 import { isReleaseRequest, parkJobs, releaseParkedJobs, streamGateKey, streamGatePolicy, type ReleaseRequest } from "./streams";
 import { streamSettings, type StreamSettings } from "../store/streams";
-import { isDeliveryJob, type DeliveryJob } from "../queue/job";
+import type { DeliveryJob } from "../queue/job";
 import { DnsFailure } from "./mx";
 import { RouteError, selectRouteSet, type RouteCandidate } from "./routes";
 import { gateFor, senderDomain, StsRefusal, targetsFor, type Target } from "./targets";
@@ -169,18 +169,21 @@ function intake(batch: MessageBatch<unknown>, startedAt: number): Intake {
       out.releases.push(msg.body);
       continue;
     }
-    if (!isDeliveryJob(msg.body)) {
+    const jobs = jobsOf(msg.body);
+    if (!jobs.length) {
       console.error("outbox: dropping malformed job", msg.id);
       msg.ack();
       continue;
     }
-    const job = msg.body;
-    // Delays longer than a Queue allows are made of several hops; this one is not due yet.
-    if (job.dueAt !== undefined && job.dueAt - startedAt > DUE_SLACK_MS) {
-      out.requeue.push({ body: job, delaySeconds: Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil((job.dueAt - startedAt) / 1000)) });
-      continue;
+    // A bundle's jobs (the batch endpoint's) are work items of their own: retried, deferred and recorded apart.
+    for (const job of jobs) {
+      // Delays longer than a Queue allows are made of several hops; this one is not due yet.
+      if (job.dueAt !== undefined && job.dueAt - startedAt > DUE_SLACK_MS) {
+        out.requeue.push({ body: job, delaySeconds: Math.min(MAX_QUEUE_DELAY_SECONDS, Math.ceil((job.dueAt - startedAt) / 1000)) });
+        continue;
+      }
+      out.work.push(newWork(msg, job));
     }
-    out.work.push(newWork(msg, job));
   }
   return out;
 }
@@ -320,9 +323,20 @@ async function finish(env: Env, config: RelayConfig, batchIntake: Intake, ledger
 export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks: ConsumerHooks = {}): Promise<void> {
   const config = loadConfig(env);
   const startedAt = Date.now();
-  // Each transaction's outcomes are durable as it ends (D1, else the outcome journal), before the next one starts.
+  // Outcomes are written by group commit (OUTCOME_GROUP_TRANSACTIONS transactions per write, one events row): a
+  // connection goes on with its next message while fewer than that many of the invocation's transactions are
+  // unwritten, and nothing is acknowledged before every write is done (D1, else the outcome journal).
+  const group = config.outcomeGroupTransactions;
+  const writer = outcomeWriter(env, group);
+  const unwritten = new Set<Promise<void>>();
   const record = async (w: Work) => {
-    await writeOutcomes(env, newOutcomes(config, w, Date.now(), false));
+    const p = writer.write(newOutcomes(config, w, Date.now(), false));
+    unwritten.add(p);
+    void p.then(
+      () => unwritten.delete(p),
+      () => undefined,
+    );
+    while (unwritten.size >= group) await Promise.race(unwritten);
     await hooks.afterTransaction?.(w);
   };
   const sorted = intake(batch, startedAt);
@@ -334,7 +348,15 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
   keepPending(sorted.work, ledger.done);
   const holder = `outbox:${batch.messages[0]?.id ?? "empty"}`;
   const live = await applyStreams(env, sorted.work, ledger.ledgers, holder);
-  await deliverLanes(env, config, await groupByLane(env, live), startedAt, holder, record);
+  try {
+    await deliverLanes(env, config, await groupByLane(env, live), startedAt, holder, record);
+  } finally {
+    // Outcomes already received are written even when delivery stops here (the batch is then not acknowledged).
+    writer.flush();
+    await Promise.allSettled(unwritten);
+  }
+  // A write that reached neither D1 nor the journal: nothing is acknowledged, the queue delivers the batch again.
+  await Promise.all(unwritten);
   await finish(env, config, sorted, ledger);
   batch.ackAll();
 }
@@ -423,24 +445,24 @@ async function sendDsn(env: Env, config: RelayConfig, w: Work, recipients: DsnRe
 export async function handleDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const byShard = new Map<D1Database, D1PreparedStatement[]>();
   for (const msg of batch.messages) {
-    if (!isDeliveryJob(msg.body)) continue;
-    const job = msg.body;
-    const db = await ledgerOf(env, job.tenantId);
-    const stmts = byShard.get(db) ?? [];
-    byShard.set(db, stmts);
-    for (const r of job.recipients) {
-      stmts.push(
-        ...recordOutcome(db, {
-          messageId: job.messageId,
-          tenantId: job.tenantId,
-          idx: r.idx,
-          address: r.address,
-          status: "failed",
-          at: Date.now(),
-          attempt: job.attempt + 1,
-          text: "delivery job exhausted the queue's retries (dead-letter queue)",
-        }),
-      );
+    for (const job of jobsOf(msg.body)) {
+      const db = await ledgerOf(env, job.tenantId);
+      const stmts = byShard.get(db) ?? [];
+      byShard.set(db, stmts);
+      for (const r of job.recipients) {
+        stmts.push(
+          ...recordOutcome(db, {
+            messageId: job.messageId,
+            tenantId: job.tenantId,
+            idx: r.idx,
+            address: r.address,
+            status: "failed",
+            at: Date.now(),
+            attempt: job.attempt + 1,
+            text: "delivery job exhausted the queue's retries (dead-letter queue)",
+          }),
+        );
+      }
     }
   }
   for (const [db, stmts] of byShard) for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await db.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));

@@ -5,9 +5,9 @@
  * fails, the outcomes go to the outcome journal (a Durable Object's own storage) before the job is acknowledged,
  * and the next batch with a retried job, or the cron, flushes them to D1: a delivered recipient is never sent twice.
  */
-import type { RelayConfig } from "../config";
+import { OUTCOME_GROUP_MAX_WAIT_MS, type RelayConfig } from "../config";
 import type { DomainGate } from "../gate/domain-gate";
-import { outcomeStatements, outcomesByMessage, type RecipientOutcome } from "../store/messages";
+import { outcomeStatementCount, outcomeStatements, type RecipientOutcome } from "../store/messages";
 import { addSuppressionStatement, type Suppression } from "../store/suppressions";
 import { shardDb, shardNameOf } from "../store/shards";
 import { isHardAddressBounce, retryDelaySeconds } from "./retry";
@@ -120,11 +120,45 @@ export function newOutcomes(config: RelayConfig, w: Work, now: number, final: bo
   return out;
 }
 
+function statementsOf(db: D1Database, items: PendingOutcome[]): D1PreparedStatement[] {
+  const stmts = outcomeStatements(db, items.map((p) => p.outcome));
+  for (const p of items) if (p.suppression) stmts.push(addSuppressionStatement(db, p.suppression));
+  return stmts;
+}
+
 /** D1 statements per batch call. */
 const D1_BATCH_STATEMENTS = 100;
 
-async function runBatches(db: D1Database, stmts: D1PreparedStatement[]): Promise<void> {
-  for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await db.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
+/**
+ * Splits outcomes into packs whose statements fit one `db.batch` (one transaction), never splitting a message:
+ * a pack's event rows and its message updates commit together or not at all.
+ */
+export function packOutcomes(items: PendingOutcome[]): PendingOutcome[][] {
+  const byMessage = new Map<string, PendingOutcome[]>();
+  for (const p of items) {
+    const k = `${p.outcome.tenantId ?? ""}|${p.outcome.messageId}`;
+    byMessage.set(k, [...(byMessage.get(k) ?? []), p]);
+  }
+  const packs: PendingOutcome[][] = [];
+  let pack: PendingOutcome[] = [];
+  const size = (list: PendingOutcome[]) => outcomeStatementCount(list.map((p) => p.outcome)) + list.filter((p) => p.suppression).length;
+  for (const group of byMessage.values()) {
+    if (pack.length && size([...pack, ...group]) > D1_BATCH_STATEMENTS) {
+      packs.push(pack);
+      pack = [];
+    }
+    pack.push(...group);
+  }
+  if (pack.length) packs.push(pack);
+  return packs;
+}
+
+async function writePacks(db: D1Database, items: PendingOutcome[]): Promise<void> {
+  for (const pack of packOutcomes(items)) {
+    const stmts = statementsOf(db, pack);
+    // A single message with more recipients than one batch holds is written in several calls.
+    for (let i = 0; i < stmts.length; i += D1_BATCH_STATEMENTS) await db.batch(stmts.slice(i, i + D1_BATCH_STATEMENTS));
+  }
 }
 
 /**
@@ -143,9 +177,7 @@ async function writeToLedgers(env: Env, items: PendingOutcome[]): Promise<{ fail
     [...byShard].map(async ([name, group]) => {
       try {
         const db = shardDb(env, name);
-        const stmts = outcomesByMessage(group.map((p) => p.outcome)).flatMap((g) => outcomeStatements(db, g));
-        for (const p of group) if (p.suppression) stmts.push(addSuppressionStatement(db, p.suppression));
-        await runBatches(db, stmts);
+        await writePacks(db, group);
       } catch (e) {
         failed.push(...group);
         error ??= e;
@@ -166,6 +198,60 @@ export async function writeOutcomes(env: Env, items: PendingOutcome[]): Promise<
   console.error("outbox: D1 refused outcomes; keeping them in the outcome journal", error);
   await journal(env).journalPut(failed.map((p) => ({ key: journalKey(p.outcome), value: JSON.stringify(p) })));
   return "journal";
+}
+
+/** Writes outcomes for one consumer invocation (see `outcomeWriter`). */
+export interface OutcomeWriter {
+  /** Resolves once these outcomes are durable (D1 or the journal); rejects only when both refused them. */
+  write(items: PendingOutcome[]): Promise<void>;
+  /** Writes what is waiting for its group now. */
+  flush(): void;
+}
+
+/**
+ * Group commit for one consumer invocation: outcomes wait until `group` transactions' outcomes are waiting (or
+ * `maxWaitMs` passed, or `flush`), and outcomes handed in while a write is in flight join the next one; each write
+ * is one D1 round trip and one `events` row per tenant. With `group` 1 each transaction's outcomes are written at
+ * once (sharing a write only with those that end while one is in flight).
+ */
+export function outcomeWriter(env: Env, group = 1, maxWaitMs = OUTCOME_GROUP_MAX_WAIT_MS): OutcomeWriter {
+  let waiting: { items: PendingOutcome[]; done: () => void; failed: (e: unknown) => void }[] = [];
+  let writing = false;
+  let wanted = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const drain = async () => {
+    writing = true;
+    while (waiting.length && (wanted || waiting.length >= group)) {
+      wanted = false;
+      clearTimeout(timer);
+      timer = undefined;
+      const taken = waiting;
+      waiting = [];
+      try {
+        await writeOutcomes(env, taken.flatMap((t) => t.items));
+        for (const t of taken) t.done();
+      } catch (e) {
+        for (const t of taken) t.failed(e);
+      }
+    }
+    writing = false;
+    if (waiting.length) timer ??= setTimeout(flush, maxWaitMs);
+  };
+  const flush = () => {
+    wanted = true;
+    if (!writing) void drain();
+  };
+  return {
+    write: (items) => {
+      if (!items.length) return Promise.resolve();
+      return new Promise<void>((done, failed) => {
+        waiting.push({ items, done, failed });
+        if (waiting.length >= group) flush();
+        else timer ??= setTimeout(flush, maxWaitMs);
+      });
+    },
+    flush,
+  };
 }
 
 function journalKey(o: RecipientOutcome): string {

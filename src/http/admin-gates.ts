@@ -4,7 +4,7 @@
  * gate key: a recipient domain, `provider:google`, `upstream:<route name>` or `cloudflare:<binding>`.
  */
 import { Hono } from "hono";
-import { parsePartialPolicy } from "../gate/policy";
+import { GatePolicyPatch, parseBody } from "./bodies";
 import { requireAdmin, type AppEnv } from "./auth";
 import { ApiError } from "./errors";
 
@@ -33,10 +33,7 @@ adminGates.put("/admin/gates/:destination/policy", async (c) => {
   } catch {
     throw new ApiError(400, "invalid_json", "the body must be a JSON policy object or null");
   }
-  if (b === null) return c.json(await stub.setOverride(key, null));
-  const p = parsePartialPolicy(b);
-  if (!p.ok) throw new ApiError(400, "invalid_field", p.error, "policy");
-  return c.json(await stub.setOverride(key, p.policy));
+  return c.json(await stub.setOverride(key, parseBody(GatePolicyPatch, b)));
 });
 
 adminGates.post("/admin/gates/:destination/reset", async (c) => {

@@ -8,6 +8,7 @@ import type { Stream } from "../queue/job";
 import { releaseParkedJobs, streamGateKey } from "../delivery/streams";
 import { countParkedJobs, getStreamSettings, setStreamLimits, setStreamPaused, STREAMS } from "../store/streams";
 import { requireAdmin, type AppEnv } from "./auth";
+import { TenantStreamLimits, parseBody } from "./bodies";
 import { ApiError } from "./errors";
 import { tenantExists } from "../store/tenants";
 import { readJsonObject } from "./request";
@@ -63,12 +64,7 @@ adminStreams.post("/admin/tenants/:id/streams/:stream/resume", async (c) => {
 /** Body: `{ "rate_per_second": number | null, "quota_per_day": integer | null }` (null or absent: no limit). */
 adminStreams.put("/admin/tenants/:id/streams/:stream", async (c) => {
   const { tenantId, stream } = await target(c);
-  const body = await readJsonObject(c.req.raw);
-  for (const k of Object.keys(body)) if (k !== "rate_per_second" && k !== "quota_per_day") throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
-  const rate = body.rate_per_second ?? null;
-  const quota = body.quota_per_day ?? null;
-  if (rate !== null && (typeof rate !== "number" || !Number.isFinite(rate) || rate <= 0 || rate > 100_000)) throw new ApiError(400, "invalid_field", "rate_per_second must be a number above 0 and at most 100000, or null", "rate_per_second");
-  if (quota !== null && (typeof quota !== "number" || !Number.isInteger(quota) || quota < 1)) throw new ApiError(400, "invalid_field", "quota_per_day must be a positive integer, or null", "quota_per_day");
-  await setStreamLimits(c.env.DB, tenantId, stream!, { ratePerSecond: rate as number | null, quotaPerDay: quota as number | null });
+  const { rate_per_second: rate, quota_per_day: quota } = parseBody(TenantStreamLimits, await readJsonObject(c.req.raw));
+  await setStreamLimits(c.env.DB, tenantId, stream!, { ratePerSecond: rate, quotaPerDay: quota });
   return c.json(await view(c.env, tenantId, stream!));
 });

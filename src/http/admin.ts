@@ -4,9 +4,9 @@ import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, re
 import { loadConfig } from "../config";
 import { restartRedaction } from "../store/minimisation";
 import { requireAdmin, type AppEnv } from "./auth";
+import { DomainAdd, KeyCreate, TenantCreate, TenantPatch, parseBody } from "./bodies";
 import { ApiError } from "./errors";
 import { readJsonObject } from "./request";
-import { isDomainName } from "../mime/domain-name";
 import { deleteUnplacedTenant, revokeApiKey, tenantEraseRequestedAt } from "../store/tenants";
 import { placeTenant, ShardError, shardNameOf } from "../store/shards";
 
@@ -14,22 +14,12 @@ export const admin = new Hono<AppEnv>();
 admin.use("/admin/*", requireAdmin);
 
 admin.post("/admin/tenants", async (c) => {
-  const b = await readJsonObject(c.req.raw);
-  const name = typeof b.name === "string" && b.name.trim() ? b.name.trim() : null;
-  if (!name) throw new ApiError(400, "missing_field", "name is required", "name");
-  const domains = b.domains ?? [];
-  if (!Array.isArray(domains) || domains.some((d) => typeof d !== "string" || !isDomainName(d, { letterTld: true }))) {
-    throw new ApiError(400, "invalid_field", "domains must be an array of domain names", "domains");
-  }
-  if (b.id !== undefined && (typeof b.id !== "string" || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(b.id))) {
-    throw new ApiError(400, "invalid_field", "id must be 1-63 characters of a-z, 0-9 and -", "id");
-  }
-  if (b.shard !== undefined && typeof b.shard !== "string") throw new ApiError(400, "invalid_field", "shard must be the name of a ledger shard", "shard");
+  const { name, domains, id: givenId, shard: askedShard } = parseBody(TenantCreate, await readJsonObject(c.req.raw));
   try {
-    const id = await createTenant(c.env.DB, name, domains as string[], b.id as string | undefined);
+    const id = await createTenant(c.env.DB, name, domains, givenId);
     let shard: string;
     try {
-      shard = await placeTenant(c.env, id, name, b.shard as string | undefined);
+      shard = await placeTenant(c.env, id, name, askedShard);
     } catch (e) {
       // No tenant without a placement: an unknown shard name undoes the tenant (it has no keys or mail yet).
       await deleteUnplacedTenant(c.env.DB, id);
@@ -44,12 +34,12 @@ admin.post("/admin/tenants", async (c) => {
 });
 
 admin.post("/admin/tenants/:id/keys", async (c) => {
-  const b = await readJsonObject(c.req.raw);
+  const b = parseBody(KeyCreate, await readJsonObject(c.req.raw));
   const tenantId = c.req.param("id");
   const exists = await tenantEraseRequestedAt(c.env.DB, tenantId);
   if (!exists) throw new ApiError(404, "not_found", "no such tenant");
   if (exists.erase_requested_at !== null) throw new ApiError(409, "conflict", "the tenant's data is being erased");
-  const { id, key } = await createApiKey(c.env.DB, tenantId, typeof b.name === "string" ? b.name : null);
+  const { id, key } = await createApiKey(c.env.DB, tenantId, b.name ?? null);
   return c.json({ id, key, note: "store this key now: only its hash is kept" }, 201);
 });
 
@@ -75,18 +65,8 @@ admin.get("/admin/tenants/:id", async (c) => {
 
 /** Suspend/resume, rename, set the per-minute rate limit (null: unlimited), the default stream, the TLS requirement, retention and redaction. */
 admin.patch("/admin/tenants/:id", async (c) => {
-  const b = await readJsonObject(c.req.raw);
-  for (const k of Object.keys(b)) {
-    if (!["name", "suspended", "rate_limit_per_minute", "default_stream", "require_tls", ...MINIMISATION_FIELDS].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, k);
-  }
-  if (b.name !== undefined && (typeof b.name !== "string" || !b.name.trim() || b.name.length > 200 || /[\x00-\x1f]/.test(b.name))) throw new ApiError(400, "invalid_field", "name must be 1-200 characters", "name");
-  if (b.suspended !== undefined && typeof b.suspended !== "boolean") throw new ApiError(400, "invalid_field", "suspended must be a boolean", "suspended");
+  const b = parseBody(TenantPatch, await readJsonObject(c.req.raw));
   const rl = b.rate_limit_per_minute;
-  if (rl !== undefined && rl !== null && (typeof rl !== "number" || !Number.isInteger(rl) || rl < 1 || rl > 1_000_000)) {
-    throw new ApiError(400, "invalid_field", "rate_limit_per_minute must be an integer from 1 to 1000000, or null for no limit", "rate_limit_per_minute");
-  }
-  if (b.default_stream !== undefined && b.default_stream !== "transactional" && b.default_stream !== "broadcast") throw new ApiError(400, "invalid_field", 'default_stream must be "transactional" or "broadcast"', "default_stream");
-  if (b.require_tls !== undefined && typeof b.require_tls !== "boolean") throw new ApiError(400, "invalid_field", "require_tls must be a boolean", "require_tls");
   const minimisation = minimisationPatch(b, loadConfig(c.env).redactionHashKey !== null);
   const current = await getTenant(c.env.DB, c.req.param("id"));
   if (current?.erase_requested_at) throw new ApiError(409, "conflict", "the tenant's data is being erased");
@@ -94,8 +74,8 @@ admin.patch("/admin/tenants/:id", async (c) => {
     ...minimisation,
     ...(typeof b.name === "string" ? { name: b.name.trim() } : {}),
     ...(typeof b.suspended === "boolean" ? { suspended: b.suspended } : {}),
-    ...(rl !== undefined ? { rateLimitPerMinute: rl as number | null } : {}),
-    ...(b.default_stream !== undefined ? { defaultStream: b.default_stream as "transactional" | "broadcast" } : {}),
+    ...(rl !== undefined ? { rateLimitPerMinute: rl } : {}),
+    ...(b.default_stream !== undefined ? { defaultStream: b.default_stream } : {}),
     ...(typeof b.require_tls === "boolean" ? { requireTls: b.require_tls } : {}),
   });
   if (!ok) throw new ApiError(404, "not_found", "no such tenant");
@@ -104,38 +84,21 @@ admin.patch("/admin/tenants/:id", async (c) => {
   return c.json({ ...(await getTenant(c.env.DB, c.req.param("id")))!, shard: await shardNameOf(c.env, c.req.param("id")) });
 });
 
-/** Days are whole days up to ten years. */
-const MAX_DAYS = 3650;
-const MINIMISATION_FIELDS = ["retention_days", "redact_after_days", "redact_mode"];
-
-/** Issue 21: `retention_days` (1-3650, null: the relay's default), `redact_after_days` (0-3650, null: never), `redact_mode`. */
+/** Issue 21: `retention_days`, `redact_after_days`, `redact_mode` (ranges checked by the TenantPatch schema). */
 function minimisationPatch(
-  b: Record<string, unknown>,
+  b: { retention_days?: number | null; redact_after_days?: number | null; redact_mode?: "redact" | "hash" | null },
   hashAvailable: boolean,
 ): { retentionDays?: number | null; redactAfterDays?: number | null; redactMode?: "redact" | "hash" | null } {
-  const days = (field: string, min: number) => {
-    const v = b[field];
-    if (v === undefined || v === null) return v;
-    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > MAX_DAYS) {
-      throw new ApiError(400, "invalid_field", `${field} must be an integer from ${min} to ${MAX_DAYS}, or null for the default`, field);
-    }
-    return v;
-  };
-  const retentionDays = days("retention_days", 1);
-  const redactAfterDays = days("redact_after_days", 0);
-  const mode = b.redact_mode;
-  if (mode !== undefined && mode !== null && mode !== "redact" && mode !== "hash") throw new ApiError(400, "invalid_field", 'redact_mode must be "redact" or "hash"', "redact_mode");
-  if (mode === "hash" && !hashAvailable) throw new ApiError(400, "invalid_field", 'redact_mode "hash" needs the REDACTION_HASH_KEY secret', "redact_mode");
+  if (b.redact_mode === "hash" && !hashAvailable) throw new ApiError(400, "invalid_field", 'redact_mode "hash" needs the REDACTION_HASH_KEY secret', "redact_mode");
   return {
-    ...(retentionDays !== undefined ? { retentionDays } : {}),
-    ...(redactAfterDays !== undefined ? { redactAfterDays } : {}),
-    ...(mode !== undefined ? { redactMode: mode as "redact" | "hash" | null } : {}),
+    ...(b.retention_days !== undefined ? { retentionDays: b.retention_days } : {}),
+    ...(b.redact_after_days !== undefined ? { redactAfterDays: b.redact_after_days } : {}),
+    ...(b.redact_mode !== undefined ? { redactMode: b.redact_mode } : {}),
   };
 }
 
 admin.post("/admin/tenants/:id/domains", async (c) => {
-  const b = await readJsonObject(c.req.raw);
-  if (typeof b.domain !== "string" || !isDomainName(b.domain, { letterTld: true })) throw new ApiError(400, "invalid_field", "domain must be a domain name", "domain");
+  const b = parseBody(DomainAdd, await readJsonObject(c.req.raw));
   if (!(await getTenant(c.env.DB, c.req.param("id")))) throw new ApiError(404, "not_found", "no such tenant");
   try {
     await addSenderDomain(c.env.DB, c.req.param("id"), b.domain);

@@ -5,6 +5,7 @@
 import { Hono, type Context } from "hono";
 import { publicBaseUrl } from "../accept/outbound";
 import { acceptRaw, readBodyLimited } from "../accept/raw";
+import { batchOutbox, flushBatchOutbox } from "../accept/batch-outbox";
 import { sendRequest, type SendContext } from "../accept/send";
 import { loadConfig } from "../config";
 import { validateSendRequest, type SendRequest } from "../mime/validate";
@@ -79,12 +80,15 @@ messages.post("/v1/messages/batch", requireApiKey, async (c) => {
     await enforceRateLimit(c, validated.reduce((n, v) => n + (v.ok ? v.value.recipients.length : 1), 0));
     const results: unknown[] = [];
     let accepted = 0;
+    // The batch's delivery jobs go to the queue together at the end, several per Queue message (issue 16).
+    const outbox = batchOutbox(ctx.env);
+    const batchCtx = { ...ctx, env: outbox.env };
     for (const [index, item] of list.entries()) {
       try {
         const v = validated[index]!;
         if (!v.ok) throw refusalOf(v.error);
         withDefaultStream(ctx, item, v.value);
-        const r = await sendRequest(ctx, v.value);
+        const r = await sendRequest(batchCtx, v.value);
         accepted++;
         results.push({ index, ...r });
       } catch (thrown) {
@@ -93,6 +97,7 @@ messages.post("/v1/messages/batch", requireApiKey, async (c) => {
         results.push({ index, status: "failed", error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}), status: e.status } });
       }
     }
+    await flushBatchOutbox(ctx.env, outbox);
     return c.json({ accepted, failed: list.length - accepted, results }, 200);
   });
 });

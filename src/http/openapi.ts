@@ -1,9 +1,14 @@
 /**
- * The OpenAPI 3.1 document of the HTTP API, served at GET /openapi.json. Tests validate real responses against
- * the schemas here (test/workers/api-schema.ts), so the document stays true.
+ * The OpenAPI 3.1 document of the HTTP API, served at GET /openapi.json. The request bodies' schemas are
+ * generated from the valibot schemas that validate them (mime/validate.ts for the send request, bodies.ts for
+ * the others); the response schemas are written here, and tests validate real responses against them with a
+ * JSON Schema validator (test/workers/api-schema.ts), so the document stays true.
  */
+import { toJsonSchemaDefs } from "@valibot/to-json-schema";
 import { Hono } from "hono";
+import { sendRequestSchema } from "../mime/validate";
 import type { AppEnv } from "./auth";
+import { REQUEST_BODIES } from "./bodies";
 import { ERROR_CODES } from "./errors";
 
 type Schema = Record<string, unknown>;
@@ -25,41 +30,20 @@ const RECIPIENT_STATUS = ["queued", "deferred", "delivered", "bounced", "expired
 const EVENT_TYPES = [...RECIPIENT_STATUS, "accepted", "complained", "opened", "clicked", "auto_replied", "delayed"];
 const eventType: Schema = { type: "string", description: `One of ${EVENT_TYPES.join(", ")} (more may be added; clients should ignore types they do not know).`, examples: EVENT_TYPES };
 
-const address: Schema = {
-  oneOf: [
-    { type: "string", description: "addr@example.com or Name <addr@example.com>" },
-    obj({ name: str, address: str }, ["address"]),
-  ],
-};
-const addressList: Schema = { oneOf: [address, { type: "array", items: address }] };
+/**
+ * The request bodies as JSON Schema, from the schemas that validate them. Refinements (address syntax, header
+ * rules, base64, dates) have no JSON Schema form and are left out; their rules are in the descriptions and docs.
+ */
+function requestBodies(): Record<string, Schema> {
+  return toJsonSchemaDefs(
+    { SendRequest: sendRequestSchema(), ...REQUEST_BODIES },
+    { target: "draft-2020-12", errorMode: "ignore", overrideRef: ({ referenceId }) => `#/components/schemas/${referenceId}` },
+  ) as unknown as Record<string, Schema>;
+}
 
-const schemas: Record<string, Schema> = {
+/** The response schemas (and a few request schemas not yet on valibot). */
+const responseSchemas: Record<string, Schema> = {
   Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES] }, message: str, field: str }, ["code", "message"]) }),
-  SendRequest: obj(
-    {
-      from: address,
-      to: addressList,
-      cc: addressList,
-      bcc: { ...addressList, description: "Envelope only: never written into the headers." },
-      reply_to: addressList,
-      subject: str,
-      text: str,
-      html: str,
-      attachments: {
-        type: "array",
-        items: obj({ filename: str, content: { type: "string", contentEncoding: "base64" }, content_type: str, content_id: str, disposition: { enum: ["attachment", "inline"] } }, ["filename", "content"]),
-      },
-      headers: { type: "object", additionalProperties: str, description: "Custom headers; addressing, trace, MIME and authentication headers are reserved." },
-      tags: { type: "array", items: str, maxItems: 10 },
-      metadata: { type: "object", additionalProperties: str },
-      send_at: { ...time, description: "Scheduled send, up to 30 days ahead." },
-      stream: { enum: ["transactional", "broadcast"], description: "broadcast adds List-Unsubscribe (one-click) and needs exactly one recipient." },
-      track_opens: { type: ["boolean", "null"], description: "Open tracking pixel in the HTML part; absent or null: the tenant's stream or tenant-wide setting (default off)." },
-      track_clicks: { type: ["boolean", "null"], description: "Rewrite HTML links to signed tracking redirects; absent or null: the tenant's stream or tenant-wide setting (default off)." },
-      require_tls: { type: ["boolean", "null"], description: "RFC 8689 REQUIRETLS semantics: deliver only over TLS with a verified certificate, else bounce (5.7.10). The tenant's require_tls policy applies to all its mail." },
-    },
-    ["from"],
-  ),
   RecipientResult: obj({ address: str, status: { type: "string", enum: RECIPIENT_STATUS } }),
   SendResult: obj({ id: str, status: { enum: ["accepted", "scheduled"] }, message_id: str, recipients: { type: "array", items: ref("RecipientResult") } }),
   BatchResult: obj({
@@ -203,21 +187,6 @@ const schemas: Record<string, Schema> = {
       }),
     },
   }),
-  RouteRequest: obj(
-    {
-      match_recipient_domain: { type: "string", description: "a domain or * (default)" },
-      match_sender_domain: { type: "string", description: "a domain or * (default)" },
-      next_hop_url: { type: "string", description: "smtp://…, smtps://…, mx: or cloudflare:<binding>" },
-      tenant_id: nstr,
-      name: str,
-      priority: int,
-      weight: int,
-      policy: ref("GatePolicyPatch"),
-      retry_schedule_seconds: { type: "array", items: { type: "number" } },
-      max_message_age_seconds: int,
-    },
-    ["next_hop_url"],
-  ),
   RouteDeleted: obj({ id: str, deleted: { const: true } }),
   GatePolicy: obj({
     ratePerSecond: { type: "number" },
@@ -229,7 +198,6 @@ const schemas: Record<string, Schema> = {
     circuitOpenSeconds: { type: "number" },
     quotaPerDay: { type: "number", description: "0: unlimited" },
   }, undefined, true),
-  GatePolicyPatch: { type: ["object", "null"], description: "Any subset of the GatePolicy fields; null clears the override." },
   GateState: obj(
     {
       destination: str,
@@ -269,7 +237,6 @@ const schemas: Record<string, Schema> = {
     ["tenant_id", "stream", "paused", "parked"],
   ),
   TenantStreamList: obj({ data: { type: "array", items: ref("TenantStream") } }),
-  TenantStreamLimits: obj({ rate_per_second: { type: ["number", "null"], exclusiveMinimum: 0 }, quota_per_day: { type: ["integer", "null"], minimum: 1 } }, []),
   Alias: obj({ address: str, tenant_id: str, destinations: { type: "array", items: str }, description: nstr, created_at: time, updated_at: time }),
   AliasList: obj({ data: { type: "array", items: ref("Alias") }, next_cursor: nstr }),
   AliasCreate: obj({ address: str, tenant_id: str, destinations: { type: "array", items: str, minItems: 1 }, description: nstr }, ["address", "tenant_id", "destinations"]),
@@ -349,16 +316,6 @@ const schemas: Record<string, Schema> = {
       }),
     },
   }),
-  TenantCreate: obj(
-    {
-      name: str,
-      domains: { type: "array", items: str },
-      id: { type: "string", description: "1-63 of a-z, 0-9 and -; generated when absent" },
-      shard: { type: "string", description: "a ledger shard (a LEDGER_SHARDS binding); the one with the fewest tenants when absent" },
-    },
-    ["name"],
-  ),
-  TenantPatch: obj({ name: str, suspended: { type: "boolean" }, rate_limit_per_minute: nint, default_stream: { enum: ["transactional", "broadcast"] }, require_tls: { type: "boolean" }, retention_days: nint, redact_after_days: nint, redact_mode: { enum: ["redact", "hash", null] } }, []),
   TenantErase: obj({ confirm: { type: "string", description: "the tenant id again" } }),
   TenantErased: obj({ tenant_id: str, status: { enum: ["erasing", "erased"] }, deleted: { type: "object", additionalProperties: int }, r2_objects_deleted: int }),
   AuditList: obj({
@@ -368,22 +325,12 @@ const schemas: Record<string, Schema> = {
     },
     next_cursor: nstr,
   }),
-  KeyCreate: obj({ name: str }, []),
-  DomainAdd: obj({ domain: str }),
   TrackingSettings: obj({
     data: {
       type: "array",
       items: obj({ stream: { enum: ["*", "transactional", "broadcast"] }, track_opens: { type: ["boolean", "null"] }, track_clicks: { type: ["boolean", "null"] }, updated_at: time }),
     },
   }),
-  TrackingSettingsPut: obj(
-    {
-      stream: { enum: ["transactional", "broadcast"], description: "absent: the tenant-wide default" },
-      track_opens: { type: ["boolean", "null"], description: "null: inherit" },
-      track_clicks: { type: ["boolean", "null"], description: "null: inherit" },
-    },
-    [],
-  ),
   MessageTracking: obj({
     id: str,
     recipients: {
@@ -459,6 +406,8 @@ const q = (name: string, description: string, schema: Schema = str): Schema => (
 const p = (name: string): Schema => ({ name, in: "path", required: true, schema: str });
 const SEND_ERRORS = ["400", "401", "403", "409", "413", "415", "422", "429"];
 
+let allSchemas: Record<string, Schema> | undefined;
+
 export const OPENAPI_DOCUMENT = {
   openapi: "3.1.0",
   info: {
@@ -474,7 +423,10 @@ export const OPENAPI_DOCUMENT = {
       bearer: { type: "http", scheme: "bearer", description: "Authorization: Bearer <API key> (or the admin token for /admin)" },
       apiKey: { type: "apiKey", in: "header", name: "X-Api-Key" },
     },
-    schemas,
+    /** Converted on first use (the first GET /openapi.json), not at every isolate's start. */
+    get schemas(): Record<string, Schema> {
+      return (allSchemas ??= { ...requestBodies(), ...responseSchemas });
+    },
   },
   paths: {
     "/health": { get: { summary: "Liveness", responses: ok("200", "Health", "ok") } },

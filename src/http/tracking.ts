@@ -6,12 +6,13 @@
  */
 import { Hono, type Context } from "hono";
 import { signingSecret } from "../config";
-import { listTrackingSettings, messageTracking, putTrackingSettings, trackingStats, type TrackingStream } from "../store/tracking";
+import { listTrackingSettings, messageTracking, putTrackingSettings, trackingStats } from "../store/tracking";
 import { recordTrackingHit } from "../tracking/record";
 import { verifyTrackingToken, type TrackingToken } from "../tracking/token";
 import { redirectLocation } from "../tracking/url";
 import { emitNewEventsLogged } from "../webhooks/emit";
 import { requireApiKey, type AppEnv } from "./auth";
+import { TrackingSettingsPut, parseBody } from "./bodies";
 import { ApiError } from "./errors";
 import { readJsonBody, timeParam } from "./request";
 import { ledgerOf } from "../store/shards";
@@ -62,8 +63,6 @@ tracking.get("/t/o/:token", async (c) => {
   return new Response(PIXEL_GIF, { status: 200, headers: { "content-type": "image/gif", "content-length": String(PIXEL_GIF.byteLength), ...NO_CACHE, "x-robots-tag": "noindex" } });
 });
 
-const STREAMS: readonly TrackingStream[] = ["*", "transactional", "broadcast"];
-
 tracking.get("/v1/tracking/settings", requireApiKey, async (c) => {
   return c.json({ data: await listTrackingSettings(c.env.DB, c.get("tenant").id) });
 });
@@ -71,21 +70,7 @@ tracking.get("/v1/tracking/settings", requireApiKey, async (c) => {
 /** Body: `{ "stream"?: "transactional" | "broadcast" (default: tenant-wide), "track_opens"?: bool | null, "track_clicks"?: bool | null }`. */
 tracking.put("/v1/tracking/settings", requireApiKey, async (c) => {
   const { value } = await readJsonBody(c.req.raw, 4096);
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ApiError(400, "invalid_json", "the body must be a JSON object");
-  const body = value as Record<string, unknown>;
-  for (const key of Object.keys(body)) {
-    if (!["stream", "track_opens", "track_clicks"].includes(key)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(key)}`, key);
-  }
-  const stream = (body.stream ?? "*") as TrackingStream;
-  if (!STREAMS.includes(stream)) throw new ApiError(400, "invalid_field", 'stream must be "transactional", "broadcast" or omitted (tenant-wide)', "stream");
-  const flag = (key: "track_opens" | "track_clicks"): boolean | null | undefined => {
-    const v = body[key];
-    if (v !== undefined && v !== null && typeof v !== "boolean") throw new ApiError(400, "invalid_field", `${key} must be true, false or null (inherit)`, key);
-    return v as boolean | null | undefined;
-  };
-  const trackOpens = flag("track_opens");
-  const trackClicks = flag("track_clicks");
-  if (trackOpens === undefined && trackClicks === undefined) throw new ApiError(400, "missing_field", "give track_opens and/or track_clicks", "track_opens");
+  const { stream, track_opens: trackOpens, track_clicks: trackClicks } = parseBody(TrackingSettingsPut, value);
   await putTrackingSettings(c.env.DB, c.get("tenant").id, stream, { trackOpens, trackClicks });
   return c.json({ data: await listTrackingSettings(c.env.DB, c.get("tenant").id) });
 });

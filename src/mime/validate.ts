@@ -1,6 +1,8 @@
 /**
  * Validation of the JSON body of `POST /v1/messages` into a `ComposeInput` plus the relay's
- * own fields (tags, metadata, send_at, stream).
+ * own fields (tags, metadata, send_at, stream). The request is described once, by
+ * `sendRequestSchema` (valibot, see body-schema.ts): it validates, and the OpenAPI document's
+ * SendRequest is generated from it.
  *
  * Strict: unknown fields are refused, every string is checked for lone surrogates (a JSON
  * body can carry `\ud800`, which has no UTF-8 form), control characters and line breaks
@@ -11,6 +13,10 @@
 import { type AddressInput, type Mailbox, parseAddress } from "./address.js";
 import { type AttachmentInput, type ComposeInput, CONTENT_ID_PATTERN, attachmentContentType, checkCustomHeader } from "./compose.js";
 import { decodeBase64, hasLoneSurrogate, utf8Length } from "./encoding.js";
+import * as v from "valibot";
+import { HERE, Refusal, bounded, byKind, fieldPath, isRecord, issueToRefusal, objectMessage, objectOf, refine, says, strictJson } from "./body-schema.js";
+
+export { Refusal, isRecord };
 
 /** The closed list of error codes a send request can be refused with. */
 export const SEND_ERROR_CODES = [
@@ -117,40 +123,15 @@ export const DEFAULT_SEND_LIMITS: Required<Omit<SendLimits, "now">> = {
   maxSendAtPastMs: 10 * 60 * 1000,
 };
 
-const TOP_LEVEL_FIELDS = new Set([
-  "from",
-  "to",
-  "cc",
-  "bcc",
-  "reply_to",
-  "subject",
-  "text",
-  "html",
-  "attachments",
-  "headers",
-  "tags",
-  "metadata",
-  "send_at",
-  "stream",
-  "track_opens",
-  "track_clicks",
-  "require_tls",
-]);
-const ATTACHMENT_FIELDS = new Set(["filename", "content", "content_type", "content_id", "disposition"]);
-const ADDRESS_OBJECT_FIELDS = new Set(["name", "address"]);
-
-/** Thrown internally to unwind to the single catch of a validator (here and in mailchannels.ts). */
-export class Refusal {
-  constructor(readonly error: SendError) {}
-}
-
 export function refuse(code: SendErrorCode, message: string, field: string): never {
-  throw new Refusal({ code, message, field });
+  throw new Refusal<SendErrorCode>({ code, message, field });
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+/** A valibot issue of the send schema as the refusal the API documents. */
+function issueToError(issue: v.BaseIssue<unknown>): SendError {
+  return issueToRefusal(issue, SEND_ERROR_CODES, "invalid_field");
 }
+
 
 /** The request body as a JSON object: decodes a string, refuses anything that is not an object. */
 export function jsonObject(input: unknown): Record<string, unknown> {
@@ -164,13 +145,6 @@ export function jsonObject(input: unknown): Record<string, unknown> {
   }
   if (!isRecord(body)) refuse("invalid_json", "body must be a JSON object", "");
   return body;
-}
-
-function fieldPath(parent: string, key: string): string {
-  // Keys that are not plain identifiers are bracket-quoted so the path stays unambiguous.
-  const plain = /^[A-Za-z0-9_-]+$/.test(key) ? key : JSON.stringify(key);
-  if (plain.startsWith('"')) return parent === "" ? `[${plain}]` : `${parent}[${plain}]`;
-  return parent === "" ? plain : `${parent}.${plain}`;
 }
 
 /** Walk a decoded JSON value and refuse the first string (or key) that is not valid Unicode. */
@@ -189,38 +163,42 @@ function checkUtf8Deep(value: unknown, path: string, depth: number): void {
   }
 }
 
-function checkKeys(obj: Record<string, unknown>, allowed: Set<string>, path: string): void {
-  for (const key of Object.keys(obj)) {
-    if (!allowed.has(key)) refuse("unknown_field", `unknown field ${JSON.stringify(key)}`, fieldPath(path, key));
-  }
+// ---------------------------------------------------------------------------------------------------------
+// The schema: the one description of the send request. It validates (with the domain checks below as
+// refinements), types the result, and is converted into the OpenAPI document (src/http/openapi.ts).
+// To add a field: add it to `sendRequestSchema` (in the order it should be checked) and, if it needs a
+// domain check, a refinement; the JSON Schema follows.
+
+type AddressCode = "invalid_sender" | "invalid_recipient" | "invalid_field";
+type AddressValue = string | { name?: string | null; address: string };
+
+/** A single address as the schema sees it: a string, or `{ name?, address }`. */
+function addressSchema(code: AddressCode, isFrom = false) {
+  const union = v.union(
+    [
+      v.pipe(v.string(), v.description("addr@example.com or Name <addr@example.com>")),
+      strictJson(
+        v.strictObject(
+          { address: v.string(says(code, "address must be a string")), name: v.nullish(v.string(says("invalid_field", "name must be a string"))) },
+          objectMessage("address must be a string or an object { name, address }", code, { address: "address must be a string" }),
+        ),
+      ),
+    ],
+    (issue) =>
+      isFrom && (issue.input === undefined || issue.input === null)
+        ? says("missing_field", "from is required")
+        : isFrom && Array.isArray(issue.input)
+          ? says(code, "from must be a single address")
+          : says(code, "address must be a string or an object { name, address }"),
+  );
+  return v.pipe(
+    byKind(union, (value) => (typeof value === "string" ? 0 : isRecord(value) ? 1 : -1)),
+    refine((value: AddressValue) => parseMailbox(value, HERE, code)),
+  );
 }
 
-function optionalString(obj: Record<string, unknown>, key: string, path: string): string | undefined {
-  const value = obj[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "string") refuse("invalid_field", `${key} must be a string`, fieldPath(path, key));
-  return value;
-}
-
-function optionalBoolean(obj: Record<string, unknown>, key: string): boolean | undefined {
-  const value = obj[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "boolean") refuse("invalid_field", `${key} must be true or false`, key);
-  return value;
-}
-
-function readAddress(value: unknown, path: string, code: "invalid_sender" | "invalid_recipient" | "invalid_field"): Mailbox {
-  let input: AddressInput;
-  if (typeof value === "string") {
-    input = value;
-  } else if (isRecord(value)) {
-    checkKeys(value, ADDRESS_OBJECT_FIELDS, path);
-    if (typeof value.address !== "string") refuse(value.address === undefined ? "missing_field" : code, "address must be a string", `${path}.address`);
-    if (value.name !== undefined && value.name !== null && typeof value.name !== "string") refuse("invalid_field", "name must be a string", `${path}.name`);
-    input = { address: value.address, name: typeof value.name === "string" ? value.name : undefined };
-  } else {
-    refuse(code, "address must be a string or an object { name, address }", path);
-  }
+function parseMailbox(value: AddressValue, path: string, code: AddressCode): Mailbox {
+  const input: AddressInput = typeof value === "string" ? value : { address: value.address, name: value.name ?? undefined };
   if (typeof input === "string" && input.length > 1024) refuse("too_large", "address is too long", path);
   const result = parseAddress(input);
   if (!result.ok) {
@@ -230,62 +208,85 @@ function readAddress(value: unknown, path: string, code: "invalid_sender" | "inv
   return result.value;
 }
 
-function readAddressList(body: Record<string, unknown>, key: string, code: "invalid_recipient" | "invalid_field", max: number): Mailbox[] {
-  const value = body[key];
-  if (value === undefined || value === null) return [];
-  const list = Array.isArray(value) ? value : [value];
-  if (list.length > max) refuse(key === "reply_to" ? "invalid_field" : "too_many_recipients", `${key} has more than ${max} addresses`, key);
-  return list.map((v, i) => readAddress(v, Array.isArray(value) ? `${key}[${i}]` : key, code));
-}
-
-function plainMailbox(m: Mailbox): { name?: string; address: string } {
-  return m.name !== undefined ? { name: m.name, address: m.address } : { address: m.address };
+/** to, cc, bcc and reply_to: one address or a list of them; a list longer than `max` is refused before its items are read. */
+function addressListSchema(key: "to" | "cc" | "bcc" | "reply_to", max: number, description?: string) {
+  const code = key === "reply_to" ? "invalid_field" : "invalid_recipient";
+  const tooMany = says(key === "reply_to" ? "invalid_field" : "too_many_recipients", `${key} has more than ${max} addresses`);
+  const union = byKind(v.union([bounded(v.array(addressSchema(code)), max, tooMany), addressSchema(code)]), (value) => (Array.isArray(value) ? 0 : 1));
+  const normalised = v.pipe(union, v.transform((value): Mailbox[] => (Array.isArray(value) ? value : [value])));
+  return v.nullish(description === undefined ? normalised : v.pipe(normalised, v.description(description)), () => []);
 }
 
 // eslint-disable-next-line no-control-regex
 const CONTROL_OR_BREAK = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/;
 
-function readBody(body: Record<string, unknown>, key: "text" | "html", maxBytes: number): string | undefined {
-  const value = optionalString(body, key, "");
-  if (value === undefined) return undefined;
-  if (value.includes("\0")) refuse("invalid_field", `${key} contains a NUL character`, key);
-  if (value.length > maxBytes || utf8Length(value) > maxBytes) refuse("too_large", `${key} is larger than ${maxBytes} bytes`, key);
-  return value;
+function checkSubject(subject: string, maxBytes: number): string {
+  if (/[\r\n\0\u2028\u2029]/.test(subject)) refuse("header_injection", "subject contains CR, LF or NUL", "subject");
+  if (CONTROL_OR_BREAK.test(subject.replace(/\t/g, " "))) refuse("invalid_field", "subject contains a control character", "subject");
+  if (utf8Length(subject) > maxBytes) refuse("too_large", `subject is longer than ${maxBytes} bytes`, "subject");
+  return subject;
 }
 
-function readAttachments(body: Record<string, unknown>, limits: Required<Omit<SendLimits, "now">>): AttachmentInput[] {
-  const value = body.attachments;
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) refuse("invalid_field", "attachments must be an array", "attachments");
-  if (value.length > limits.maxAttachments) refuse("too_large", `more than ${limits.maxAttachments} attachments`, "attachments");
+function bodySchema(key: "text" | "html", maxBytes: number) {
+  return v.nullish(
+    v.pipe(
+      v.string(says("invalid_field", `${key} must be a string`)),
+      refine((value: string) => {
+        if (value.includes("\0")) refuse("invalid_field", `${key} contains a NUL character`, key);
+        if (value.length > maxBytes || utf8Length(value) > maxBytes) refuse("too_large", `${key} is larger than ${maxBytes} bytes`, key);
+        return value;
+      }),
+    ),
+  );
+}
+
+/** A string field of an object that may be given as null (absent) but not as another type. */
+function nullableString(key: string) {
+  return v.nullish(v.string(says("invalid_field", `${key} must be a string`)));
+}
+
+function requiredString(key: string, what: string) {
+  return v.string((issue) => (issue.input === null ? says("missing_field", `attachment ${key} is required`) : says("invalid_field", `${what} must be a string`)));
+}
+
+const attachmentSchema = strictJson(
+  v.strictObject(
+    {
+      filename: requiredString("filename", "filename"),
+      content: v.pipe(requiredString("content", "content"), v.metadata({ contentEncoding: "base64" })),
+      content_type: nullableString("content_type"),
+      content_id: nullableString("content_id"),
+      disposition: v.nullish(v.picklist(["attachment", "inline"], says("invalid_attachment", 'disposition must be "attachment" or "inline"'))),
+    },
+    objectMessage("attachment must be an object", "invalid_attachment", { filename: "attachment filename is required", content: "attachment content is required" }),
+  ),
+);
+type AttachmentValue = v.InferOutput<typeof attachmentSchema>;
+
+function checkAttachments(items: AttachmentValue[], limits: Required<Omit<SendLimits, "now">>): AttachmentInput[] {
   let total = 0;
   const contentIds = new Set<string>();
-  return value.map((item, i): AttachmentInput => {
+  return items.map((item, i): AttachmentInput => {
     const path = `attachments[${i}]`;
-    if (!isRecord(item)) refuse("invalid_attachment", "attachment must be an object", path);
-    checkKeys(item, ATTACHMENT_FIELDS, path);
-    const filename = optionalString(item, "filename", path);
-    if (filename === undefined) refuse("missing_field", "attachment filename is required", `${path}.filename`);
+    const { filename, content } = item;
     if (filename.trim() === "" || CONTROL_OR_BREAK.test(filename) || /[/\\]/.test(filename)) {
       refuse(/[\r\n\0]/.test(filename) ? "header_injection" : "invalid_attachment", "filename is empty or contains a control character or path separator", `${path}.filename`);
     }
     if (utf8Length(filename) > 255) refuse("invalid_attachment", "filename is longer than 255 bytes", `${path}.filename`);
-    const content = optionalString(item, "content", path);
-    if (content === undefined) refuse("missing_field", "attachment content is required", `${path}.content`);
     // Cheap bound before decoding: base64 is 4/3 of the bytes.
     if (content.length > (limits.maxAttachmentBytes / 3) * 4 + 4 * 1024) refuse("too_large", "attachment is too large", `${path}.content`);
     const bytes = decodeBase64(content);
     if (!bytes) refuse("invalid_attachment", "content is not valid base64", `${path}.content`);
     total += bytes.length;
     if (total > limits.maxAttachmentBytes) refuse("too_large", `attachments are larger than ${limits.maxAttachmentBytes} bytes in total`, `${path}.content`);
-    const contentType = optionalString(item, "content_type", path);
+    const contentType = item.content_type ?? undefined;
     if (contentType !== undefined) {
       if (!/^[A-Za-z0-9!#$&^_.+-]{1,64}\/[A-Za-z0-9!#$&^_.+-]{1,64}$/.test(contentType)) {
         refuse(/[\r\n\0]/.test(contentType) ? "header_injection" : "invalid_attachment", "content_type must be type/subtype", `${path}.content_type`);
       }
       if (contentType.toLowerCase().startsWith("multipart/")) refuse("invalid_attachment", "content_type may not be multipart", `${path}.content_type`);
     }
-    const contentId = optionalString(item, "content_id", path);
+    const contentId = item.content_id ?? undefined;
     if (contentId !== undefined) {
       if (!CONTENT_ID_PATTERN.test(contentId)) {
         refuse(/[\r\n\0]/.test(contentId) ? "header_injection" : "invalid_attachment", "content_id must be 1-250 ASCII characters without angle brackets or spaces", `${path}.content_id`);
@@ -293,21 +294,14 @@ function readAttachments(body: Record<string, unknown>, limits: Required<Omit<Se
       if (contentIds.has(contentId)) refuse("invalid_attachment", "content_id is used twice", `${path}.content_id`);
       contentIds.add(contentId);
     }
-    const disposition = optionalString(item, "disposition", path);
-    if (disposition !== undefined && disposition !== "attachment" && disposition !== "inline") {
-      refuse("invalid_attachment", 'disposition must be "attachment" or "inline"', `${path}.disposition`);
-    }
     const att: AttachmentInput = { filename, content, content_type: attachmentContentType(filename, contentType) };
     if (contentId !== undefined) att.content_id = contentId;
-    if (disposition !== undefined) att.disposition = disposition;
+    if (item.disposition !== undefined && item.disposition !== null) att.disposition = item.disposition;
     return att;
   });
 }
 
-function readHeaders(body: Record<string, unknown>, max: number): Record<string, string> {
-  const value = body.headers;
-  if (value === undefined || value === null) return {};
-  if (!isRecord(value)) refuse("invalid_field", "headers must be an object of strings", "headers");
+function checkHeaders(value: Record<string, unknown>, max: number): Record<string, string> {
   const entries = Object.entries(value);
   if (entries.length > max) refuse("too_large", `more than ${max} headers`, "headers");
   const seen = new Set<string>();
@@ -326,15 +320,10 @@ function readHeaders(body: Record<string, unknown>, max: number): Record<string,
   return Object.fromEntries(out);
 }
 
-function readTags(body: Record<string, unknown>, limits: Required<Omit<SendLimits, "now">>): string[] {
-  const value = body.tags;
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) refuse("invalid_field", "tags must be an array of strings", "tags");
-  if (value.length > limits.maxTags) refuse("too_large", `more than ${limits.maxTags} tags`, "tags");
+function checkTags(value: string[], limits: Required<Omit<SendLimits, "now">>): string[] {
   const tags: string[] = [];
   value.forEach((tag, i) => {
     const path = `tags[${i}]`;
-    if (typeof tag !== "string") refuse("invalid_field", "tag must be a string", path);
     if (tag.length === 0 || [...tag].length > limits.maxTagChars) refuse("invalid_field", `tag must be 1-${limits.maxTagChars} characters`, path);
     if (CONTROL_OR_BREAK.test(tag)) refuse("invalid_field", "tag contains a control character", path);
     if (!tags.includes(tag)) tags.push(tag);
@@ -342,10 +331,7 @@ function readTags(body: Record<string, unknown>, limits: Required<Omit<SendLimit
   return tags;
 }
 
-function readMetadata(body: Record<string, unknown>, limits: Required<Omit<SendLimits, "now">>): Record<string, string> {
-  const value = body.metadata;
-  if (value === undefined || value === null) return {};
-  if (!isRecord(value)) refuse("invalid_field", "metadata must be an object of strings", "metadata");
+function checkMetadata(value: Record<string, unknown>, limits: Required<Omit<SendLimits, "now">>): Record<string, string> {
   const entries = Object.entries(value);
   if (entries.length > limits.maxMetadataKeys) refuse("too_large", `more than ${limits.maxMetadataKeys} metadata keys`, "metadata");
   const out: [string, string][] = [];
@@ -365,10 +351,7 @@ function readMetadata(body: Record<string, unknown>, limits: Required<Omit<SendL
 /** RFC 3339 date-time with a mandatory offset, e.g. 2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00. */
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
-function readSendAt(body: Record<string, unknown>, limits: Required<Omit<SendLimits, "now">>, now: Date): Date | undefined {
-  const value = body.send_at;
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "string") refuse("invalid_send_at", "send_at must be an RFC 3339 date-time string with an offset", "send_at");
+function checkSendAt(value: string, limits: Required<Omit<SendLimits, "now">>, now: Date): Date {
   const match = RFC3339.exec(value);
   const date = match ? new Date(value.replace(" ", "T")) : null;
   if (!match || !date || Number.isNaN(date.getTime())) refuse("invalid_send_at", "send_at must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:00:00Z", "send_at");
@@ -382,6 +365,79 @@ function readSendAt(body: Record<string, unknown>, limits: Required<Omit<SendLim
   return date;
 }
 
+function optionalBoolean(key: string, description: string) {
+  return v.nullish(v.pipe(v.boolean(says("invalid_field", `${key} must be true or false`)), v.description(description)));
+}
+
+/**
+ * The send request (`POST /v1/messages`, each message of a batch, and what `/tx/v1/send` is translated into),
+ * with the limits in force. Fields are checked in the order they appear here; the first problem is reported.
+ */
+export function sendRequestSchema(limits: Required<Omit<SendLimits, "now">> = DEFAULT_SEND_LIMITS, clock: () => Date = () => new Date()) {
+  return v.strictObject(
+    {
+      from: addressSchema("invalid_sender", true),
+      to: addressListSchema("to", limits.maxRecipients),
+      cc: addressListSchema("cc", limits.maxRecipients),
+      bcc: addressListSchema("bcc", limits.maxRecipients, "Envelope only: never written into the headers."),
+      reply_to: addressListSchema("reply_to", limits.maxReplyTo),
+      subject: v.nullish(v.pipe(v.string(says("invalid_field", "subject must be a string")), refine((s: string) => checkSubject(s, limits.maxSubjectBytes)))),
+      text: bodySchema("text", limits.maxBodyBytes),
+      html: bodySchema("html", limits.maxBodyBytes),
+      attachments: v.nullish(
+        v.pipe(
+          bounded(v.array(attachmentSchema, says("invalid_field", "attachments must be an array")), limits.maxAttachments, says("too_large", `more than ${limits.maxAttachments} attachments`)),
+          refine((items: AttachmentValue[]) => checkAttachments(items, limits)),
+        ),
+        () => [],
+      ),
+      headers: v.nullish(
+        v.pipe(
+          objectOf(v.record(v.string(), v.string(), says("invalid_field", "headers must be an object of strings"))),
+          v.description("Custom headers; addressing, trace, MIME and authentication headers are reserved."),
+          refine((value: Record<string, string>) => checkHeaders(value, limits.maxHeaders)),
+        ),
+        () => ({}),
+      ),
+      tags: v.nullish(
+        v.pipe(
+          bounded(v.array(v.string(says("invalid_field", "tag must be a string")), says("invalid_field", "tags must be an array of strings")), limits.maxTags, says("too_large", `more than ${limits.maxTags} tags`)),
+          refine((value: string[]) => checkTags(value, limits)),
+        ),
+        () => [],
+      ),
+      metadata: v.nullish(
+        v.pipe(
+          objectOf(v.record(v.string(), v.string(), says("invalid_field", "metadata must be an object of strings"))),
+          refine((value: Record<string, string>) => checkMetadata(value, limits)),
+        ),
+        () => ({}),
+      ),
+      send_at: v.nullish(
+        v.pipe(
+          v.string(says("invalid_send_at", "send_at must be an RFC 3339 date-time string with an offset")),
+          v.metadata({ format: "date-time", description: `Scheduled send, up to ${limits.maxScheduleDays} days ahead.` }),
+          refine((value: string) => checkSendAt(value, limits, clock())),
+        ),
+      ),
+      stream: v.nullish(
+        v.pipe(
+          v.picklist(["transactional", "broadcast"], says("invalid_field", 'stream must be "transactional" or "broadcast"')),
+          v.description("broadcast adds List-Unsubscribe (one-click) and needs exactly one recipient."),
+        ),
+        "transactional",
+      ),
+      track_opens: optionalBoolean("track_opens", "Open tracking pixel in the HTML part; absent or null: the tenant's stream or tenant-wide setting (default off)."),
+      track_clicks: optionalBoolean("track_clicks", "Rewrite HTML links to signed tracking redirects; absent or null: the tenant's stream or tenant-wide setting (default off)."),
+      require_tls: optionalBoolean(
+        "require_tls",
+        "RFC 8689 REQUIRETLS semantics: deliver only over TLS with a verified certificate, else bounce (5.7.10). The tenant's require_tls policy applies to all its mail.",
+      ),
+    },
+    objectMessage("body must be a JSON object", "invalid_json", { from: "from is required" }),
+  );
+}
+
 /**
  * Validate a decoded JSON body (or a JSON string) as a send request. Returns the normalised
  * request or the first problem found. Never throws.
@@ -390,10 +446,49 @@ export function validateSendRequest(body: unknown, limits: Partial<SendLimits> =
   try {
     return { ok: true, value: validateOrThrow(body, limits) };
   } catch (e) {
-    if (e instanceof Refusal) return { ok: false, error: e.error };
+    if (e instanceof Refusal) return { ok: false, error: e.error as SendError };
     // Anything else is a bug here, but bad input must still never become a 500.
     return { ok: false, error: { code: "invalid_field", message: "request could not be validated", field: "" } };
   }
+}
+
+type SendSchema = ReturnType<typeof sendRequestSchema>;
+type SendEntries = SendSchema["entries"];
+const ADDRESS_FIELDS = ["from", "to", "cc", "bcc", "reply_to"] as const satisfies readonly (keyof SendEntries)[];
+const CONTENT_FIELDS = ["subject", "text", "html"] as const satisfies readonly (keyof SendEntries)[];
+type LaterField = Exclude<keyof SendEntries, (typeof ADDRESS_FIELDS)[number] | (typeof CONTENT_FIELDS)[number]>;
+
+/** The schema split into its three stages, built once per set of limits; `now` is the clock of the current parse. */
+function compileSchema(limits: Required<Omit<SendLimits, "now">>) {
+  const compiled = {
+    now: new Date(),
+    schema: undefined as unknown as SendSchema,
+    addresses: undefined as unknown as v.ObjectSchema<Pick<SendEntries, (typeof ADDRESS_FIELDS)[number]>, SendSchema["message"]>,
+    content: undefined as unknown as v.ObjectSchema<Pick<SendEntries, (typeof CONTENT_FIELDS)[number]>, SendSchema["message"]>,
+    later: undefined as unknown as v.ObjectSchema<Pick<SendEntries, LaterField>, SendSchema["message"]>,
+  };
+  const schema = sendRequestSchema(limits, () => compiled.now);
+  const part = <K extends keyof SendEntries>(keys: readonly K[]) => v.object(Object.fromEntries(keys.map((k) => [k, schema.entries[k]])) as Pick<SendEntries, K>, schema.message);
+  const later = (Object.keys(schema.entries) as (keyof SendEntries)[]).filter((k): k is LaterField => !(ADDRESS_FIELDS as readonly string[]).includes(k) && !(CONTENT_FIELDS as readonly string[]).includes(k));
+  compiled.schema = schema;
+  compiled.addresses = part(ADDRESS_FIELDS);
+  compiled.content = part(CONTENT_FIELDS);
+  compiled.later = part(later);
+  return compiled;
+}
+
+/** Compiled schemas by limits: the limits come from configuration, so there are only ever a few. */
+const compiledSchemas = new Map<string, ReturnType<typeof compileSchema>>();
+
+function compiledSchema(limits: Required<Omit<SendLimits, "now">>): ReturnType<typeof compileSchema> {
+  const key = JSON.stringify(limits);
+  let compiled = compiledSchemas.get(key);
+  if (!compiled) {
+    if (compiledSchemas.size >= 16) compiledSchemas.clear();
+    compiled = compileSchema(limits);
+    compiledSchemas.set(key, compiled);
+  }
+  return compiled;
 }
 
 function validateOrThrow(input: unknown, given: Partial<SendLimits>): SendRequest {
@@ -404,39 +499,28 @@ function validateOrThrow(input: unknown, given: Partial<SendLimits>): SendReques
   const now = given.now ?? new Date();
   const body = jsonObject(input);
   checkUtf8Deep(body, "", 0);
-  checkKeys(body, TOP_LEVEL_FIELDS, "");
-
-  if (body.from === undefined || body.from === null) refuse("missing_field", "from is required", "from");
-  if (Array.isArray(body.from)) refuse("invalid_sender", "from must be a single address", "from");
-  const sender = readAddress(body.from, "from", "invalid_sender");
-
-  const to = readAddressList(body, "to", "invalid_recipient", limits.maxRecipients);
-  const cc = readAddressList(body, "cc", "invalid_recipient", limits.maxRecipients);
-  const bcc = readAddressList(body, "bcc", "invalid_recipient", limits.maxRecipients);
-  const replyTo = readAddressList(body, "reply_to", "invalid_field", limits.maxReplyTo);
+  const compiled = compiledSchema(limits);
+  const schema = compiled.schema;
+  // Unknown top-level fields are reported before anything else, as in every object of the request.
+  for (const key of Object.keys(body)) {
+    if (!Object.hasOwn(schema.entries, key)) refuse("unknown_field", `unknown field ${JSON.stringify(key)}`, fieldPath("", key));
+  }
+  // The fields are read in three stages so that the checks across fields come where the documented order
+  // puts them: the addresses, then "at least one recipient"; the subject and bodies, then "text or html".
+  const stage = <S extends v.GenericSchema>(part: S): v.InferOutput<S> => {
+    const parsed = v.safeParse(part, body, { abortEarly: true });
+    if (!parsed.success) throw new Refusal(issueToError(parsed.issues[0]!));
+    return parsed.output;
+  };
+  compiled.now = now;
+  const { from: sender, to, cc, bcc, reply_to: replyTo } = stage(compiled.addresses);
   const total = to.length + cc.length + bcc.length;
   if (total === 0) refuse("missing_field", "at least one recipient (to, cc or bcc) is required", "to");
   if (total > limits.maxRecipients) refuse("too_many_recipients", `more than ${limits.maxRecipients} recipients in to, cc and bcc together`, "to");
-
-  const subject = optionalString(body, "subject", "");
-  if (subject !== undefined) {
-    if (/[\r\n\0\u2028\u2029]/.test(subject)) refuse("header_injection", "subject contains CR, LF or NUL", "subject");
-    if (CONTROL_OR_BREAK.test(subject.replace(/\t/g, " "))) refuse("invalid_field", "subject contains a control character", "subject");
-    if (utf8Length(subject) > limits.maxSubjectBytes) refuse("too_large", `subject is longer than ${limits.maxSubjectBytes} bytes`, "subject");
-  }
-  const text = readBody(body, "text", limits.maxBodyBytes);
-  const html = readBody(body, "html", limits.maxBodyBytes);
-  if (text === undefined && html === undefined) refuse("missing_field", "text or html is required", "text");
-  const attachments = readAttachments(body, limits);
-  const headers = readHeaders(body, limits.maxHeaders);
-  const tags = readTags(body, limits);
-  const metadata = readMetadata(body, limits);
-  const sendAt = readSendAt(body, limits, now);
-  const streamValue = body.stream ?? "transactional";
-  if (streamValue !== "transactional" && streamValue !== "broadcast") refuse("invalid_field", 'stream must be "transactional" or "broadcast"', "stream");
-  const trackOpens = optionalBoolean(body, "track_opens");
-  const trackClicks = optionalBoolean(body, "track_clicks");
-  const requireTls = optionalBoolean(body, "require_tls");
+  const { subject, text, html } = stage(compiled.content);
+  if ((text ?? undefined) === undefined && (html ?? undefined) === undefined) refuse("missing_field", "text or html is required", "text");
+  const rest = stage(compiled.later);
+  const { attachments, headers, tags, metadata, send_at: sendAt, stream } = rest;
 
   const recipients: Mailbox[] = [];
   const seen = new Set<string>();
@@ -457,18 +541,22 @@ function validateOrThrow(input: unknown, given: Partial<SendLimits>): SendReques
     headers,
     tags,
     metadata,
-    stream: streamValue,
+    stream,
     sender,
     recipients,
     smtputf8: [sender, ...to, ...cc, ...bcc, ...replyTo].some((m) => m.utf8),
   };
-  if (subject !== undefined) result.subject = subject;
-  if (text !== undefined) result.text = text;
-  if (html !== undefined) result.html = html;
-  if (sendAt !== undefined) result.send_at = sendAt;
-  if (trackOpens !== undefined) result.track_opens = trackOpens;
-  if (trackClicks !== undefined) result.track_clicks = trackClicks;
-  if (requireTls !== undefined) result.require_tls = requireTls;
+  if (subject !== undefined && subject !== null) result.subject = subject;
+  if (text !== undefined && text !== null) result.text = text;
+  if (html !== undefined && html !== null) result.html = html;
+  if (sendAt !== undefined && sendAt !== null) result.send_at = sendAt;
+  for (const key of ["track_opens", "track_clicks", "require_tls"] as const) {
+    const flag = rest[key];
+    if (flag !== undefined && flag !== null) result[key] = flag;
+  }
   return result;
 }
 
+function plainMailbox(m: Mailbox): { name?: string; address: string } {
+  return m.name !== undefined ? { name: m.name, address: m.address } : { address: m.address };
+}

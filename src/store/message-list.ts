@@ -1,5 +1,5 @@
 /** Searches over messages and events for the API: per tenant, newest first (messages) or oldest first (events). */
-import { FEED_COLUMNS, FEED_FROM, FEED_ID_STRIDE, firstRowAfter } from "./feed";
+import { FEED_AT, FEED_COLUMNS, FEED_FROM, FEED_ID, FEED_MESSAGE_ID, FEED_ORDER, FEED_RECIPIENT, FEED_TYPE, firstRowAfter } from "./feed";
 import { idFloor } from "./ids";
 import { parseRecipients, summariseStatus, type EventRow, type RecipientStatus } from "./messages";
 import { isRedactedValue } from "./redaction";
@@ -131,13 +131,13 @@ export async function listEvents(db: D1Database, tenantId: string, q: EventQuery
     .prepare(
       `SELECT ${FEED_COLUMNS} FROM ${FEED_FROM}
         WHERE e.tenant_id = ?1
-          AND (?2 IS NULL OR (e.id >= ?3 AND e.id * ${FEED_ID_STRIDE} + k.column1 > ?2))
-          AND (?4 IS NULL OR (CASE WHEN k.column1 < 2 THEN COALESCE(e.accepted_at, e.at) ELSE e.at END) >= ?4)
-          AND (?5 IS NULL OR (CASE k.column1 WHEN 0 THEN 'accepted' WHEN 1 THEN 'queued' ELSE e.type END) = ?5)
-          AND (?6 IS NULL OR e.message_id = ?6)
-          AND (?7 IS NULL OR (k.column1 > 0 AND e.recipient IN (?7, ?8, ?11)))
-          AND (?9 IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = e.tenant_id AND m.id = e.message_id AND m.stream = ?9))
-        ORDER BY e.id, k.column1 LIMIT ?10`,
+          AND (?2 IS NULL OR (e.id >= ?3 AND ${FEED_ID} > ?2))
+          AND (?4 IS NULL OR ${FEED_AT} >= ?4)
+          AND (?5 IS NULL OR ${FEED_TYPE} = ?5)
+          AND (?6 IS NULL OR ${FEED_MESSAGE_ID} = ?6)
+          AND (?7 IS NULL OR ${FEED_RECIPIENT} IN (?7, ?8, ?11))
+          AND (?9 IS NULL OR EXISTS (SELECT 1 FROM messages m WHERE m.tenant_id = e.tenant_id AND m.id = ${FEED_MESSAGE_ID} AND m.stream = ?9))
+        ORDER BY ${FEED_ORDER} LIMIT ?10`,
     )
     .bind(
       tenantId,

@@ -227,32 +227,87 @@ const RECIPIENTS_PER_UPDATE = 20;
 const isFinal = (s: RecipientStatus) => FINAL_STATUSES.includes(s);
 
 /**
- * Statements that record the outcomes of one message's recipients from one transaction (or one decision): an
- * event per recipient still pending, then one update in place of the message row. A recipient in a final state
- * never leaves it (Queues deliver at least once, so a late duplicate outcome must not overwrite `delivered`), and a
- * duplicate outcome writes no event. All outcomes must belong to one message of one tenant.
+ * Statements that record outcomes (of one or more messages, from one or more transactions): per tenant one
+ * `events` row holding the events of the recipients still pending (see migrations/0010_event_batches.sql), then
+ * one update in place of each message row. A recipient in a final state never leaves it (Queues deliver at least
+ * once, so a late duplicate outcome must not overwrite `delivered`), and a duplicate outcome writes no event.
+ * The statements belong in one `db.batch` (see `outcomeStatementCount` for its size).
  */
 export function outcomeStatements(db: D1Database, outcomes: RecipientOutcome[]): D1PreparedStatement[] {
   const stmts: D1PreparedStatement[] = [];
-  for (let i = 0; i < outcomes.length; i += RECIPIENTS_PER_UPDATE) stmts.push(...outcomeChunk(db, outcomes.slice(i, i + RECIPIENTS_PER_UPDATE)));
+  const byTenant = new Map<string, RecipientOutcome[]>();
+  for (const o of outcomes) if (o.tenantId) byTenant.set(o.tenantId, [...(byTenant.get(o.tenantId) ?? []), o]);
+  for (const [tenant, list] of byTenant) stmts.push(eventBatchRow(db, tenant, list));
+  for (const group of outcomesByMessage(outcomes)) {
+    for (let i = 0; i < group.length; i += RECIPIENTS_PER_UPDATE) {
+      const chunk = group.slice(i, i + RECIPIENTS_PER_UPDATE);
+      // Without a tenant (outcomes recorded before jobs carried one): an event row per outcome, found by id alone.
+      if (!chunk[0]!.tenantId) stmts.push(...chunk.map((o, k) => legacyEventRow(db, o, k === 0)));
+      stmts.push(messageUpdate(db, chunk));
+    }
+  }
   return stmts;
 }
 
-function outcomeChunk(db: D1Database, outcomes: RecipientOutcome[]): D1PreparedStatement[] {
+/** How many statements `outcomeStatements` makes for these outcomes (to fill a `db.batch` without splitting it). */
+export function outcomeStatementCount(outcomes: RecipientOutcome[]): number {
+  const tenants = new Set(outcomes.filter((o) => o.tenantId).map((o) => o.tenantId)).size;
+  const updates = outcomesByMessage(outcomes).reduce((n, g) => n + Math.ceil(g.length / RECIPIENTS_PER_UPDATE) + (g[0]!.tenantId ? 0 : g.length), 0);
+  return tenants + updates;
+}
+
+const rcptField = (idx: string, key: string) => `json_extract(m.rcpts, '$[' || ${idx} || '].${key}')`;
+
+/**
+ * One `events` row for a tenant's outcomes: an element per recipient still pending, in order, that names the
+ * message, the type and time (for filters that need no join) and the index of the attempt's entry in the message's
+ * log (`x`), where its reply, host, TLS, latency and sequence live (written once, not twice: bytes per message,
+ * issue 16); with feed bits (`accepted` on the message's first event while it was not announced, `queued` on a
+ * recipient's first attempt). `messageUpdate` appends exactly the pending outcomes' log entries in this order, in
+ * the same transaction. The row takes the ids just above the newest row's (one per element) and is not written
+ * when no recipient is pending.
+ */
+function eventBatchRow(db: D1Database, tenantId: string, outcomes: RecipientOutcome[]): D1PreparedStatement {
+  const input = outcomes.map((o) => ({ m: o.messageId, i: o.idx, y: o.status, at: o.at }));
+  const idx = "json_extract(i.value, '$.i')";
+  const nth = "ROW_NUMBER() OVER (PARTITION BY m.id ORDER BY i.key)";
+  // MAX(id) alone (not inside COALESCE) is one seek to the end of the rowid tree, not a scan; CROSS JOIN keeps the
+  // input the outer loop (a primary-key seek per element, never a walk over the tenant's messages).
+  return db
+    .prepare(
+      `INSERT INTO events (id, message_id, tenant_id, type, at, batch)
+       SELECT COALESCE((SELECT MAX(id) FROM events), 0) + COUNT(*), '', ?1, 'batch', MIN(x.at), json_group_array(json(x.ev))
+         FROM (SELECT json_patch(
+                        json_object('m', m.id, 'y', json_extract(i.value, '$.y'), 'at', json_extract(i.value, '$.at'),
+                                    'x', COALESCE(json_array_length(m.log), 0) + ${nth} - 1),
+                        json_object('f', NULLIF((CASE WHEN m.fed = 0 AND ${nth} = 1 THEN ${FEED_ACCEPTED} ELSE 0 END)
+                                              | (CASE WHEN COALESCE(${rcptField(idx, "n")}, 0) = 0 THEN ${FEED_QUEUED} ELSE 0 END), 0))) AS ev,
+                      json_extract(i.value, '$.at') AS at
+                 FROM json_each(?2) i CROSS JOIN messages m ON m.tenant_id = ?1 AND m.id = json_extract(i.value, '$.m')
+                WHERE ${rcptField(idx, "f")} IS NULL
+                ORDER BY i.key) x
+       HAVING COUNT(*) > 0`,
+    )
+    .bind(tenantId, JSON.stringify(input));
+}
+
+/** An event row of its own for an outcome without a tenant (the message is found by id alone). */
+function legacyEventRow(db: D1Database, o: RecipientOutcome, first: boolean): D1PreparedStatement {
+  const pendingOf = `json_extract(rcpts, '$[${o.idx}].f') IS NULL`;
+  const feed = `(CASE WHEN fed = 0 AND ${first ? 1 : 0} THEN ${FEED_ACCEPTED} ELSE 0 END) | (CASE WHEN COALESCE(json_extract(rcpts, '$[${o.idx}].n'), 0) = 0 THEN ${FEED_QUEUED} ELSE 0 END)`;
+  return db
+    .prepare(
+      `INSERT INTO events (message_id, tenant_id, recipient_idx, recipient, type, at, attempt, code, enhanced, text, host, tls, latency_ms, seq, data, feed, accepted_at)
+       SELECT id, tenant_id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(${feed}, 0), created_at FROM messages WHERE ${MESSAGE_BY_ID} AND ${pendingOf}`,
+    )
+    .bind(o.idx, o.address, o.status, o.at, o.attempt, o.code ?? null, o.enhanced ?? null, o.text ?? null, o.host ?? null, tlsBit(o.tls), o.latencyMs ?? null, o.seq ?? null, o.data === undefined ? null : JSON.stringify(o.data), o.messageId);
+}
+
+/** The update in place of one message row for up to RECIPIENTS_PER_UPDATE of its outcomes. */
+function messageUpdate(db: D1Database, outcomes: RecipientOutcome[]): D1PreparedStatement {
   const first = outcomes[0]!;
   const tenant = first.tenantId ?? null;
-  const where = tenant === null ? MESSAGE_BY_ID : "tenant_id = ? AND id = ?";
-  const key = tenant === null ? [first.messageId] : [tenant, first.messageId];
   const pendingOf = (idx: number) => `json_extract(rcpts, '$[${idx}].f') IS NULL`;
-  const events = outcomes.map((o, k) => {
-    const feed = `(CASE WHEN fed = 0 AND ${k === 0 ? 1 : 0} THEN ${FEED_ACCEPTED} ELSE 0 END) | (CASE WHEN COALESCE(json_extract(rcpts, '$[${o.idx}].n'), 0) = 0 THEN ${FEED_QUEUED} ELSE 0 END)`;
-    return db
-      .prepare(
-        `INSERT INTO events (message_id, tenant_id, recipient_idx, recipient, type, at, attempt, code, enhanced, text, host, tls, latency_ms, seq, data, feed, accepted_at)
-         SELECT id, tenant_id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(${feed}, 0), created_at FROM messages WHERE ${where} AND ${pendingOf(o.idx)}`,
-      )
-      .bind(o.idx, o.address, o.status, o.at, o.attempt, o.code ?? null, o.enhanced ?? null, o.text ?? null, o.host ?? null, tlsBit(o.tls), o.latencyMs ?? null, o.seq ?? null, o.data === undefined ? null : JSON.stringify(o.data), ...key);
-  });
   const params: unknown[] = [];
   const p = (v: unknown) => {
     params.push(v);
@@ -261,7 +316,9 @@ function outcomeChunk(db: D1Database, outcomes: RecipientOutcome[]): D1PreparedS
   const setRcpts = outcomes
     .map((o) => `'$[${o.idx}]', json(CASE WHEN ${pendingOf(o.idx)} THEN ${p(JSON.stringify(stateOf(o)))} ELSE json_extract(rcpts, '$[${o.idx}]') END)`)
     .join(", ");
-  const entries = outcomes.map((o) => `'$[#]', json(${p(JSON.stringify(logEntryOf(o)))})`).join(", ");
+  // Only pending recipients' entries are appended (in order: the event rows point at them by index); a duplicate
+  // outcome's goes to '$[0]', which exists (the recipient is final, so its outcome is logged) and is left as it is.
+  const entries = outcomes.map((o) => `CASE WHEN ${pendingOf(o.idx)} THEN '$[#]' ELSE '$[0]' END, json(${p(JSON.stringify(logEntryOf(o)))})`).join(", ");
   const closing = outcomes.filter((o) => isFinal(o.status)).map((o) => `(${pendingOf(o.idx)})`);
   const openAfter = closing.length ? `open - (${closing.join(" + ")})` : "open";
   const next = Math.max(...outcomes.map((o) => o.nextAttemptAt ?? o.at));
@@ -270,7 +327,7 @@ function outcomeChunk(db: D1Database, outcomes: RecipientOutcome[]): D1PreparedS
       pending = CASE WHEN ${openAfter} <= 0 THEN NULL ELSE pending END, fed = 1
     WHERE ${tenant === null ? `tenant_id IN (SELECT id FROM tenants) AND id = ${p(first.messageId)}` : `tenant_id = ${p(tenant)} AND id = ${p(first.messageId)}`}
       AND (${outcomes.map((o) => pendingOf(o.idx)).join(" OR ")})`;
-  return [...events, db.prepare(sql).bind(...params)];
+  return db.prepare(sql).bind(...params);
 }
 
 function tlsBit(tls: boolean | null | undefined): number | null {

@@ -287,11 +287,11 @@ export interface FailureEventRow {
   data: string | null;
 }
 
-/** The newest bounce and deferral events since `since` (events_at index range), at most `limit`. */
+/** The newest bounce and deferral events since `since` (the event log, batch rows expanded: see the event_log view), at most `limit`. */
 export async function recentFailureEvents(db: D1Database, since: number, limit: number): Promise<FailureEventRow[]> {
   return (
     await db
-      .prepare("SELECT type, recipient, host, code, enhanced, text, data FROM events WHERE at >= ? AND type IN ('bounced', 'deferred') ORDER BY at DESC LIMIT ?")
+      .prepare("SELECT type, recipient, host, code, enhanced, text, data FROM event_log WHERE at >= ? AND type IN ('bounced', 'deferred') ORDER BY at DESC LIMIT ?")
       .bind(since, limit)
       .all<FailureEventRow>()
   ).results;

@@ -4,7 +4,7 @@
  * watermark (see `advanceRollups`), so every writer of events is covered without having to remember to
  * update them, and the page reads only these small tables.
  */
-import { FEED_COLUMNS, FEED_FROM } from "./feed";
+import { EVENT_ACCEPTED_AT, EVENT_FEED, FEED_COLUMNS, FEED_FROM } from "./feed";
 
 /** Bucket sizes in seconds: 5 minutes (for the 1h window, kept 2 days) and one hour (kept forever). */
 export const ROLLUP_PERIODS_S = [300, 3600] as const;
@@ -28,7 +28,7 @@ export const LATENCY_BOUNDS_MS = [
 const GUARD = "(SELECT last_event_id FROM report_watermarks WHERE name = 'rollup') = ?1";
 
 /** The feed events (store/feed.ts) of rows (lo, hi], as `f`. */
-const FEED_IN_RANGE = `FROM (SELECT ${FEED_COLUMNS}, e.accepted_at AS accepted_at, e.feed AS feed FROM ${FEED_FROM}
+const FEED_IN_RANGE = `FROM (SELECT ${FEED_COLUMNS}, ${EVENT_ACCEPTED_AT} AS accepted_at, ${EVENT_FEED} AS feed FROM ${FEED_FROM}
     WHERE e.id > ?1 AND e.id <= ?2 AND ${GUARD}) f`;
 const DOMAIN = "CASE WHEN f.recipient IS NULL THEN '' ELSE lower(substr(f.recipient, instr(f.recipient, '@') + 1)) END";
 

@@ -4,7 +4,7 @@
  * the `events` they count, so a watermark moves in the same database as the events it reads.
  */
 import type { EventRow } from "./messages";
-import { FEED_COLUMNS, FEED_FROM } from "./feed";
+import { FEED_COLUMNS, FEED_FROM, FEED_ORDER } from "./feed";
 
 /** The columns of a feed event that a webhook carries. */
 export type FeedEventRow = Omit<EventRow, "recipient_idx" | "seq">;
@@ -51,7 +51,7 @@ export async function releaseEmissionLease(db: D1Database, range: { lo: number; 
 
 /** Feed events of rows (lo, hi], in feed order. */
 export async function feedEventsBetween(db: D1Database, lo: number, hi: number): Promise<FeedEventRow[]> {
-  const { results } = await db.prepare(`SELECT ${FEED_COLUMNS} FROM ${FEED_FROM} WHERE e.id > ? AND e.id <= ? ORDER BY e.id, k.column1`).bind(lo, hi).all<FeedEventRow>();
+  const { results } = await db.prepare(`SELECT ${FEED_COLUMNS} FROM ${FEED_FROM} WHERE e.id > ? AND e.id <= ? ORDER BY ${FEED_ORDER}`).bind(lo, hi).all<FeedEventRow>();
   return results;
 }
 

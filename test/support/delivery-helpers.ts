@@ -121,7 +121,7 @@ export async function eventRows(ids: string[]): Promise<EventRow[]> {
   const out: EventRow[] = [];
   for (let i = 0; i < ids.length; i += 90) {
     const chunk = ids.slice(i, i + 90);
-    const { results } = await env.DB.prepare(`SELECT * FROM events WHERE message_id IN (${chunk.map(() => "?").join(",")}) ORDER BY id`)
+    const { results } = await env.DB.prepare(`SELECT * FROM event_log WHERE message_id IN (${chunk.map(() => "?").join(",")}) ORDER BY id`)
       .bind(...chunk)
       .all<EventRow>();
     out.push(...results);

@@ -172,9 +172,10 @@ describe("redaction after N days", () => {
     const counter: RowCounter = { total: 0, byTable: {} };
     await runDataMinimisation(envWith(env, { DB: countingD1(env.DB, counter) }), loadConfig(env), Date.now() + 1000);
     console.log(`rows written by the redaction pass: ${counter.total} ${JSON.stringify(counter.byTable)}`);
-    // This message's row once, and its one delivered event; the rest are the walks' cursors.
+    // This message's row once; its delivered event is an element of a shared events row (0010) that holds no
+    // address (the feed reads the recipient from the message row), so it needs no write; the rest are the cursors.
     expect(counter.byTable.messages).toBe(1);
-    expect(counter.byTable.events).toBe(1);
+    expect(counter.byTable.events ?? 0).toBe(0);
     const m = await message(key, id);
     expect(m.redacted).toBe(true);
     expect(m.subject).toMatch(/^\[hmac:[A-Za-z0-9_-]{22}\]$/);

@@ -163,7 +163,7 @@ export interface EventRow {
   data: string | null;
 }
 export async function eventRows(messageId: string, type?: string): Promise<EventRow[]> {
-  const { results } = await env.DB.prepare("SELECT type, recipient_idx, recipient, code, enhanced, text, data FROM events WHERE message_id = ? AND (? IS NULL OR type = ?) ORDER BY id")
+  const { results } = await env.DB.prepare("SELECT type, recipient_idx, recipient, code, enhanced, text, data FROM event_log WHERE message_id = ? AND (? IS NULL OR type = ?) ORDER BY id")
     .bind(messageId, type ?? null, type ?? null)
     .all<EventRow>();
   return results;

@@ -1,12 +1,13 @@
 /**
  * Existing databases migrate with their data (issue 16): a database filled under the old schema (migrations
- * 0001-0007: a row per recipient, an event per step) is migrated by 0008_ledger.sql, and the relay's readers see
- * the same messages, recipients, attempts and events afterwards.
+ * 0001-0007: a row per recipient, an event per step) is migrated by 0009_ledger.sql, and the relay's readers see
+ * the same messages, recipients, attempts and events afterwards; events written after 0010 (one row per outcome
+ * write) follow the old rows in the same feed.
  */
 import { applyD1Migrations } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { listEvents } from "../../src/store/message-list";
-import { getMessage } from "../../src/store/messages";
+import { getMessage, outcomeStatements } from "../../src/store/messages";
 import { findRecipientsByMessageIdHeader } from "../../src/store/inbound";
 import { env } from "./helpers";
 
@@ -73,5 +74,19 @@ describe("migration of an old-schema database", () => {
     expect(new Set(events.map((e) => e.id)).size).toBe(5);
     const refs = await findRecipientsByMessageIdHeader(db, "hdr-1@old.example", null, t0);
     expect(refs.map((r) => r.address)).toEqual(["x@dest.example", "y@dest.example"]);
+
+    // 0010: events written after the migration share rows (events.batch) and continue the old rows' ids in order.
+    await db.batch(
+      outcomeStatements(db, [
+        { messageId: "m1", tenantId: "mt", idx: 1, address: "y@dest.example", status: "delivered", at: t0 + 700_000, attempt: 3, code: 250, enhanced: "2.0.0", text: "ok at last", host: "mx.dest.example:25", tls: true, latencyMs: 9, seq: 11 },
+      ]),
+    );
+    const after = await listEvents(db, "mt", { type: null, messageId: "m1", recipient: null, since: null, after: null, limit: 50 });
+    expect(after.map((e) => e.type)).toEqual(["accepted", "queued", "queued", "delivered", "deferred", "delivered"]);
+    expect(after.map((e) => e.id)).toEqual([...after.map((e) => e.id)].sort((a, b) => a - b));
+    expect(after[5]).toMatchObject({ recipient: "y@dest.example", code: 250, text: "ok at last", host: "mx.dest.example:25", tls: true, attempt: 3 });
+    const paged = await listEvents(db, "mt", { type: null, messageId: null, recipient: null, since: null, after: after[4]!.id, limit: 50 });
+    expect(paged.map((e) => e.type)).toEqual(["delivered"]);
+    expect((await getMessage(db, "m1", "mt"))!.status).toBe("delivered");
   });
 });

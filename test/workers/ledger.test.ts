@@ -69,8 +69,9 @@ describe("rows written per message", () => {
       `SELECT (SELECT length(id) + length(tenant_id) + length(mail_from) + COALESCE(length(header_from), 0) + COALESCE(length(subject), 0)
                 + COALESCE(length(message_id_header), 0) + length(stream) + COALESCE(length(tags), 0) + COALESCE(length(metadata), 0)
                 + length(rcpts) + COALESCE(length(log), 0) + COALESCE(length(pending), 0) + 40 FROM messages WHERE id = ?1) AS message,
-              (SELECT SUM(length(message_id) + length(tenant_id) + length(recipient) + length(type) + COALESCE(length(text), 0)
-                + COALESCE(length(host), 0) + COALESCE(length(enhanced), 0) + 50) FROM events WHERE message_id = ?1) AS event`,
+              (SELECT SUM(CASE WHEN batch IS NULL THEN length(message_id) + length(recipient) + length(type) + COALESCE(length(text), 0)
+                + COALESCE(length(host), 0) + COALESCE(length(enhanced), 0) ELSE length(batch) / json_array_length(batch) END + length(tenant_id) + 50)
+                 FROM events WHERE message_id = ?1 OR instr(batch, ?1) > 0) AS event`,
     ).bind(id).first<{ message: number; event: number }>();
     console.log(`payload bytes after delivery (approximate, before SQLite page overhead): message row ${bytes!.message}, event row ${bytes!.event}`);
     // The body kept for a re-drive is gone once the recipient is final.
@@ -89,7 +90,7 @@ describe("rows written per message", () => {
     expect(delivered.host).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(delivered.latency_ms).not.toBeNull();
     expect(delivered.seq).not.toBeNull();
-    const { results } = await env.DB.prepare("SELECT type, feed FROM events WHERE message_id = ?").bind(id).all<{ type: string; feed: number }>();
+    const { results } = await env.DB.prepare("SELECT type, feed FROM event_log WHERE message_id = ?").bind(id).all<{ type: string; feed: number }>();
     expect(results).toEqual([{ type: "delivered", feed: 3 }]);
   });
 });

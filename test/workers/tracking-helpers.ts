@@ -59,7 +59,7 @@ export async function verifyDkim(m: ReceivedMessage): Promise<{ domain: string; 
 export async function eventsOf(db: D1Database, messageId: string, type: string, count = 1): Promise<{ recipient_idx: number; recipient: string; text: string | null; data: Record<string, unknown> }[]> {
   return waitFor(async () => {
     const { results } = await db
-      .prepare("SELECT recipient_idx, recipient, text, data FROM events WHERE message_id = ? AND type = ? ORDER BY id")
+      .prepare("SELECT recipient_idx, recipient, text, data FROM event_log WHERE message_id = ? AND type = ? ORDER BY id")
       .bind(messageId, type)
       .all<{ recipient_idx: number; recipient: string; text: string | null; data: string }>();
     return results.length >= count ? results.map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> })) : undefined;

@@ -61,7 +61,7 @@ describe("tracking endpoints refuse tokens that are not ours", () => {
     expect(r.status).toBe(200);
     await r.arrayBuffer();
     await new Promise((res) => setTimeout(res, 200));
-    const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE message_id = ?").bind(id).first<{ n: number }>();
+    const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM event_log WHERE message_id = ?").bind(id).first<{ n: number }>();
     expect(row?.n).toBe(0);
   });
 

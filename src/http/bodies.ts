@@ -1,0 +1,226 @@
+/**
+ * The JSON bodies of the admin and settings routes, each described once as a valibot schema: `parseBody`
+ * validates a decoded body with it (refusing with the route's documented `{ code, field, message }` as a 400
+ * ApiError), and `REQUEST_BODIES` feeds the OpenAPI document (openapi.ts), so the document cannot drift from
+ * what the route accepts. The send request's schema lives with its domain checks in mime/validate.ts.
+ *
+ * To add a body: write its schema here with a message from `says` on every schema that can refuse (that is
+ * where the error code comes from), add it to REQUEST_BODIES under the name the document uses, and call
+ * `parseBody` in the route.
+ */
+import * as v from "valibot";
+import { ConfigError } from "../config";
+import { parseRouteTarget } from "../delivery/routes";
+import { parsePartialPolicy, type GatePolicy } from "../gate/policy";
+import { isDomainName } from "../mime/domain-name";
+import { Refusal, issueToRefusal, objectMessage, refine, says, strictJson } from "../mime/body-schema";
+import { ApiError, ERROR_CODES, type ErrorCode } from "./errors";
+
+/** A domain name (at least two labels, letters in the TLD). */
+const isDomain = (name: string) => isDomainName(name, { letterTld: true });
+const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** An object body that refuses anything but an object, and unknown keys before the values. */
+function strictBody<E extends v.ObjectEntries>(entries: E) {
+  return strictJson(v.strictObject(entries, objectMessage("the body must be a JSON object", "invalid_json")));
+}
+
+/** `POST /admin/tenants`. Unknown fields are ignored (as they always were). */
+export const TenantCreate = v.object(
+  {
+  name: v.pipe(
+    v.string(says("missing_field", "name is required", "name")),
+    v.check((name) => name.trim() !== "", says("missing_field", "name is required", "name")),
+    v.transform((name) => name.trim()),
+  ),
+  domains: v.nullish(
+    v.array(
+      v.pipe(v.string(says("invalid_field", "domains must be an array of domain names", "domains")), v.check(isDomain, says("invalid_field", "domains must be an array of domain names", "domains"))),
+      says("invalid_field", "domains must be an array of domain names", "domains"),
+    ),
+    [],
+  ),
+  id: v.optional(
+    v.pipe(
+      v.string(says("invalid_field", "id must be 1-63 characters of a-z, 0-9 and -", "id")),
+      v.regex(TENANT_ID, says("invalid_field", "id must be 1-63 characters of a-z, 0-9 and -", "id")),
+      v.description("1-63 of a-z, 0-9 and -; generated when absent"),
+    ),
+  ),
+  shard: v.optional(
+    v.pipe(
+      v.string(says("invalid_field", "shard must be the name of a ledger shard", "shard")),
+      v.description("a ledger shard (a LEDGER_SHARDS binding); the one with the fewest tenants when absent"),
+    ),
+  ),
+  },
+  objectMessage("the body must be a JSON object", "invalid_json", { name: "name is required" }),
+);
+
+/** Days are whole days up to ten years. */
+const MAX_DAYS = 3650;
+const days = (field: string, min: number) => {
+  const message = says("invalid_field", `${field} must be an integer from ${min} to ${MAX_DAYS}, or null for the default`);
+  return v.nullish(v.pipe(v.number(message), v.integer(message), v.minValue(min, message), v.maxValue(MAX_DAYS, message)));
+};
+
+const NAME_MESSAGE = says("invalid_field", "name must be 1-200 characters", "name");
+
+/** `PATCH /admin/tenants/{id}`: any subset. */
+export const TenantPatch = strictBody({
+  name: v.optional(
+    v.pipe(
+      v.string(NAME_MESSAGE),
+      v.check((name) => name.trim() !== "" && name.length <= 200 && !/[\x00-\x1f]/.test(name), NAME_MESSAGE),
+      v.transform((name) => name.trim()),
+    ),
+  ),
+  suspended: v.optional(v.boolean(says("invalid_field", "suspended must be a boolean"))),
+  rate_limit_per_minute: v.optional(
+    v.nullable(
+      v.pipe(
+        v.number(says("invalid_field", "rate_limit_per_minute must be an integer from 1 to 1000000, or null for no limit")),
+        v.integer(says("invalid_field", "rate_limit_per_minute must be an integer from 1 to 1000000, or null for no limit")),
+        v.minValue(1, says("invalid_field", "rate_limit_per_minute must be an integer from 1 to 1000000, or null for no limit")),
+        v.maxValue(1_000_000, says("invalid_field", "rate_limit_per_minute must be an integer from 1 to 1000000, or null for no limit")),
+      ),
+    ),
+  ),
+  default_stream: v.optional(v.picklist(["transactional", "broadcast"], says("invalid_field", 'default_stream must be "transactional" or "broadcast"'))),
+  require_tls: v.optional(v.boolean(says("invalid_field", "require_tls must be a boolean"))),
+  // Issue 21: whole days up to ten years; null: the relay's default (retention) or never (redaction).
+  retention_days: days("retention_days", 1),
+  redact_after_days: days("redact_after_days", 0),
+  redact_mode: v.nullish(v.picklist(["redact", "hash"], says("invalid_field", 'redact_mode must be "redact" or "hash"'))),
+});
+
+/** `POST /admin/tenants/{id}/keys`. A name that is not a string is ignored (as it always was). */
+export const KeyCreate = v.object({ name: v.fallback(v.nullish(v.string()), null) });
+
+/** `POST /admin/tenants/{id}/domains`. */
+export const DomainAdd = v.object(
+  { domain: v.pipe(v.string(says("invalid_field", "domain must be a domain name", "domain")), v.check(isDomain, says("invalid_field", "domain must be a domain name", "domain"))) },
+  says("invalid_field", "domain must be a domain name", "domain"),
+);
+
+/** `PUT /admin/tenants/{id}/streams/{stream}`: null or absent clears a limit. */
+export const TenantStreamLimits = strictBody({
+  rate_per_second: v.nullish(
+    v.pipe(
+      v.number(says("invalid_field", "rate_per_second must be a number above 0 and at most 100000, or null")),
+      v.finite(says("invalid_field", "rate_per_second must be a number above 0 and at most 100000, or null")),
+      v.gtValue(0, says("invalid_field", "rate_per_second must be a number above 0 and at most 100000, or null")),
+      v.maxValue(100_000, says("invalid_field", "rate_per_second must be a number above 0 and at most 100000, or null")),
+    ),
+    null,
+  ),
+  quota_per_day: v.nullish(
+    v.pipe(
+      v.number(says("invalid_field", "quota_per_day must be a positive integer, or null")),
+      v.integer(says("invalid_field", "quota_per_day must be a positive integer, or null")),
+      v.minValue(1, says("invalid_field", "quota_per_day must be a positive integer, or null")),
+    ),
+    null,
+  ),
+});
+
+const trackingFlag = (key: string) => v.nullish(v.pipe(v.boolean(says("invalid_field", `${key} must be true, false or null (inherit)`)), v.description("null: inherit")));
+
+/** `PUT /v1/tracking/settings`: at least one of the flags. */
+export const TrackingSettingsPut = v.pipe(
+  strictBody({
+    stream: v.nullish(
+      v.pipe(
+        v.picklist(["*", "transactional", "broadcast"], says("invalid_field", 'stream must be "transactional", "broadcast" or omitted (tenant-wide)')),
+        v.description("absent or *: the tenant-wide default"),
+      ),
+      "*",
+    ),
+    track_opens: trackingFlag("track_opens"),
+    track_clicks: trackingFlag("track_clicks"),
+  }),
+  v.check((b) => b.track_opens !== undefined || b.track_clicks !== undefined, says("missing_field", "give track_opens and/or track_clicks", "track_opens")),
+);
+
+/** `PUT /admin/gates/{destination}/policy` (and a route's `policy`): a partial gate policy, or null to clear it. */
+export const GatePolicyPatch = v.nullable(
+  v.pipe(
+    v.unknown(),
+    v.metadata({ type: "object", description: "Any subset of the GatePolicy fields; null clears the override." }),
+    refine((value: unknown): Partial<GatePolicy> => {
+      const p = parsePartialPolicy(value);
+      if (!p.ok) throw new Refusal({ code: "invalid_field", message: p.error, field: "policy" });
+      return p.policy;
+    }),
+  ),
+);
+
+const routeDomain = (field: string) =>
+  v.nullish(
+    v.pipe(
+      v.string(says("invalid_field", `${field} must be a domain or *`)),
+      v.check((d) => d === "*" || isDomain(d), says("invalid_field", `${field} must be a domain or *`)),
+      v.description("a domain or * (default)"),
+    ),
+    "*",
+  );
+const routeInteger = (field: string, min: number) =>
+  v.nullish(
+    v.pipe(
+      v.number(says("invalid_field", `${field} must be an integer >= ${min}`)),
+      v.integer(says("invalid_field", `${field} must be an integer >= ${min}`)),
+      v.minValue(min, says("invalid_field", `${field} must be an integer >= ${min}`)),
+    ),
+  );
+const RETRY_MESSAGE = says("invalid_field", "retry_schedule_seconds must be a non-empty array of seconds", "retry_schedule_seconds");
+
+/** `POST /admin/routes`. Unknown fields are ignored (as they always were). */
+export const RouteRequest = v.object(
+  {
+    match_recipient_domain: routeDomain("match_recipient_domain"),
+    match_sender_domain: routeDomain("match_sender_domain"),
+    next_hop_url: v.pipe(
+      v.string(says("missing_field", "next_hop_url is required")),
+      v.description("smtp://…, smtps://…, mx: or cloudflare:<binding>"),
+      refine((url: string) => {
+        try {
+          parseRouteTarget(url);
+        } catch (e) {
+          if (e instanceof ConfigError) throw new Refusal({ code: "invalid_field", message: e.message.replace("NEXT_HOP_URL", "next_hop_url"), field: "next_hop_url" });
+          throw e;
+        }
+        return url;
+      }),
+    ),
+    tenant_id: v.nullish(v.string(says("invalid_field", "tenant_id must be a string"))),
+    name: v.optional(
+      v.pipe(
+        v.string(says("invalid_field", "name must be 1-63 characters of a-z, 0-9, ., _ and -")),
+        v.regex(/^[a-z0-9][a-z0-9._-]{0,62}$/i, says("invalid_field", "name must be 1-63 characters of a-z, 0-9, ., _ and -")),
+      ),
+    ),
+    policy: v.optional(GatePolicyPatch),
+    retry_schedule_seconds: v.nullish(
+      v.pipe(
+        v.array(v.pipe(v.number(RETRY_MESSAGE), v.finite(RETRY_MESSAGE), v.minValue(0, RETRY_MESSAGE)), RETRY_MESSAGE),
+        v.minLength(1, RETRY_MESSAGE),
+        v.description("seconds between attempts"),
+      ),
+    ),
+    priority: routeInteger("priority", 0),
+    weight: routeInteger("weight", 0),
+    max_message_age_seconds: routeInteger("max_message_age_seconds", 1),
+  },
+  objectMessage("the body must be a JSON object", "invalid_json", { next_hop_url: "next_hop_url is required" }),
+);
+
+/** Every request body above under its name in the OpenAPI document's components. */
+export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest } satisfies Record<string, v.GenericSchema>;
+
+/** Validates a decoded JSON body with `schema`: the typed value, or a 400 ApiError with the schema's code and field. */
+export function parseBody<S extends v.GenericSchema>(schema: S, body: unknown): v.InferOutput<S> {
+  const parsed = v.safeParse(schema, body, { abortEarly: true });
+  if (parsed.success) return parsed.output;
+  const refusal = issueToRefusal<ErrorCode>(parsed.issues[0]!, ERROR_CODES, "invalid_field");
+  throw new ApiError(400, refusal.code, refusal.message, refusal.field || undefined);
+}
