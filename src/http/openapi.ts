@@ -404,6 +404,20 @@ const adminSec = [{ bearer: [] }];
 const idempotencyHeader = { name: "Idempotency-Key", in: "header", required: false, schema: str, description: "Same key + same request within 24 h returns the first response; a different request gets 409." };
 const q = (name: string, description: string, schema: Schema = str): Schema => ({ name, in: "query", required: false, schema, description });
 const p = (name: string): Schema => ({ name, in: "path", required: true, schema: str });
+/** An admin operation on one tenant's stream (path /admin/tenants/{id}/streams/{stream}...): 200 with the stream. */
+function streamOp(summary: string, described: string, body?: string): Schema {
+  return {
+    summary,
+    security: adminSec,
+    parameters: [p("id"), p("stream")],
+    ...(body ? { requestBody: jsonBody(body) } : {}),
+    responses: { ...ok("200", "TenantStream", described), ...adminErrors("400", "404") },
+  };
+}
+/** An admin PATCH of the record at path parameter `param`: body `body`, 200 with the updated `result`. */
+function adminPatch(summary: string, param: string, body: string, result: string, ...errors: string[]): Schema {
+  return { summary, security: adminSec, parameters: [p(param)], requestBody: jsonBody(body), responses: { ...ok("200", result, "Updated"), ...adminErrors(...errors) } };
+}
 const SEND_ERRORS = ["400", "401", "403", "409", "413", "415", "422", "429"];
 
 let allSchemas: Record<string, Schema> | undefined;
@@ -608,13 +622,7 @@ export const OPENAPI_DOCUMENT = {
     },
     "/admin/tenants/{id}": {
       get: { summary: "A tenant with domains and keys", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "Tenant", "Tenant"), ...adminErrors("404") } },
-      patch: {
-        summary: "Suspend/resume, rename, rate limit, default stream, require_tls (all mail over verified TLS only), retention_days, redact_after_days, redact_mode",
-        security: adminSec,
-        parameters: [p("id")],
-        requestBody: jsonBody("TenantPatch"),
-        responses: { ...ok("200", "Tenant", "Updated"), ...adminErrors("400", "404") },
-      },
+      patch: adminPatch("Suspend/resume, rename, rate limit, default stream, require_tls (all mail over verified TLS only), retention_days, redact_after_days, redact_mode", "id", "TenantPatch", "Tenant", "400", "404"),
     },
     "/admin/tenants/{id}/erase": {
       post: {
@@ -629,29 +637,13 @@ export const OPENAPI_DOCUMENT = {
       get: { summary: "Both streams of a tenant: paused, parked jobs, delivery limits", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "TenantStreamList", "Streams"), ...adminErrors("404") } },
     },
     "/admin/tenants/{id}/streams/{stream}": {
-      put: {
-        summary: "Set a stream's delivery limits (messages per second, per UTC day); null clears",
-        security: adminSec,
-        parameters: [p("id"), p("stream")],
-        requestBody: jsonBody("TenantStreamLimits"),
-        responses: { ...ok("200", "TenantStream", "The stream afterwards"), ...adminErrors("400", "404") },
-      },
+      put: streamOp("Set a stream's delivery limits (messages per second, per UTC day); null clears", "The stream afterwards", "TenantStreamLimits"),
     },
     "/admin/tenants/{id}/streams/{stream}/pause": {
-      post: {
-        summary: "Pause a stream: its mail waits (parked, nothing lost) until resume",
-        security: adminSec,
-        parameters: [p("id"), p("stream")],
-        responses: { ...ok("200", "TenantStream", "The stream afterwards"), ...adminErrors("400", "404") },
-      },
+      post: streamOp("Pause a stream: its mail waits (parked, nothing lost) until resume", "The stream afterwards"),
     },
     "/admin/tenants/{id}/streams/{stream}/resume": {
-      post: {
-        summary: "Resume a stream: parked mail is released in the order it was parked",
-        security: adminSec,
-        parameters: [p("id"), p("stream")],
-        responses: { ...ok("200", "TenantStream", "The stream afterwards, with released"), ...adminErrors("400", "404") },
-      },
+      post: streamOp("Resume a stream: parked mail is released in the order it was parked", "The stream afterwards, with released"),
     },
     "/admin/tenants/{id}/keys": {
       post: { summary: "Create an API key (shown once)", security: adminSec, parameters: [p("id")], requestBody: jsonBody("KeyCreate"), responses: { ...ok("201", "KeyCreated", "Created"), ...adminErrors("400", "404") } },
@@ -709,13 +701,7 @@ export const OPENAPI_DOCUMENT = {
     },
     "/admin/aliases/{address}": {
       get: { summary: "One alias", security: adminSec, parameters: [p("address")], responses: { ...ok("200", "Alias", "The alias"), ...adminErrors("404") } },
-      patch: {
-        summary: "Change an alias's destinations or description",
-        security: adminSec,
-        parameters: [p("address")],
-        requestBody: jsonBody("AliasPatch"),
-        responses: { ...ok("200", "Alias", "Updated"), ...adminErrors("400", "404", "422") },
-      },
+      patch: adminPatch("Change an alias's destinations or description", "address", "AliasPatch", "Alias", "400", "404", "422"),
       delete: { summary: "Delete an alias", security: adminSec, parameters: [p("address")], responses: { ...ok("200", "AliasDeleted", "Deleted"), ...adminErrors("404") } },
     },
     "/admin/inbound": {
@@ -758,13 +744,7 @@ export const OPENAPI_DOCUMENT = {
     },
     "/admin/webhooks/{id}": {
       get: { summary: "One webhook endpoint", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "Webhook", "The endpoint"), ...adminErrors("404") } },
-      patch: {
-        summary: "Change the URL, events, description, or enable/disable",
-        security: adminSec,
-        parameters: [p("id")],
-        requestBody: jsonBody("WebhookPatch"),
-        responses: { ...ok("200", "Webhook", "Updated"), ...adminErrors("400", "404") },
-      },
+      patch: adminPatch("Change the URL, events, description, or enable/disable", "id", "WebhookPatch", "Webhook", "400", "404"),
       delete: { summary: "Delete an endpoint", security: adminSec, parameters: [p("id")], responses: { ...ok("200", "WebhookDeleted", "Deleted"), ...adminErrors("404") } },
     },
     "/admin/webhooks/{id}/rotate-secret": {

@@ -334,6 +334,11 @@ function tlsBit(tls: boolean | null | undefined): number | null {
   return tls === undefined || tls === null ? null : tls ? 1 : 0;
 }
 
+/** An outcome's SMTP reply (code, enhanced status, text) as stored in a recipient's state and log entry. */
+function replyOf(o: RecipientOutcome): { c: number | null; e: string | null; t: string | null } {
+  return { c: o.code ?? null, e: o.enhanced ?? null, t: o.text ?? null };
+}
+
 function stateOf(o: RecipientOutcome): RecipientState {
   // A delivered recipient's last reply is its log's last entry: not stored twice (bytes per message, issue 16).
   const delivered = o.status === "delivered";
@@ -341,9 +346,7 @@ function stateOf(o: RecipientOutcome): RecipientState {
     a: o.address,
     s: o.status,
     n: o.attempt,
-    c: delivered ? null : (o.code ?? null),
-    e: delivered ? null : (o.enhanced ?? null),
-    t: delivered ? null : (o.text ?? null),
+    ...(delivered ? { c: null, e: null, t: null } : replyOf(o)),
     x: o.nextAttemptAt ?? null,
     u: o.at,
     f: isFinal(o.status) ? o.at : null,
@@ -356,9 +359,7 @@ function logEntryOf(o: RecipientOutcome): LogEntry {
     i: o.idx,
     at: o.at,
     n: o.attempt,
-    c: o.code ?? null,
-    e: o.enhanced ?? null,
-    t: o.text ?? null,
+    ...replyOf(o),
     h: o.host ?? null,
     s: tlsBit(o.tls),
     l: o.latencyMs ?? null,
@@ -384,15 +385,19 @@ export function outcomesByMessage(outcomes: RecipientOutcome[]): RecipientOutcom
   return [...groups.values()];
 }
 
-export interface MessageView {
-  id: string;
-  tenant_id: string;
+/** The envelope and header fields a message row and its API view share, by the same names and types. */
+interface MessageEnvelopeFields {
   mail_from: string;
   header_from: string | null;
   subject: string | null;
   message_id_header: string | null;
   stream: string;
   size_bytes: number;
+}
+
+export interface MessageView extends MessageEnvelopeFields {
+  id: string;
+  tenant_id: string;
   tags: string[];
   metadata: Record<string, string>;
   created_at: string;
@@ -423,15 +428,9 @@ export function summariseStatus(statuses: RecipientStatus[]): string {
 }
 
 /** A `messages` row as D1 returns it. */
-export interface MessageRow {
+export interface MessageRow extends MessageEnvelopeFields {
   tenant_id: string;
   id: string;
-  mail_from: string;
-  header_from: string | null;
-  subject: string | null;
-  message_id_header: string | null;
-  stream: string;
-  size_bytes: number;
   body_key: string | null;
   tags: string | null;
   metadata: string | null;

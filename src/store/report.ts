@@ -58,15 +58,15 @@ export interface LatencyHistogram {
   total: number;
 }
 
+/** The rows of a per-window report query whose binds are (period, tenant, window start). */
+async function windowRows<T>(db: D1Database, sql: string, tenant: TenantScope, window: ReportWindow, now: number): Promise<T[]> {
+  const { results } = await db.prepare(sql).bind(WINDOW_SPECS[window].period, tenant, windowStart(window, now)).all<T>();
+  return results;
+}
+
 /** Event counts by type over a window. */
 export async function windowTotals(db: D1Database, tenant: TenantScope, window: ReportWindow, now = Date.now()): Promise<Counts> {
-  const { period } = WINDOW_SPECS[window];
-  const { results } = await db
-    .prepare(
-      REPORT_SQL.totals,
-    )
-    .bind(period, tenant, windowStart(window, now))
-    .all<{ type: string; n: number }>();
+  const results = await windowRows<{ type: string; n: number }>(db, REPORT_SQL.totals, tenant, window, now);
   return Object.fromEntries(results.map((r) => [r.type, r.n]));
 }
 
@@ -79,12 +79,7 @@ export interface SeriesPoint {
 export async function windowSeries(db: D1Database, tenant: TenantScope, window: ReportWindow, now = Date.now()): Promise<SeriesPoint[]> {
   const spec = WINDOW_SPECS[window];
   const start = windowStart(window, now);
-  const { results } = await db
-    .prepare(
-      REPORT_SQL.series,
-    )
-    .bind(spec.stepMs, spec.period, tenant, start)
-    .all<{ step: number; type: string; n: number }>();
+  const { results } = await db.prepare(REPORT_SQL.series).bind(spec.stepMs, spec.period, tenant, start).all<{ step: number; type: string; n: number }>();
   const points: SeriesPoint[] = Array.from({ length: spec.steps }, (_, i) => ({ at: start + i * spec.stepMs, counts: {} }));
   for (const r of results) {
     const p = points[Math.round((r.step - start) / spec.stepMs)];
@@ -95,13 +90,7 @@ export async function windowSeries(db: D1Database, tenant: TenantScope, window: 
 
 /** Accept-to-delivery histogram over a window. */
 export async function windowLatency(db: D1Database, tenant: TenantScope, window: ReportWindow, now = Date.now()): Promise<LatencyHistogram> {
-  const { period } = WINDOW_SPECS[window];
-  const { results } = await db
-    .prepare(
-      REPORT_SQL.latency,
-    )
-    .bind(period, tenant, windowStart(window, now))
-    .all<{ le_ms: number; n: number }>();
+  const results = await windowRows<{ le_ms: number; n: number }>(db, REPORT_SQL.latency, tenant, window, now);
   const buckets = results.map((r) => [r.le_ms, r.n] as [number, number]);
   return { buckets, total: buckets.reduce((s, [, n]) => s + n, 0) };
 }
@@ -174,18 +163,9 @@ export async function destinations(
 ): Promise<DestinationRow[]> {
   // Destinations read hourly rollups even for the 1h window (5-minute rollups keep no per-domain rows).
   const start = Math.min(windowStart(window, now), Math.floor(now / HOUR_MS) * HOUR_MS);
-  const [counts, latency] = await db.batch<{ key: string; type?: string; le_ms?: number; n: number }>([
-    db
-      .prepare(
-        REPORT_SQL.destinationCounts,
-      )
-      .bind(level, tenant, start),
-    db
-      .prepare(
-        REPORT_SQL.destinationLatency,
-      )
-      .bind(level, tenant, start),
-  ]);
+  const [counts, latency] = await db.batch<{ key: string; type?: string; le_ms?: number; n: number }>(
+    [REPORT_SQL.destinationCounts, REPORT_SQL.destinationLatency].map((sql) => db.prepare(sql).bind(level, tenant, start)),
+  );
   const byKey = new Map<string, Counts>();
   for (const r of counts?.results ?? []) {
     const c = byKey.get(r.key) ?? {};
