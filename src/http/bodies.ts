@@ -214,8 +214,19 @@ export const RouteRequest = v.object(
   objectMessage("the body must be a JSON object", "invalid_json", { next_hop_url: "next_hop_url is required" }),
 );
 
+const CONFIRM_MESSAGE = says("invalid_field", "confirm must repeat the tenant id: erasing cannot be undone", "confirm");
+
+/**
+ * `POST /admin/tenants/{id}/erase`. Unknown fields are ignored (as they always were); that `confirm` is the
+ * tenant id of the path is checked by the route (same code and message).
+ */
+export const TenantErase = v.object(
+  { confirm: v.pipe(v.string(CONFIRM_MESSAGE), v.description("the tenant id again")) },
+  CONFIRM_MESSAGE,
+);
+
 /** Every request body above under its name in the OpenAPI document's components. */
-export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest } satisfies Record<string, v.GenericSchema>;
+export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest, TenantErase } satisfies Record<string, v.GenericSchema>;
 
 /** Validates a decoded JSON body with `schema`: the typed value, or a 400 ApiError with the schema's code and field. */
 export function parseBody<S extends v.GenericSchema>(schema: S, body: unknown): v.InferOutput<S> {

@@ -316,7 +316,6 @@ const responseSchemas: Record<string, Schema> = {
       }),
     },
   }),
-  TenantErase: obj({ confirm: { type: "string", description: "the tenant id again" } }),
   TenantErased: obj({ tenant_id: str, status: { enum: ["erasing", "erased"] }, deleted: { type: "object", additionalProperties: int }, r2_objects_deleted: int }),
   AuditList: obj({
     data: {

@@ -79,6 +79,11 @@ describe("request schemas in the OpenAPI document", () => {
     expect(refusal(REQUEST_BODIES.RouteRequest, { next_hop_url: "mx:", weight: -1 })).toEqual({ status: 400, code: "invalid_field", field: "weight" });
     expect(parseBody(REQUEST_BODIES.GatePolicyPatch, null)).toBeNull();
     expect(refusal(REQUEST_BODIES.GatePolicyPatch, [1])).toEqual({ status: 400, code: "invalid_field", field: "policy" });
+    // Tenant erase: confirm is a string (the route checks that it is the tenant id).
+    expect(parseBody(REQUEST_BODIES.TenantErase, { confirm: "acme" })).toEqual({ confirm: "acme" });
+    expect(documented("TenantErase").validate({ confirm: "acme" }).valid).toBe(true);
+    expect(documented("TenantErase").validate({}).valid).toBe(false);
+    for (const body of [null, [], {}, { confirm: 1 }]) expect(refusal(REQUEST_BODIES.TenantErase, body)).toEqual({ status: 400, code: "invalid_field", field: "confirm" });
   });
 });
 
