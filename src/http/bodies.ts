@@ -8,13 +8,19 @@
  * where the error code comes from), add it to REQUEST_BODIES under the name the document uses, and call
  * `parseBody` in the route.
  */
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import * as v from "valibot";
 import { ConfigError } from "../config";
 import { parseRouteTarget } from "../delivery/routes";
 import { parsePartialPolicy, type GatePolicy } from "../gate/policy";
 import { isDomainName } from "../mime/domain-name";
-import { Refusal, issueToRefusal, objectMessage, refine, says, strictJson } from "../mime/body-schema";
+import { parseAddress } from "../mime/address";
+import { HERE, Refusal, bounded, issueToRefusal, objectMessage, refine, says, strictJson } from "../mime/body-schema";
+import { SUPPRESSION_REASONS, SUPPRESSION_SCOPES } from "../store/suppressions";
 import { ApiError, ERROR_CODES, type ErrorCode } from "./errors";
+
+/** Bulk adds are one D1 batch; 1000 entries keep it well inside D1's per-batch limits. */
+export const MAX_SUPPRESSIONS_PER_REQUEST = 1000;
 
 /** A domain name (at least two labels, letters in the TLD). */
 const isDomain = (name: string) => isDomainName(name, { letterTld: true });
@@ -225,13 +231,65 @@ export const TenantErase = v.object(
   CONFIRM_MESSAGE,
 );
 
-/** Every request body above under its name in the OpenAPI document's components. */
-export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest, TenantErase } satisfies Record<string, v.GenericSchema>;
+const SUPPRESSIONS_MESSAGE = says("invalid_field", "the body must be { suppressions: [{ address, scope?, reason?, expires_at? }] }", "suppressions");
+const SCOPE_MESSAGE = says("invalid_field", `scope must be one of ${SUPPRESSION_SCOPES.join(", ")}`);
+const REASON_MESSAGE = says("invalid_field", `reason must be one of ${SUPPRESSION_REASONS.join(", ")}`);
+const DETAIL_MESSAGE = says("invalid_field", "detail must be text of at most 1000 characters");
+const EXPIRES_MESSAGE = says("invalid_field", "expires_at must be a future RFC 3339 date-time");
 
-/** Validates a decoded JSON body with `schema`: the typed value, or a 400 ApiError with the schema's code and field. */
-export function parseBody<S extends v.GenericSchema>(schema: S, body: unknown): v.InferOutput<S> {
+/** One entry of `POST /v1/suppressions`. A bad address is `invalid_recipient` (the route answers it with 422). */
+const SuppressionEntry = strictJson(
+  v.strictObject(
+    {
+      address: v.pipe(
+        v.string(says("missing_field", "address is required")),
+        v.description("a bare address"),
+        refine((address: string) => {
+          const parsed = parseAddress(address);
+          if (!parsed.ok || parsed.value.name !== undefined) throw new Refusal({ code: "invalid_recipient", message: parsed.ok ? "give the bare address" : parsed.error.message, field: HERE });
+          return `${parsed.value.address.slice(0, parsed.value.address.lastIndexOf("@"))}@${parsed.value.asciiDomain}`;
+        }),
+      ),
+      scope: v.nullish(v.picklist(SUPPRESSION_SCOPES, SCOPE_MESSAGE), "all"),
+      reason: v.nullish(v.picklist(SUPPRESSION_REASONS, REASON_MESSAGE), "manual"),
+      detail: v.optional(v.pipe(v.string(DETAIL_MESSAGE), v.maxLength(1000, DETAIL_MESSAGE), v.check((d) => !/[\x00-\x08\x0b-\x1f]/.test(d), DETAIL_MESSAGE))),
+      expires_at: v.nullish(
+        v.pipe(
+          v.string(EXPIRES_MESSAGE),
+          v.check((t) => Date.parse(t) > Date.now(), EXPIRES_MESSAGE),
+          v.description("a future RFC 3339 date-time; absent: the reason's default expiry, null: never"),
+        ),
+      ),
+    },
+    objectMessage("each entry must be an object", "invalid_field", { address: "address is required" }),
+  ),
+);
+
+/**
+ * `POST /v1/suppressions` (the route also takes the bare list). The count is checked before any entry
+ * (`too_large`: the route answers it with 413).
+ */
+export const SuppressionAdd = v.object(
+  {
+    suppressions: v.pipe(
+      bounded(v.array(SuppressionEntry, SUPPRESSIONS_MESSAGE), MAX_SUPPRESSIONS_PER_REQUEST, says("too_large", `at most ${MAX_SUPPRESSIONS_PER_REQUEST} entries per request`, "suppressions")),
+      v.minLength(1, says("missing_field", "suppressions must not be empty", "suppressions")),
+    ),
+  },
+  SUPPRESSIONS_MESSAGE,
+);
+
+/** Every request body above under its name in the OpenAPI document's components. */
+export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest, TenantErase, SuppressionAdd } satisfies Record<string, v.GenericSchema>;
+
+/**
+ * Validates a decoded JSON body with `schema`: the typed value, or an ApiError with the schema's code and field,
+ * 400 unless `statuses` gives the route's documented status for that code (413 for a too-long list, 422 for a
+ * bad address), so a check that answers another status keeps its place in the order of checks.
+ */
+export function parseBody<S extends v.GenericSchema>(schema: S, body: unknown, statuses: Partial<Record<ErrorCode, ContentfulStatusCode>> = {}): v.InferOutput<S> {
   const parsed = v.safeParse(schema, body, { abortEarly: true });
   if (parsed.success) return parsed.output;
   const refusal = issueToRefusal<ErrorCode>(parsed.issues[0]!, ERROR_CODES, "invalid_field");
-  throw new ApiError(400, refusal.code, refusal.message, refusal.field || undefined);
+  throw new ApiError(statuses[refusal.code] ?? 400, refusal.code, refusal.message, refusal.field || undefined);
 }

@@ -100,22 +100,6 @@ const responseSchemas: Record<string, Schema> = {
   EventList: obj({ data: { type: "array", items: ref("Event") }, next_cursor: nstr }),
   Suppression: obj({ address: str, scope: { enum: ["transactional", "broadcast", "all"] }, reason: str, detail: nstr, message_id: nstr, created_at: time, expires_at: ntime }),
   SuppressionList: obj({ data: { type: "array", items: ref("Suppression") }, next_cursor: nstr }),
-  SuppressionAdd: obj({
-    suppressions: {
-      type: "array",
-      maxItems: 1000,
-      items: obj(
-        {
-          address: str,
-          scope: { enum: ["transactional", "broadcast", "all"], default: "all" },
-          reason: { enum: ["hard_bounce", "soft_bounce", "complaint", "unsubscribe", "manual"], default: "manual" },
-          detail: str,
-          expires_at: ntime,
-        },
-        ["address"],
-      ),
-    },
-  }),
   SuppressionAdded: obj({ added: int, data: { type: "array", items: obj({ address: str, scope: str, reason: str, expires_at: ntime }) } }),
   SuppressionRemoved: obj({ address: str, removed: int }),
   Unsubscribed: obj({ unsubscribed: { const: true } }),

@@ -83,6 +83,26 @@ describe("request schemas in the OpenAPI document", () => {
     expect(parseBody(REQUEST_BODIES.TenantErase, { confirm: "acme" })).toEqual({ confirm: "acme" });
     expect(documented("TenantErase").validate({ confirm: "acme" }).valid).toBe(true);
     expect(documented("TenantErase").validate({}).valid).toBe(false);
+    // Suppressions: the count before any entry (413), a bad address is 422 in its place in the order of checks.
+    const entry = { address: "User@Example.ORG", scope: "broadcast", detail: "asked", expires_at: null };
+    expect(parseBody(REQUEST_BODIES.SuppressionAdd, { suppressions: [entry, { address: "a@b.example" }] })).toEqual({
+      suppressions: [{ ...entry, address: "User@example.org", reason: "manual" }, { address: "a@b.example", scope: "all", reason: "manual" }],
+    });
+    expect(documented("SuppressionAdd").validate({ suppressions: [entry] }).valid).toBe(true);
+    expect(documented("SuppressionAdd").validate({ suppressions: [{ scope: "all" }] }).valid).toBe(false);
+    const many = Array(1001).fill({ address: "nope" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: many })).toEqual({ status: 400, code: "too_large", field: "suppressions" });
+    expect(() => parseBody(REQUEST_BODIES.SuppressionAdd, { suppressions: many }, { too_large: 413 })).toThrow(expect.objectContaining({ status: 413 }));
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [] })).toEqual({ status: 400, code: "missing_field", field: "suppressions" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: "x" })).toEqual({ status: 400, code: "invalid_field", field: "suppressions" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, 5)).toEqual({ status: 400, code: "invalid_field", field: "suppressions" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example" }, 1] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[1]" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: 1, colour: "red" }] })).toEqual({ status: 400, code: "unknown_field", field: "suppressions[0].colour" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ scope: "all" }] })).toEqual({ status: 400, code: "missing_field", field: "suppressions[0].address" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "nope", scope: "x" }] })).toEqual({ status: 400, code: "invalid_recipient", field: "suppressions[0].address" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example", reason: "x" }] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[0].reason" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example", detail: null }] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[0].detail" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example", expires_at: "2001-01-01T00:00:00Z" }] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[0].expires_at" });
     for (const body of [null, [], {}, { confirm: 1 }]) expect(refusal(REQUEST_BODIES.TenantErase, body)).toEqual({ status: 400, code: "invalid_field", field: "confirm" });
   });
 });
