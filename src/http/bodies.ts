@@ -14,9 +14,11 @@ import { ConfigError } from "../config";
 import { parseRouteTarget } from "../delivery/routes";
 import { parsePartialPolicy, type GatePolicy } from "../gate/policy";
 import { isDomainName } from "../mime/domain-name";
+import { destinationAllowed } from "../delivery/private-networks";
 import { parseAddress } from "../mime/address";
 import { HERE, Refusal, bounded, issueToRefusal, objectMessage, refine, says, strictJson } from "../mime/body-schema";
 import { SUPPRESSION_REASONS, SUPPRESSION_SCOPES } from "../store/suppressions";
+import { WEBHOOK_EVENT_TYPES } from "../webhooks/events";
 import { ApiError, ERROR_CODES, type ErrorCode } from "./errors";
 
 /** Bulk adds are one D1 batch; 1000 entries keep it well inside D1's per-batch limits. */
@@ -279,8 +281,75 @@ export const SuppressionAdd = v.object(
   SUPPRESSIONS_MESSAGE,
 );
 
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+const EVENTS_MESSAGE = says("invalid_field", `events must be a non-empty array of: *, ${WEBHOOK_EVENT_TYPES.join(", ")}`, "events");
+const DESCRIPTION_MESSAGE = says("invalid_field", "description must be a string of at most 200 characters", "description");
+
+/**
+ * A webhook URL: https only (http for loopback hosts, for local receivers), no credentials in the URL, at most
+ * 2048 chars, and never a non-public address (loopback, RFC 1918, link-local and cloud metadata, ULA ...) unless
+ * the operator allows it in ALLOW_PRIVATE_DESTINATIONS.
+ */
+const webhookUrl = (allowPrivate: readonly string[]) =>
+  v.pipe(
+    v.string(says("missing_field", "url is required", "url")),
+    v.description("https:// (http:// only for localhost), no credentials"),
+    refine((url: string) => {
+      const refuse = (code: ErrorCode, message: string) => new Refusal({ code, message, field: "url" });
+      if (!url) throw refuse("missing_field", "url is required");
+      let u: URL;
+      try {
+        u = new URL(url);
+      } catch {
+        throw refuse("invalid_field", "url is not a URL");
+      }
+      const ok = u.protocol === "https:" || (u.protocol === "http:" && LOOPBACK.has(u.hostname));
+      if (!ok || u.username || u.password || url.length > 2048) throw refuse("invalid_field", "url must be an https:// URL without credentials (http:// only for localhost)");
+      if (!destinationAllowed(u.hostname === "localhost" ? "127.0.0.1" : u.hostname, allowPrivate)) {
+        throw refuse("invalid_field", "url points at a non-public address (loopback, private, link-local or metadata); allow it with ALLOW_PRIVATE_DESTINATIONS");
+      }
+      return u.toString();
+    }),
+  );
+const webhookEvents = v.pipe(
+  v.array(v.string(EVENTS_MESSAGE), EVENTS_MESSAGE),
+  v.minLength(1, EVENTS_MESSAGE),
+  v.check((events) => events.every((t) => t === "*" || (WEBHOOK_EVENT_TYPES as readonly string[]).includes(t)), EVENTS_MESSAGE),
+  v.transform((events) => [...new Set(events)]),
+  v.description("event types or *"),
+);
+const webhookDescription = v.nullish(v.pipe(v.string(DESCRIPTION_MESSAGE), v.maxLength(200, DESCRIPTION_MESSAGE)));
+const WEBHOOK_MISSING = { tenant_id: "tenant_id is required", url: "url is required" };
+
+/**
+ * `POST /admin/webhooks` and `PATCH /admin/webhooks/{id}`, for the private destinations the operator allows.
+ * Unknown fields are ignored (as they always were). That the tenant exists (404) is checked by the route.
+ */
+export function webhookBodies(allowPrivate: readonly string[]) {
+  return {
+    WebhookCreate: v.object(
+      {
+        tenant_id: v.string(says("missing_field", "tenant_id is required", "tenant_id")),
+        url: webhookUrl(allowPrivate),
+        events: v.nullish(webhookEvents, () => ["*"]),
+        description: webhookDescription,
+      },
+      objectMessage("the body must be a JSON object", "invalid_json", WEBHOOK_MISSING),
+    ),
+    WebhookPatch: v.object(
+      {
+        enabled: v.optional(v.boolean(says("invalid_field", "enabled must be true or false", "enabled"))),
+        url: v.optional(webhookUrl(allowPrivate)),
+        events: v.optional(webhookEvents),
+        description: webhookDescription,
+      },
+      objectMessage("the body must be a JSON object", "invalid_json"),
+    ),
+  };
+}
+
 /** Every request body above under its name in the OpenAPI document's components. */
-export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest, TenantErase, SuppressionAdd } satisfies Record<string, v.GenericSchema>;
+export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest, TenantErase, SuppressionAdd, ...webhookBodies([]) } satisfies Record<string, v.GenericSchema>;
 
 /**
  * Validates a decoded JSON body with `schema`: the typed value, or an ApiError with the schema's code and field,

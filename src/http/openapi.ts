@@ -280,8 +280,6 @@ const responseSchemas: Record<string, Schema> = {
   Webhook: obj({ id: str, tenant_id: str, url: str, events: { type: "array", items: str }, description: nstr, enabled: { type: "boolean" }, created_at: time, updated_at: time }),
   WebhookCreated: obj({ id: str, tenant_id: str, url: str, events: { type: "array", items: str }, description: nstr, enabled: { type: "boolean" }, created_at: time, updated_at: time, secret: str, note: str }),
   WebhookList: obj({ webhooks: { type: "array", items: ref("Webhook") } }),
-  WebhookCreate: obj({ tenant_id: str, url: { type: "string", description: "https:// (http:// only for localhost), no credentials" }, events: { type: "array", items: str, description: "event types or *; default [*]" }, description: nstr }, ["tenant_id", "url"]),
-  WebhookPatch: obj({ url: str, events: { type: "array", items: str }, description: nstr, enabled: { type: "boolean" } }, []),
   WebhookSecret: obj({ id: str, secret: str, note: str }),
   WebhookDeleted: obj({ id: str, deleted: { const: true } }),
   WebhookAttempts: obj({

@@ -5,7 +5,7 @@
  */
 import { Validator, type Schema } from "@cfworker/json-schema";
 import { describe, expect, it } from "vitest";
-import { REQUEST_BODIES, parseBody } from "../../src/http/bodies.js";
+import { REQUEST_BODIES, parseBody, webhookBodies } from "../../src/http/bodies.js";
 import { ApiError } from "../../src/http/errors.js";
 import { OPENAPI_DOCUMENT } from "../../src/http/openapi.js";
 import { sendRequestSchema, validateSendRequest } from "../../src/mime/validate.js";
@@ -103,6 +103,23 @@ describe("request schemas in the OpenAPI document", () => {
     expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example", reason: "x" }] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[0].reason" });
     expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example", detail: null }] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[0].detail" });
     expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example", expires_at: "2001-01-01T00:00:00Z" }] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[0].expires_at" });
+    // Webhooks: the URL rules (private addresses only when the operator allows them), events deduplicated.
+    const hooks = webhookBodies([]);
+    expect(parseBody(hooks.WebhookCreate, { tenant_id: "t", url: "https://hooks.example/x" })).toEqual({ tenant_id: "t", url: "https://hooks.example/x", events: ["*"] });
+    expect(parseBody(hooks.WebhookCreate, { tenant_id: "t", url: "https://hooks.example/x", events: ["*", "*"] }).events).toEqual(["*"]);
+    expect(documented("WebhookCreate").validate({ tenant_id: "t", url: "https://hooks.example/x", description: null }).valid).toBe(true);
+    expect(documented("WebhookCreate").validate({ url: "https://hooks.example/x" }).valid).toBe(false);
+    expect(refusal(hooks.WebhookCreate, { url: "https://hooks.example/x" })).toEqual({ status: 400, code: "missing_field", field: "tenant_id" });
+    expect(refusal(hooks.WebhookCreate, { tenant_id: "t" })).toEqual({ status: 400, code: "missing_field", field: "url" });
+    expect(refusal(hooks.WebhookCreate, { tenant_id: "t", url: "" })).toEqual({ status: 400, code: "missing_field", field: "url" });
+    expect(refusal(hooks.WebhookCreate, { tenant_id: "t", url: "http://hooks.example/x" })).toEqual({ status: 400, code: "invalid_field", field: "url" });
+    expect(refusal(hooks.WebhookCreate, { tenant_id: "t", url: "https://10.0.0.1/x" })).toEqual({ status: 400, code: "invalid_field", field: "url" });
+    expect(parseBody(webhookBodies(["10.0.0.0/8"]).WebhookCreate, { tenant_id: "t", url: "https://10.0.0.1/x" }).url).toBe("https://10.0.0.1/x");
+    expect(refusal(hooks.WebhookCreate, { tenant_id: "t", url: "https://hooks.example/x", events: ["nope"] })).toEqual({ status: 400, code: "invalid_field", field: "events" });
+    expect(refusal(hooks.WebhookPatch, { url: 5, enabled: "yes" })).toEqual({ status: 400, code: "invalid_field", field: "enabled" });
+    expect(refusal(hooks.WebhookPatch, { events: [] })).toEqual({ status: 400, code: "invalid_field", field: "events" });
+    expect(refusal(hooks.WebhookPatch, { description: "x".repeat(201) })).toEqual({ status: 400, code: "invalid_field", field: "description" });
+    expect(parseBody(hooks.WebhookPatch, { description: null })).toEqual({ description: null });
     for (const body of [null, [], {}, { confirm: 1 }]) expect(refusal(REQUEST_BODIES.TenantErase, body)).toEqual({ status: 400, code: "invalid_field", field: "confirm" });
   });
 });
