@@ -10,11 +10,14 @@
  */
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import * as v from "valibot";
-import { ConfigError } from "../config";
+import { ConfigError, DEFAULT_MAX_RECIPIENTS } from "../config";
 import { parseRouteTarget } from "../delivery/routes";
 import { parsePartialPolicy, type GatePolicy } from "../gate/policy";
 import { isDomainName } from "../mime/domain-name";
+import { envelopeAddress } from "../accept/send";
 import { destinationAllowed } from "../delivery/private-networks";
+import { isReturnPathAddress } from "../mime/return-path";
+import { isSrsAddress } from "../mime/srs";
 import { parseAddress } from "../mime/address";
 import { HERE, Refusal, bounded, issueToRefusal, objectMessage, refine, says, strictJson } from "../mime/body-schema";
 import { SUPPRESSION_REASONS, SUPPRESSION_SCOPES } from "../store/suppressions";
@@ -348,8 +351,61 @@ export function webhookBodies(allowPrivate: readonly string[]) {
   };
 }
 
+const DESTINATIONS_MESSAGE = says("missing_field", "destinations must be a non-empty array of addresses", "destinations");
+
+/**
+ * `POST /admin/aliases` and `PATCH /admin/aliases/{address}`, for at most `maxRecipients` destinations (more is
+ * `too_many_recipients`: the route answers it with 422). A destination may not be the alias itself: the path's
+ * address for a patch, the body's `address` (checked before the destinations) for a create, so make the
+ * schemas per request. Unknown fields are ignored (as they always were); that the alias's domain is the
+ * tenant's (403) is checked by the route.
+ */
+export function aliasBodies(maxRecipients: number, pathAddress = "") {
+  let self = pathAddress;
+  const destinations = v.pipe(
+    bounded(v.array(v.unknown(), DESTINATIONS_MESSAGE), maxRecipients, says("too_many_recipients", `at most ${maxRecipients} destinations`, "destinations")),
+    v.minLength(1, DESTINATIONS_MESSAGE),
+    v.metadata({ items: { type: "string" }, description: "addresses (duplicates are dropped)" }),
+    refine((list: unknown[]) => {
+      const out: string[] = [];
+      list.forEach((d, i) => {
+        const r = typeof d === "string" ? parseAddress(d.trim()) : null;
+        if (!r || !r.ok) throw new Refusal({ code: "invalid_recipient", message: `destinations[${i}] is not a valid address`, field: `destinations[${i}]` });
+        const address = envelopeAddress(r.value);
+        if (address.toLowerCase() === self) throw new Refusal({ code: "invalid_recipient", message: "an alias cannot forward to itself", field: `destinations[${i}]` });
+        if (!out.some((o) => o.toLowerCase() === address.toLowerCase())) out.push(address);
+      });
+      return out;
+    }),
+  );
+  const address = v.pipe(
+    v.string(says("missing_field", "address is required", "address")),
+    v.description("an address at one of the tenant's sender domains"),
+    refine((given: string) => {
+      const r = parseAddress(given.trim());
+      if (!r.ok) throw new Refusal({ code: "invalid_field", message: `address: ${r.error.message}`, field: "address" });
+      const address = envelopeAddress(r.value).toLowerCase();
+      if (isReturnPathAddress(address) || isSrsAddress(address)) throw new Refusal({ code: "invalid_field", message: "address has the shape of a return path or SRS address, which the relay handles itself", field: "address" });
+      self = address;
+      return { address, domain: r.value.asciiDomain };
+    }),
+  );
+  return {
+    AliasCreate: v.object(
+      {
+        address,
+        tenant_id: v.pipe(v.string(says("missing_field", "tenant_id is required", "tenant_id")), v.minLength(1, says("missing_field", "tenant_id is required", "tenant_id"))),
+        destinations,
+        description: webhookDescription,
+      },
+      objectMessage("the body must be a JSON object", "invalid_json", { address: "address is required", tenant_id: "tenant_id is required", destinations: "destinations must be a non-empty array of addresses" }),
+    ),
+    AliasPatch: v.object({ destinations: v.optional(destinations), description: webhookDescription }, objectMessage("the body must be a JSON object", "invalid_json")),
+  };
+}
+
 /** Every request body above under its name in the OpenAPI document's components. */
-export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest, TenantErase, SuppressionAdd, ...webhookBodies([]) } satisfies Record<string, v.GenericSchema>;
+export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest, TenantErase, SuppressionAdd, ...webhookBodies([]), ...aliasBodies(DEFAULT_MAX_RECIPIENTS) } satisfies Record<string, v.GenericSchema>;
 
 /**
  * Validates a decoded JSON body with `schema`: the typed value, or an ApiError with the schema's code and field,

@@ -223,8 +223,6 @@ const responseSchemas: Record<string, Schema> = {
   TenantStreamList: obj({ data: { type: "array", items: ref("TenantStream") } }),
   Alias: obj({ address: str, tenant_id: str, destinations: { type: "array", items: str }, description: nstr, created_at: time, updated_at: time }),
   AliasList: obj({ data: { type: "array", items: ref("Alias") }, next_cursor: nstr }),
-  AliasCreate: obj({ address: str, tenant_id: str, destinations: { type: "array", items: str, minItems: 1 }, description: nstr }, ["address", "tenant_id", "destinations"]),
-  AliasPatch: obj({ destinations: { type: "array", items: str, minItems: 1 }, description: nstr }, []),
   AliasDeleted: obj({ address: str, deleted: { const: true } }),
   ReputationHistoryItem: obj({ id: int, type: { enum: ["reputation.listed", "reputation.delisted"] }, subject: str, list: str, codes: { type: "array", items: str }, meaning: nstr, tenant_id: nstr, at: time }),
   ReputationOverview: obj({

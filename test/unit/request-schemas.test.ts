@@ -5,7 +5,7 @@
  */
 import { Validator, type Schema } from "@cfworker/json-schema";
 import { describe, expect, it } from "vitest";
-import { REQUEST_BODIES, parseBody, webhookBodies } from "../../src/http/bodies.js";
+import { REQUEST_BODIES, aliasBodies, parseBody, webhookBodies } from "../../src/http/bodies.js";
 import { ApiError } from "../../src/http/errors.js";
 import { OPENAPI_DOCUMENT } from "../../src/http/openapi.js";
 import { sendRequestSchema, validateSendRequest } from "../../src/mime/validate.js";
@@ -120,6 +120,20 @@ describe("request schemas in the OpenAPI document", () => {
     expect(refusal(hooks.WebhookPatch, { events: [] })).toEqual({ status: 400, code: "invalid_field", field: "events" });
     expect(refusal(hooks.WebhookPatch, { description: "x".repeat(201) })).toEqual({ status: 400, code: "invalid_field", field: "description" });
     expect(parseBody(hooks.WebhookPatch, { description: null })).toEqual({ description: null });
+    // Aliases: the destinations checked in order, the alias itself refused, the count first (422 in the route).
+    const alias = { address: "Info@Shop.example", tenant_id: "t", destinations: ["a@b.example", "A@b.example"] };
+    expect(parseBody(aliasBodies(2).AliasCreate, alias)).toEqual({ address: { address: "info@shop.example", domain: "shop.example" }, tenant_id: "t", destinations: ["a@b.example"] });
+    expect(documented("AliasCreate").validate(alias).valid).toBe(true);
+    expect(documented("AliasCreate").validate({ ...alias, destinations: [] }).valid).toBe(false);
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, destinations: ["info@shop.example", "nope"] })).toEqual({ status: 400, code: "invalid_recipient", field: "destinations[0]" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, destinations: ["a@b.example", 1] })).toEqual({ status: 400, code: "invalid_recipient", field: "destinations[1]" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, destinations: ["x", "y", "z"] })).toEqual({ status: 400, code: "too_many_recipients", field: "destinations" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, destinations: [] })).toEqual({ status: 400, code: "missing_field", field: "destinations" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, address: 1, tenant_id: "" })).toEqual({ status: 400, code: "missing_field", field: "address" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, address: "not an address" })).toEqual({ status: 400, code: "invalid_field", field: "address" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, tenant_id: "" })).toEqual({ status: 400, code: "missing_field", field: "tenant_id" });
+    expect(refusal(aliasBodies(2, "info@shop.example").AliasPatch, { destinations: ["Info@shop.example"] })).toEqual({ status: 400, code: "invalid_recipient", field: "destinations[0]" });
+    expect(parseBody(aliasBodies(2, "info@shop.example").AliasPatch, { description: null })).toEqual({ description: null });
     for (const body of [null, [], {}, { confirm: 1 }]) expect(refusal(REQUEST_BODIES.TenantErase, body)).toEqual({ status: 400, code: "invalid_field", field: "confirm" });
   });
 });
