@@ -17,6 +17,7 @@ import { isDomainName } from "../mime/domain-name";
 import { envelopeAddress } from "../accept/send";
 import { destinationAllowed } from "../delivery/private-networks";
 import { isReturnPathAddress } from "../mime/return-path";
+import { isIpv4 } from "../reputation/dns-lists";
 import { isSrsAddress } from "../mime/srs";
 import { parseAddress } from "../mime/address";
 import { HERE, Refusal, bounded, issueToRefusal, objectMessage, refine, says, strictJson } from "../mime/body-schema";
@@ -404,8 +405,32 @@ export function aliasBodies(maxRecipients: number, pathAddress = "") {
   };
 }
 
+const SUBJECT_MISSING = says("missing_field", "subject (an IPv4 address or a domain) is required", "subject");
+const LABEL_MESSAGE = says("invalid_field", "label must be a string of at most 100 characters (e.g. the route name)", "label");
+const SUBJECT_TENANT_MESSAGE = says("invalid_field", "tenant_id must be a tenant id", "tenant_id");
+
+/** `POST /admin/reputation/subjects`. Unknown fields are ignored (as they always were); that the tenant exists (404) is checked by the route. */
+export const ReputationSubjectAdd = v.object(
+  {
+    subject: v.pipe(
+      v.string(SUBJECT_MISSING),
+      v.description("an IPv4 address (a sending IP of an upstream/route) or a domain"),
+      refine((given: string) => {
+        const subject = given.trim().toLowerCase();
+        if (!subject) throw new Refusal({ code: "missing_field", message: "subject (an IPv4 address or a domain) is required", field: "subject" });
+        const kind = isIpv4(subject) ? ("ip" as const) : isDomainName(subject, { maxLength: 200, letterTld: true }) ? ("domain" as const) : null;
+        if (!kind) throw new Refusal({ code: "invalid_field", message: "subject must be an IPv4 address or a domain name", field: "subject" });
+        return { subject, kind };
+      }),
+    ),
+    label: v.nullish(v.pipe(v.string(LABEL_MESSAGE), v.maxLength(100, LABEL_MESSAGE)), null),
+    tenant_id: v.nullish(v.pipe(v.string(SUBJECT_TENANT_MESSAGE), v.regex(TENANT_ID, SUBJECT_TENANT_MESSAGE)), null),
+  },
+  objectMessage("the body must be a JSON object", "invalid_json", { subject: "subject (an IPv4 address or a domain) is required" }),
+);
+
 /** Every request body above under its name in the OpenAPI document's components. */
-export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest, TenantErase, SuppressionAdd, ...webhookBodies([]), ...aliasBodies(DEFAULT_MAX_RECIPIENTS) } satisfies Record<string, v.GenericSchema>;
+export const REQUEST_BODIES = { TenantCreate, TenantPatch, KeyCreate, DomainAdd, TenantStreamLimits, TrackingSettingsPut, GatePolicyPatch, RouteRequest, TenantErase, SuppressionAdd, ...webhookBodies([]), ...aliasBodies(DEFAULT_MAX_RECIPIENTS), ReputationSubjectAdd } satisfies Record<string, v.GenericSchema>;
 
 /**
  * Validates a decoded JSON body with `schema`: the typed value, or an ApiError with the schema's code and field,

@@ -245,7 +245,6 @@ const responseSchemas: Record<string, Schema> = {
     },
   }),
   ReputationHistory: obj({ data: { type: "array", items: ref("ReputationHistoryItem") }, next_cursor: nstr }),
-  ReputationSubjectAdd: obj({ subject: { type: "string", description: "an IPv4 address (a sending IP of an upstream/route) or a domain" }, label: nstr, tenant_id: nstr }, ["subject"]),
   ReputationSubject: obj({ subject: str, kind: { enum: ["ip", "domain"] }, label: nstr, tenant_id: nstr }),
   ReputationSubjectDeleted: obj({ subject: str, deleted: { const: true } }),
   ReputationCheckRun: obj({ checked: int, listed: int, errors: int, learned: int, events: int, webhooks: int }),

@@ -134,6 +134,16 @@ describe("request schemas in the OpenAPI document", () => {
     expect(refusal(aliasBodies(2).AliasCreate, { ...alias, tenant_id: "" })).toEqual({ status: 400, code: "missing_field", field: "tenant_id" });
     expect(refusal(aliasBodies(2, "info@shop.example").AliasPatch, { destinations: ["Info@shop.example"] })).toEqual({ status: 400, code: "invalid_recipient", field: "destinations[0]" });
     expect(parseBody(aliasBodies(2, "info@shop.example").AliasPatch, { description: null })).toEqual({ description: null });
+    // Reputation subjects: an IPv4 address or a domain, normalised.
+    expect(parseBody(REQUEST_BODIES.ReputationSubjectAdd, { subject: " Mail.Example.COM " })).toEqual({ subject: { subject: "mail.example.com", kind: "domain" }, label: null, tenant_id: null });
+    expect(parseBody(REQUEST_BODIES.ReputationSubjectAdd, { subject: "192.0.2.1", label: "smtp-a", tenant_id: "t" }).subject).toEqual({ subject: "192.0.2.1", kind: "ip" });
+    expect(documented("ReputationSubjectAdd").validate({ subject: "192.0.2.1", label: null }).valid).toBe(true);
+    expect(documented("ReputationSubjectAdd").validate({ label: "x" }).valid).toBe(false);
+    expect(refusal(REQUEST_BODIES.ReputationSubjectAdd, { subject: "  " })).toEqual({ status: 400, code: "missing_field", field: "subject" });
+    expect(refusal(REQUEST_BODIES.ReputationSubjectAdd, { label: "x" })).toEqual({ status: 400, code: "missing_field", field: "subject" });
+    expect(refusal(REQUEST_BODIES.ReputationSubjectAdd, { subject: "not a domain", label: 5 })).toEqual({ status: 400, code: "invalid_field", field: "subject" });
+    expect(refusal(REQUEST_BODIES.ReputationSubjectAdd, { subject: "192.0.2.1", label: "x".repeat(101) })).toEqual({ status: 400, code: "invalid_field", field: "label" });
+    expect(refusal(REQUEST_BODIES.ReputationSubjectAdd, { subject: "192.0.2.1", tenant_id: "Bad!" })).toEqual({ status: 400, code: "invalid_field", field: "tenant_id" });
     for (const body of [null, [], {}, { confirm: 1 }]) expect(refusal(REQUEST_BODIES.TenantErase, body)).toEqual({ status: 400, code: "invalid_field", field: "confirm" });
   });
 });
