@@ -41,7 +41,7 @@ function requestBodies(): Record<string, Schema> {
   ) as unknown as Record<string, Schema>;
 }
 
-/** The response schemas (and a few request schemas not yet on valibot). */
+/** The response schemas (and the MailChannels request schema, not yet on valibot). */
 const responseSchemas: Record<string, Schema> = {
   Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES] }, message: str, field: str }, ["code", "message"]) }),
   RecipientResult: obj({ address: str, status: { type: "string", enum: RECIPIENT_STATUS } }),
