@@ -11,7 +11,6 @@
 import { Hono } from "hono";
 import { ConfigError, loadReputationConfig } from "../config";
 import { BOUNCE_SIGNAL_EVENTS, BOUNCE_SIGNAL_WINDOW_MS, bounceSignals } from "../reputation/bounce-signal";
-import { isIpv4 } from "../reputation/dns-lists";
 import { runReputationWatch, SPF_LEARN_LIST, watchedSubjects } from "../reputation/monitor";
 import { failureTypes } from "../reputation/tls-report";
 import {
@@ -26,9 +25,9 @@ import {
   type ReputationEventRow,
 } from "../store/reputation";
 import { requireAdmin, type AppEnv } from "./auth";
+import { ReputationSubjectAdd, parseBody } from "./bodies";
 import { ApiError } from "./errors";
 import { limitParam, stringParam, readJsonObject } from "./request";
-import { isDomainName } from "../mime/domain-name";
 import { tenantExists } from "../store/tenants";
 import { onEveryShard } from "../store/shards";
 
@@ -95,15 +94,7 @@ adminReputation.get("/admin/reputation/history", async (c) => {
 });
 
 adminReputation.post("/admin/reputation/subjects", async (c) => {
-  const b = await readJsonObject(c.req.raw);
-  const subject = typeof b.subject === "string" ? b.subject.trim().toLowerCase() : "";
-  if (!subject) throw new ApiError(400, "missing_field", "subject (an IPv4 address or a domain) is required", "subject");
-  const kind = isIpv4(subject) ? "ip" : isDomainName(subject, { maxLength: 200, letterTld: true }) ? "domain" : null;
-  if (!kind) throw new ApiError(400, "invalid_field", "subject must be an IPv4 address or a domain name", "subject");
-  const label = b.label === undefined || b.label === null ? null : typeof b.label === "string" && b.label.length <= 100 ? b.label : undefined;
-  if (label === undefined) throw new ApiError(400, "invalid_field", "label must be a string of at most 100 characters (e.g. the route name)", "label");
-  const tenantId = b.tenant_id === undefined || b.tenant_id === null ? null : typeof b.tenant_id === "string" && TENANT.test(b.tenant_id) ? b.tenant_id : undefined;
-  if (tenantId === undefined) throw new ApiError(400, "invalid_field", "tenant_id must be a tenant id", "tenant_id");
+  const { subject: { subject, kind }, label, tenant_id: tenantId } = parseBody(ReputationSubjectAdd, await readJsonObject(c.req.raw));
   if (tenantId && !(await tenantExists(c.env.DB, tenantId))) throw new ApiError(404, "not_found", "no such tenant", "tenant_id");
   await putSubject(c.env.DB, { subject, kind, source: "operator", label, tenant_id: tenantId });
   return c.json({ subject, kind, label, tenant_id: tenantId }, 201);

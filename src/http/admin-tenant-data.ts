@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import { eraseStep } from "../delivery/minimisation";
 import { requestErase } from "../store/erase";
 import { requireAdmin, type AppEnv } from "./auth";
+import { TenantErase, parseBody } from "./bodies";
 import { ApiError } from "./errors";
 import { readJsonBody } from "./request";
 
@@ -20,7 +21,7 @@ const MAX_BODY_BYTES = 1024;
 adminTenantData.post("/admin/tenants/:id/erase", async (c) => {
   const id = c.req.param("id");
   const { value } = await readJsonBody(c.req.raw, MAX_BODY_BYTES);
-  const confirm = typeof value === "object" && value !== null ? (value as { confirm?: unknown }).confirm : undefined;
+  const { confirm } = parseBody(TenantErase, value);
   if (confirm !== id) throw new ApiError(400, "invalid_field", "confirm must repeat the tenant id: erasing cannot be undone", "confirm");
   if (!(await requestErase(c.env.DB, id))) throw new ApiError(404, "not_found", "no such tenant");
   const step = await eraseStep(c.env, id);

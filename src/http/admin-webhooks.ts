@@ -1,77 +1,30 @@
 /** Admin API for webhook endpoints (behind ADMIN_TOKEN): /admin/webhooks CRUD, secret rotation, attempts. */
 import { Hono } from "hono";
 import { loadConfig } from "../config";
-import { destinationAllowed } from "../delivery/private-networks";
 import { requireAdmin, type AppEnv } from "./auth";
+import { parseBody, webhookBodies } from "./bodies";
 import { ApiError } from "./errors";
 import { createWebhook, deleteWebhook, getWebhook, latestAttempts, listWebhooks, newWebhookSecret, updateWebhook, webhookView } from "../store/webhooks";
-import { WEBHOOK_EVENT_TYPES } from "../webhooks/events";
 import { readJsonObject } from "./request";
 import { tenantExists } from "../store/tenants";
 import { ledgerOf } from "../store/shards";
 import { startEmissionWatermark } from "../store/webhook-emission";
-
-const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
-
-/** The address a webhook host stands for when it is a literal (or localhost), for the private-address filter. */
-function hostForFilter(hostname: string): string {
-  return hostname === "localhost" ? "127.0.0.1" : hostname;
-}
-
-/**
- * https only (http for loopback hosts, for local receivers), no credentials in the URL, at most 2048 chars, and
- * never a non-public address (loopback, RFC 1918, link-local and cloud metadata, ULA ...) unless the operator
- * allows it in ALLOW_PRIVATE_DESTINATIONS.
- */
-export function checkWebhookUrl(v: unknown, allowPrivate: readonly string[]): string {
-  if (typeof v !== "string" || !v) throw new ApiError(400, "missing_field", "url is required", "url");
-  let u: URL;
-  try {
-    u = new URL(v);
-  } catch {
-    throw new ApiError(400, "invalid_field", "url is not a URL", "url");
-  }
-  const ok = u.protocol === "https:" || (u.protocol === "http:" && LOOPBACK.has(u.hostname));
-  if (!ok || u.username || u.password || v.length > 2048) {
-    throw new ApiError(400, "invalid_field", "url must be an https:// URL without credentials (http:// only for localhost)", "url");
-  }
-  if (!destinationAllowed(hostForFilter(u.hostname), allowPrivate)) {
-    throw new ApiError(400, "invalid_field", "url points at a non-public address (loopback, private, link-local or metadata); allow it with ALLOW_PRIVATE_DESTINATIONS", "url");
-  }
-  return u.toString();
-}
-
-export function checkEventTypes(v: unknown): string[] {
-  const known: readonly string[] = WEBHOOK_EVENT_TYPES;
-  if (!Array.isArray(v) || !v.length || v.some((t) => typeof t !== "string" || (t !== "*" && !known.includes(t)))) {
-    throw new ApiError(400, "invalid_field", `events must be a non-empty array of: *, ${known.join(", ")}`, "events");
-  }
-  return [...new Set(v as string[])];
-}
-
-function description(v: unknown): string | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v !== "string" || v.length > 200) throw new ApiError(400, "invalid_field", "description must be a string of at most 200 characters", "description");
-  return v;
-}
 
 export const webhookAdmin = new Hono<AppEnv>();
 webhookAdmin.use("/admin/webhooks", requireAdmin);
 webhookAdmin.use("/admin/webhooks/*", requireAdmin);
 
 webhookAdmin.post("/admin/webhooks", async (c) => {
-  const b = await readJsonObject(c.req.raw);
-  if (typeof b.tenant_id !== "string") throw new ApiError(400, "missing_field", "tenant_id is required", "tenant_id");
+  const b = parseBody(webhookBodies(loadConfig(c.env).allowPrivateDestinations).WebhookCreate, await readJsonObject(c.req.raw));
   const tenant = await tenantExists(c.env.DB, b.tenant_id);
   if (!tenant) throw new ApiError(404, "not_found", "no such tenant", "tenant_id");
-  const url = checkWebhookUrl(b.url, loadConfig(c.env).allowPrivateDestinations);
   // Emission follows each shard's own feed: start the tenant's shard at its newest event (DB: createWebhook does).
   await startEmissionWatermark(await ledgerOf(c.env, b.tenant_id));
   const row = await createWebhook(c.env.DB, {
     tenantId: b.tenant_id,
-    url,
-    events: checkEventTypes(b.events ?? ["*"]),
-    description: description(b.description),
+    url: b.url,
+    events: b.events,
+    description: b.description ?? null,
   });
   return c.json({ ...webhookView(row), secret: row.secret, note: "store this secret now: it is not shown again" }, 201);
 });
@@ -88,13 +41,12 @@ webhookAdmin.get("/admin/webhooks/:id", async (c) => {
 });
 
 webhookAdmin.patch("/admin/webhooks/:id", async (c) => {
-  const b = await readJsonObject(c.req.raw);
-  if (b.enabled !== undefined && typeof b.enabled !== "boolean") throw new ApiError(400, "invalid_field", "enabled must be true or false", "enabled");
+  const b = parseBody(webhookBodies(loadConfig(c.env).allowPrivateDestinations).WebhookPatch, await readJsonObject(c.req.raw));
   const changed = await updateWebhook(c.env.DB, c.req.param("id"), {
-    ...(b.url !== undefined ? { url: checkWebhookUrl(b.url, loadConfig(c.env).allowPrivateDestinations) } : {}),
-    ...(b.events !== undefined ? { events: checkEventTypes(b.events) } : {}),
-    ...(b.description !== undefined ? { description: description(b.description) } : {}),
-    ...(typeof b.enabled === "boolean" ? { enabled: b.enabled } : {}),
+    ...(b.url !== undefined ? { url: b.url } : {}),
+    ...(b.events !== undefined ? { events: b.events } : {}),
+    ...(b.description !== undefined ? { description: b.description } : {}),
+    ...(b.enabled !== undefined ? { enabled: b.enabled } : {}),
   });
   if (!changed) throw new ApiError(404, "not_found", "no such webhook");
   return c.json(webhookView((await getWebhook(c.env.DB, c.req.param("id")))!));

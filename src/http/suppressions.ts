@@ -5,10 +5,8 @@
  */
 import { Hono } from "hono";
 import { signingSecret } from "../config";
-import { parseAddress } from "../mime/address";
 import { verifyUnsubscribeToken } from "../mime/deliverability";
 import {
-  SUPPRESSION_REASONS,
   SUPPRESSION_SCOPES,
   addSuppression,
   addSuppressionStatement,
@@ -19,12 +17,12 @@ import {
   type SuppressionScope,
 } from "../store/suppressions";
 import { requireApiKey, type AppEnv } from "./auth";
+import { SuppressionAdd, parseBody } from "./bodies";
 import { ApiError } from "./errors";
 import { limitParam, readJsonBody, stringParam } from "./request";
 import { ledgerOf } from "../store/shards";
 
-/** Bulk adds are one D1 batch; 1000 entries keep it well inside D1's per-batch limits. */
-export const MAX_SUPPRESSIONS_PER_REQUEST = 1000;
+export { MAX_SUPPRESSIONS_PER_REQUEST } from "./bodies";
 
 function view(r: SuppressionRow) {
   return {
@@ -68,32 +66,13 @@ suppressions.get("/v1/suppressions", requireApiKey, async (c) => {
 
 suppressions.post("/v1/suppressions", requireApiKey, async (c) => {
   const { value } = await readJsonBody(c.req.raw, 1024 * 1024);
-  const list = Array.isArray(value) ? value : typeof value === "object" && value !== null && Array.isArray((value as { suppressions?: unknown }).suppressions) ? (value as { suppressions: unknown[] }).suppressions : null;
-  if (!list) throw new ApiError(400, "invalid_field", "the body must be { suppressions: [{ address, scope?, reason?, expires_at? }] }", "suppressions");
-  if (list.length === 0) throw new ApiError(400, "missing_field", "suppressions must not be empty", "suppressions");
-  if (list.length > MAX_SUPPRESSIONS_PER_REQUEST) throw new ApiError(413, "too_large", `at most ${MAX_SUPPRESSIONS_PER_REQUEST} entries per request`, "suppressions");
+  // The bare list is taken for { suppressions: [...] }.
+  const body = parseBody(SuppressionAdd, Array.isArray(value) ? { suppressions: value } : value, { too_large: 413, invalid_recipient: 422 });
   const tenantId = c.get("tenant").id;
   const now = Date.now();
-  const entries = list.map((item, i) => {
-    const f = `suppressions[${i}]`;
-    if (typeof item !== "object" || item === null || Array.isArray(item)) throw new ApiError(400, "invalid_field", "each entry must be an object", f);
-    const e = item as Record<string, unknown>;
-    for (const k of Object.keys(e)) if (!["address", "scope", "reason", "detail", "expires_at"].includes(k)) throw new ApiError(400, "unknown_field", `unknown field ${JSON.stringify(k)}`, `${f}.${k}`);
-    if (typeof e.address !== "string") throw new ApiError(400, "missing_field", "address is required", `${f}.address`);
-    const parsed = parseAddress(e.address);
-    if (!parsed.ok || parsed.value.name !== undefined) throw new ApiError(422, "invalid_recipient", parsed.ok ? "give the bare address" : parsed.error.message, `${f}.address`);
-    const scope = e.scope ?? "all";
-    if (typeof scope !== "string" || !SUPPRESSION_SCOPES.includes(scope as SuppressionScope)) throw new ApiError(400, "invalid_field", `scope must be one of ${SUPPRESSION_SCOPES.join(", ")}`, `${f}.scope`);
-    const reason = e.reason ?? "manual";
-    if (typeof reason !== "string" || !(SUPPRESSION_REASONS as readonly string[]).includes(reason)) throw new ApiError(400, "invalid_field", `reason must be one of ${SUPPRESSION_REASONS.join(", ")}`, `${f}.reason`);
-    if (e.detail !== undefined && (typeof e.detail !== "string" || e.detail.length > 1000 || /[\x00-\x08\x0b-\x1f]/.test(e.detail))) throw new ApiError(400, "invalid_field", "detail must be text of at most 1000 characters", `${f}.detail`);
-    let expiresAt: number | null = expiryFor(reason, now);
-    if (e.expires_at !== undefined && e.expires_at !== null) {
-      const t = typeof e.expires_at === "string" ? Date.parse(e.expires_at) : NaN;
-      if (Number.isNaN(t) || t <= now) throw new ApiError(400, "invalid_field", "expires_at must be a future RFC 3339 date-time", `${f}.expires_at`);
-      expiresAt = t;
-    } else if (e.expires_at === null) expiresAt = null;
-    return { tenantId, address: `${parsed.value.address.slice(0, parsed.value.address.lastIndexOf("@"))}@${parsed.value.asciiDomain}`, scope: scope as SuppressionScope, reason, detail: (e.detail as string | undefined) ?? null, createdAt: now, expiresAt };
+  const entries = body.suppressions.map((e) => {
+    const expiresAt = e.expires_at === undefined ? expiryFor(e.reason, now) : e.expires_at === null ? null : Date.parse(e.expires_at);
+    return { tenantId, address: e.address, scope: e.scope, reason: e.reason, detail: e.detail ?? null, createdAt: now, expiresAt };
   });
   const ledger = await ledgerOf(c.env, tenantId);
   await ledger.batch(entries.map((e) => addSuppressionStatement(ledger, e)));

@@ -5,7 +5,7 @@
  */
 import { Validator, type Schema } from "@cfworker/json-schema";
 import { describe, expect, it } from "vitest";
-import { REQUEST_BODIES, parseBody } from "../../src/http/bodies.js";
+import { REQUEST_BODIES, aliasBodies, parseBody, webhookBodies } from "../../src/http/bodies.js";
 import { ApiError } from "../../src/http/errors.js";
 import { OPENAPI_DOCUMENT } from "../../src/http/openapi.js";
 import { sendRequestSchema, validateSendRequest } from "../../src/mime/validate.js";
@@ -79,6 +79,72 @@ describe("request schemas in the OpenAPI document", () => {
     expect(refusal(REQUEST_BODIES.RouteRequest, { next_hop_url: "mx:", weight: -1 })).toEqual({ status: 400, code: "invalid_field", field: "weight" });
     expect(parseBody(REQUEST_BODIES.GatePolicyPatch, null)).toBeNull();
     expect(refusal(REQUEST_BODIES.GatePolicyPatch, [1])).toEqual({ status: 400, code: "invalid_field", field: "policy" });
+    // Tenant erase: confirm is a string (the route checks that it is the tenant id).
+    expect(parseBody(REQUEST_BODIES.TenantErase, { confirm: "acme" })).toEqual({ confirm: "acme" });
+    expect(documented("TenantErase").validate({ confirm: "acme" }).valid).toBe(true);
+    expect(documented("TenantErase").validate({}).valid).toBe(false);
+    // Suppressions: the count before any entry (413), a bad address is 422 in its place in the order of checks.
+    const entry = { address: "User@Example.ORG", scope: "broadcast", detail: "asked", expires_at: null };
+    expect(parseBody(REQUEST_BODIES.SuppressionAdd, { suppressions: [entry, { address: "a@b.example" }] })).toEqual({
+      suppressions: [{ ...entry, address: "User@example.org", reason: "manual" }, { address: "a@b.example", scope: "all", reason: "manual" }],
+    });
+    expect(documented("SuppressionAdd").validate({ suppressions: [entry] }).valid).toBe(true);
+    expect(documented("SuppressionAdd").validate({ suppressions: [{ scope: "all" }] }).valid).toBe(false);
+    const many = Array(1001).fill({ address: "nope" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: many })).toEqual({ status: 400, code: "too_large", field: "suppressions" });
+    expect(() => parseBody(REQUEST_BODIES.SuppressionAdd, { suppressions: many }, { too_large: 413 })).toThrow(expect.objectContaining({ status: 413 }));
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [] })).toEqual({ status: 400, code: "missing_field", field: "suppressions" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: "x" })).toEqual({ status: 400, code: "invalid_field", field: "suppressions" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, 5)).toEqual({ status: 400, code: "invalid_field", field: "suppressions" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example" }, 1] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[1]" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: 1, colour: "red" }] })).toEqual({ status: 400, code: "unknown_field", field: "suppressions[0].colour" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ scope: "all" }] })).toEqual({ status: 400, code: "missing_field", field: "suppressions[0].address" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "nope", scope: "x" }] })).toEqual({ status: 400, code: "invalid_recipient", field: "suppressions[0].address" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example", reason: "x" }] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[0].reason" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example", detail: null }] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[0].detail" });
+    expect(refusal(REQUEST_BODIES.SuppressionAdd, { suppressions: [{ address: "a@b.example", expires_at: "2001-01-01T00:00:00Z" }] })).toEqual({ status: 400, code: "invalid_field", field: "suppressions[0].expires_at" });
+    // Webhooks: the URL rules (private addresses only when the operator allows them), events deduplicated.
+    const hooks = webhookBodies([]);
+    expect(parseBody(hooks.WebhookCreate, { tenant_id: "t", url: "https://hooks.example/x" })).toEqual({ tenant_id: "t", url: "https://hooks.example/x", events: ["*"] });
+    expect(parseBody(hooks.WebhookCreate, { tenant_id: "t", url: "https://hooks.example/x", events: ["*", "*"] }).events).toEqual(["*"]);
+    expect(documented("WebhookCreate").validate({ tenant_id: "t", url: "https://hooks.example/x", description: null }).valid).toBe(true);
+    expect(documented("WebhookCreate").validate({ url: "https://hooks.example/x" }).valid).toBe(false);
+    expect(refusal(hooks.WebhookCreate, { url: "https://hooks.example/x" })).toEqual({ status: 400, code: "missing_field", field: "tenant_id" });
+    expect(refusal(hooks.WebhookCreate, { tenant_id: "t" })).toEqual({ status: 400, code: "missing_field", field: "url" });
+    expect(refusal(hooks.WebhookCreate, { tenant_id: "t", url: "" })).toEqual({ status: 400, code: "missing_field", field: "url" });
+    expect(refusal(hooks.WebhookCreate, { tenant_id: "t", url: "http://hooks.example/x" })).toEqual({ status: 400, code: "invalid_field", field: "url" });
+    expect(refusal(hooks.WebhookCreate, { tenant_id: "t", url: "https://10.0.0.1/x" })).toEqual({ status: 400, code: "invalid_field", field: "url" });
+    expect(parseBody(webhookBodies(["10.0.0.0/8"]).WebhookCreate, { tenant_id: "t", url: "https://10.0.0.1/x" }).url).toBe("https://10.0.0.1/x");
+    expect(refusal(hooks.WebhookCreate, { tenant_id: "t", url: "https://hooks.example/x", events: ["nope"] })).toEqual({ status: 400, code: "invalid_field", field: "events" });
+    expect(refusal(hooks.WebhookPatch, { url: 5, enabled: "yes" })).toEqual({ status: 400, code: "invalid_field", field: "enabled" });
+    expect(refusal(hooks.WebhookPatch, { events: [] })).toEqual({ status: 400, code: "invalid_field", field: "events" });
+    expect(refusal(hooks.WebhookPatch, { description: "x".repeat(201) })).toEqual({ status: 400, code: "invalid_field", field: "description" });
+    expect(parseBody(hooks.WebhookPatch, { description: null })).toEqual({ description: null });
+    // Aliases: the destinations checked in order, the alias itself refused, the count first (422 in the route).
+    const alias = { address: "Info@Shop.example", tenant_id: "t", destinations: ["a@b.example", "A@b.example"] };
+    expect(parseBody(aliasBodies(2).AliasCreate, alias)).toEqual({ address: { address: "info@shop.example", domain: "shop.example" }, tenant_id: "t", destinations: ["a@b.example"] });
+    expect(documented("AliasCreate").validate(alias).valid).toBe(true);
+    expect(documented("AliasCreate").validate({ ...alias, destinations: [] }).valid).toBe(false);
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, destinations: ["info@shop.example", "nope"] })).toEqual({ status: 400, code: "invalid_recipient", field: "destinations[0]" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, destinations: ["a@b.example", 1] })).toEqual({ status: 400, code: "invalid_recipient", field: "destinations[1]" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, destinations: ["x", "y", "z"] })).toEqual({ status: 400, code: "too_many_recipients", field: "destinations" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, destinations: [] })).toEqual({ status: 400, code: "missing_field", field: "destinations" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, address: 1, tenant_id: "" })).toEqual({ status: 400, code: "missing_field", field: "address" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, address: "not an address" })).toEqual({ status: 400, code: "invalid_field", field: "address" });
+    expect(refusal(aliasBodies(2).AliasCreate, { ...alias, tenant_id: "" })).toEqual({ status: 400, code: "missing_field", field: "tenant_id" });
+    expect(refusal(aliasBodies(2, "info@shop.example").AliasPatch, { destinations: ["Info@shop.example"] })).toEqual({ status: 400, code: "invalid_recipient", field: "destinations[0]" });
+    expect(parseBody(aliasBodies(2, "info@shop.example").AliasPatch, { description: null })).toEqual({ description: null });
+    // Reputation subjects: an IPv4 address or a domain, normalised.
+    expect(parseBody(REQUEST_BODIES.ReputationSubjectAdd, { subject: " Mail.Example.COM " })).toEqual({ subject: { subject: "mail.example.com", kind: "domain" }, label: null, tenant_id: null });
+    expect(parseBody(REQUEST_BODIES.ReputationSubjectAdd, { subject: "192.0.2.1", label: "smtp-a", tenant_id: "t" }).subject).toEqual({ subject: "192.0.2.1", kind: "ip" });
+    expect(documented("ReputationSubjectAdd").validate({ subject: "192.0.2.1", label: null }).valid).toBe(true);
+    expect(documented("ReputationSubjectAdd").validate({ label: "x" }).valid).toBe(false);
+    expect(refusal(REQUEST_BODIES.ReputationSubjectAdd, { subject: "  " })).toEqual({ status: 400, code: "missing_field", field: "subject" });
+    expect(refusal(REQUEST_BODIES.ReputationSubjectAdd, { label: "x" })).toEqual({ status: 400, code: "missing_field", field: "subject" });
+    expect(refusal(REQUEST_BODIES.ReputationSubjectAdd, { subject: "not a domain", label: 5 })).toEqual({ status: 400, code: "invalid_field", field: "subject" });
+    expect(refusal(REQUEST_BODIES.ReputationSubjectAdd, { subject: "192.0.2.1", label: "x".repeat(101) })).toEqual({ status: 400, code: "invalid_field", field: "label" });
+    expect(refusal(REQUEST_BODIES.ReputationSubjectAdd, { subject: "192.0.2.1", tenant_id: "Bad!" })).toEqual({ status: 400, code: "invalid_field", field: "tenant_id" });
+    for (const body of [null, [], {}, { confirm: 1 }]) expect(refusal(REQUEST_BODIES.TenantErase, body)).toEqual({ status: 400, code: "invalid_field", field: "confirm" });
   });
 });
 
