@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { bundleWorker } from "./bundle-size.mjs";
 import { descendantPids } from "./procstat.mjs";
 
 const require = createRequire(import.meta.url);
@@ -18,23 +19,6 @@ async function loadMiniflare() {
   // miniflare ships with wrangler; resolve it through wrangler so a fresh `npm install` finds it.
   const path = createRequire(require.resolve("wrangler")).resolve("miniflare");
   return import(path);
-}
-
-async function bundleWorker(root) {
-  const { build } = await import("esbuild");
-  const out = await build({
-    entryPoints: [join(root, "src/index.ts")],
-    bundle: true,
-    format: "esm",
-    platform: "neutral",
-    target: "es2022",
-    conditions: ["workerd", "worker", "browser"],
-    mainFields: ["module", "main"],
-    external: ["cloudflare:*", "node:*"],
-    write: false,
-    logLevel: "warning",
-  });
-  return out.outputFiles[0].text;
 }
 
 function migrationFiles(root) {
@@ -97,7 +81,7 @@ export async function startRelay(opts) {
   const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
   // modulesRules/rootPath describe wrangler's own bundling; we hand Miniflare one finished ES module instead.
   const { modulesRules: _rules, rootPath: _root, ...workerOptions } = unstable_getMiniflareWorkerOptions(join(opts.root, "wrangler.toml")).workerOptions;
-  const script = await bundleWorker(opts.root);
+  const script = new TextDecoder().decode(await bundleWorker(opts.root));
   const extraShards = Array.from({ length: Math.max(0, (opts.shards ?? 1) - 1) }, (_, i) => `LEDGER_${i + 1}`);
   if (extraShards.length) {
     workerOptions.d1Databases = { ...workerOptions.d1Databases, ...Object.fromEntries(extraShards.map((b) => [b, { id: `edge-relay-bench-${b.toLowerCase()}` }])) };
