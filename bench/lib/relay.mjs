@@ -102,6 +102,8 @@ export async function startRelay(opts) {
     port: opts.port ?? 0,
     resourcePersistencePath: opts.persistDir,
     ...(process.env.BENCH_DEBUG ? { log: new Log(LogLevel.DEBUG) } : {}),
+    // BENCH_INSPECTOR_PORT=N opens the V8 inspector of the Worker's isolate there (a CPU profile of the relay).
+    ...(process.env.BENCH_INSPECTOR_PORT ? { inspectorPort: Number(process.env.BENCH_INSPECTOR_PORT) } : {}),
     // Worker console output: errors always (a broken relay should say why), the rest with BENCH_DEBUG.
     handleStructuredLogs: (log) => {
       if (log.level === "error" || log.level === "warn" || process.env.BENCH_DEBUG) process.stderr.write(`[workerd:${log.level}] ${log.message}\n`);

@@ -47,6 +47,34 @@ export class Semaphore {
   }
 }
 
+/**
+ * A connection is worth opening for this many messages of a batch: below it, one connection carries them (setting
+ * up a connection, with TLS and AUTH to a real next hop, costs about what sending a few messages does).
+ */
+const MESSAGES_PER_EXTRA_LANE = 20;
+/** Smallest share of the line a connection takes at a time (each share asks the gate for its send times once). */
+const MIN_SHARE = 8;
+
+/**
+ * Lanes (parallel connections) for `jobs` messages to one destination: enough to keep each connection within
+ * the policy's messages per connection, and one more per MESSAGES_PER_EXTRA_LANE messages so a large batch is not
+ * carried down one connection while the policy allows several; never more than the policy's connections or the
+ * invocation's limit.
+ */
+export function laneCount(policy: { maxConnections: number; maxMessagesPerConnection: number }, jobs: number): number {
+  const wanted = Math.max(Math.ceil(jobs / policy.maxMessagesPerConnection), Math.floor(jobs / MESSAGES_PER_EXTRA_LANE));
+  return Math.max(1, Math.min(policy.maxConnections, wanted, MAX_CONNECTIONS_PER_INVOCATION));
+}
+
+/** An open connection of a lane and what it reports back to its gate. */
+interface Link {
+  target: Target;
+  session: SmtpSession;
+  host: string;
+  gate: Gate;
+  report: GateReport;
+}
+
 /** Why and for how long the lanes of a destination stopped taking work in this invocation. */
 interface Stop {
   afterMs: number;
@@ -68,6 +96,7 @@ export async function deliverDestination(env: Env, config: RelayConfig, items: W
 class DestinationRun {
   private readonly queue: Work[];
   private stop: Stop | undefined;
+  private lanes = 1;
 
   constructor(
     private readonly env: Env,
@@ -88,9 +117,8 @@ class DestinationRun {
   }
 
   async run(): Promise<void> {
-    const first = this.targets[0]!;
-    const lanes = Math.max(1, Math.min(first.policy.maxConnections, Math.ceil(this.queue.length / first.policy.maxMessagesPerConnection), MAX_CONNECTIONS_PER_INVOCATION));
-    await Promise.all(Array.from({ length: lanes }, () => this.lane()));
+    this.lanes = laneCount(this.targets[0]!.policy, this.queue.length);
+    await Promise.all(Array.from({ length: this.lanes }, () => this.lane()));
     const stop = this.halted();
     if (this.queue.length) postpone(this.queue, stop?.afterMs ?? 1000, stop?.why ?? "not reached in this invocation");
   }
@@ -166,7 +194,7 @@ class DestinationRun {
     const gate = gateFor(this.env, target.gateKey);
     const permit: Permit = await gate.acquire(target.gateKey, {
       policy: target.policy,
-      messages: this.queue.length,
+      messages: this.share(),
       holder: this.holder,
       maxWaitMs: GATE_WAIT_MS,
       horizonMs: GATE_HORIZON_MS,
@@ -205,7 +233,12 @@ class DestinationRun {
     }
   }
 
-  /** One SMTP connection carrying the permit's messages, each at its send time. */
+  /**
+   * One SMTP connection carrying the permit's messages, each at its send time. When they are sent and the line
+   * still has work, the connection takes another share of it (work stealing) with send times on the same lease,
+   * up to the policy's messages per connection, so a lane that finished early keeps its connection busy instead
+   * of the batch waiting for the slowest lane.
+   */
   private async sendViaSmtp(target: Target, gate: Gate, permit: Permit, report: GateReport, batch: Work[]): Promise<TargetOutcome> {
     const opened = await connect(this.env, this.config, target);
     if ("error" in opened) {
@@ -216,38 +249,68 @@ class DestinationRun {
       }
       return { kind: "unreachable", failure: opened };
     }
-    const { session, host } = opened;
-    const tlsNote = target.tlsPolicy ? `${target.tlsPolicy.note}${target.tlsPolicy.stsTesting && !session.tls ? ": would fail, no TLS" : ""}` : undefined;
-    let i = 0;
-    const pick = slotPicker(gate, permit, report, () => batch.length - i);
+    const link: Link = { target, session: opened.session, host: opened.host, gate, report };
+    let chunk: Work[] | undefined = batch;
+    let times = permit;
+    let carried = 0;
     try {
-      for (; i < batch.length; i++) {
-        const w = batch[i]!;
-        const halt = this.halted();
-        if (halt) {
-          // Another connection of this invocation was throttled by the same destination: stop here too.
-          postpone(batch.slice(i), halt.afterMs, halt.why);
-          break;
-        }
-        await sleep((w.notBefore ?? 0) - Date.now());
-        const slot = await pick();
-        if (slot === undefined || !session.usable) {
-          // Out of send times (the connection fell behind its schedule) or the connection broke.
-          this.queue.unshift(...batch.slice(i));
-          break;
-        }
-        if (tlsNote) w.tlsNote = tlsNote;
-        if (needsTls(target.tlsPolicy) && !session.tls) {
-          // Never reached with STARTTLS required; kept so a bug there cannot send such mail in the clear.
-          failAll([w], { ...tlsFailure(target.tlsPolicy!, "the session is not encrypted"), host, seq: slot.seq });
-          continue;
-        }
-        if (!(await this.sendMessage(target, session, host, w, slot.seq, report, batch.slice(i + 1)))) break;
+      while (chunk) {
+        carried += chunk.length;
+        if (!(await this.carry(link, times, chunk))) break;
+        chunk = this.steal(target.policy.maxMessagesPerConnection - carried);
+        // No send times yet for the stolen share: the slot picker asks the gate for them on this lease.
+        times = { ...permit, granted: 0, slots: [] };
       }
     } finally {
-      await session.quit();
+      await link.session.quit();
     }
     return { kind: "used" };
+  }
+
+  /** Sends a share of work on an open connection; true when all of it was handled and the connection can take more. */
+  private async carry(link: Link, permit: Permit, batch: Work[]): Promise<boolean> {
+    const { target, session, host } = link;
+    const tlsNote = target.tlsPolicy ? `${target.tlsPolicy.note}${target.tlsPolicy.stsTesting && !session.tls ? ": would fail, no TLS" : ""}` : undefined;
+    let i = 0;
+    const pick = slotPicker(link.gate, permit, link.report, () => batch.length - i);
+    for (; i < batch.length; i++) {
+      const w = batch[i]!;
+      const halt = this.halted();
+      if (halt) {
+        // Another connection of this invocation was throttled by the same destination: stop here too.
+        postpone(batch.slice(i), halt.afterMs, halt.why);
+        return false;
+      }
+      await sleep((w.notBefore ?? 0) - Date.now());
+      const slot = await pick();
+      if (slot === undefined || !session.usable) {
+        // Out of send times (the connection fell behind its schedule) or the connection broke.
+        this.queue.unshift(...batch.slice(i));
+        return false;
+      }
+      if (tlsNote) w.tlsNote = tlsNote;
+      if (needsTls(target.tlsPolicy) && !session.tls) {
+        // Never reached with STARTTLS required; kept so a bug there cannot send such mail in the clear.
+        failAll([w], { ...tlsFailure(target.tlsPolicy!, "the session is not encrypted"), host, seq: slot.seq });
+        continue;
+      }
+      if (!(await this.sendMessage(target, session, host, w, slot.seq, link.report, batch.slice(i + 1)))) return false;
+    }
+    return session.usable && !this.halted();
+  }
+
+  /**
+   * The share of the line a connection takes next: the rest divided by the lanes (guided self-scheduling, so
+   * shares shrink towards the end and the lanes finish together), at least a few messages to spare gate calls.
+   */
+  private share(): number {
+    return Math.min(this.queue.length, Math.max(MIN_SHARE, Math.ceil(this.queue.length / this.lanes)));
+  }
+
+  /** Takes another share of the line for a connection that may carry `room` more messages; none when done. */
+  private steal(room: number): Work[] | undefined {
+    if (room <= 0 || !this.queue.length || this.halted()) return undefined;
+    return this.queue.splice(0, Math.min(room, this.share()));
   }
 
   /** Sends one work item on the connection; false when the connection must not carry more (throttled, broken). */

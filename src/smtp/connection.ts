@@ -17,6 +17,7 @@ export class SmtpConnection {
   /** Set once the connection failed or was closed; every later use throws this. */
   private failure?: SmtpError;
   private closing?: Promise<void>;
+  private readonly watchdog = new Watchdog();
 
   constructor(socket: SmtpSocket) {
     this.socket = socket;
@@ -54,18 +55,9 @@ export class SmtpConnection {
     const ready = this.parser.shift();
     if (ready) return ready;
     this.assertHealthy();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            this.fail(
-              new SmtpError({ kind: "timeout", command, message: `timed out after ${timeoutMs} ms waiting for the ${command} reply` }),
-            ),
-          ),
-        timeoutMs,
-      );
-    });
+    const deadline = this.watchdog.start(timeoutMs, () =>
+      this.fail(new SmtpError({ kind: "timeout", command, message: `timed out after ${timeoutMs} ms waiting for the ${command} reply` })),
+    );
     try {
       for (;;) {
         let result: ReadableStreamReadResult<Uint8Array>;
@@ -89,7 +81,7 @@ export class SmtpConnection {
         if (reply) return reply;
       }
     } finally {
-      clearTimeout(timer);
+      this.watchdog.stop();
     }
   }
 
@@ -123,6 +115,8 @@ export class SmtpConnection {
   /** Closes the socket (idempotent, never throws). */
   close(): Promise<void> {
     if (!this.failure) this.failure = new SmtpError({ kind: "connection", command: "QUIT", message: "connection is closed" });
+    // An operation still waiting (none, normally) wakes with the failure; no timer outlives the connection.
+    this.watchdog.dispose(this.failure);
     this.closing ??= (async () => {
       try {
         await this.socket.close();
@@ -138,24 +132,89 @@ export class SmtpConnection {
   }
 
   private async guard<T>(p: Promise<T>, command: SmtpCommand, timeoutMs: number, kind: "connection" | "tls"): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      return await Promise.race([
-        p,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new SmtpError({ kind: "timeout", command, message: `timed out after ${timeoutMs} ms during ${command}` })),
-            timeoutMs,
-          );
-        }),
-      ]);
+      return await Promise.race([p, this.watchdog.start(timeoutMs, () => new SmtpError({ kind: "timeout", command, message: `timed out after ${timeoutMs} ms during ${command}` }))]);
     } catch (e) {
       throw this.fail(e instanceof SmtpError ? e : connectionError(command, e, kind));
     } finally {
-      clearTimeout(timer);
+      this.watchdog.stop();
     }
   }
 }
+
+/**
+ * The deadline of a connection's read or write in progress (one at a time), kept by one timer per connection
+ * instead of a timer set and cleared for every read and write: a busy connection does several of each per
+ * message, and the timer calls were a measurable share of the consumer's CPU. The timer re-arms itself for the
+ * rest of the current deadline when it fires early, and is moved forward only when a deadline is shorter than it.
+ */
+class Watchdog {
+  private deadline = 0;
+  private overdue?: () => SmtpError;
+  private timer?: ReturnType<typeof setTimeout>;
+  private timerAt = 0;
+  /** Rejected when a deadline passes; raced against the operation in progress. */
+  private expiry?: { promise: Promise<never>; reject: (e: unknown) => void };
+  private uses = 0;
+
+  /** Starts an operation's deadline; the promise rejects with `overdue()` if it is not stopped in time. */
+  start(timeoutMs: number, overdue: () => SmtpError): Promise<never> {
+    const now = Date.now();
+    this.deadline = now + timeoutMs;
+    this.overdue = overdue;
+    // Each race leaves a reaction on the promise until it settles: start a fresh one now and then, settling the old.
+    if (!this.expiry || ++this.uses > EXPIRY_REUSES) this.renew();
+    if (this.timer === undefined || this.deadline < this.timerAt) {
+      clearTimeout(this.timer);
+      this.arm(timeoutMs, now);
+    }
+    return this.expiry!.promise;
+  }
+
+  /** Ends the operation in progress; the timer stays for the next one (or stops by itself when it fires idle). */
+  stop(): void {
+    this.deadline = 0;
+  }
+
+  /** Stops the timer for good and fails an operation still waiting with `error`. */
+  dispose(error: SmtpError): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.deadline = 0;
+    this.expiry?.reject(error);
+    this.expiry = undefined;
+  }
+
+  private renew(): void {
+    // No operation is waiting on the old promise now (one at a time), so rejecting it only frees its reactions.
+    this.expiry?.reject(RENEWED);
+    let reject!: (e: unknown) => void;
+    const promise = new Promise<never>((_, r) => (reject = r));
+    promise.catch(() => undefined);
+    this.expiry = { promise, reject };
+    this.uses = 0;
+  }
+
+  private arm(ms: number, now: number): void {
+    this.timerAt = now + ms;
+    this.timer = setTimeout(() => this.check(), ms);
+  }
+
+  private check(): void {
+    this.timer = undefined;
+    if (!this.deadline) return;
+    const now = Date.now();
+    if (this.deadline > now) return this.arm(this.deadline - now, now);
+    this.deadline = 0;
+    const expiry = this.expiry;
+    this.expiry = undefined;
+    expiry?.reject(this.overdue!());
+  }
+}
+
+/** Operations that share one expiry promise before it is replaced. */
+const EXPIRY_REUSES = 64;
+const RENEWED = new Error("deadline promise renewed");
 
 function connectionError(command: SmtpCommand, cause: unknown, kind: "connection" | "tls"): SmtpError {
   const detail = cause instanceof Error ? cause.message : String(cause);
