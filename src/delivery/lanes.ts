@@ -51,7 +51,7 @@ export class Semaphore {
  * A connection is worth opening for this many messages of a batch: below it, one connection carries them (setting
  * up a connection, with TLS and AUTH to a real next hop, costs about what sending a few messages does).
  */
-const MESSAGES_PER_EXTRA_LANE = 20;
+const MESSAGES_PER_EXTRA_LANE = 50;
 /** Smallest share of the line a connection takes at a time (each share asks the gate for its send times once). */
 const MIN_SHARE = 8;
 

@@ -38,16 +38,16 @@ async function setUp(policy: Record<string, number>): Promise<{ port: number; de
 }
 
 describe("delivery lanes", () => {
-  it("spreads 80 messages for one destination over several connections, within the policy's limit", async () => {
+  it("spreads 100 messages for one destination over several connections, within the policy's limit", async () => {
     const { port, dest, tenantId, from } = await setUp({ maxConnections: 4, maxMessagesPerConnection: 1000 });
-    const { ids, jobs } = await acceptFor(tenantId, from, dest, 80);
+    const { ids, jobs } = await acceptFor(tenantId, from, dest, 100);
     await handleOutbox(batchOf(jobs), env);
     const received = await receivedAt(port);
-    expect(received).toHaveLength(80);
-    expect(new Set(received.flatMap((m) => m.rcptTo)).size).toBe(80);
+    expect(received).toHaveLength(100);
+    expect(new Set(received.flatMap((m) => m.rcptTo)).size).toBe(100);
     for (const id of ids) expect((await getMessage(env.DB, id, tenantId))!.status).toBe("delivered");
     const { connections } = await smtpStats(port);
-    // One connection would fit all 80 (1,000 per connection), but the policy allows 4 at once: they are used.
+    // One connection would fit all 100 (1,000 per connection), but the policy allows 4 at once: they are used.
     expect(maxConcurrent(connections)).toBeGreaterThan(1);
     expect(maxConcurrent(connections)).toBeLessThanOrEqual(4);
   });
