@@ -312,8 +312,10 @@ async function finish(env: Env, config: RelayConfig, batchIntake: Intake, ledger
   }
   for (const [db, waits] of waitsByShard) for (let i = 0; i < waits.length; i += D1_BATCH_STATEMENTS) await db.batch(waits.slice(i, i + D1_BATCH_STATEMENTS));
   await touchWaiting(config, work, ledger, now);
-  // Back to the queue of each job's stream (transactional jobs to OUTBOX_PRIORITY).
-  await enqueueJobs(env, requeue);
+  // Back to the queue of each job's stream (transactional jobs to OUTBOX_PRIORITY); transactional jobs of the same
+  // delay travel ten per Queue message, as the batch endpoint's do (a tenth of the queue operations per retry).
+  requeue.sort((a, b) => a.delaySeconds - b.delaySeconds); // stable: jobs of one delay keep their order
+  await enqueueJobs(env, requeue, true);
   for (const w of work) if (w.dsn.length && config.dsnEnabled && w.job.mailFrom !== "") await sendDsn(env, config, w, w.dsn, w.expiredAny);
   for (const r of releases) await releaseParkedJobs(env, r.release.tenantId, r.release.stream);
   await deleteFinishedBodies(env, work, ledger.ledgers);

@@ -9,7 +9,8 @@ import { isDeliveryJob, type DeliveryJob, type Stream } from "./job";
 const QUEUE_SEND_BATCH = 100;
 
 /**
- * Several jobs in one Queue message (the batch endpoint's transactional ones): Queues bill writes, reads and
+ * Several jobs in one Queue message (the batch endpoint's transactional ones, and the consumer's transactional
+ * retries and jobs not due yet): Queues bill writes, reads and
  * deletes per message and 64 KB, so a bundle of ten small jobs costs a tenth of the operations. The consumer treats
  * each job on its own.
  */
