@@ -365,7 +365,7 @@ function printSummary(r) {
   }
   for (const [name, b] of Object.entries(r.consumer_breakdown ?? {})) {
     if (!b) continue;
-    console.log(`consumer time per batch (${name}, ${b.batches} batches): wall ${b.wall_ms_per_batch} ms = D1 ${b.d1_ms_per_batch} + DomainGate ${b.domain_gate_ms_per_batch} + SMTP ${b.smtp_ms_per_batch} + other ${b.other_ms_per_batch} ms (${b.note})`);
+    console.log(`consumer time per batch (${name}, ${b.batches} batches): wall ${b.wall_ms_per_batch} ms = D1 ${b.d1_ms_per_batch} + DomainGate ${b.domain_gate_ms_per_batch} + SMTP ${b.smtp_ms_per_batch}${b.smtp_wall_ms_per_batch ? ` (${b.smtp_wall_ms_per_batch} wall: any transaction in flight)` : ""} + other ${b.other_ms_per_batch} ms (${b.note})`);
   }
 }
 

@@ -37,6 +37,26 @@ export function meterStageTime(env: unknown, stage: string, ms: number): void {
   if (meteringEnabled(env)) add("consumer", `time_ms:${stage}`, ms);
 }
 
+/** Stages with work in progress now: how many, and since when the first of them. */
+const openSpans: Record<string, { open: number; since: number }> = {};
+
+/**
+ * Starts a span of a stage (e.g. one SMTP transaction) and returns the function that ends it. While at least one
+ * span of the stage is open the stage counts as busy: `time_ms:<stage>_wall` adds up the time it was busy, which
+ * parallel lanes do not multiply (unlike `meterStageTime`). A no-op unless metering is on.
+ */
+export function meterStageSpan(env: unknown, stage: string): () => void {
+  if (!meteringEnabled(env)) return () => undefined;
+  const s = (openSpans[stage] ??= { open: 0, since: 0 });
+  if (s.open++ === 0) s.since = Date.now();
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    if (--s.open === 0) add("consumer", `time_ms:${stage}_wall`, Date.now() - s.since);
+  };
+}
+
 /** A snapshot of every counter. */
 export function meteringSnapshot(): Counters {
   return { ...counters };

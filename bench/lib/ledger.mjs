@@ -77,7 +77,7 @@ export function storageFigures(bytesBefore, bytesAfter, messages) {
 export function consumerBreakdown(counters) {
   if (!counters) return null;
   let batches = 0;
-  const t = { batch: 0, d1: 0, do: 0, smtp: 0 };
+  const t = { batch: 0, d1: 0, do: 0, smtp: 0, smtp_wall: 0 };
   for (const [k, v] of Object.entries(counters)) {
     const [path, metric] = k.split(/\.(?=[^.]*$)/);
     if (path.startsWith("queue:edge-relay-outbox")) {
@@ -85,6 +85,7 @@ export function consumerBreakdown(counters) {
       for (const s of ["batch", "d1", "do"]) if (metric === `time_ms:${s}`) t[s] += v;
     }
     if (path === "consumer" && metric === "time_ms:smtp") t.smtp += v;
+    if (path === "consumer" && metric === "time_ms:smtp_wall") t.smtp_wall += v;
   }
   if (!batches) return null;
   const per = (x) => round(x / batches, 1);
@@ -94,7 +95,9 @@ export function consumerBreakdown(counters) {
     d1_ms_per_batch: per(t.d1),
     domain_gate_ms_per_batch: per(t.do),
     smtp_ms_per_batch: per(t.smtp),
-    other_ms_per_batch: per(Math.max(0, t.batch - t.d1 - t.do - t.smtp)),
-    note: "time inside each stage summed over the batch's parallel lanes; parts can add up to more than the wall time",
+    // Time with at least one SMTP connection opening or transaction in flight: not multiplied by parallel lanes.
+    smtp_wall_ms_per_batch: per(t.smtp_wall),
+    other_ms_per_batch: per(Math.max(0, t.batch - t.d1 - t.do - (t.smtp_wall || t.smtp))),
+    note: "time inside each stage summed over the batch's parallel lanes (SMTP wall: time with any SMTP work in flight); parts can add up to more than the wall time",
   };
 }

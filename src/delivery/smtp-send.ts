@@ -3,7 +3,7 @@
  * item's recipients over it, turning replies into what each recipient's attempt learnt.
  */
 import type { RelayConfig } from "../config";
-import { meterStageTime } from "../metering";
+import { meterStageSpan, meterStageTime } from "../metering";
 import { openSmtpSession, SmtpError, type SmtpSession } from "../smtp/client";
 import { cloudflareSocketFactory } from "../smtp/cloudflare-socket";
 import { retryHintSeconds } from "./retry";
@@ -29,6 +29,7 @@ export async function connect(env: Env, config: RelayConfig, target: Target): Pr
   let last: { error: SmtpError; host: string } | undefined;
   for (const ep of target.endpoints) {
     const host = ep.address === ep.host ? `${ep.host}:${ep.port}` : `${ep.host}:${ep.port} [${ep.address}]`;
+    const span = meterStageSpan(env, "smtp");
     try {
       const opening = Date.now();
       const session = await openSmtpSession({
@@ -46,6 +47,8 @@ export async function connect(env: Env, config: RelayConfig, target: Target): Pr
     } catch (e) {
       if (!(e instanceof SmtpError)) throw e;
       last = { error: e, host };
+    } finally {
+      span();
     }
   }
   return last ?? { error: new SmtpError({ kind: "connection", command: "CONNECT", message: `no endpoint for ${target.label}` }), host: target.label };
@@ -67,11 +70,14 @@ export async function sendOne(env: Env, session: SmtpSession, host: string, w: W
     for (const r of rcpts) w.results.set(r.idx, { status: "bounced", enhanced: "5.3.0", text: "message body missing from storage", seq });
     return;
   }
+  const span = meterStageSpan(env, "smtp");
   try {
-    const result = await session.sendMail(
-      { mailFrom: w.job.mailFrom, rcptTo: rcpts.map((r) => r.address), size: w.job.sizeBytes, eightBit: w.job.eightBit, smtputf8: w.job.smtputf8, ...(w.job.requireTls ? { requireTls: true } : {}) },
-      body,
-    );
+    const result = await session
+      .sendMail(
+        { mailFrom: w.job.mailFrom, rcptTo: rcpts.map((r) => r.address), size: w.job.sizeBytes, eightBit: w.job.eightBit, smtputf8: w.job.smtputf8, ...(w.job.requireTls ? { requireTls: true } : {}) },
+        body,
+      )
+      .finally(span);
     const latencyMs = Date.now() - started;
     meterStageTime(env, "smtp", latencyMs);
     rcpts.forEach((r, i) => {
