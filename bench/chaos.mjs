@@ -179,7 +179,7 @@ async function main() {
     // Checks.
     const { results: rows } = await relay.db.prepare("SELECT message_id, idx, address, status, final_at FROM recipients").all();
     const { results: finals } = await relay.db
-      .prepare(`SELECT message_id, recipient_idx AS idx, type, COUNT(*) AS n FROM events WHERE type IN (${FINAL.map(() => "?").join(",")}) GROUP BY message_id, recipient_idx, type`)
+      .prepare(`SELECT message_id, recipient_idx AS idx, type, COUNT(*) AS n FROM event_log WHERE type IN (${FINAL.map(() => "?").join(",")}) GROUP BY message_id, recipient_idx, type`)
       .bind(...FINAL)
       .all();
     const finalEvents = new Map();
