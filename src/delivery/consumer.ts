@@ -325,10 +325,13 @@ async function finish(env: Env, config: RelayConfig, batchIntake: Intake, ledger
 export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks: ConsumerHooks = {}): Promise<void> {
   const config = loadConfig(env);
   const startedAt = Date.now();
-  // Outcomes are written by group commit (OUTCOME_GROUP_TRANSACTIONS transactions per write, one events row): a
-  // connection goes on with its next message while fewer than that many of the invocation's transactions are
-  // unwritten, and nothing is acknowledged before every write is done (D1, else the outcome journal).
+  // Outcomes are written by group commit (OUTCOME_GROUP_TRANSACTIONS transactions per write, one events row),
+  // double-buffered: connections go on with their next messages while fewer than two groups of the invocation's
+  // transactions are unwritten (one being written, one filling), so they do not idle during each D1 write; with
+  // groups of 1 each outcome is durable before the next message. Nothing is acknowledged before every write is
+  // done (D1, else the outcome journal).
   const group = config.outcomeGroupTransactions;
+  const unwrittenLimit = group === 1 ? 1 : 2 * group;
   const writer = outcomeWriter(env, group);
   const unwritten = new Set<Promise<void>>();
   const record = async (w: Work) => {
@@ -338,7 +341,7 @@ export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks
       () => unwritten.delete(p),
       () => undefined,
     );
-    while (unwritten.size >= group) await Promise.race(unwritten);
+    while (unwritten.size >= unwrittenLimit) await Promise.race(unwritten);
     await hooks.afterTransaction?.(w);
   };
   const sorted = intake(batch, startedAt);

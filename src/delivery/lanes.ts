@@ -8,6 +8,7 @@ import type { GateReport, Permit } from "../gate/domain-gate";
 import { SmtpError, type SmtpSession } from "../smtp/client";
 import { sendCloudflare } from "./cloudflare-send";
 import { jobStream } from "../queue/enqueue";
+import type { Stream } from "../queue/job";
 import { isThrottleReply } from "./retry";
 import { connect, fromSmtpError, hint, sendOne } from "./smtp-send";
 import { gateFor, type Gate, type Target } from "./targets";
@@ -61,9 +62,12 @@ const MIN_SHARE = 8;
  * carried down one connection while the policy allows several; never more than the policy's connections or the
  * invocation's limit.
  */
-export function laneCount(policy: { maxConnections: number; maxMessagesPerConnection: number }, jobs: number): number {
+export function laneCount(policy: { maxConnections: number; maxMessagesPerConnection: number }, jobs: number, stream: Stream): number {
   const wanted = Math.max(Math.ceil(jobs / policy.maxMessagesPerConnection), Math.floor(jobs / MESSAGES_PER_EXTRA_LANE));
-  return Math.max(1, Math.min(policy.maxConnections, wanted, MAX_CONNECTIONS_PER_INVOCATION));
+  // Broadcast never gets a destination's last connection (the gate keeps it for transactional mail): a lane
+  // waiting for it would only wait, and stop its siblings when it gives up.
+  const connections = stream === "broadcast" && policy.maxConnections > 1 ? policy.maxConnections - 1 : policy.maxConnections;
+  return Math.max(1, Math.min(connections, wanted, MAX_CONNECTIONS_PER_INVOCATION));
 }
 
 /** An open connection of a lane and what it reports back to its gate. */
@@ -117,7 +121,7 @@ class DestinationRun {
   }
 
   async run(): Promise<void> {
-    this.lanes = laneCount(this.targets[0]!.policy, this.queue.length);
+    this.lanes = laneCount(this.targets[0]!.policy, this.queue.length, jobStream(this.items[0]!.job));
     await Promise.all(Array.from({ length: this.lanes }, () => this.lane()));
     const stop = this.halted();
     if (this.queue.length) postpone(this.queue, stop?.afterMs ?? 1000, stop?.why ?? "not reached in this invocation");

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { handleOutbox } from "../../src/delivery/consumer";
+import { laneCount } from "../../src/delivery/lanes";
 import { acceptMessage } from "../../src/queue/spool";
 import type { DeliveryJob } from "../../src/queue/job";
 import { getMessage } from "../../src/store/messages";
@@ -52,6 +53,19 @@ describe("delivery lanes", () => {
     // One connection would fit all 100 (1,000 per connection), but the policy allows 4 at once: they are used.
     expect(maxConcurrent(connections)).toBeGreaterThan(1);
     expect(maxConcurrent(connections)).toBeLessThanOrEqual(4);
+  });
+
+  it("plans one connection per 50 messages, within the policy, the invocation's 6, and broadcast's share", () => {
+    const open = { maxConnections: 6, maxMessagesPerConnection: 1000 };
+    expect(laneCount(open, 500, "transactional")).toBe(6);
+    expect(laneCount(open, 120, "transactional")).toBe(2);
+    expect(laneCount(open, 49, "transactional")).toBe(1);
+    // Broadcast never holds the last connection, so it plans one lane fewer.
+    expect(laneCount(open, 500, "broadcast")).toBe(5);
+    expect(laneCount({ maxConnections: 1, maxMessagesPerConnection: 50 }, 500, "broadcast")).toBe(1);
+    // The per-connection limit still asks for more connections where it needs them.
+    expect(laneCount({ maxConnections: 3, maxMessagesPerConnection: 10 }, 25, "transactional")).toBe(3);
+    expect(laneCount({ maxConnections: 20, maxMessagesPerConnection: 10 }, 500, "transactional")).toBe(6);
   });
 
   it("keeps each connection within the policy's messages per connection when connections take more of the line", async () => {
