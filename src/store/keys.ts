@@ -50,10 +50,13 @@ export const API_KEY_CACHE_MS = 2_000;
 /** Records kept at most: a flood of distinct (invalid) keys cannot grow the isolate's memory without bound. */
 const API_KEY_CACHE_ENTRIES = 1_000;
 const keyCache = new Map<string, { record: KeyRecord | null; until: number }>();
+/** Counts `forgetCachedApiKeys` calls: a read that started before one is not cached (it may predate the change). */
+let keyCacheGeneration = 0;
 
 /** Forgets every cached key record: called by every write that revokes a key or changes or suspends a tenant. */
 export function forgetCachedApiKeys(): void {
   keyCache.clear();
+  keyCacheGeneration++;
 }
 
 /**
@@ -65,7 +68,9 @@ export async function findApiKey(db: D1Database, presented: string, now = Date.n
   const hash = await sha256Hex(presented);
   const hit = keyCache.get(hash);
   if (hit && hit.until > now) return hit.record;
+  const generation = keyCacheGeneration;
   const record = await readApiKey(db, hash);
+  if (generation !== keyCacheGeneration) return record;
   keyCache.delete(hash);
   if (keyCache.size >= API_KEY_CACHE_ENTRIES) keyCache.delete(keyCache.keys().next().value!);
   keyCache.set(hash, { record, until: now + API_KEY_CACHE_MS });
@@ -128,7 +133,6 @@ export async function tenantOwnsDomain(db: D1Database, tenantId: string, domain:
   return row !== null;
 }
 
-/** Whether the tenant owns the domain, and whether its DNS records were verified (POST /v1/domains/:d/verify). */
 /** The statement that reads whether a tenant owns a sender domain and whether it was verified (`domainStatusOf`). */
 export function tenantDomainStatement(db: D1Database, tenantId: string, domain: string): D1PreparedStatement {
   return db.prepare("SELECT verified_at FROM sender_domains WHERE domain = ? AND tenant_id = ?").bind(domain.toLowerCase(), tenantId);
@@ -140,6 +144,7 @@ export function domainStatusOf(result: D1Result): { owned: boolean; verified: bo
   return { owned: row !== undefined, verified: row !== undefined && row.verified_at !== null };
 }
 
+/** Whether the tenant owns the domain, and whether its DNS records were verified (POST /v1/domains/:d/verify). */
 export async function tenantDomainStatus(db: D1Database, tenantId: string, domain: string): Promise<{ owned: boolean; verified: boolean }> {
   return domainStatusOf(await tenantDomainStatement(db, tenantId, domain).all());
 }
