@@ -160,10 +160,11 @@ class Watchdog {
   /** Starts an operation's deadline; the promise rejects with `overdue()` if it is not stopped in time. */
   start(timeoutMs: number, overdue: () => SmtpError): Promise<never> {
     const now = Date.now();
+    // Each race leaves a reaction on the promise until it settles: start a fresh one now and then, settling the old
+    // (only between operations, so no operation still racing it sees the settlement).
+    if (!this.expiry || (++this.uses > EXPIRY_REUSES && this.deadline === 0)) this.renew();
     this.deadline = now + timeoutMs;
     this.overdue = overdue;
-    // Each race leaves a reaction on the promise until it settles: start a fresh one now and then, settling the old.
-    if (!this.expiry || ++this.uses > EXPIRY_REUSES) this.renew();
     if (this.timer === undefined || this.deadline < this.timerAt) {
       clearTimeout(this.timer);
       this.arm(timeoutMs, now);

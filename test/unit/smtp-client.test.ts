@@ -288,6 +288,23 @@ describe("broken connections", () => {
     }
   });
 
+  it("lets a slow reply take its own deadline after shorter ones passed on the same connection", async () => {
+    // One timer per connection: it was armed for the 200 ms deadlines of MAIL, RCPT and DATA; when it fires during
+    // the 600 ms wait for the final reply it must re-arm for the rest of that reply's 3 s, not fail it.
+    const s = await server({ rules: [{ stage: "data", stallMs: 600 }] });
+    const session = await openSmtpSession(options(s.port, { timeouts: { mailMs: 200, rcptMs: 200, dataInitMs: 200, dataTerminationMs: 3_000 } }));
+    try {
+      for (const n of [1, 2]) {
+        const r = await session.sendMail({ mailFrom: "a@sender.example", rcptTo: [`b${n}@dest.example`] }, message(`slow ${n}`));
+        expect(r.error).toBeUndefined();
+        expect(r.recipients[0]!.delivered).toBe(true);
+      }
+    } finally {
+      await session.quit();
+    }
+    expect(s.messages).toHaveLength(2);
+  });
+
   it("times out a server that stalls after the final dot", async () => {
     const s = await server({ rules: [{ stage: "data", stallMs: 3_000 }] });
     const session = await openSmtpSession(options(s.port, { timeouts: { dataTerminationMs: 300 } }));
