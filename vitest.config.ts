@@ -76,6 +76,8 @@ export default defineConfig({
           name: "browser",
           include: ["test/browser/**/*.test.ts"],
           environment: "node",
+          // The migrated local state every relay of the project copies (test/support/relay-state.ts).
+          globalSetup: ["./test/support/relay-state.ts"],
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },
@@ -87,6 +89,8 @@ export default defineConfig({
           name: "bridge",
           include: ["test/bridge/**/*.test.ts"],
           environment: "node",
+          // The migrated local state every relay of the project copies (test/support/relay-state.ts).
+          globalSetup: ["./test/support/relay-state.ts"],
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },
