@@ -1,4 +1,5 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
@@ -8,6 +9,9 @@ import { defineConfig } from "vitest/config";
 //   D1, Queues, Durable Objects and R2, talking to real SMTP peers started by test/support/global-setup.ts.
 export default defineConfig({
   test: {
+    // Two test files at a time even on a 2-core machine (Vitest's default there is one): most of the suite waits
+    // on SMTP peers, queues and retry delays rather than on the CPU, so two files overlap their waits.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     projects: [
       {
         test: {

@@ -14,7 +14,7 @@ import type { DeliveryJob } from "../../src/queue/job";
 import { listEvents } from "../../src/store/message-list";
 import { getMessage, outcomeStatements } from "../../src/store/messages";
 import { batchOf, capturingQueue, countingD1, envWith, type RowCounter } from "../support/ledger-env";
-import { createTenantWithKey, env, receivedAt, routeDomain, startSmtp, unique } from "./helpers";
+import { createTenantWithKey, env, receivedAt, routedDomain, unique } from "./helpers";
 
 async function acceptSome(tenantId: string, from: string, count: number): Promise<string[]> {
   const jobs: DeliveryJob[] = [];
@@ -97,9 +97,7 @@ describe("the consumer's group commit", () => {
   it("writes the outcomes of eight transactions on one connection together: 2 rows per message and one events row", async () => {
     const fromDomain = `${unique("f")}.example`;
     const { tenantId } = await createTenantWithKey([fromDomain]);
-    const port = await startSmtp();
-    const dest = `${unique("d")}.example`;
-    await routeDomain(dest, `smtp://127.0.0.1:${port}`);
+    const { port, domain: dest } = await routedDomain();
     const jobs: DeliveryJob[] = [];
     const q = capturingQueue(jobs);
     const ids: string[] = [];
@@ -132,9 +130,7 @@ describe("the batch endpoint", () => {
   it("sends its jobs several per Queue message, and the consumer delivers, defers and records each job on its own", async () => {
     const fromDomain = `${unique("f")}.example`;
     const { tenantId, key } = await createTenantWithKey([fromDomain]);
-    const port = await startSmtp({ rules: [{ stage: "rcpt", match: "busy", code: 451, message: "4.3.0 mailbox busy, try later" }] });
-    const dest = `${unique("d")}.example`;
-    await routeDomain(dest, `smtp://127.0.0.1:${port}`);
+    const { port, domain: dest } = await routedDomain({ rules: [{ stage: "rcpt", match: "busy", code: 451, message: "4.3.0 mailbox busy, try later" }] });
     const to = Array.from({ length: 12 }, (_, i) => (i === 3 ? `busy@${dest}` : `u${i}@${dest}`));
     const sent: unknown[] = [];
     const queue = { send: async (b: unknown) => void sent.push(b), sendBatch: async (list: Iterable<{ body: unknown }>) => void [...list].forEach((m) => sent.push(m.body)) };

@@ -14,7 +14,7 @@ import { getMessage } from "../../src/store/messages";
 import { newId } from "../../src/store/ids";
 import { pruneLedger } from "../../src/store/retention";
 import { batchOf, capturingQueue, countingD1, envWith, type RowCounter } from "../support/ledger-env";
-import { createTenantWithKey, env, receivedAt, routeDomain, startSmtp, unique, waitFor } from "./helpers";
+import { createTenantWithKey, env, receivedAt, routedDomain, unique, waitFor } from "./helpers";
 
 const GRACE_MS = 900_000;
 const MAX_AGE_MS = 72 * 3600_000;
@@ -22,9 +22,7 @@ const MAX_AGE_MS = 72 * 3600_000;
 async function setup(): Promise<{ tenantId: string; from: string; dest: string; port: number }> {
   const fromDomain = `${unique("f")}.example`;
   const { tenantId } = await createTenantWithKey([fromDomain]);
-  const port = await startSmtp();
-  const dest = `${unique("d")}.example`;
-  await routeDomain(dest, `smtp://127.0.0.1:${port}`);
+  const { port, domain: dest } = await routedDomain();
   return { tenantId, from: `a@${fromDomain}`, dest, port };
 }
 
