@@ -5,7 +5,6 @@
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox } from "../../src/delivery/consumer";
 import { isJobBundle } from "../../src/queue/enqueue";
 import { app } from "../../src/http/app";
@@ -13,26 +12,13 @@ import { outcomeWriter, type PendingOutcome } from "../../src/delivery/outcomes"
 import type { DeliveryJob } from "../../src/queue/job";
 import { listEvents } from "../../src/store/message-list";
 import { getMessage, outcomeStatements } from "../../src/store/messages";
-import { batchOf, capturingQueue, countingD1, envWith, type RowCounter } from "../support/ledger-env";
+import { acceptCaptured, batchOf, countingD1, envWith, type RowCounter } from "../support/ledger-env";
 import { createTenantWithKey, env, receivedAt, routedDomain, unique } from "./helpers";
 
 async function acceptSome(tenantId: string, from: string, count: number): Promise<string[]> {
   const jobs: DeliveryJob[] = [];
-  const q = capturingQueue(jobs);
   const ids: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const to = `r${i}@${unique("d")}.example`;
-    const { id } = await acceptMessage(envWith(env, { OUTBOX: q, OUTBOX_PRIORITY: q }), {
-      tenantId,
-      mailFrom: from,
-      headerFrom: from,
-      subject: "batch",
-      messageIdHeader: `${unique("mid")}@x.example`,
-      raw: `From: ${from}\r\nTo: ${to}\r\nSubject: batch\r\n\r\nhello\r\n`,
-      recipients: [to],
-    });
-    ids.push(id);
-  }
+  for (let i = 0; i < count; i++) ids.push(await acceptCaptured(env, tenantId, from, [`r${i}@${unique("d")}.example`], jobs, "batch"));
   return ids;
 }
 
@@ -99,16 +85,8 @@ describe("the consumer's group commit", () => {
     const { tenantId } = await createTenantWithKey([fromDomain]);
     const { port, domain: dest } = await routedDomain();
     const jobs: DeliveryJob[] = [];
-    const q = capturingQueue(jobs);
     const ids: string[] = [];
-    for (let i = 0; i < 16; i++) {
-      const to = `g${i}@${dest}`;
-      const { id } = await acceptMessage(envWith(env, { OUTBOX: q, OUTBOX_PRIORITY: q }), {
-        tenantId, mailFrom: `a@${fromDomain}`, headerFrom: `a@${fromDomain}`, subject: "group", messageIdHeader: `${unique("mid")}@x.example`,
-        raw: `From: a@${fromDomain}\r\nTo: ${to}\r\nSubject: group\r\n\r\nhello\r\n`, recipients: [to],
-      });
-      ids.push(id);
-    }
+    for (let i = 0; i < 16; i++) ids.push(await acceptCaptured(env, tenantId, `a@${fromDomain}`, [`g${i}@${dest}`], jobs, "group"));
     const counter: RowCounter = { total: 0, byTable: {} };
     await handleOutbox(batchOf(jobs), envWith(env, { DB: countingD1(env.DB, counter) }));
     expect((await receivedAt(port)).length).toBe(16);
