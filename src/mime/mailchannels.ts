@@ -248,7 +248,6 @@ export function mailChannelsSchema(maxPersonalizations = MAX_MAILCHANNELS_PERSON
 
 type MailChannelsSchema = ReturnType<typeof mailChannelsSchema>;
 type TopEntries = MailChannelsSchema["entries"];
-type PersonalizationEntries = (typeof personalizationSchema)["entries"];
 
 /** Only the shape of an object schema: an object, without unknown keys (its values are checked one by one after). */
 function shapeOf<E extends v.ObjectEntries>(schema: v.StrictObjectSchema<E, SchemaMessage>) {
@@ -377,7 +376,7 @@ interface ContentItem {
 /** `content`: its shape, then each item; a second part of the same type is refused once the item's type is read. */
 function readContent(value: unknown): ContentItem[] {
   if (!present(value)) refuse("missing_field", "content is required", "content");
-  const items = check(nonEmptyList(v.unknown(), says("invalid_field", "content must be a non-empty array")), value, "content");
+  const items = check(contentList, value, "content");
   const seen = new Set<string>();
   return items.map((item, i): ContentItem => {
     const path = `content[${i}]`;
@@ -436,29 +435,38 @@ function firstLoneSurrogate(value: unknown, path: string, depth: number): string
   return null;
 }
 
-/** Compiled schemas by the most personalizations allowed (configuration: only ever one or two). */
-const compiledSchemas = new Map<number, MailChannelsSchema>();
-
-function compiledSchema(maxPersonalizations: number): MailChannelsSchema {
-  let schema = compiledSchemas.get(maxPersonalizations);
-  if (!schema) {
-    if (compiledSchemas.size >= 8) compiledSchemas.clear();
-    compiledSchemas.set(maxPersonalizations, (schema = mailChannelsSchema(maxPersonalizations)));
-  }
-  return schema;
+/** The schema and the shallow pieces the mapping checks first: the body's keys, the personalizations list's shape. */
+function compileSchema(maxPersonalizations: number) {
+  const schema = mailChannelsSchema(maxPersonalizations);
+  return { schema, shape: shapeOf(schema), personalizations: personalizationsSchema(v.unknown(), maxPersonalizations) };
 }
+
+/** Compiled schemas by the most personalizations allowed (configuration: only ever one or two). */
+const compiledSchemas = new Map<number, ReturnType<typeof compileSchema>>();
+
+function compiledSchema(maxPersonalizations: number): ReturnType<typeof compileSchema> {
+  let compiled = compiledSchemas.get(maxPersonalizations);
+  if (!compiled) {
+    if (compiledSchemas.size >= 8) compiledSchemas.clear();
+    compiledSchemas.set(maxPersonalizations, (compiled = compileSchema(maxPersonalizations)));
+  }
+  return compiled;
+}
+
+const personalizationShape = shapeOf(personalizationSchema);
+const contentList = nonEmptyList(v.unknown(), says("invalid_field", "content must be a non-empty array"));
 
 function mapOrThrow(input: unknown, limits: MailChannelsLimits): MailChannelsSend[] {
   const body = jsonObject(input);
   const badUtf8 = firstLoneSurrogate(body, "", 0);
   if (badUtf8 !== null) refuse("invalid_utf8", "string is not valid UTF-8 (unpaired surrogate)", badUtf8);
-  const schema = compiledSchema(limits.maxPersonalizations ?? MAX_MAILCHANNELS_PERSONALIZATIONS);
-  const top = schema.entries;
-  check(shapeOf(schema), body, "");
+  const compiled = compiledSchema(limits.maxPersonalizations ?? MAX_MAILCHANNELS_PERSONALIZATIONS);
+  const top = compiled.schema.entries;
+  check(compiled.shape, body, "");
 
   if (!present(body.personalizations)) refuse("missing_field", "personalizations is required", "personalizations");
   // The list's shape and length first; each personalization is read in its turn below.
-  const personalizations = check(personalizationsSchema(v.unknown(), limits.maxPersonalizations ?? MAX_MAILCHANNELS_PERSONALIZATIONS), body.personalizations, "personalizations");
+  const personalizations = check(compiled.personalizations, body.personalizations, "personalizations");
 
   const content = readContent(body.content);
   const attachments = check(top.attachments, body.attachments, "attachments")?.map((item) =>
@@ -476,7 +484,7 @@ function mapOrThrow(input: unknown, limits: MailChannelsLimits): MailChannelsSen
   return personalizations.map((p, i): MailChannelsSend => {
     const pPath = `personalizations[${i}]`;
     const fields = personalizationSchema.entries;
-    check(shapeOf(personalizationSchema), p, pPath);
+    check(personalizationShape, p, pPath);
     const own = p as Record<string, unknown>;
 
     const fromPath = present(own.from) ? `${pPath}.from` : "from";
