@@ -3,7 +3,7 @@
  * persistence directory, measured after delivery, indexes and event rows included) with a capacity table, and
  * the queue consumer's time per batch split into D1, DomainGate, SMTP and the rest (from the metering counters).
  */
-import { openSync, readSync, closeSync, readdirSync, statSync } from "node:fs";
+import { openSync, readSync, closeSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { round } from "./stats.mjs";
 
@@ -27,18 +27,59 @@ function d1Files(persistDir) {
 }
 
 /**
+ * The newest committed image of page 1 (the database header) in a write-ahead log, or null. SQLite's WAL format: a
+ * 32-byte header (magic, version, page size, checkpoint sequence, two salts, two checksums), then frames of a 24-byte
+ * header (page number, database size in pages on a commit frame else 0, the salts, the cumulative checksums) and one
+ * page. Frames count only up to the last commit whose salts and checksums match, as SQLite reads them.
+ */
+function walHeaderPage(walFile) {
+  let wal;
+  try {
+    wal = readFileSync(walFile);
+  } catch {
+    return null;
+  }
+  if (wal.length < 32) return null;
+  const magic = wal.readUInt32BE(0);
+  if (magic !== 0x377f0682 && magic !== 0x377f0683) return null;
+  const word = magic === 0x377f0683 ? (b, o) => b.readUInt32BE(o) : (b, o) => b.readUInt32LE(o);
+  const pageSize = wal.readUInt32BE(8) === 1 ? 65536 : wal.readUInt32BE(8);
+  let [s0, s1] = [0, 0];
+  const sum = (from, to) => {
+    for (let o = from; o < to; o += 8) {
+      s0 = (s0 + word(wal, o) + s1) >>> 0;
+      s1 = (s1 + word(wal, o + 4) + s0) >>> 0;
+    }
+  };
+  sum(0, 24);
+  if (s0 !== wal.readUInt32BE(24) || s1 !== wal.readUInt32BE(28)) return null;
+  let pending = null;
+  let committed = null;
+  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
+    if (wal.readUInt32BE(at + 8) !== wal.readUInt32BE(16) || wal.readUInt32BE(at + 12) !== wal.readUInt32BE(20)) break;
+    sum(at, at + 8);
+    sum(at + 24, at + 24 + pageSize);
+    if (s0 !== wal.readUInt32BE(at + 16) || s1 !== wal.readUInt32BE(at + 20)) break;
+    if (wal.readUInt32BE(at) === 1) pending = wal.subarray(at + 24, at + 124);
+    if (wal.readUInt32BE(at + 4) !== 0 && pending) committed = pending;
+  }
+  return committed;
+}
+
+/**
  * Bytes in use in the local D1 databases: pages minus free pages, from each SQLite file's header (offset 16: page
- * size, 28: pages, 36: free pages). Read after the runtime closed the database, so the write-ahead log is
- * checkpointed into the file. Free pages (bodies cleared once delivered) are reused by later messages, so they
- * do not count.
+ * size, 28: pages, 36: free pages), or from the newest committed header in its write-ahead log when the runtime
+ * left one behind (the main file's header is then stale: it counted pages freed since as in use). Free pages
+ * (bodies cleared once delivered) are reused by later messages, so they do not count.
  */
 export function d1UsedBytes(persistDir) {
   let total = 0;
   for (const f of d1Files(persistDir)) {
     const fd = openSync(f, "r");
-    const h = Buffer.alloc(100);
+    let h = Buffer.alloc(100);
     readSync(fd, h, 0, 100, 0);
     closeSync(fd);
+    h = walHeaderPage(`${f}-wal`) ?? h;
     const pageSize = h.readUInt16BE(16) === 1 ? 65536 : h.readUInt16BE(16);
     total += (h.readUInt32BE(28) - h.readUInt32BE(36)) * pageSize;
   }
@@ -59,14 +100,20 @@ export function d1Bytes(persistDir) {
   return total;
 }
 
-/** Bytes per message between two measurements, and what one 10 GB database holds at that size. */
+/**
+ * Bytes per message between two measurements (the freshly migrated database with its tenant, and the database after
+ * the run), and what one 10 GB database holds at that size; `with_schema_bytes_per_message` also counts the empty
+ * schema's pages (one page per table and index at least), which do not grow with mail.
+ */
 export function storageFigures(bytesBefore, bytesAfter, messages) {
   if (!messages || bytesAfter <= bytesBefore) return null;
   const perMessage = (bytesAfter - bytesBefore) / messages;
   const history = D1_DATABASE_BYTES / perMessage;
   return {
-    method: "SQLite pages in use (page count minus free pages, indexes and event rows included) of the local D1 database after the run / messages relayed (warm-up included; the schema's own pages are counted too)",
+    method: "SQLite pages in use (page count minus free pages, from the newest committed header: the write-ahead log's when there is one; indexes and event rows included) of the local D1 databases after the run, minus the same before the first message (schema and tenant), / messages relayed (warm-up included)",
     bytes_per_message: round(perMessage, 0),
+    with_schema_bytes_per_message: round(bytesAfter / messages, 0),
+    schema_bytes: bytesBefore,
     messages_per_10gb: Math.round(history),
     sustained_messages_per_day_at_default_retention: Math.round(history / DEFAULT_RETENTION_DAYS),
     retention_days: DEFAULT_RETENTION_DAYS,

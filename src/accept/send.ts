@@ -11,7 +11,7 @@ import { HeaderValueError } from "../mime/deliverability";
 import type { SendRequest } from "../mime/validate";
 import { newId } from "../store/ids";
 import { tenantDomainStatus, type Tenant } from "../store/keys";
-import { findSuppressed } from "../store/suppressions";
+import { readForAccept } from "../store/accept-reads";
 import { acceptMessage, type AcceptResult } from "../queue/spool";
 import { OutboundError, prepareOutbound } from "./outbound";
 import { signingSecret } from "../config";
@@ -47,8 +47,12 @@ export function envelopeAddress(m: Mailbox): string {
  * controls it.
  */
 export async function requireSenderDomain(ctx: SendContext, domain: string, field: string): Promise<void> {
-  const status = await tenantDomainStatus(ctx.env.DB, ctx.tenant.id, domain);
-  if (!status.owned) throw new Refusal(403, "sender_domain_not_allowed", `this key may not send from ${domain}`, field);
+  senderDomainAllowed(ctx, await tenantDomainStatus(ctx.env.DB, ctx.tenant.id, domain), domain, field);
+}
+
+/** `requireSenderDomain` for a status already read (see `readForAccept`). */
+function senderDomainAllowed(ctx: SendContext, status: { owned: boolean; verified: boolean } | undefined, domain: string, field: string): void {
+  if (!status?.owned) throw new Refusal(403, "sender_domain_not_allowed", `this key may not send from ${domain}`, field);
   if (ctx.config.requireVerifiedDomains && !status.verified) {
     throw new Refusal(403, "sender_domain_not_verified", `${domain} is not verified yet: publish its DNS records and call POST /v1/domains/${domain}/verify`, field);
   }
@@ -103,9 +107,16 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts?: Sen
 export async function sendRequest(ctx: SendContext, req: SendRequest, opts: SendOptions = {}): Promise<SendOutcome | { raw: string }> {
   const p = opts.fieldPrefix ?? "";
   const fromDomain = req.sender.asciiDomain;
-  await requireSenderDomain(ctx, fromDomain, `${p}from`);
-  if (opts.mailFrom) await requireSenderDomain(ctx, opts.mailFrom.asciiDomain, opts.mailFromField ?? `${p}mailfrom`);
   const recipients = req.recipients.map(envelopeAddress);
+  // One round trip for the sender domains and the suppression list (issue 16), before anything is composed.
+  const reads = await readForAccept(ctx.env.DB, await ledgerOf(ctx.env, ctx.tenant.id), {
+    tenantId: ctx.tenant.id,
+    domains: [fromDomain, ...(opts.mailFrom ? [opts.mailFrom.asciiDomain] : [])],
+    recipients,
+    scope: req.stream,
+  });
+  senderDomainAllowed(ctx, reads.domains.get(fromDomain.toLowerCase()), fromDomain, `${p}from`);
+  if (opts.mailFrom) senderDomainAllowed(ctx, reads.domains.get(opts.mailFrom.asciiDomain.toLowerCase()), opts.mailFrom.asciiDomain, opts.mailFromField ?? `${p}mailfrom`);
   if (req.stream === "broadcast" && recipients.length !== 1) {
     throw new Refusal(422, "too_many_recipients", "a broadcast message carries a per-recipient unsubscribe link: send one message per recipient (the batch endpoint takes 100)", `${p}to`);
   }
@@ -159,7 +170,7 @@ export async function sendRequest(ctx: SendContext, req: SendRequest, opts: Send
   if (size > ctx.config.maxMessageBytes) throw new Refusal(413, "too_large", `the composed message is ${size} bytes; the limit is ${ctx.config.maxMessageBytes}`, p ? p.replace(/\.$/, "") : undefined);
   if (opts.dryRun) return { raw: outbound.raw };
 
-  const suppressed = await findSuppressed(await ledgerOf(ctx.env, ctx.tenant.id), ctx.tenant.id, recipients, req.stream);
+  const suppressed = reads.suppressed;
   const secret = signingSecret(ctx.env);
   const sendAt = req.send_at && req.send_at.getTime() > Date.now() ? req.send_at.getTime() : undefined;
   const result = await acceptMessage(ctx.env, {

@@ -9,6 +9,7 @@
  * (delivery/consumer.ts); parked and scheduled jobs are deleted with the rest.
  */
 import { minimisationCursors } from "./minimisation";
+import { forgetCachedApiKeys } from "./keys";
 
 /** Rows one erase statement touches at most. */
 export const ERASE_STEP_ROWS = 1_000;
@@ -61,6 +62,7 @@ export interface EraseProgress {
 /** Marks the tenant for erasure and suspends it; false when there is no such tenant. Repeating keeps the first time. */
 export async function requestErase(db: D1Database, tenantId: string, now = Date.now()): Promise<boolean> {
   const r = await db.prepare("UPDATE tenants SET erase_requested_at = COALESCE(erase_requested_at, ?), suspended = 1 WHERE id = ?").bind(now, tenantId).run();
+  forgetCachedApiKeys();
   return (r.meta.changes ?? 0) > 0;
 }
 

@@ -3,9 +3,11 @@
  * announces its `accepted` and its recipient's `queued` (bits of the event's feed value, both at its accepted-at
  * time), because the ledger writes no rows for them (issue 16). The consumer writes the events of one outcome
  * write as one row (`events.batch`, a JSON array, see migrations/0010_event_batches.sql) that owns one id per
- * element (`id - length + 1 .. id`); older rows hold one event each. A batch element keeps only the message id,
- * type, time and feed bits, and points at the attempt's entry in the message's log for the rest (recipient, reply,
- * host, TLS, latency, sequence): readers join the message row by its primary key (`fm`). Each stored event yields up to three feed
+ * element (`id - length + 1 .. id`); older rows hold one event each. A batch element is a JSON array
+ * `[message id, type, ms after the row's at, log index, feed bits]` (since migrations/0011_compact_events.sql; the
+ * feed bits are left out when there are none): it keeps only the message id, type, time and feed bits, and points at
+ * the attempt's entry in the message's log for the rest (recipient, reply, host, TLS, latency, sequence): readers join
+ * the message row by its primary key (`fm`). Each stored event yields up to three feed
  * events with ids `event id × 4 + k` (k = 0 accepted, 1 queued, 2 the event itself), so feed ids increase with
  * row ids and a cursor or watermark over row ids covers every feed event of those rows.
  */
@@ -18,10 +20,13 @@ export function firstRowAfter(feedId: number): number {
   return Math.floor(feedId / FEED_ID_STRIDE);
 }
 
-/** A batch element's own key. */
-const own = (key: string) => `json_extract(j.value, '$.${key}')`;
+/** The positions of a batch element's fields (see the header): `at` is milliseconds after the row's own `at`. */
+const BATCH_FIELD: Record<string, number> = { m: 0, y: 1, at: 2, x: 3, f: 4 };
+
+/** A batch element's own field. */
+const own = (key: string) => (key === "at" ? `(e.at + json_extract(j.value, '$[2]'))` : `json_extract(j.value, '$[${BATCH_FIELD[key]}]')`);
 /** A key of the attempt's entry in the message's log, which a batch element points at (`x`). */
-const logged = (key: string) => `json_extract(fm.log, '$[' || json_extract(j.value, '$.x') || '].${key}')`;
+const logged = (key: string) => `json_extract(fm.log, '$[' || ${own("x")} || '].${key}')`;
 
 /** A stored event's field: the row's column, or for a batch element its own key or its log entry's. */
 function field(column: string, key: string, inLog = true): string {

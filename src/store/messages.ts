@@ -271,21 +271,23 @@ function eventBatchRow(db: D1Database, tenantId: string, outcomes: RecipientOutc
   const input = outcomes.map((o) => ({ m: o.messageId, i: o.idx, y: o.status, at: o.at }));
   const idx = "json_extract(i.value, '$.i')";
   const nth = "ROW_NUMBER() OVER (PARTITION BY m.id ORDER BY i.key)";
-  // MAX(id) alone (not inside COALESCE) is one seek to the end of the rowid tree, not a scan; CROSS JOIN keeps the
-  // input the outer loop (a primary-key seek per element, never a walk over the tenant's messages).
+  const feed = `NULLIF((CASE WHEN m.fed = 0 AND ${nth} = 1 THEN ${FEED_ACCEPTED} ELSE 0 END)
+                      | (CASE WHEN COALESCE(${rcptField(idx, "n")}, 0) = 0 THEN ${FEED_QUEUED} ELSE 0 END), 0)`;
+  const at = "json_extract(i.value, '$.at')";
+  // An element is [message id, type, ms after the row's at (its earliest), log index, feed bits]: no keys, and a
+  // short time (bytes per message, issue 16; migrations/0011_compact_events.sql). MAX(id) alone (not inside
+  // COALESCE) is one seek to the end of the rowid tree, not a scan; CROSS JOIN keeps the input the outer loop (a
+  // primary-key seek per element, never a walk over the tenant's messages).
   return db
     .prepare(
       `INSERT INTO events (id, message_id, tenant_id, type, at, batch)
        SELECT COALESCE((SELECT MAX(id) FROM events), 0) + COUNT(*), '', ?1, 'batch', MIN(x.at), json_group_array(json(x.ev))
-         FROM (SELECT json_patch(
-                        json_object('m', m.id, 'y', json_extract(i.value, '$.y'), 'at', json_extract(i.value, '$.at'),
-                                    'x', COALESCE(json_array_length(m.log), 0) + ${nth} - 1),
-                        json_object('f', NULLIF((CASE WHEN m.fed = 0 AND ${nth} = 1 THEN ${FEED_ACCEPTED} ELSE 0 END)
-                                              | (CASE WHEN COALESCE(${rcptField(idx, "n")}, 0) = 0 THEN ${FEED_QUEUED} ELSE 0 END), 0))) AS ev,
-                      json_extract(i.value, '$.at') AS at
-                 FROM json_each(?2) i CROSS JOIN messages m ON m.tenant_id = ?1 AND m.id = json_extract(i.value, '$.m')
-                WHERE ${rcptField(idx, "f")} IS NULL
-                ORDER BY i.key) x
+         FROM (SELECT CASE WHEN f IS NULL THEN json_array(mid, y, at - MIN(at) OVER (), lx) ELSE json_array(mid, y, at - MIN(at) OVER (), lx, f) END AS ev, at, k
+                 FROM (SELECT m.id AS mid, json_extract(i.value, '$.y') AS y, ${at} AS at,
+                              COALESCE(json_array_length(m.log), 0) + ${nth} - 1 AS lx, ${feed} AS f, i.key AS k
+                         FROM json_each(?2) i CROSS JOIN messages m ON m.tenant_id = ?1 AND m.id = json_extract(i.value, '$.m')
+                        WHERE ${rcptField(idx, "f")} IS NULL)
+                ORDER BY k) x
        HAVING COUNT(*) > 0`,
     )
     .bind(tenantId, JSON.stringify(input));

@@ -72,8 +72,41 @@ export async function addSuppression(db: D1Database, s: Suppression): Promise<vo
 }
 
 /**
+ * The statements that find which of `addresses` are suppressed for this tenant in `scope` (entries of that scope
+ * or of scope `all` that have not expired): one per 90 addresses (D1 allows at most 100 bound parameters).
+ * `suppressedAddresses` reads their results.
+ */
+export function suppressedStatements(
+  db: D1Database,
+  tenantId: string,
+  addresses: readonly string[],
+  scope: "transactional" | "broadcast",
+  now = Date.now(),
+): D1PreparedStatement[] {
+  const lower = [...new Set(addresses.map((a) => a.toLowerCase()))];
+  const stmts: D1PreparedStatement[] = [];
+  for (let i = 0; i < lower.length; i += 90) {
+    const chunk = lower.slice(i, i + 90);
+    stmts.push(
+      db
+        .prepare(
+          `SELECT address FROM suppressions WHERE tenant_id = ? AND scope IN (?, 'all') AND (expires_at IS NULL OR expires_at > ?)
+             AND address IN (${chunk.map(() => "?").join(", ")})`,
+        )
+        .bind(tenantId, scope, now, ...chunk),
+    );
+  }
+  return stmts;
+}
+
+/** The suppressed addresses (lowercase) in the results of `suppressedStatements`. */
+export function suppressedAddresses(results: D1Result[]): Set<string> {
+  return new Set(results.flatMap((r) => (r.results as { address: string }[]).map((x) => x.address)));
+}
+
+/**
  * The subset of `addresses` (returned lowercase) suppressed for this tenant in `scope` — entries of that scope
- * or of scope `all` that have not expired.
+ * or of scope `all` that have not expired. One D1 round trip.
  */
 export async function findSuppressed(
   db: D1Database,
@@ -82,21 +115,8 @@ export async function findSuppressed(
   scope: "transactional" | "broadcast",
   now = Date.now(),
 ): Promise<Set<string>> {
-  const lower = [...new Set(addresses.map((a) => a.toLowerCase()))];
-  const found = new Set<string>();
-  // D1 allows at most 100 bound parameters per statement.
-  for (let i = 0; i < lower.length; i += 90) {
-    const chunk = lower.slice(i, i + 90);
-    const { results } = await db
-      .prepare(
-        `SELECT address FROM suppressions WHERE tenant_id = ? AND scope IN (?, 'all') AND (expires_at IS NULL OR expires_at > ?)
-           AND address IN (${chunk.map(() => "?").join(", ")})`,
-      )
-      .bind(tenantId, scope, now, ...chunk)
-      .all<{ address: string }>();
-    for (const r of results) found.add(r.address);
-  }
-  return found;
+  const stmts = suppressedStatements(db, tenantId, addresses, scope, now);
+  return stmts.length ? suppressedAddresses(await db.batch(stmts)) : new Set();
 }
 
 /** Removes entries for an address (one scope, or every scope); returns how many were removed. */

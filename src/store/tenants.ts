@@ -1,4 +1,5 @@
 /** Small control-plane reads and writes on tenants and their keys that the admin routes need. */
+import { forgetCachedApiKeys } from "./keys";
 
 /** True when a tenant with this id exists. */
 export async function tenantExists(db: D1Database, tenantId: string): Promise<boolean> {
@@ -8,6 +9,7 @@ export async function tenantExists(db: D1Database, tenantId: string): Promise<bo
 /** Revokes an active API key; false when there is no active key with this id. */
 export async function revokeApiKey(db: D1Database, keyId: string, now = Date.now()): Promise<boolean> {
   const r = await db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").bind(now, keyId).run();
+  forgetCachedApiKeys();
   return r.meta.changes > 0;
 }
 

@@ -2,7 +2,8 @@
  * Existing databases migrate with their data (issue 16): a database filled under the old schema (migrations
  * 0001-0007: a row per recipient, an event per step) is migrated by 0009_ledger.sql, and the relay's readers see
  * the same messages, recipients, attempts and events afterwards; events written after 0010 (one row per outcome
- * write) follow the old rows in the same feed.
+ * write) follow the old rows in the same feed; event rows written under 0010 (objects) read back the same after
+ * 0011 made their elements arrays.
  */
 import { applyD1Migrations } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -14,6 +15,38 @@ import { env } from "./helpers";
 type Migration = { name: string; queries: string[] };
 const all = JSON.parse((env as unknown as { TEST_MIGRATIONS: string }).TEST_MIGRATIONS) as Migration[];
 const db = (env as unknown as { MIGRATION_TEST_DB: D1Database }).MIGRATION_TEST_DB;
+
+/**
+ * A message and an event row as 0010 wrote them (batch elements as objects), before 0011; returns what the
+ * event_log view read for them then.
+ */
+async function fillUnder0010(t0: number): Promise<unknown[]> {
+  const rcpts = JSON.stringify([
+    { a: "p@dest.example", s: "delivered", n: 1, u: t0 + 900, f: t0 + 900 },
+    { a: "q@dest.example", s: "deferred", n: 1, c: 451, e: "4.3.0", t: "later", x: t0 + 60_000, u: t0 + 1700 },
+  ]);
+  const log = JSON.stringify([
+    { y: "delivered", i: 0, at: t0 + 900, n: 1, c: 250, e: "2.0.0", t: "Ok: queued as A1", h: "mx.dest.example:25", s: 1, l: 12, q: 3 },
+    { y: "deferred", i: 1, at: t0 + 1700, n: 1, c: 451, e: "4.3.0", t: "later", h: "mx.dest.example:25", s: 1, l: 30, q: 4 },
+  ]);
+  const batch = JSON.stringify([
+    { m: "m2", y: "delivered", at: t0 + 900, x: 0, f: 3 },
+    { m: "m2", y: "deferred", at: t0 + 1700, x: 1, f: 2 },
+  ]);
+  await db.batch([
+    db.prepare("INSERT INTO tenants (id, name, created_at) VALUES ('mt2', 'tenant of 0010', ?)").bind(t0),
+    db
+      .prepare(
+        `INSERT INTO messages (tenant_id, id, mail_from, header_from, subject, message_id_header, size_bytes, created_at, rcpts, log, open, due_at, fed)
+         VALUES ('mt2', 'm2', 'a@old.example', 'a@old.example', 'under 0010', 'hdr-2@old.example', 99, ?1, ?2, ?3, 1, ?4, 1)`,
+      )
+      .bind(t0, rcpts, log, t0 + 60_000),
+    db.prepare("INSERT INTO events (id, message_id, tenant_id, type, at, batch) VALUES ((SELECT MAX(id) FROM events) + 2, '', 'mt2', 'batch', ?1, ?2)").bind(t0 + 900, batch),
+  ]);
+  const { results } = await db.prepare("SELECT * FROM event_log WHERE tenant_id = 'mt2' AND message_id = 'm2' ORDER BY id").all();
+  expect(results.map((r) => (r as { type: string }).type)).toEqual(["delivered", "deferred"]);
+  return results;
+}
 
 describe("migration of an old-schema database", () => {
   it("moves recipients into the message row and keeps every attempt, reply and event", async () => {
@@ -42,7 +75,20 @@ describe("migration of an old-schema database", () => {
          ('m1', 'mt', 1, 'y@dest.example', 'deferred', ?2, 1, 451, '4.3.0', 'try later', 'mx.dest.example:25', 1, 40, 8)`,
       ).bind(t0, t0 + 5000),
     ]);
+    await applyD1Migrations(db, all.filter((m) => m.name < "0011"));
+    const before0011 = await fillUnder0010(t0);
     await applyD1Migrations(db, all);
+    const { results: after0011 } = await db.prepare("SELECT * FROM event_log WHERE tenant_id = 'mt2' AND message_id = 'm2' ORDER BY id").all();
+    expect(after0011).toEqual(before0011);
+    const m2events = await listEvents(db, "mt2", { type: null, messageId: "m2", recipient: null, since: null, after: null, limit: 50 });
+    expect(m2events.map((e) => [e.type, e.at, e.recipient, e.code, e.host])).toEqual([
+      ["accepted", new Date(t0).toISOString(), null, null, null],
+      ["queued", new Date(t0).toISOString(), "p@dest.example", null, null],
+      ["delivered", new Date(t0 + 900).toISOString(), "p@dest.example", 250, "mx.dest.example:25"],
+      ["queued", new Date(t0).toISOString(), "q@dest.example", null, null],
+      ["deferred", new Date(t0 + 1700).toISOString(), "q@dest.example", 451, "mx.dest.example:25"],
+    ]);
+    expect(await db.prepare("SELECT batch FROM events WHERE tenant_id = 'mt2' AND batch IS NOT NULL").first("batch")).toBe('[["m2","delivered",0,0,3],["m2","deferred",800,1,2]]');
 
     const view = (await getMessage(db, "m1", "mt"))!;
     expect(view.subject).toBe("before the ledger");
