@@ -91,13 +91,19 @@ beforeEach(() => {
   next = [];
 });
 
-async function transaction(port: number, body: string, opts: { from?: string; to?: string[]; helo?: string } = {}) {
+/** Opens a connection and walks it to DATA's 354 (EHLO, AUTH with the good key, MAIL, RCPT), checking each reply. */
+async function openData(port: number, opts: { from?: string; to?: string[]; helo?: string } = {}): Promise<SmtpDialog> {
   const { dialog } = await SmtpDialog.open(port);
   await dialog.command(`EHLO ${opts.helo ?? "client.test"}`);
   expect((await dialog.command(`AUTH PLAIN ${authPlain("apikey", GOOD_KEY)}`)).code).toBe(235);
   expect((await dialog.command(`MAIL FROM:<${opts.from ?? "app@ours.example"}>`)).code).toBe(250);
   for (const to of opts.to ?? ["x@example.net"]) expect((await dialog.command(`RCPT TO:<${to}>`)).code).toBe(250);
   expect((await dialog.command("DATA")).code).toBe(354);
+  return dialog;
+}
+
+async function transaction(port: number, body: string, opts: { from?: string; to?: string[]; helo?: string } = {}) {
+  const dialog = await openData(port, opts);
   dialog.write(body + ".\r\n");
   const r = await dialog.next();
   dialog.close();
@@ -108,13 +114,7 @@ describe("bridge against a scripted relay", () => {
   it("sends the envelope in headers and the dot-unstuffed message, streamed, with the bridge's Received line", async () => {
     const bridge = await startTestBridge(["--relay", relayUrl, "--hostname", "bridge.test.example"]);
     try {
-      const { dialog } = await SmtpDialog.open(bridge.port);
-      await dialog.command("EHLO mta.client.test");
-      await dialog.command(`AUTH PLAIN ${authPlain("apikey", GOOD_KEY)}`);
-      expect((await dialog.command("MAIL FROM:<>")).code).toBe(250);
-      expect((await dialog.command("RCPT TO:<a@example.net>")).code).toBe(250);
-      expect((await dialog.command("RCPT TO:<b@example.org>")).code).toBe(250);
-      expect((await dialog.command("DATA")).code).toBe(354);
+      const dialog = await openData(bridge.port, { helo: "mta.client.test", from: "", to: ["a@example.net", "b@example.org"] });
       // The first part of a large message reaches the relay before the client has finished sending it.
       dialog.write(message("bounce@ours.example", "a@example.net", "streamed", "..a line that started with a dot\r\n" + "p".repeat(76).concat("\r\n").repeat(3000)));
       await expect.poll(() => requests[0]?.firstChunkAt ?? null, { timeout: 10_000 }).not.toBeNull();
@@ -212,12 +212,7 @@ describe("bridge against a scripted relay", () => {
     const bridge = await startTestBridge(["--relay", relayUrl]);
     try {
       const before = accepted;
-      const { dialog } = await SmtpDialog.open(bridge.port);
-      await dialog.command("EHLO client.test");
-      await dialog.command(`AUTH PLAIN ${authPlain("apikey", GOOD_KEY)}`);
-      await dialog.command("MAIL FROM:<app@ours.example>");
-      await dialog.command("RCPT TO:<x@example.net>");
-      await dialog.command("DATA");
+      const dialog = await openData(bridge.port);
       dialog.write(message("app@ours.example", "x@example.net", "cut", "q".repeat(76).concat("\r\n").repeat(2000)));
       await expect.poll(() => requests.length, { timeout: 10_000 }).toBe(1);
       dialog.close();
@@ -235,12 +230,7 @@ describe("bridge against a scripted relay", () => {
     next = [{ status: 202, body: null, delayMs: 800 }];
     const idle = await SmtpDialog.open(bridge.port);
     await idle.dialog.command("EHLO idle.test");
-    const { dialog } = await SmtpDialog.open(bridge.port);
-    await dialog.command("EHLO client.test");
-    await dialog.command(`AUTH PLAIN ${authPlain("apikey", GOOD_KEY)}`);
-    await dialog.command("MAIL FROM:<app@ours.example>");
-    await dialog.command("RCPT TO:<x@example.net>");
-    await dialog.command("DATA");
+    const dialog = await openData(bridge.port);
     dialog.write(message("app@ours.example", "x@example.net", "inflight") + ".\r\n");
     await expect.poll(() => requests.length).toBe(1);
     expect(bridge.inFlight()).toBe(1);

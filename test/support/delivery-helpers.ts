@@ -1,5 +1,6 @@
 /** Helpers for the delivery engine tests (inside the Workers runtime): routes, DNS records, server stats, bulk sends. */
 import { inject } from "vitest";
+import type { NewMessage } from "../../src/store/messages";
 import type { DnsEntry } from "./peers";
 import { ADMIN_TOKEN, call, env } from "../workers/helpers";
 
@@ -22,6 +23,27 @@ export async function addRoute(spec: RouteSpec): Promise<string> {
   const r = await call("/admin/routes", { method: "POST", key: ADMIN_TOKEN, json: spec });
   if (r.status !== 201) throw new Error(`route: ${r.status} ${await r.text()}`);
   return ((await r.json()) as { id: string }).id;
+}
+
+/**
+ * A new message for `insertMessage`, as the accept path would store it, with plain defaults (sender a@x.example,
+ * transactional, no body key, created now) for the fields a test that queues or parks jobs by hand does not look at.
+ */
+export function newMessage(m: Pick<NewMessage, "id" | "tenantId" | "recipients"> & Partial<NewMessage>): NewMessage {
+  return {
+    mailFrom: "a@x.example",
+    headerFrom: "a@x.example",
+    subject: null,
+    messageIdHeader: `<${m.id}@x.example>`,
+    stream: "transactional",
+    sizeBytes: 10,
+    bodyKey: null,
+    tags: [],
+    metadata: {},
+    createdAt: Date.now(),
+    sendAt: null,
+    ...m,
+  };
 }
 
 /** Registers a record set at the DoH stub. */

@@ -4,6 +4,8 @@
  * instead of delivering them (a lost job), and a queue batch to hand the consumer directly.
  */
 import type { DeliveryJob } from "../../src/queue/job";
+import { acceptMessage } from "../../src/queue/spool";
+import { unique } from "../workers/helpers";
 
 export interface RowCounter {
   total: number;
@@ -83,6 +85,25 @@ export function capturingQueue(into: DeliveryJob[]): Queue {
       for (const m of msgs) into.push(m.body as DeliveryJob);
     },
   } as unknown as Queue;
+}
+
+/**
+ * Accepts one message (From `from`, one Message-ID, body "hello") through the real accept path with the queues
+ * replaced by a capture: its jobs exist only in `jobs` (lost unless the test hands them on).
+ */
+export async function acceptCaptured(e: Env, tenantId: string, from: string, to: string[], jobs: DeliveryJob[], subject = "ledger"): Promise<string> {
+  const q = capturingQueue(jobs);
+  const raw = `From: ${from}\r\nTo: ${to.join(", ")}\r\nSubject: ${subject}\r\nMessage-ID: <${unique("m")}@x.example>\r\n\r\nhello\r\n`;
+  const { id } = await acceptMessage(envWith(e, { OUTBOX: q, OUTBOX_PRIORITY: q }), {
+    tenantId,
+    mailFrom: from,
+    headerFrom: from,
+    subject,
+    messageIdHeader: `${unique("mid")}@x.example`,
+    raw,
+    recipients: to,
+  });
+  return id;
 }
 
 /** `env` with some bindings replaced. */

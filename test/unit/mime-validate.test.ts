@@ -2,6 +2,7 @@ import PostalMime from "postal-mime";
 import { describe, expect, it } from "vitest";
 import { composeMessage } from "../../src/mime/compose.js";
 import { SEND_ERROR_CODES, validateSendRequest, type SendErrorCode } from "../../src/mime/validate.js";
+import { seededRandom } from "../support/prng";
 
 const NOW = new Date("2026-11-28T06:00:00Z");
 const base = (): Record<string, unknown> => ({ from: "App <app@example.com>", to: ["user@example.org"], subject: "Hi", text: "Hello" });
@@ -180,20 +181,8 @@ describe("validateSendRequest: error paths", () => {
   });
 });
 
-/** A small seeded PRNG so the generated cases are reproducible. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe("validateSendRequest: generated malformed requests", () => {
-  const rnd = prng(0x5eed);
+  const rnd = seededRandom(0x5eed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const poison = ["\r\n", "\n", "\r", "\0", "\ud800", "\udfff", "\r\nBcc: victim@evil.example"];
   const wrongTypes: unknown[] = [null, 0, -1, 1.5, true, false, [], {}, [1, 2], { a: 1 }, "", "x".repeat(5000)];

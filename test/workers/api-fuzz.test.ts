@@ -7,17 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES } from "../../src/http/errors";
 import { call, createTenantWithKey, env, unique } from "./helpers";
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../support/prng";
 
 type Case = { what: string; path: string; headers?: Record<string, string>; body: BodyInit };
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -34,7 +24,7 @@ describe("generated malformed requests", () => {
   it("answers at least 1,000 malformed requests with 4xx JSON errors and queues nothing", async () => {
     const domain = `${unique("fz")}.example`;
     const { key, tenantId } = await createTenantWithKey([domain]);
-    const rand = rng(20261128);
+    const rand = seededRandom(20261128);
     const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const randStr = (n: number) => Array.from({ length: n }, () => String.fromCharCode(32 + Math.floor(rand() * 95))).join("");
     const randJson = (depth: number): Json => {

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { inject } from "vitest";
 import testOnlyCert from "../fixtures/tls/test-only-cert.pem?raw";
 import testOnlyKey from "../fixtures/tls/test-only-key.pem?raw";
-import { addRoute, DNS_TYPE, dnsRecord, eventRows, waitAllFinal } from "../support/delivery-helpers";
+import { addRoute, DNS_TYPE, dnsRecord, eventRows, waitAllFinal, type EventRow } from "../support/delivery-helpers";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, startSmtp, unique, waitFor } from "./helpers";
 
 const control = () => `http://127.0.0.1:${inject("controlPort")}`;
@@ -30,6 +30,15 @@ async function sendRaw(key: string, from: string, to: string, extraHeaders: Reco
   const r = await call("/v1/messages/raw", { method: "POST", key, headers: { "content-type": "message/rfc822", "x-envelope-to": to, ...extraHeaders }, body: raw });
   expect(r.status, await r.clone().text()).toBe(202);
   return ((await r.json()) as { id: string }).id;
+}
+
+/** Waits until the one recipient of `id` is final, checks that it bounced with 5.7.10 (REQUIRETLS), and returns the bounce event. */
+async function requireTlsBounce(id: string): Promise<EventRow> {
+  const [row] = await waitAllFinal([id], 30_000);
+  expect(row!.status).toBe("bounced");
+  const bounced = (await eventRows([id])).find((e) => e.type === "bounced")!;
+  expect(bounced.enhanced).toBe("5.7.10");
+  return bounced;
 }
 
 /** An `mx:` destination whose one MX host is 127.0.0.1 on `port`. */
@@ -56,10 +65,7 @@ describe("require_tls (RFC 8689 REQUIRETLS semantics)", () => {
     await addRoute({ match_recipient_domain: domain, next_hop_url: `smtp://127.0.0.1:${port}` });
     const { key, from } = await tenant();
     const id = await sendJson(key, { from, to: [`alice@${domain}`], require_tls: true });
-    const [row] = await waitAllFinal([id], 30_000);
-    expect(row!.status).toBe("bounced");
-    const bounced = (await eventRows([id])).find((e) => e.type === "bounced")!;
-    expect(bounced.enhanced).toBe("5.7.10");
+    const bounced = await requireTlsBounce(id);
     expect(bounced.text).toMatch(/REQUIRETLS.*does not offer STARTTLS/);
     expect(await receivedAt(port)).toHaveLength(0);
     // Plain mail on the same route still goes (the requirement is per message).
@@ -74,10 +80,7 @@ describe("require_tls (RFC 8689 REQUIRETLS semantics)", () => {
     await addRoute({ match_recipient_domain: domain, next_hop_url: `smtp+opportunistic://127.0.0.1:${port}` });
     const { key, from } = await tenant();
     const id = await sendJson(key, { from, to: [`alice@${domain}`], require_tls: true });
-    const [row] = await waitAllFinal([id], 30_000);
-    expect(row!.status).toBe("bounced");
-    const bounced = (await eventRows([id])).find((e) => e.type === "bounced")!;
-    expect(bounced.enhanced).toBe("5.7.10");
+    const bounced = await requireTlsBounce(id);
     // The runtime refused the certificate (workerd logs "invalid peer certificate"); its message to us is terse.
     expect(bounced.text).toMatch(/REQUIRETLS: not sent.*STARTTLS/);
     expect(await receivedAt(port)).toHaveLength(0);
@@ -96,9 +99,7 @@ describe("require_tls (RFC 8689 REQUIRETLS semantics)", () => {
     expect(((await patch.json()) as { require_tls: boolean }).require_tls).toBe(true);
     // TLS-Required: No cannot lower the tenant's own floor.
     const id = await sendRaw(key, from, `two@${domain}`, {}, "hello\r\n", "TLS-Required: No\r\n");
-    const [row] = await waitAllFinal([id], 30_000);
-    expect(row!.status).toBe("bounced");
-    expect((await eventRows([id])).find((e) => e.type === "bounced")!.enhanced).toBe("5.7.10");
+    await requireTlsBounce(id);
     expect(await receivedAt(port)).toHaveLength(0);
 
     const bad = await call(`/admin/tenants/${tenantId}`, { method: "PATCH", key: ADMIN_TOKEN, json: { require_tls: "yes" } });

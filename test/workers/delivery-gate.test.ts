@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import type { DeliveryJob } from "../../src/queue/job";
 import { insertMessage } from "../../src/store/messages";
-import { addRoute, eventRows, gateState, recipientRows, waitAllFinal } from "../support/delivery-helpers";
+import { addRoute, eventRows, gateState, newMessage, recipientRows, waitAllFinal } from "../support/delivery-helpers";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, startSmtp, unique, waitFor } from "./helpers";
 
 describe("DomainGate circuit and admin API", () => {
@@ -96,22 +96,7 @@ describe("jobs due later", () => {
     const now = Date.now();
     const raw = `From: a@x.example\r\nTo: u@${dest}\r\nSubject: due later\r\nMessage-ID: <${id}@x.example>\r\n\r\nlater\r\n`;
     await env.DB.batch(
-      insertMessage(env.DB, {
-        id,
-        tenantId,
-        mailFrom: "a@x.example",
-        headerFrom: "a@x.example",
-        subject: "due later",
-        messageIdHeader: `<${id}@x.example>`,
-        stream: "transactional",
-        sizeBytes: raw.length,
-        bodyKey: null,
-        tags: [],
-        metadata: {},
-        createdAt: now,
-        sendAt: null,
-        recipients: [{ idx: 0, address: `u@${dest}`, domain: dest, status: "queued" }],
-      }),
+      insertMessage(env.DB, newMessage({ id, tenantId, subject: "due later", sizeBytes: raw.length, createdAt: now, recipients: [{ idx: 0, address: `u@${dest}`, domain: dest, status: "queued" }] })),
     );
     const dueAt = now + 3000;
     const job: DeliveryJob = { v: 1, messageId: id, tenantId, mailFrom: "a@x.example", recipients: [{ idx: 0, address: `u@${dest}` }], destination: dest, body: raw, sizeBytes: raw.length, smtputf8: false, eightBit: false, acceptedAt: now, attempt: 0, dueAt };

@@ -61,6 +61,14 @@ export async function routeDomain(domain: string, nextHopUrl: string): Promise<v
   if (r.status !== 201) throw new Error(`route: ${r.status} ${await r.text()}`);
 }
 
+/** Starts a scripted SMTP server and routes a fresh recipient domain (`<prefix>….example`) to it. */
+export async function routedDomain(script: SmtpServerScript = {}, prefix = "d"): Promise<{ port: number; domain: string }> {
+  const port = await startSmtp(script);
+  const domain = `${unique(prefix)}.example`;
+  await routeDomain(domain, `smtp://127.0.0.1:${port}`);
+  return { port, domain };
+}
+
 /** Polls until `check` returns a value that is not undefined, or fails after `timeoutMs`. */
 export async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs = 15_000, what = "condition"): Promise<T> {
   const end = Date.now() + timeoutMs;

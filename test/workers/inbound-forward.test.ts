@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { parseDkimKeys } from "../../src/accept/dkim-keys";
 import { srsReverse } from "../../src/mime/srs";
 import { publicKeyRecord } from "../../src/mime/dkim";
-import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routeDomain, startSmtp, unique, waitFor } from "./helpers";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routedDomain, routeDomain, startSmtp, unique, waitFor } from "./helpers";
 import { deliverToWorker, eventRows, fakeEmail, fixtureFilled, inboundLog, recipientRows } from "./inbound-support";
 
 const control = () => `http://127.0.0.1:${inject("controlPort")}`;
@@ -30,9 +30,7 @@ async function verifyDkim(raw: string): Promise<{ domain: string; selector: stri
 async function aliasSetup(destinations = 2) {
   const aliasDomain = `${unique("fw")}.signed.example`;
   const { tenantId, key } = await createTenantWithKey([aliasDomain]);
-  const port = await startSmtp();
-  const destDomain = `${unique("dest")}.example`;
-  await routeDomain(destDomain, `smtp://127.0.0.1:${port}`);
+  const { port, domain: destDomain } = await routedDomain({}, "dest");
   const alias = `team@${aliasDomain}`;
   const dests = Array.from({ length: destinations }, (_, i) => `member${i}@${destDomain}`);
   const r = await call("/admin/aliases", { method: "POST", key: ADMIN_TOKEN, json: { address: alias, tenant_id: tenantId, destinations: dests } });

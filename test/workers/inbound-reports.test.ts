@@ -5,7 +5,7 @@
 import { describe, expect, inject, it } from "vitest";
 import { runInboundHousekeeping } from "../../src/inbound/housekeeping";
 import { encodeReturnPath } from "../../src/mime/return-path";
-import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routeDomain, sinkPort, startSmtp, unique, waitFor } from "./helpers";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routedDomain, sinkPort, unique, waitFor } from "./helpers";
 import {
   bounceLabels,
   deliverToWorker,
@@ -123,9 +123,7 @@ describe("bounces to VERP return paths", () => {
 
 describe("our own DSNs", () => {
   it("sends the relay's own DSN to the original sender, not its return path, and takes a returned copy as a repeat", async () => {
-    const port = await startSmtp({ rules: [{ stage: "rcpt", code: 550, message: "5.1.1 no such user here" }] });
-    const rcptDomain = `${unique("rd")}.example`;
-    await routeDomain(rcptDomain, `smtp://127.0.0.1:${port}`);
+    const { port, domain: rcptDomain } = await routedDomain({ rules: [{ stage: "rcpt", code: 550, message: "5.1.1 no such user here" }] }, "rd");
     const domain = `${unique("in")}.example`;
     const { key } = await createTenantWithKey([domain]);
     const rcpt = `gone@${rcptDomain}`;

@@ -6,7 +6,6 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { loadConfig } from "../../src/config";
 import { describe, expect, it } from "vitest";
-import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox } from "../../src/delivery/consumer";
 import { isJobBundle } from "../../src/queue/enqueue";
 import { app } from "../../src/http/app";
@@ -14,26 +13,13 @@ import { outcomeWriter, type PendingOutcome } from "../../src/delivery/outcomes"
 import type { DeliveryJob } from "../../src/queue/job";
 import { listEvents } from "../../src/store/message-list";
 import { getMessage, outcomeStatements } from "../../src/store/messages";
-import { batchOf, capturingQueue, countingD1, envWith, type RowCounter } from "../support/ledger-env";
-import { createTenantWithKey, env, receivedAt, routeDomain, startSmtp, unique } from "./helpers";
+import { acceptCaptured, batchOf, countingD1, envWith, type RowCounter } from "../support/ledger-env";
+import { createTenantWithKey, env, receivedAt, routedDomain, unique } from "./helpers";
 
 async function acceptSome(tenantId: string, from: string, count: number): Promise<string[]> {
   const jobs: DeliveryJob[] = [];
-  const q = capturingQueue(jobs);
   const ids: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const to = `r${i}@${unique("d")}.example`;
-    const { id } = await acceptMessage(envWith(env, { OUTBOX: q, OUTBOX_PRIORITY: q }), {
-      tenantId,
-      mailFrom: from,
-      headerFrom: from,
-      subject: "batch",
-      messageIdHeader: `${unique("mid")}@x.example`,
-      raw: `From: ${from}\r\nTo: ${to}\r\nSubject: batch\r\n\r\nhello\r\n`,
-      recipients: [to],
-    });
-    ids.push(id);
-  }
+  for (let i = 0; i < count; i++) ids.push(await acceptCaptured(env, tenantId, from, [`r${i}@${unique("d")}.example`], jobs, "batch"));
   return ids;
 }
 
@@ -98,20 +84,10 @@ describe("the consumer's group commit", () => {
   it("writes the outcomes of eight transactions on one connection together: 2 rows per message and one events row", async () => {
     const fromDomain = `${unique("f")}.example`;
     const { tenantId } = await createTenantWithKey([fromDomain]);
-    const port = await startSmtp();
-    const dest = `${unique("d")}.example`;
-    await routeDomain(dest, `smtp://127.0.0.1:${port}`);
+    const { port, domain: dest } = await routedDomain();
     const jobs: DeliveryJob[] = [];
-    const q = capturingQueue(jobs);
     const ids: string[] = [];
-    for (let i = 0; i < 16; i++) {
-      const to = `g${i}@${dest}`;
-      const { id } = await acceptMessage(envWith(env, { OUTBOX: q, OUTBOX_PRIORITY: q }), {
-        tenantId, mailFrom: `a@${fromDomain}`, headerFrom: `a@${fromDomain}`, subject: "group", messageIdHeader: `${unique("mid")}@x.example`,
-        raw: `From: a@${fromDomain}\r\nTo: ${to}\r\nSubject: group\r\n\r\nhello\r\n`, recipients: [to],
-      });
-      ids.push(id);
-    }
+    for (let i = 0; i < 16; i++) ids.push(await acceptCaptured(env, tenantId, `a@${fromDomain}`, [`g${i}@${dest}`], jobs, "group"));
     const counter: RowCounter = { total: 0, byTable: {} };
     await handleOutbox(batchOf(jobs), envWith(env, { DB: countingD1(env.DB, counter) }), loadConfig(env));
     expect((await receivedAt(port)).length).toBe(16);
@@ -133,9 +109,7 @@ describe("the batch endpoint", () => {
   it("sends its jobs several per Queue message, and the consumer delivers, defers and records each job on its own", async () => {
     const fromDomain = `${unique("f")}.example`;
     const { tenantId, key } = await createTenantWithKey([fromDomain]);
-    const port = await startSmtp({ rules: [{ stage: "rcpt", match: "busy", code: 451, message: "4.3.0 mailbox busy, try later" }] });
-    const dest = `${unique("d")}.example`;
-    await routeDomain(dest, `smtp://127.0.0.1:${port}`);
+    const { port, domain: dest } = await routedDomain({ rules: [{ stage: "rcpt", match: "busy", code: 451, message: "4.3.0 mailbox busy, try later" }] });
     const to = Array.from({ length: 12 }, (_, i) => (i === 3 ? `busy@${dest}` : `u${i}@${dest}`));
     const sent: unknown[] = [];
     const queue = { send: async (b: unknown) => void sent.push(b), sendBatch: async (list: Iterable<{ body: unknown }>) => void [...list].forEach((m) => sent.push(m.body)) };

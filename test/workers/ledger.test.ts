@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config";
-import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox, InvocationStopped } from "../../src/delivery/consumer";
 import { runLedgerHousekeeping } from "../../src/delivery/housekeeping";
 import { flushOutcomeJournal } from "../../src/delivery/outcomes";
@@ -14,8 +13,8 @@ import type { DeliveryJob } from "../../src/queue/job";
 import { getMessage } from "../../src/store/messages";
 import { newId } from "../../src/store/ids";
 import { pruneLedger } from "../../src/store/retention";
-import { batchOf, capturingQueue, countingD1, envWith, type RowCounter } from "../support/ledger-env";
-import { createTenantWithKey, env, receivedAt, routeDomain, startSmtp, unique, waitFor } from "./helpers";
+import { acceptCaptured, batchOf, countingD1, envWith, type RowCounter } from "../support/ledger-env";
+import { createTenantWithKey, env, receivedAt, routedDomain, unique, waitFor } from "./helpers";
 
 const GRACE_MS = 900_000;
 const MAX_AGE_MS = 72 * 3600_000;
@@ -23,29 +22,8 @@ const MAX_AGE_MS = 72 * 3600_000;
 async function setup(): Promise<{ tenantId: string; from: string; dest: string; port: number }> {
   const fromDomain = `${unique("f")}.example`;
   const { tenantId } = await createTenantWithKey([fromDomain]);
-  const port = await startSmtp();
-  const dest = `${unique("d")}.example`;
-  await routeDomain(dest, `smtp://127.0.0.1:${port}`);
+  const { port, domain: dest } = await routedDomain();
   return { tenantId, from: `a@${fromDomain}`, dest, port };
-}
-
-function raw(from: string, to: string, subject: string): string {
-  return `From: ${from}\r\nTo: ${to}\r\nSubject: ${subject}\r\nMessage-ID: <${unique("m")}@x.example>\r\n\r\nhello\r\n`;
-}
-
-/** Accepts messages with the queue replaced by a capture: the jobs exist only in `jobs` (lost unless handed on). */
-async function acceptCaptured(e: Env, tenantId: string, from: string, to: string[], jobs: DeliveryJob[]): Promise<string> {
-  const q = capturingQueue(jobs);
-  const { id } = await acceptMessage(envWith(e, { OUTBOX: q, OUTBOX_PRIORITY: q }), {
-    tenantId,
-    mailFrom: from,
-    headerFrom: from,
-    subject: "ledger",
-    messageIdHeader: `${unique("mid")}@x.example`,
-    raw: raw(from, to.join(", "), "ledger"),
-    recipients: to,
-  });
-  return id;
 }
 
 async function statusOf(id: string): Promise<string[]> {

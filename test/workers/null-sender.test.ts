@@ -3,7 +3,7 @@
  * their empty envelope sender, get no VERP return path, and never cause a report of their own.
  */
 import { describe, expect, it } from "vitest";
-import { call, createTenantWithKey, env, receivedAt, routeDomain, sinkPort, startSmtp, unique, waitFor } from "./helpers";
+import { call, createTenantWithKey, env, receivedAt, routedDomain, sinkPort, unique, waitFor } from "./helpers";
 
 function rawMessage(from: string, to: string, subject: string): string {
   return [`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, "Content-Type: text/plain", "", "report body", ""].join("\r\n");
@@ -27,9 +27,7 @@ describe("null sender", () => {
   });
 
   it("keeps a sender given as <> null, and sends no report when such a message bounces", async () => {
-    const port = await startSmtp({ rules: [{ stage: "rcpt", code: 550, message: "5.1.1 no such user" }] });
-    const rcptDomain = `${unique("nsd")}.example`;
-    await routeDomain(rcptDomain, `smtp://127.0.0.1:${port}`);
+    const { port, domain: rcptDomain } = await routedDomain({ rules: [{ stage: "rcpt", code: 550, message: "5.1.1 no such user" }] }, "nsd");
     const domain = `${unique("ns")}.example`;
     const { key } = await createTenantWithKey([domain]);
     const res = await call("/v1/messages/raw", {

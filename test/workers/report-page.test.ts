@@ -1,7 +1,7 @@
 /** The reporting page inside the Workers runtime: login, counts from rollups, search, timeline, forms, escaping. */
 import { describe, expect, it } from "vitest";
 import { insertMessage, recordOutcome } from "../../src/store/messages";
-import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routeDomain, sinkPort, startSmtp, unique, waitFor } from "./helpers";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routedDomain, sinkPort, unique, waitFor } from "./helpers";
 import { cookiesOf, login, metric } from "./report-support";
 
 async function sendAndSettle(key: string, from: string, to: string, subject: string, final: string[]): Promise<string> {
@@ -77,9 +77,7 @@ describe("reporting page: what happened", () => {
   it("shows the tenant's counts, rates and destinations from the rollups", async () => {
     const domain = `${unique("rp")}.example`;
     const { key, tenantId } = await createTenantWithKey([domain]);
-    const port = await startSmtp({ rules: [{ stage: "rcpt", match: "nobody", code: 550, message: "5.1.1 no such user" }] });
-    const rcptDomain = `${unique("dst")}.example`;
-    await routeDomain(rcptDomain, `smtp://127.0.0.1:${port}`);
+    const { port, domain: rcptDomain } = await routedDomain({ rules: [{ stage: "rcpt", match: "nobody", code: 550, message: "5.1.1 no such user" }] }, "dst");
     await sendAndSettle(key, `a@${domain}`, `x@${rcptDomain}`, "one", ["delivered"]);
     await sendAndSettle(key, `a@${domain}`, `y@${rcptDomain}`, "two", ["delivered"]);
     await sendAndSettle(key, `a@${domain}`, `nobody@${rcptDomain}`, "three", ["bounced"]);
@@ -181,9 +179,7 @@ describe("reporting page: what happened", () => {
   });
 
   it("shows queue health: the deferred backlog and the oldest pending recipient", async () => {
-    const port = await startSmtp({ rules: [{ stage: "rcpt", code: 451, message: "4.7.1 greylisted, come back later" }] });
-    const rcptDomain = `${unique("slow")}.example`;
-    await routeDomain(rcptDomain, `smtp://127.0.0.1:${port}`);
+    const { port, domain: rcptDomain } = await routedDomain({ rules: [{ stage: "rcpt", code: 451, message: "4.7.1 greylisted, come back later" }] }, "slow");
     const domain = `${unique("qh")}.example`;
     const { key, tenantId } = await createTenantWithKey([domain]);
     await sendAndSettle(key, `q@${domain}`, `late@${rcptDomain}`, "deferred one", ["deferred"]);

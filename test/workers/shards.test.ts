@@ -14,7 +14,7 @@ import { ledgerShards } from "../../src/store/shards";
 import { recordTrackingHit } from "../../src/tracking/record";
 import { emitNewEvents, type WebhookJob } from "../../src/webhooks/emit";
 import { batchOf, capturingQueue, envWith } from "../support/ledger-env";
-import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routeDomain, startSmtp, unique, waitFor } from "./helpers";
+import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, routedDomain, unique, waitFor } from "./helpers";
 import { deliverToWorker, fakeEmail, fixtureBytes } from "./inbound-support";
 import { login } from "./report-support";
 import { CHROME } from "./tracking-helpers";
@@ -217,9 +217,7 @@ describe("a failing shard", () => {
   it("stops only its own tenants: the other shard's tenant keeps accepting and delivering", async () => {
     const onDb = await tenantOn("DB");
     const on1 = await tenantOn("LEDGER_1");
-    const port = await startSmtp();
-    const dest = `${unique("d")}.example`;
-    await routeDomain(dest, `smtp://127.0.0.1:${port}`);
+    const { port, domain: dest } = await routedDomain();
     const jobs: DeliveryJob[] = [];
     const q = capturingQueue(jobs);
     const accept = (e: Env, t: Placed) =>

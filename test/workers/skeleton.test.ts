@@ -1,6 +1,6 @@
 /** The walking skeleton end to end: HTTP in, bytes at a real SMTP server, events in D1. */
 import { describe, expect, it } from "vitest";
-import { call, createTenantWithKey, env, receivedAt, routeDomain, sinkPort, startSmtp, unique, waitFor } from "./helpers";
+import { call, createTenantWithKey, env, receivedAt, routedDomain, sinkPort, unique, waitFor } from "./helpers";
 
 type MessageView = { status: string; recipients: { address: string; status: string }[]; events: { type: string; code: number | null; text: string | null }[] };
 
@@ -72,9 +72,7 @@ describe("walking skeleton", () => {
   });
 
   it("retries when the next hop refuses temporarily, records deferred, and delivers later", async () => {
-    const port = await startSmtp({ rules: [{ stage: "mail", code: 451, message: "4.3.0 try again later", times: 2 }] });
-    const rcptDomain = `${unique("d")}.example`;
-    await routeDomain(rcptDomain, `smtp://127.0.0.1:${port}`);
+    const { port, domain: rcptDomain } = await routedDomain({ rules: [{ stage: "mail", code: 451, message: "4.3.0 try again later", times: 2 }] });
     const domain = `${unique("f")}.example`;
     const { key } = await createTenantWithKey([domain]);
     const res = await call("/v1/messages", { method: "POST", key, json: { from: `app@${domain}`, to: [`u@${rcptDomain}`], subject: "retry me", text: "x" } });

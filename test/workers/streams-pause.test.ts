@@ -4,7 +4,7 @@
  * filters of the API, and the admin endpoints' validation and auth.
  */
 import { describe, expect, it } from "vitest";
-import { addRoute, maxInWindow, recipientRows, smtpStats, waitAllFinal } from "../support/delivery-helpers";
+import { addRoute, maxInWindow, newMessage, recipientRows, smtpStats, waitAllFinal } from "../support/delivery-helpers";
 import type { DeliveryJob } from "../../src/queue/job";
 import { insertMessage } from "../../src/store/messages";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, startSmtp, unique } from "./helpers";
@@ -90,22 +90,7 @@ describe("pausing a tenant's broadcast stream", () => {
     const id = unique("big");
     const now = Date.now();
     await env.DB.batch(
-      insertMessage(env.DB, {
-        id,
-        tenantId,
-        mailFrom: "a@x.example",
-        headerFrom: "a@x.example",
-        subject: "backlog",
-        messageIdHeader: `<${id}@x.example>`,
-        stream: "broadcast",
-        sizeBytes: 10,
-        bodyKey: null,
-        tags: [],
-        metadata: {},
-        createdAt: now,
-        sendAt: null,
-        recipients: [{ idx: 0, address: `u@${dest}`, domain: dest, status: "suppressed" }],
-      }),
+      insertMessage(env.DB, newMessage({ id, tenantId, subject: "backlog", stream: "broadcast", sizeBytes: 10, createdAt: now, recipients: [{ idx: 0, address: `u@${dest}`, domain: dest, status: "suppressed" }] })),
     );
     const job: DeliveryJob = { v: 1, messageId: id, tenantId, stream: "broadcast", mailFrom: "a@x.example", recipients: [{ idx: 0, address: `u@${dest}` }], destination: dest, body: "x", sizeBytes: 1, smtputf8: false, eightBit: false, acceptedAt: now, attempt: 0 };
     await env.DB.prepare(

@@ -43,18 +43,24 @@ async function pauseBroadcast(tenantId: string): Promise<void> {
   expect(r.status).toBe(200);
 }
 
+/** A scripted server behind a route with `ratePerSecond` (burst 1, 3 connections), and a tenant sending from a fresh domain. */
+async function rateLimitedDestination(prefix: string, ratePerSecond: number) {
+  const port = await startSmtp();
+  const dest = `${unique(prefix)}.example`;
+  await addRoute({
+    match_recipient_domain: dest,
+    next_hop_url: `smtp://127.0.0.1:${port}`,
+    name: unique(prefix),
+    policy: { ratePerSecond, burst: 1, maxConnections: 3, maxMessagesPerConnection: 50 },
+  });
+  const fromDomain = `${unique("f")}.example`;
+  const { tenantId, key } = await createTenantWithKey([fromDomain]);
+  return { port, dest, fromDomain, tenantId, key };
+}
+
 describe("stream priority at a rate-limited destination", () => {
   it("delivers 20 transactional messages within 3 s while 3,000 broadcast messages drain at 20/s", { timeout: 90_000 }, async () => {
-    const port = await startSmtp();
-    const dest = `${unique("prio")}.example`;
-    await addRoute({
-      match_recipient_domain: dest,
-      next_hop_url: `smtp://127.0.0.1:${port}`,
-      name: unique("prio"),
-      policy: { ratePerSecond: 20, burst: 1, maxConnections: 3, maxMessagesPerConnection: 50 },
-    });
-    const fromDomain = `${unique("f")}.example`;
-    const { tenantId, key } = await createTenantWithKey([fromDomain]);
+    const { port, dest, fromDomain, tenantId, key } = await rateLimitedDestination("prio", 20);
 
     const t0 = Date.now();
     const broadcastIds = await sendBroadcast(key, `news@${fromDomain}`, (i) => `b${i}@${dest}`, 3000);
@@ -97,16 +103,7 @@ describe("stream priority at a rate-limited destination", () => {
 
 describe("no starvation", () => {
   it("broadcast keeps its reserved share under constant transactional load", { timeout: 60_000 }, async () => {
-    const port = await startSmtp();
-    const dest = `${unique("starve")}.example`;
-    await addRoute({
-      match_recipient_domain: dest,
-      next_hop_url: `smtp://127.0.0.1:${port}`,
-      name: unique("starve"),
-      policy: { ratePerSecond: 10, burst: 1, maxConnections: 3, maxMessagesPerConnection: 50 },
-    });
-    const fromDomain = `${unique("f")}.example`;
-    const { tenantId, key } = await createTenantWithKey([fromDomain]);
+    const { port, dest, fromDomain, tenantId, key } = await rateLimitedDestination("starve", 10);
     await sendBroadcast(key, `news@${fromDomain}`, (i) => `b${i}@${dest}`, 100, 1);
     // The campaign is flowing (the queue may first have to work through another test's parked backlog).
     await waitFor(async () => ((await receivedAt(port)).length > 0 ? true : undefined), 40_000, "broadcast to start");

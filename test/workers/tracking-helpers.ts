@@ -1,7 +1,7 @@
 /** Helpers shared by the tracking tests in the Workers runtime. */
 import PostalMime from "postal-mime";
 import { inject } from "vitest";
-import { call, receivedAt, routeDomain, startSmtp, unique, waitFor } from "./helpers";
+import { call, receivedAt, routedDomain, waitFor } from "./helpers";
 import type { ReceivedMessage } from "../support/peers";
 
 export const CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -9,9 +9,7 @@ export const APPLE_MPP = "Mozilla/5.0";
 
 /** A recipient domain routed to a fresh recording SMTP server. */
 export async function recordingDomain(): Promise<{ domain: string; port: number }> {
-  const port = await startSmtp();
-  const domain = `${unique("rcpt")}.example`;
-  await routeDomain(domain, `smtp://127.0.0.1:${port}`);
+  const { port, domain } = await routedDomain({}, "rcpt");
   return { domain, port };
 }
 

@@ -27,6 +27,16 @@ async function createHook(tenantId: string, url: string, events: string[]): Prom
   return (await r.json()) as { id: string; secret: string };
 }
 
+/** A tenant sending from a fresh domain, with one webhook endpoint at the control server's receiver `name`, configured with its secret. */
+async function tenantWithHook(prefix: string, events: string[], config: { failTimes?: number } = {}) {
+  const domain = `${unique(prefix)}.example`;
+  const { key, tenantId } = await createTenantWithKey([domain]);
+  const name = unique("hook");
+  const hook = await createHook(tenantId, `${control()}/hooks/${name}`, events);
+  await receiver(name, { secret: hook.secret, ...config });
+  return { domain, key, tenantId, name, hook };
+}
+
 async function send(key: string, from: string, to: string): Promise<string> {
   const r = await call("/v1/messages", { method: "POST", key, json: { from, to: [to], subject: "hook me", text: "x" } });
   expect(r.status).toBe(202);
@@ -76,11 +86,7 @@ describe("webhook admin API", () => {
 
 describe("webhook deliveries", () => {
   it("POSTs each subscribed event as JSON with a signature the receiver verifies", async () => {
-    const domain = `${unique("wh")}.example`;
-    const { key, tenantId } = await createTenantWithKey([domain]);
-    const name = unique("hook");
-    const hook = await createHook(tenantId, `${control()}/hooks/${name}`, ["accepted", "queued"]);
-    await receiver(name, { secret: hook.secret });
+    const { domain, key, tenantId, name, hook } = await tenantWithHook("wh", ["accepted", "queued"]);
     const id = await send(key, `a@${domain}`, `r@${unique("d")}.example`);
     const reqs = await waitFor(async () => {
       const r = await received(name);
@@ -126,11 +132,7 @@ describe("webhook deliveries", () => {
   });
 
   it("retries a failing endpoint with the same delivery id until it answers 2xx", async () => {
-    const domain = `${unique("wr")}.example`;
-    const { key, tenantId } = await createTenantWithKey([domain]);
-    const name = unique("flaky");
-    const hook = await createHook(tenantId, `${control()}/hooks/${name}`, ["accepted"]);
-    await receiver(name, { secret: hook.secret, failTimes: 2 });
+    const { domain, key, tenantId, name, hook } = await tenantWithHook("wr", ["accepted"], { failTimes: 2 });
     await send(key, `a@${domain}`, `r@${unique("d")}.example`);
     const reqs = await waitFor(async () => {
       const r = await received(name);
@@ -154,11 +156,7 @@ describe("webhook deliveries", () => {
 
 describe("webhook deliveries that never succeed", () => {
   it("gives up after the retries, records the failure, and shows the attempts on the page", async () => {
-    const domain = `${unique("wf")}.example`;
-    const { key, tenantId } = await createTenantWithKey([domain]);
-    const name = unique("down");
-    const hook = await createHook(tenantId, `${control()}/hooks/${name}`, ["accepted"]);
-    await receiver(name, { secret: hook.secret, failTimes: 1000 });
+    const { domain, key, tenantId, name, hook } = await tenantWithHook("wf", ["accepted"], { failTimes: 1000 });
     await send(key, `a@${domain}`, `r@${unique("d")}.example`);
     // wrangler.toml allows 10 retries; with 1 s delays in tests the dead-letter queue takes it after ~11 attempts.
     const failed = await waitFor(async () => {
@@ -179,11 +177,7 @@ describe("webhook deliveries that never succeed", () => {
   });
 
   it("drops deliveries for an endpoint disabled after the event", async () => {
-    const domain = `${unique("wd")}.example`;
-    const { key, tenantId } = await createTenantWithKey([domain]);
-    const name = unique("off");
-    const hook = await createHook(tenantId, `${control()}/hooks/${name}`, ["accepted"]);
-    await receiver(name, { secret: hook.secret, failTimes: 1 });
+    const { domain, key, tenantId, name, hook } = await tenantWithHook("wd", ["accepted"], { failTimes: 1 });
     await send(key, `a@${domain}`, `r@${unique("d")}.example`);
     await waitFor(async () => ((await received(name)).length ? true : undefined), 20_000, "the first attempt");
     await call(`/admin/webhooks/${hook.id}`, { method: "PATCH", key: ADMIN_TOKEN, json: { enabled: false } });

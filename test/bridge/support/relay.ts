@@ -1,13 +1,15 @@
 /**
  * The real relay for bridge tests: this repository's Worker on the local Workers runtime (workerd through
  * wrangler's unstable_startWorker), with local D1/Queues/R2/Durable Objects persisted in a fresh temporary
- * directory whose D1 migrations were applied with `wrangler d1 migrations apply DB --local --persist-to`.
+ * directory whose D1 migrations were applied with `wrangler d1 migrations apply DB --local --persist-to` (once per
+ * run, by test/support/relay-state.ts, whose template directory each relay copies).
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { inject } from "vitest";
 import { unstable_startWorker } from "wrangler";
 
 export interface TestRelay {
@@ -24,18 +26,27 @@ export interface TestRelay {
 
 const WRANGLER = resolve("node_modules/wrangler/bin/wrangler.js");
 
-/**
- * Starts the Worker with `vars` over wrangler.toml's (NEXT_HOP_URL at least). With `persist`, on that state
- * directory (a restart of an earlier relay's runtime), which dispose() then leaves in place.
- */
-export async function startRelay(vars: Record<string, string>, options: { persist?: string } = {}): Promise<TestRelay> {
-  const persist = options.persist ?? mkdtempSync(join(tmpdir(), "edge-relay-bridge-test-"));
+/** Applies the D1 migrations to the local state in `persist` with the wrangler CLI, as an operator would. */
+export function applyMigrationsWithWrangler(persist: string): void {
   // The wrangler CLI needs Node 22.12+; run it on the Node that runs the tests (node@22 from node_modules).
   const migrate = spawnSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persist], {
     env: { ...process.env, CI: "1", WRANGLER_SEND_METRICS: "false" },
     encoding: "utf8",
   });
   if (migrate.status !== 0) throw new Error(`wrangler d1 migrations apply failed:\n${migrate.stdout}\n${migrate.stderr}`);
+}
+
+/**
+ * Starts the Worker with `vars` over wrangler.toml's (NEXT_HOP_URL at least). With `persist`, on that state
+ * directory (a restart of an earlier relay's runtime), which dispose() then leaves in place.
+ */
+export async function startRelay(vars: Record<string, string>, options: { persist?: string } = {}): Promise<TestRelay> {
+  const persist = options.persist ?? mkdtempSync(join(tmpdir(), "edge-relay-bridge-test-"));
+  // Fresh state starts as a copy of the run's migrated template; without one (a project without the global
+  // setup), and on a restart of earlier state, the CLI applies what is missing.
+  const template = inject("relayStateTemplate");
+  if (template && readdirSync(persist).length === 0) cpSync(template, persist, { recursive: true });
+  else applyMigrationsWithWrangler(persist);
 
   const adminToken = `bridge-test-admin-${randomBytes(8).toString("hex")}`;
   const bindings: Record<string, { type: "plain_text"; value: string }> = {};
