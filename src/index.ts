@@ -9,31 +9,37 @@ import { runLedgerHousekeeping } from "./delivery/housekeeping";
 import { handleWebhookBatch } from "./webhooks/consumer";
 import { emitNewEventsLogged } from "./webhooks/emit";
 import { withMetering } from "./metering";
-import { loadConfig } from "./config";
+import { loadConfig, type RelayConfig } from "./config";
 import { expireAudit } from "./store/audit";
 import { runReputationWatchLogged } from "./reputation/monitor";
 
 export { DomainGate } from "./gate/domain-gate";
 
+/**
+ * The settings are parsed here, once per invocation, and passed down (issue 19). A bad setting rejects only the
+ * task that needs settings, as when each task parsed them itself.
+ */
+const withConfig = async <T>(env: Env, task: (config: RelayConfig) => Promise<T>): Promise<T> => task(loadConfig(env));
+
 export default withMetering({
   fetch: (request, env, ctx) => app.fetch(request, env, ctx),
-  email: (message, env, ctx) => handleEmail(message, env, ctx),
+  email: (message, env, ctx) => withConfig(env, (config) => handleEmail(message, env, config, ctx)),
   async queue(batch, env, ctx) {
-    if (batch.queue.startsWith("edge-relay-webhooks")) return handleWebhookBatch(batch, env);
+    if (batch.queue.startsWith("edge-relay-webhooks")) return withConfig(env, (config) => handleWebhookBatch(batch, env, config));
     // Webhooks for events written before this batch (accepts) at once, and for the batch's outcomes after it.
     const emit = () => emitNewEventsLogged(env);
     ctx.waitUntil(emit());
-    const handled = batch.queue.endsWith("-dlq") ? handleDeadLetters(batch, env) : handleOutbox(batch, env);
+    const handled = batch.queue.endsWith("-dlq") ? handleDeadLetters(batch, env) : withConfig(env, (config) => handleOutbox(batch, env, config));
     ctx.waitUntil(handled.then(emit, emit));
     return handled;
   },
   async scheduled(_controller, env, ctx) {
-    ctx.waitUntil(runLedgerHousekeeping(env));
+    ctx.waitUntil(withConfig(env, (config) => runLedgerHousekeeping(env, config)));
     ctx.waitUntil(runAcceptHousekeeping(env));
     ctx.waitUntil(runReportHousekeeping(env));
     ctx.waitUntil(runInboundHousekeeping(env));
-    ctx.waitUntil(runReputationWatchLogged(env));
+    ctx.waitUntil(withConfig(env, (config) => runReputationWatchLogged(env, config)));
     ctx.waitUntil(emitNewEventsLogged(env));
-    ctx.waitUntil(expireAudit(env.DB, loadConfig(env).auditRetentionDays));
+    ctx.waitUntil(withConfig(env, (config) => expireAudit(env.DB, config.auditRetentionDays)));
   },
 } satisfies ExportedHandler<Env>);

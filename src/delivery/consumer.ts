@@ -8,7 +8,7 @@
  *    send_email binding (cloudflare-send.ts), recording each transaction's outcomes as it ends (outcomes.ts);
  * 5. records what is left, re-queues deferred and untried recipients, sends DSNs, deletes finished bodies, acks.
  */
-import { loadConfig, MAX_QUEUE_DELAY_SECONDS, nextHopUrl, type RelayConfig } from "../config";
+import { MAX_QUEUE_DELAY_SECONDS, nextHopUrl, type RelayConfig } from "../config";
 import { acceptMessage } from "../queue/spool";
 import { recordOutcome } from "../store/messages";
 import { finalStateOf, openRecipientCount, touchDueAt } from "../store/delivery-state";
@@ -322,8 +322,7 @@ async function finish(env: Env, config: RelayConfig, batchIntake: Intake, ledger
 }
 
 /** Handles one batch from OUTBOX or OUTBOX_PRIORITY. */
-export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, hooks: ConsumerHooks = {}): Promise<void> {
-  const config = loadConfig(env);
+export async function handleOutbox(batch: MessageBatch<unknown>, env: Env, config: RelayConfig, hooks: ConsumerHooks = {}): Promise<void> {
   const startedAt = Date.now();
   // Outcomes are written by group commit (OUTCOME_GROUP_TRANSACTIONS transactions per write, one events row),
   // double-buffered: connections go on with their next messages while fewer than two groups of the invocation's

@@ -3,7 +3,7 @@
  * every 250 already received), re-drive recipients whose job was lost, expire what is past the maximum age, and
  * prune history past the retention (per tenant, with redaction and erasure: minimisation.ts).
  */
-import { loadConfig } from "../config";
+import type { RelayConfig } from "../config";
 import { expireAbandonedRecipients } from "../store/housekeeping";
 import { pruneLedger } from "../store/retention";
 import { deleteBodies, runDataMinimisation } from "./minimisation";
@@ -11,8 +11,7 @@ import { flushOutcomeJournal } from "./outcomes";
 import { redriveOverdue } from "./redrive";
 import { onEveryShard } from "../store/shards";
 
-export async function runLedgerHousekeeping(env: Env, now = Date.now()): Promise<void> {
-  const config = loadConfig(env);
+export async function runLedgerHousekeeping(env: Env, config: RelayConfig, now = Date.now()): Promise<void> {
   const unflushed = await flushOutcomeJournal(env);
   // With outcomes still only in the journal, a re-drive could resend them: wait for D1 to take them first.
   if (!unflushed.length) {

@@ -5,7 +5,6 @@
  * into and DKIM-signed for that domain.
  */
 import { Hono, type Context } from "hono";
-import { loadConfig } from "../config";
 import { createAlias, deleteAlias, findAlias, listAliases, updateAlias, type Alias } from "../store/aliases";
 import { tenantOfDomain } from "../store/inbound";
 import { requireAdmin, type AppEnv } from "./auth";
@@ -33,7 +32,7 @@ adminAliases.use("/admin/aliases", requireAdmin);
 adminAliases.use("/admin/aliases/*", requireAdmin);
 
 adminAliases.post("/admin/aliases", async (c) => {
-  const b = parseBody(aliasBodies(loadConfig(c.env).maxRecipients).AliasCreate, await readJsonObject(c.req.raw), { too_many_recipients: 422 });
+  const b = parseBody(aliasBodies(c.var.config().maxRecipients).AliasCreate, await readJsonObject(c.req.raw), { too_many_recipients: 422 });
   const { address, domain } = b.address;
   const owner = await tenantOfDomain(c.env.DB, domain);
   if (!owner || owner.tenantId !== b.tenant_id) {
@@ -63,7 +62,7 @@ adminAliases.get("/admin/aliases/:address", async (c) => {
 
 adminAliases.patch("/admin/aliases/:address", async (c) => {
   const address = addressParam(c);
-  const b = parseBody(aliasBodies(loadConfig(c.env).maxRecipients, address).AliasPatch, await readJsonObject(c.req.raw), { too_many_recipients: 422 });
+  const b = parseBody(aliasBodies(c.var.config().maxRecipients, address).AliasPatch, await readJsonObject(c.req.raw), { too_many_recipients: 422 });
   const patch: { destinations?: string[]; description?: string | null } = {};
   if (b.destinations !== undefined) patch.destinations = b.destinations;
   if (b.description !== undefined) patch.description = b.description;

@@ -108,7 +108,7 @@ adminReputation.delete("/admin/reputation/subjects/:subject", async (c) => {
 
 adminReputation.post("/admin/reputation/check", async (c) => {
   config(c.env);
-  const r = await runReputationWatch(c.env);
+  const r = await runReputationWatch(c.env, c.var.config());
   return c.json(r);
 });
 

@@ -1,6 +1,5 @@
 /** Admin API for webhook endpoints (behind ADMIN_TOKEN): /admin/webhooks CRUD, secret rotation, attempts. */
 import { Hono } from "hono";
-import { loadConfig } from "../config";
 import { requireAdmin, type AppEnv } from "./auth";
 import { parseBody, webhookBodies } from "./bodies";
 import { ApiError } from "./errors";
@@ -15,7 +14,7 @@ webhookAdmin.use("/admin/webhooks", requireAdmin);
 webhookAdmin.use("/admin/webhooks/*", requireAdmin);
 
 webhookAdmin.post("/admin/webhooks", async (c) => {
-  const b = parseBody(webhookBodies(loadConfig(c.env).allowPrivateDestinations).WebhookCreate, await readJsonObject(c.req.raw));
+  const b = parseBody(webhookBodies(c.var.config().allowPrivateDestinations).WebhookCreate, await readJsonObject(c.req.raw));
   const tenant = await tenantExists(c.env.DB, b.tenant_id);
   if (!tenant) throw new ApiError(404, "not_found", "no such tenant", "tenant_id");
   // Emission follows each shard's own feed: start the tenant's shard at its newest event (DB: createWebhook does).
@@ -41,7 +40,7 @@ webhookAdmin.get("/admin/webhooks/:id", async (c) => {
 });
 
 webhookAdmin.patch("/admin/webhooks/:id", async (c) => {
-  const b = parseBody(webhookBodies(loadConfig(c.env).allowPrivateDestinations).WebhookPatch, await readJsonObject(c.req.raw));
+  const b = parseBody(webhookBodies(c.var.config().allowPrivateDestinations).WebhookPatch, await readJsonObject(c.req.raw));
   const changed = await updateWebhook(c.env.DB, c.req.param("id"), {
     ...(b.url !== undefined ? { url: b.url } : {}),
     ...(b.events !== undefined ? { events: b.events } : {}),

@@ -1,7 +1,6 @@
 /** Admin API (behind ADMIN_TOKEN): tenants, their sender domains and API keys. Routes: admin-routes.ts. */
 import { Hono } from "hono";
 import { addSenderDomain, createApiKey, createTenant, getTenant, listTenants, removeSenderDomain, updateTenant } from "../store/keys";
-import { loadConfig } from "../config";
 import { restartRedaction } from "../store/minimisation";
 import { requireAdmin, type AppEnv } from "./auth";
 import { DomainAdd, KeyCreate, TenantCreate, TenantPatch, parseBody } from "./bodies";
@@ -67,7 +66,7 @@ admin.get("/admin/tenants/:id", async (c) => {
 admin.patch("/admin/tenants/:id", async (c) => {
   const b = parseBody(TenantPatch, await readJsonObject(c.req.raw));
   const rl = b.rate_limit_per_minute;
-  const minimisation = minimisationPatch(b, loadConfig(c.env).redactionHashKey !== null);
+  const minimisation = minimisationPatch(b, c.var.config().redactionHashKey !== null);
   const current = await getTenant(c.env.DB, c.req.param("id"));
   if (current?.erase_requested_at) throw new ApiError(409, "conflict", "the tenant's data is being erased");
   const ok = await updateTenant(c.env.DB, c.req.param("id"), {

@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { EnqueueError } from "../queue/spool";
-import { ConfigError } from "../config";
+import { ConfigError, loadConfig, type RelayConfig } from "../config";
 import { admin } from "./admin";
 import { adminAliases } from "./admin-aliases";
 import { adminAudit, auditTrail } from "./audit";
@@ -27,6 +27,12 @@ import { webhookAdmin } from "./admin-webhooks";
 export const app = new Hono<AppEnv>();
 
 app.get("/health", (c) => c.json({ ok: true }));
+// Issue 19: the settings are parsed here, once per request, and passed down from the routes (c.var.config()).
+app.use("*", async (c, next) => {
+  let config: RelayConfig | undefined;
+  c.set("config", () => (config ??= loadConfig(c.env)));
+  await next();
+});
 // Issue 21: every authenticated configuration change is recorded, in this one place.
 app.use("*", auditTrail);
 app.route("/", adminAudit);

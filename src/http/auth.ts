@@ -1,11 +1,15 @@
 /** API key and admin token checks for the HTTP API. */
 import { constantTimeEqual } from "../mime/hmac";
-import { adminToken } from "../config";
+import { adminToken, type RelayConfig } from "../config";
 import type { Context, MiddlewareHandler } from "hono";
 import { findApiKey, sha256Hex, type Tenant } from "../store/keys";
 import { ApiError } from "./errors";
 
-export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant; keyId: string; auditActor: string } };
+/**
+ * `config`: the relay's settings, parsed by the app's first middleware (src/http/app.ts) on first use in a request,
+ * so a bad setting fails only the routes that need settings, as it always did. Routes pass it down.
+ */
+export type AppEnv = { Bindings: Env; Variables: { tenant: Tenant; keyId: string; auditActor: string; config: () => RelayConfig } };
 
 function presentedKey(c: Context): string | null {
   const auth = c.req.header("authorization");

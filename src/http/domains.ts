@@ -5,7 +5,7 @@
  */
 import { Hono, type Context } from "hono";
 import { keysForDomain, parseDkimKeys } from "../accept/dkim-keys";
-import { dkimKeysSecret, loadConfig, spfIncludes } from "../config";
+import { dkimKeysSecret, spfIncludes } from "../config";
 import { publicKeyRecord } from "../mime/dkim";
 import { checkDnsRecords, requiredDnsRecords, type DnsRecord } from "../mime/dns-records";
 import { bounceDomainFor } from "../mime/return-path";
@@ -65,7 +65,7 @@ domains.get("/v1/domains/:domain/dns", requireApiKey, async (c) => {
 domains.post("/v1/domains/:domain/verify", requireApiKey, async (c) => {
   const domain = await ownedDomain(c);
   const records = await recordsFor(c.env, domain);
-  const report = await checkDnsRecords(records, dohResolver(loadConfig(c.env).dohUrl));
+  const report = await checkDnsRecords(records, dohResolver(c.var.config().dohUrl));
   await recordDomainCheck(c.env.DB, domain, report.ok, report.results.map((r) => ({ name: r.record.name, purpose: r.record.purpose, status: r.status })));
   return c.json({ domain, verified: report.ok, results: report.results });
 });

@@ -7,7 +7,6 @@ import { publicBaseUrl } from "../accept/outbound";
 import { acceptRaw, readBodyLimited } from "../accept/raw";
 import { batchOutbox, flushBatchOutbox } from "../accept/batch-outbox";
 import { sendRequest, type SendContext } from "../accept/send";
-import { loadConfig } from "../config";
 import { validateSendRequest, type SendRequest } from "../mime/validate";
 import { listEvents, listMessages } from "../store/message-list";
 import { getMessage, type RecipientStatus } from "../store/messages";
@@ -27,7 +26,7 @@ export function sendContext(c: Context<AppEnv>, protocol?: string): SendContext 
   const url = new URL(c.req.url);
   return {
     env: c.env,
-    config: loadConfig(c.env),
+    config: c.var.config(),
     tenant: c.get("tenant"),
     protocol: protocol ?? (url.protocol === "https:" ? "HTTPS" : "HTTP"),
     publicBaseUrl: publicBaseUrl(c.env, c.req.url),
@@ -49,7 +48,7 @@ function streamParam(c: Context<AppEnv>): "transactional" | "broadcast" | null {
 
 /** A searched address as it reads in rows redacted in mode `hash` (issue 21), so searches keep finding them. */
 async function hashedForm(c: Context<AppEnv>, recipient: string | null): Promise<string | null> {
-  return recipient === null ? null : addressSearchForm(loadConfig(c.env).redactionHashKey, c.get("tenant").id, recipient);
+  return recipient === null ? null : addressSearchForm(c.var.config().redactionHashKey, c.get("tenant").id, recipient);
 }
 
 export const messages = new Hono<AppEnv>();

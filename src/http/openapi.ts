@@ -6,6 +6,7 @@
  */
 import { toJsonSchemaDefs } from "@valibot/to-json-schema";
 import { Hono } from "hono";
+import { mailChannelsSchema } from "../mime/mailchannels";
 import { sendRequestSchema } from "../mime/validate";
 import type { AppEnv } from "./auth";
 import { REQUEST_BODIES } from "./bodies";
@@ -36,12 +37,12 @@ const eventType: Schema = { type: "string", description: `One of ${EVENT_TYPES.j
  */
 function requestBodies(): Record<string, Schema> {
   return toJsonSchemaDefs(
-    { SendRequest: sendRequestSchema(), ...REQUEST_BODIES },
+    { SendRequest: sendRequestSchema(), MailChannelsSend: mailChannelsSchema(), ...REQUEST_BODIES },
     { target: "draft-2020-12", errorMode: "ignore", overrideRef: ({ referenceId }) => `#/components/schemas/${referenceId}` },
   ) as unknown as Record<string, Schema>;
 }
 
-/** The response schemas (and the MailChannels request schema, not yet on valibot). */
+/** The response schemas. */
 const responseSchemas: Record<string, Schema> = {
   Error: obj({ error: obj({ code: { type: "string", enum: [...ERROR_CODES] }, message: str, field: str }, ["code", "message"]) }),
   RecipientResult: obj({ address: str, status: { type: "string", enum: RECIPIENT_STATUS } }),
@@ -118,7 +119,6 @@ const responseSchemas: Record<string, Schema> = {
     verified: { type: "boolean" },
     results: { type: "array", items: obj({ record: ref("DnsRecord"), status: { enum: ["ok", "missing", "mismatch", "error"] }, found: { type: "array", items: str }, message: str }) },
   }),
-  MailChannelsSend: { type: "object", description: "The MailChannels Email API request body (personalizations, from, subject, content[], attachments, headers, dkim_*)." },
   MailChannelsResult: obj({
     request_id: str,
     results: { type: "array", items: obj({ index: int, message_id: str, status: { const: "sent" }, reason: str, recipients: { type: "array", items: ref("RecipientResult") } }) },

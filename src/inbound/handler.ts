@@ -18,7 +18,7 @@
  */
 import { parseDkimKeys } from "../accept/dkim-keys";
 import type { DkimSigner } from "../mime/dkim";
-import { dkimKeysSecret, loadConfig, signingSecret, type RelayConfig } from "../config";
+import { dkimKeysSecret, signingSecret, type RelayConfig } from "../config";
 import { verifyUnsubscribeToken } from "../mime/deliverability";
 import { decodeReturnPath, isReturnPathAddress } from "../mime/return-path";
 import { findAliasForDelivery } from "../store/aliases";
@@ -49,13 +49,12 @@ function bare(address: string): string {
  * Handles one message from Email Routing, then lets the webhook emitter pick up the events it wrote (bounced,
  * complained, auto_replied) right away instead of at the next queue batch or cron run.
  */
-export async function handleEmail(message: InboundEmail, env: Env, ctx: ExecutionContext): Promise<void> {
-  await routeEmail(message, env);
+export async function handleEmail(message: InboundEmail, env: Env, config: RelayConfig, ctx: ExecutionContext): Promise<void> {
+  await routeEmail(message, env, config);
   ctx.waitUntil(emitNewEventsLogged(env));
 }
 
-async function routeEmail(message: InboundEmail, env: Env): Promise<void> {
-  const config = loadConfig(env);
+async function routeEmail(message: InboundEmail, env: Env, config: RelayConfig): Promise<void> {
   const to = bare(message.to);
   const lowerTo = to.toLowerCase();
   const from = bare(message.from);

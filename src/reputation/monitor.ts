@@ -8,7 +8,7 @@
  * /admin/reputation/subjects, single ip4: addresses learned from the sender domains' SPF records, the tenants'
  * sender domains and REPUTATION_DOMAINS (link/tracking domains).
  */
-import { ConfigError, loadConfig, loadReputationConfig, type ReputationConfig } from "../config";
+import { ConfigError, loadReputationConfig, type RelayConfig, type ReputationConfig } from "../config";
 import { interpretAnswer, isIpv4, queryName, type DnsList, type ListVerdict } from "./dns-lists";
 import {
   listChecks,
@@ -126,9 +126,9 @@ export interface WatchRunResult {
 }
 
 /** One run of the watch: the due checks, their state changes, and webhooks for new events. */
-export async function runReputationWatch(env: Env, now = Date.now(), fetcher: typeof fetch = fetch): Promise<WatchRunResult> {
+export async function runReputationWatch(env: Env, config: RelayConfig, now = Date.now(), fetcher: typeof fetch = fetch): Promise<WatchRunResult> {
   const cfg = loadReputationConfig(env);
-  const dohUrl = loadConfig(env).dohUrl;
+  const dohUrl = config.dohUrl;
   const db = env.DB;
   const [subjects, checkRows, domains] = await Promise.all([watchedSubjects(db, cfg), listChecks(db), senderDomains(db)]);
   const checks = new Map(checkRows.map((c) => [`${c.subject}|${c.list}`, c]));
@@ -223,9 +223,9 @@ export async function emitReputationWebhooks(env: Env, now = Date.now()): Promis
 }
 
 /** For the cron: runs the watch and logs (never throws). */
-export async function runReputationWatchLogged(env: Env): Promise<void> {
+export async function runReputationWatchLogged(env: Env, config: RelayConfig): Promise<void> {
   try {
-    const r = await runReputationWatch(env);
+    const r = await runReputationWatch(env, config);
     const pruned = await pruneReports(env.DB, Date.now() - loadReputationConfig(env).reportRetentionDays * 86400_000);
     if (r.checked || r.events || pruned) console.log("reputation watch", JSON.stringify({ ...r, prunedReports: pruned }));
   } catch (e) {

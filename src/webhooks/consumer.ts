@@ -2,7 +2,7 @@
  * Queue consumer for WEBHOOKS (and its dead-letter queue): signs each event, POSTs it to its endpoint, records
  * the attempt, and retries failures with growing delays (WEBHOOK_RETRY_SCHEDULE_SECONDS, about a day in all).
  */
-import { loadConfig, webhookRetrySchedule } from "../config";
+import { webhookRetrySchedule, type RelayConfig } from "../config";
 import { destinationAllowed } from "../delivery/private-networks";
 import { getWebhook, insertAttempt, type AttemptOutcome, type WebhookRow } from "../store/webhooks";
 import { isWebhookJob, type WebhookJob } from "./emit";
@@ -50,7 +50,7 @@ export async function postWebhook(hook: Pick<WebhookRow, "url" | "secret">, job:
 }
 
 /** Handles a batch from the webhook queue or its dead-letter queue. */
-export async function handleWebhookBatch(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function handleWebhookBatch(batch: MessageBatch<unknown>, env: Env, config: RelayConfig): Promise<void> {
   if (batch.queue.endsWith("-dlq")) return handleWebhookDeadLetters(batch, env);
   const schedule = webhookRetrySchedule(env);
   const hooks = new Map<string, Promise<WebhookRow | null>>();
@@ -86,7 +86,7 @@ export async function handleWebhookBatch(batch: MessageBatch<unknown>, env: Env)
         msg.ack();
         return;
       }
-      const result = await postWebhook(hook, job, msg.attempts, Date.now(), loadConfig(env).allowPrivateDestinations);
+      const result = await postWebhook(hook, job, msg.attempts, Date.now(), config.allowPrivateDestinations);
       if (result.ok) {
         record("delivered", result);
         msg.ack();

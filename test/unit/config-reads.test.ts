@@ -2,6 +2,7 @@
  * Configuration is read in one place (issue 19): no module of the Worker but src/config.ts reads an env variable.
  * Bindings (DB, BODIES, the queues, the Durable Objects, EMAIL) are not settings and may be read anywhere. The
  * bridge is a separate Node program with its own option table (src/bridge/options.js) and is left out.
+ * The settings are parsed once per invocation at the entry points and passed down: only they call loadConfig.
  */
 import { readFileSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
@@ -36,5 +37,33 @@ describe("env variables are read only in src/config.ts", () => {
     expect(settingsRead("await env.DB.prepare(sql); await env.BODIES.get(key); env.OUTBOX.send(job);")).toEqual([]);
     // config.ts itself reads them all.
     expect(settingsRead(readFileSync(join(ROOT, CONFIG), "utf8"))).toEqual(expect.arrayContaining(["ADMIN_TOKEN", "DKIM_KEYS", "NEXT_HOP_URL", "RELAY_HOSTNAME", "SIGNING_SECRET"]));
+  });
+});
+
+/** The entry points: the Worker's handlers (src/index.ts) and the Hono app's first middleware (src/http/app.ts). */
+const ENTRY_POINTS = [join("src", "index.ts"), join("src", "http", "app.ts")];
+
+/** Calls of loadConfig in a source text (not its declaration, imports or comments). */
+function loadConfigCalls(source: string): number {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+  return [...code.matchAll(/(?<![\w.])loadConfig\s*\(/g)].filter((m) => !/function\s+$/.test(code.slice(0, m.index))).length;
+}
+
+describe("settings are parsed at the entry points and passed down (issue 19)", () => {
+  it("finds loadConfig called only in the entry points", () => {
+    const outside: string[] = [];
+    for (const file of sourceFiles(join(ROOT, "src"))) {
+      const path = relative(ROOT, file);
+      if (path === CONFIG || ENTRY_POINTS.includes(path)) continue;
+      const calls = loadConfigCalls(readFileSync(file, "utf8"));
+      if (calls) outside.push(`${path}: ${calls}`);
+    }
+    expect(outside, "take a RelayConfig parameter (routes: c.var.config()) instead").toEqual([]);
+  });
+
+  it("sees the calls it must refuse", () => {
+    expect(loadConfigCalls("const config = loadConfig(env);\nfoo(loadConfig (c.env).dohUrl);")).toBe(2);
+    expect(loadConfigCalls("export function loadConfig(env: Env): RelayConfig {\n// loadConfig(env) in a comment\nimport { loadConfig } from './config';")).toBe(0);
+    for (const entry of ENTRY_POINTS) expect(loadConfigCalls(readFileSync(join(ROOT, entry), "utf8")), entry).toBeGreaterThan(0);
   });
 });

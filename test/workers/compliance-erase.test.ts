@@ -7,6 +7,7 @@
  * untouched, and a delivery job still in a queue is dropped without sending.
  */
 import { inject } from "vitest";
+import { loadConfig } from "../../src/config";
 import { describe, expect, it } from "vitest";
 import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox } from "../../src/delivery/consumer";
@@ -182,7 +183,7 @@ describe("erasing a tenant's data", () => {
     expect(jobs).toHaveLength(1);
     const r = await call(`/admin/tenants/${tenantId}/erase`, { method: "POST", key: ADMIN_TOKEN, json: { confirm: tenantId } });
     expect(r.status).toBe(200);
-    await handleOutbox(batchOf(jobs), env);
+    await handleOutbox(batchOf(jobs), env, loadConfig(env));
     expect((await receivedAt(port)).filter((m) => m.rcptTo.includes(rcpt))).toEqual([]);
     expect(rowsNaming(await everyRow(), [tenantId, rcpt])).toEqual([]);
   });

@@ -4,6 +4,7 @@
  * in order with cursors that fall inside it, and webhooks and rollups see each event once.
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { loadConfig } from "../../src/config";
 import { describe, expect, it } from "vitest";
 import { handleOutbox } from "../../src/delivery/consumer";
 import { isJobBundle } from "../../src/queue/enqueue";
@@ -88,7 +89,7 @@ describe("the consumer's group commit", () => {
     const ids: string[] = [];
     for (let i = 0; i < 16; i++) ids.push(await acceptCaptured(env, tenantId, `a@${fromDomain}`, [`g${i}@${dest}`], jobs, "group"));
     const counter: RowCounter = { total: 0, byTable: {} };
-    await handleOutbox(batchOf(jobs), envWith(env, { DB: countingD1(env.DB, counter) }));
+    await handleOutbox(batchOf(jobs), envWith(env, { DB: countingD1(env.DB, counter) }), loadConfig(env));
     expect((await receivedAt(port)).length).toBe(16);
     for (const id of ids) expect((await getMessage(env.DB, id, tenantId))!.status).toBe("delivered");
     // 16 message updates and 2 events rows (OUTCOME_GROUP_TRANSACTIONS = 8): 2.125 rows per message with the accept;
@@ -139,7 +140,7 @@ describe("the batch endpoint", () => {
     const outbox = batchOf(sent as never[]);
     const retried: unknown[] = [];
     const retryQueue = { send: async (b: unknown) => void retried.push(b), sendBatch: async (list: Iterable<{ body: unknown }>) => void [...list].forEach((m) => retried.push(m.body)) };
-    await handleOutbox(outbox, envWith(env, { OUTBOX: retryQueue, OUTBOX_PRIORITY: retryQueue }));
+    await handleOutbox(outbox, envWith(env, { OUTBOX: retryQueue, OUTBOX_PRIORITY: retryQueue }), loadConfig(env));
     expect(outbox.acked).toBe(2);
     for (const m of await receivedAt(port)) for (const r of m.rcptTo) deliver.set(r, (deliver.get(r) ?? 0) + 1);
     expect(deliver.size).toBe(11);
@@ -151,7 +152,7 @@ describe("the batch endpoint", () => {
     expect(retried.length).toBe(1);
     expect(retried[0]).toMatchObject({ messageId: body.results[3]!.id, attempt: 1, recipients: [{ address: `busy@${dest}` }] });
     // The whole bundle handed over again (at least once): nothing is sent twice.
-    await handleOutbox(batchOf(sent as never[], 2), envWith(env, { OUTBOX: retryQueue, OUTBOX_PRIORITY: retryQueue }));
+    await handleOutbox(batchOf(sent as never[], 2), envWith(env, { OUTBOX: retryQueue, OUTBOX_PRIORITY: retryQueue }), loadConfig(env));
     const again = (await receivedAt(port)).flatMap((m) => m.rcptTo).filter((r) => r !== `busy@${dest}`);
     expect(again.length).toBe(11);
   });

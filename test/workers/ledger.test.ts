@@ -4,6 +4,7 @@
  * consumer stopped in the middle of a connection's block, and retention.
  */
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config";
 import { handleOutbox, InvocationStopped } from "../../src/delivery/consumer";
 import { runLedgerHousekeeping } from "../../src/delivery/housekeeping";
 import { flushOutcomeJournal } from "../../src/delivery/outcomes";
@@ -37,7 +38,7 @@ describe("rows written per message", () => {
     const jobs: DeliveryJob[] = [];
     const id = await acceptCaptured(envWith(env, { DB: db }), tenantId, from, [`u@${dest}`], jobs);
     const atAccept = counter.total;
-    await handleOutbox(batchOf(jobs), envWith(env, { DB: db }));
+    await handleOutbox(batchOf(jobs), envWith(env, { DB: db }), loadConfig(env));
     console.log(`rows written: accept ${atAccept}, delivery ${counter.total - atAccept}, by table ${JSON.stringify(counter.byTable)}`);
     expect(await statusOf(id)).toEqual(["delivered"]);
     expect((await receivedAt(port)).length).toBe(1);
@@ -60,7 +61,7 @@ describe("rows written per message", () => {
     const { tenantId, from, dest } = await setup();
     const jobs: DeliveryJob[] = [];
     const id = await acceptCaptured(env, tenantId, from, [`u@${dest}`], jobs);
-    await handleOutbox(batchOf(jobs), env);
+    await handleOutbox(batchOf(jobs), env, loadConfig(env));
     const view = (await getMessage(env.DB, id, tenantId))!;
     expect(view.events.map((e) => e.type)).toEqual(["accepted", "queued", "delivered"]);
     const delivered = view.events[2]!;
@@ -81,12 +82,12 @@ describe("a delivered recipient is never sent twice", () => {
     const counter: RowCounter = { total: 0, byTable: {} };
     const flaky = countingD1(env.DB, counter, (sql) => sql.startsWith("UPDATE messages SET rcpts"));
     const first = batchOf(jobs);
-    await handleOutbox(first, envWith(env, { DB: flaky }));
+    await handleOutbox(first, envWith(env, { DB: flaky }), loadConfig(env));
     expect(first.acked).toBe(1);
     expect((await receivedAt(port)).length).toBe(1);
     // D1 does not have it yet; the queue redelivers the job (as it would after any failure of the invocation).
     expect(await statusOf(id)).toEqual(["queued"]);
-    await handleOutbox(batchOf(jobs, 2), env);
+    await handleOutbox(batchOf(jobs, 2), env, loadConfig(env));
     expect((await receivedAt(port)).length).toBe(1);
     expect(await statusOf(id)).toEqual(["delivered"]);
     expect(await flushOutcomeJournal(env)).toEqual([]);
@@ -99,9 +100,9 @@ describe("the cron", () => {
     const jobs: DeliveryJob[] = [];
     const id = await acceptCaptured(env, tenantId, from, [`j@${dest}`], jobs);
     const flaky = countingD1(env.DB, { total: 0, byTable: {} }, (sql) => sql.startsWith("UPDATE messages SET rcpts"));
-    await handleOutbox(batchOf(jobs), envWith(env, { DB: flaky }));
+    await handleOutbox(batchOf(jobs), envWith(env, { DB: flaky }), loadConfig(env));
     expect(await statusOf(id)).toEqual(["queued"]);
-    await runLedgerHousekeeping(env, Date.now());
+    await runLedgerHousekeeping(env, loadConfig(env), Date.now());
     expect(await statusOf(id)).toEqual(["delivered"]);
     // Long after the grace period nothing is re-driven: the journal's outcome made the recipient final.
     expect((await redriveOverdue(env, GRACE_MS, MAX_AGE_MS, Date.now() + 2 * GRACE_MS)).jobs).toBe(0);
@@ -141,7 +142,7 @@ describe("re-drive from the ledger", () => {
     const stopAfter3 = { afterTransaction: () => {
       if (++sent === 3) throw new InvocationStopped("runtime stopped (test)");
     } };
-    await expect(handleOutbox(batchOf(jobs), env, stopAfter3)).rejects.toThrow(InvocationStopped);
+    await expect(handleOutbox(batchOf(jobs), env, loadConfig(env), stopAfter3)).rejects.toThrow(InvocationStopped);
     const before = (await receivedAt(port)).length;
     expect(before).toBeGreaterThanOrEqual(3);
     expect(before).toBeLessThan(8);

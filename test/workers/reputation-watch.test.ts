@@ -3,6 +3,7 @@
  * SERVFAIL), listing and delisting events in the admin API, webhooks for both, SPF learning, and the query budget.
  */
 import { describe, expect, inject, it } from "vitest";
+import { loadConfig } from "../../src/config";
 import { runReputationWatch } from "../../src/reputation/monitor";
 import { checkResponse } from "./api-schema";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, unique, waitFor } from "./helpers";
@@ -31,7 +32,7 @@ async function overview(): Promise<Overview> {
 /** Runs the watch until nothing is due at `now` (each run is bounded by REPUTATION_QUERIES_PER_RUN). */
 async function watchUntilDone(now: number) {
   for (let i = 0; i < 10; i++) {
-    const r = await runReputationWatch(env, now);
+    const r = await runReputationWatch(env, loadConfig(env), now);
     if (r.checked === 0 && r.learned === 0) return;
   }
 }
@@ -116,7 +117,7 @@ describe("blocklist watch over DoH", () => {
     const now = Date.now() + 5 * 3600_000;
     for (let i = 0; i < 10; i++) {
       const before = fetches.length;
-      const r = await runReputationWatch(env, now, counting);
+      const r = await runReputationWatch(env, loadConfig(env), now, counting);
       expect(fetches.length - before).toBeLessThanOrEqual(30);
       if (r.checked === 0 && r.learned === 0) break;
     }
@@ -132,7 +133,7 @@ describe("blocklist watch over DoH", () => {
     expect((await call("/admin/reputation/subjects", { method: "POST", key: ADMIN_TOKEN, json: { subject: ip } })).status).toBe(201);
     await a(`${rev(ip)}.b.barracudacentral.org`, "127.0.0.2");
     const now = Date.now() + 9 * 3600_000;
-    const runs = await Promise.all([runReputationWatch(env, now), runReputationWatch(env, now), runReputationWatch(env, now)]);
+    const runs = await Promise.all([runReputationWatch(env, loadConfig(env), now), runReputationWatch(env, loadConfig(env), now), runReputationWatch(env, loadConfig(env), now)]);
     expect(runs.reduce((s, r) => s + r.events, 0)).toBeGreaterThanOrEqual(1);
     const rows = await env.DB.prepare("SELECT type FROM reputation_events WHERE subject = ? AND list = 'barracuda'").bind(ip).all<{ type: string }>();
     expect(rows.results.map((r) => r.type)).toEqual(["reputation.listed"]);

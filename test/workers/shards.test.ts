@@ -4,6 +4,7 @@
  * fails only affects its own tenants; every shard is migrated.
  */
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config";
 import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox } from "../../src/delivery/consumer";
 import type { DeliveryJob } from "../../src/queue/job";
@@ -235,7 +236,7 @@ describe("a failing shard", () => {
     // Delivery: the batch delivers the DB tenant's mail and sends the other's job back to the queue.
     const batch = jobs.splice(0).filter((j) => j.messageId === idDb || j.messageId === id1);
     expect(batch).toHaveLength(2);
-    await handleOutbox(batchOf(batch), broken);
+    await handleOutbox(batchOf(batch), broken, loadConfig(broken));
     expect(await messageRow(env.DB, idDb)).toMatchObject({ open: 0 });
     expect((await receivedAt(port)).length).toBe(1);
     expect(jobs.map((j) => j.messageId)).toEqual([id1]);
@@ -249,7 +250,7 @@ describe("a failing shard", () => {
     expect(html).toContain('data-failed-shards="LEDGER_1"');
 
     // Once the shard is back, the returned job delivers.
-    await handleOutbox(batchOf(jobs.splice(0)), healthy);
+    await handleOutbox(batchOf(jobs.splice(0)), healthy, loadConfig(healthy));
     expect(await messageRow(LEDGER_1, id1)).toMatchObject({ open: 0 });
     expect((await receivedAt(port)).length).toBe(2);
   });
