@@ -5,6 +5,7 @@
  * go back to the queue several per Queue message.
  */
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config";
 import { handleOutbox } from "../../src/delivery/consumer";
 import { laneCount } from "../../src/delivery/lanes";
 import { acceptMessage } from "../../src/queue/spool";
@@ -44,7 +45,7 @@ describe("delivery lanes", () => {
   it("spreads 100 messages for one destination over several connections, within the policy's limit", async () => {
     const { port, dest, tenantId, from } = await setUp({ maxConnections: 4, maxMessagesPerConnection: 1000 });
     const { ids, jobs } = await acceptFor(tenantId, from, dest, 100);
-    await handleOutbox(batchOf(jobs), env);
+    await handleOutbox(batchOf(jobs), env, loadConfig(env));
     const received = await receivedAt(port);
     expect(received).toHaveLength(100);
     expect(new Set(received.flatMap((m) => m.rcptTo)).size).toBe(100);
@@ -71,7 +72,7 @@ describe("delivery lanes", () => {
   it("keeps each connection within the policy's messages per connection when connections take more of the line", async () => {
     const { port, dest, tenantId, from } = await setUp({ maxConnections: 2, maxMessagesPerConnection: 10 });
     const { ids, jobs } = await acceptFor(tenantId, from, dest, 45);
-    await handleOutbox(batchOf(jobs), env);
+    await handleOutbox(batchOf(jobs), env, loadConfig(env));
     const received = await receivedAt(port);
     expect(received).toHaveLength(45);
     for (const id of ids) expect((await getMessage(env.DB, id, tenantId))!.status).toBe("delivered");
@@ -97,7 +98,7 @@ describe("delivery lanes", () => {
     }
     const retried: { body: unknown; delaySeconds?: number }[] = [];
     const retryQueue = { send: async (b: unknown) => void retried.push({ body: b }), sendBatch: async (list: Iterable<{ body: unknown; delaySeconds?: number }>) => void retried.push(...list) };
-    await handleOutbox(batchOf(jobs), envWith(env, { OUTBOX: retryQueue, OUTBOX_PRIORITY: retryQueue }));
+    await handleOutbox(batchOf(jobs), envWith(env, { OUTBOX: retryQueue, OUTBOX_PRIORITY: retryQueue }), loadConfig(env));
     expect((await receivedAt(port)).length).toBe(3);
     // Three deferred jobs with the same retry delay: one Queue message (3 queue operations instead of 9).
     expect(retried).toHaveLength(1);
@@ -108,7 +109,7 @@ describe("delivery lanes", () => {
     expect(body.bundle.every((j) => j.attempt === 1)).toBe(true);
     expect(retried[0]!.delaySeconds).toBeGreaterThan(0);
     // Handed back to the consumer, each job of the bundle is tried on its own; the delivered ones are not sent again.
-    await handleOutbox(batchOf([body as never], 2), envWith(env, { OUTBOX: retryQueue, OUTBOX_PRIORITY: retryQueue }));
+    await handleOutbox(batchOf([body as never], 2), envWith(env, { OUTBOX: retryQueue, OUTBOX_PRIORITY: retryQueue }), loadConfig(env));
     expect((await receivedAt(port)).length).toBe(3);
     for (const i of [0, 2, 4]) expect((await getMessage(env.DB, ids[i]!, tenantId))!.status).toBe("delivered");
     for (const i of [1, 3, 5]) expect((await getMessage(env.DB, ids[i]!, tenantId))!.status).toBe("deferred");
