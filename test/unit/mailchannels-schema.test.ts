@@ -12,18 +12,7 @@ import { describe, expect, it } from "vitest";
 import { OPENAPI_DOCUMENT } from "../../src/http/openapi.js";
 import { fromMailChannelsRequest, mailChannelsSchema } from "../../src/mime/mailchannels.js";
 import { handCheckedMailChannelsRequest } from "../support/mailchannels-hand-checker.js";
-
-/** mulberry32: a small seeded generator, so every run makes the same bodies. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as generator } from "../support/prng.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
