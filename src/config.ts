@@ -212,16 +212,24 @@ export const OUTCOME_GROUP_MAX_WAIT_MS = 250;
 
 /** The ledger's retention and re-drive settings (issue 16, 25). */
 function ledgerSettings(env: Record<string, string | undefined>): Pick<RelayConfig, "messageRetentionDays" | "redriveGraceSeconds" | "retentionPruneRowsPerRun" | "redactionHashKey" | "outcomeGroupTransactions"> {
-  const hashKey = env.REDACTION_HASH_KEY ?? "";
-  // A short key makes the hashes of likely addresses cheap to guess (16 bytes: the HMAC key size NIST SP 800-107 asks as a minimum security strength of 128 bits).
-  if (hashKey !== "" && hashKey.length < 16) throw new ConfigError("REDACTION_HASH_KEY must be at least 16 characters (e.g. openssl rand -base64 32)");
   return {
-    redactionHashKey: hashKey === "" ? null : hashKey,
+    redactionHashKey: redactionHashKey(env),
     messageRetentionDays: positiveInt("MESSAGE_RETENTION_DAYS", env.MESSAGE_RETENTION_DAYS, DEFAULT_MESSAGE_RETENTION_DAYS),
     redriveGraceSeconds: positiveInt("REDRIVE_GRACE_SECONDS", env.REDRIVE_GRACE_SECONDS, DEFAULT_REDRIVE_GRACE_SECONDS),
     retentionPruneRowsPerRun: positiveInt("RETENTION_PRUNE_ROWS_PER_RUN", env.RETENTION_PRUNE_ROWS_PER_RUN, DEFAULT_RETENTION_PRUNE_ROWS_PER_RUN),
     outcomeGroupTransactions: Math.min(50, positiveInt("OUTCOME_GROUP_TRANSACTIONS", env.OUTCOME_GROUP_TRANSACTIONS, DEFAULT_OUTCOME_GROUP_TRANSACTIONS)),
   };
+}
+
+/**
+ * REDACTION_HASH_KEY (issue 21), the key of redaction mode `hash`, or null. Part of `loadConfig`; the reporting
+ * page's address search reads it alone, so the page still needs no other setting.
+ */
+export function redactionHashKey(env: { REDACTION_HASH_KEY?: string }): string | null {
+  const hashKey = env.REDACTION_HASH_KEY ?? "";
+  // A short key makes the hashes of likely addresses cheap to guess (16 bytes: the HMAC key size NIST SP 800-107 asks as a minimum security strength of 128 bits).
+  if (hashKey !== "" && hashKey.length < 16) throw new ConfigError("REDACTION_HASH_KEY must be at least 16 characters (e.g. openssl rand -base64 32)");
+  return hashKey === "" ? null : hashKey;
 }
 
 /** Default EVENT_RETENTION_DAYS: 30 days of raw events, what SES and most providers keep for event history. */

@@ -3,7 +3,7 @@
  * behind the admin-token session or Cloudflare Access. Reads rollups and indexed tables only.
  */
 import { concatBytes } from "../mime/encoding";
-import { adminToken } from "../config";
+import { adminToken, redactionHashKey } from "../config";
 import { Hono, type Context } from "hono";
 import { html } from "hono/html";
 import { consumeRateLimit, rateCount } from "../store/keys";
@@ -178,7 +178,7 @@ dashboard.get("/dashboard/destinations", async (c) => {
 dashboard.get("/dashboard/messages", async (c) => {
   // The tag index is filled by the rollup: fold in the newest events first so fresh messages are found.
   const shards = await foldedShards(c, c.req.query("field") === "tag");
-  return page(c, "messages", "Messages", (t) => messagesPage(shards, t, c.req.query("field") ?? "", c.req.query("q") ?? ""));
+  return page(c, "messages", "Messages", (t) => messagesPage(shards, t, c.req.query("field") ?? "", c.req.query("q") ?? "", () => redactionHashKey(c.env)));
 });
 
 dashboard.get("/dashboard/messages/:id", async (c) => {

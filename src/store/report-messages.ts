@@ -1,11 +1,14 @@
 /** Reads for the reporting page's message search and suppression list. Every query is served by an index. */
 import { idFloor } from "./ids";
 import { summariseStatus, type RecipientStatus } from "./messages";
+import { addressSearchForm } from "./redaction";
 import { ALL_TENANTS, type TenantScope } from "./report";
 
 export type SearchField = "id" | "recipient" | "sender" | "tag" | "status" | "stream";
 export const SEARCH_FIELDS: readonly SearchField[] = ["id", "recipient", "sender", "tag", "status", "stream"];
 export const SEARCH_LIMIT = 50;
+/** Searches by address: they also compare with the address as rows redacted in mode `hash` hold it (issue 21). */
+export const ADDRESS_SEARCH_FIELDS: readonly SearchField[] = ["recipient", "sender"];
 
 export interface MessageSummary {
   id: string;
@@ -56,7 +59,8 @@ function toSummary(r: SummaryRow): MessageSummary {
 
 /**
  * The SQL of a search (exposed so the index test can EXPLAIN it), for all tenants or one. Bound: ?1 tenant (ignored
- * for all), ?2 term, ?3 limit, ?4 the smallest message id to look at. Every search walks the primary key
+ * for all), ?2 term, ?3 limit, ?4 the smallest message id to look at, and for the `ADDRESS_SEARCH_FIELDS` ?5 the term
+ * as rows redacted in mode `hash` hold it (or null). Every search walks the primary key
  * (tenant_id, id) newest first and filters the message row (recipients are in `rcpts`): no index to keep up.
  */
 export function searchSql(field: SearchField | null, scope: "all" | "tenant"): string {
@@ -68,10 +72,10 @@ export function searchSql(field: SearchField | null, scope: "all" | "tenant"): s
     case "id":
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE m.id = ?2 AND ${t} AND ?4 IS NOT NULL LIMIT ?3`;
     case "recipient":
-      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${recent} AND ${inRcpts("$.a", "?2, lower(?2)")} ${page}`;
+      return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${recent} AND ${inRcpts("$.a", "?2, lower(?2), ?5")} ${page}`;
     case "sender":
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m
-               WHERE ${recent} AND (m.header_from IN (?2, lower(?2)) OR m.mail_from IN (?2, lower(?2))) ${page}`;
+               WHERE ${recent} AND (m.header_from IN (?2, lower(?2), ?5) OR m.mail_from IN (?2, lower(?2), ?5)) ${page}`;
     case "tag":
       return `SELECT ${SUMMARY_COLUMNS} FROM messages m WHERE ${recent} AND EXISTS (SELECT 1 FROM json_each(COALESCE(m.tags, '[]')) g WHERE g.value = ?2) ${page}`;
     case "status":
@@ -85,13 +89,16 @@ export function searchSql(field: SearchField | null, scope: "all" | "tenant"): s
 
 /**
  * Messages matching a search, newest first (message ids are time-ordered). With no field, the newest
- * messages. Recipient and status searches look at the newest 1000 matching recipients.
+ * messages. Recipient and status searches look at the newest 1000 matching recipients. With `hashKey`
+ * (REDACTION_HASH_KEY), searches by recipient or sender also find rows redacted in mode `hash`: the term is hashed
+ * per tenant, as the redaction pass hashed it.
  */
 export async function searchMessages(
   db: D1Database,
   tenant: TenantScope,
   field: SearchField | null,
   term: string,
+  hashKey: string | null,
   limit = SEARCH_LIMIT,
   now = Date.now(),
 ): Promise<MessageSummary[]> {
@@ -99,7 +106,12 @@ export async function searchMessages(
   // All tenants: one newest-first walk per tenant, merged here (a walk across tenants would sort the whole window).
   const tenants = tenant === ALL_TENANTS ? (await db.prepare("SELECT id FROM tenants").all<{ id: string }>()).results.map((r) => r.id) : [tenant];
   const sql = searchSql(field, "tenant");
-  const pages = tenants.length ? await db.batch<SummaryRow>(tenants.map((t) => db.prepare(sql).bind(t, term.trim(), limit, floor))) : [];
+  const q = term.trim();
+  const byAddress = field !== null && ADDRESS_SEARCH_FIELDS.includes(field);
+  const params = await Promise.all(
+    tenants.map(async (t) => (byAddress ? [t, q, limit, floor, await addressSearchForm(hashKey, t, q)] : [t, q, limit, floor])),
+  );
+  const pages = params.length ? await db.batch<SummaryRow>(params.map((p) => db.prepare(sql).bind(...p))) : [];
   const rows = pages.flatMap((p) => p.results);
   rows.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
   return rows.slice(0, limit).map(toSummary);

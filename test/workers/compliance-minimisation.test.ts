@@ -191,6 +191,56 @@ describe("redaction after N days", () => {
   });
 });
 
+describe("the reporting page's search after redaction", () => {
+  /** Ids of the messages the page's search lists (each row links to its message's page). */
+  async function pageSearch(field: "recipient" | "sender", q: string, tenantId?: string): Promise<string[]> {
+    const session = await login();
+    const res = await session.get(`/dashboard/messages?field=${field}&q=${encodeURIComponent(q)}${tenantId ? `&tenant=${tenantId}` : ""}`);
+    expect(res.status).toBe(200);
+    return [...(await res.text()).matchAll(/href="\/dashboard\/messages\/([0-9a-z]+)/g)].map((m) => m[1]!);
+  }
+
+  it("finds a message redacted in hash mode by its recipient and its sender, and one redacted in redact mode by neither", async () => {
+    const { domain } = await recordingDomain();
+    const hashed = await createTenantWithKey([`${unique("hashed")}.example`]);
+    const plain = await createTenantWithKey([`${unique("plain")}.example`]);
+    expect((await setTenant(hashed.tenantId, { redact_after_days: 0, redact_mode: "hash" })).status).toBe(200);
+    expect((await setTenant(plain.tenantId, { redact_after_days: 0, redact_mode: "redact" })).status).toBe(200);
+    const hashedTo = `Patient-${unique()}@${domain}`;
+    const hashedFrom = `results@${await tenantDomain(hashed.tenantId)}`;
+    const plainTo = `patient-${unique()}@${domain}`;
+    const plainFrom = `results@${await tenantDomain(plain.tenantId)}`;
+    const hashedId = await sendOne(hashed.key, `Lab <${hashedFrom}>`, hashedTo, "Your results");
+    const plainId = await sendOne(plain.key, plainFrom, plainTo, "Your results");
+    await delivered(hashed.key, hashedId);
+    await delivered(plain.key, plainId);
+    // Before redaction both are found by address.
+    expect(await pageSearch("recipient", plainTo, plain.tenantId)).toEqual([plainId]);
+    expect(await pageSearch("sender", plainFrom, plain.tenantId)).toEqual([plainId]);
+
+    await advanceRollups(env.DB, 5);
+    await emitNewEvents(env);
+    await runDataMinimisation(env, loadConfig(env), Date.now() + 1000);
+    expect((await message(hashed.key, hashedId)).recipients[0]!.address).toMatch(/^\[hmac:/);
+    expect((await message(plain.key, plainId)).recipients[0]!.address).toBe(`[redacted]@${domain}`);
+
+    // Hash mode: the searched address is hashed as the redaction pass hashed it, in any case, for one tenant or all.
+    expect(await pageSearch("recipient", hashedTo, hashed.tenantId)).toEqual([hashedId]);
+    expect(await pageSearch("recipient", hashedTo.toLowerCase(), hashed.tenantId)).toEqual([hashedId]);
+    expect(await pageSearch("recipient", hashedTo)).toContain(hashedId);
+    expect(await pageSearch("sender", hashedFrom, hashed.tenantId)).toEqual([hashedId]);
+    expect(await pageSearch("sender", hashedFrom)).toContain(hashedId);
+    expect(await pageSearch("recipient", `someone-else@${domain}`, hashed.tenantId)).toEqual([]);
+    // Another tenant's key material differs: the hash of one tenant's address never matches another's rows.
+    expect(await pageSearch("recipient", hashedTo, plain.tenantId)).toEqual([]);
+
+    // Redact mode keeps nothing to compare with: the message is no longer found by address.
+    expect(await pageSearch("recipient", plainTo, plain.tenantId)).toEqual([]);
+    expect(await pageSearch("sender", plainFrom, plain.tenantId)).toEqual([]);
+    expect(await pageSearch("recipient", plainTo)).not.toContain(plainId);
+  });
+});
+
 describe("per-tenant retention", () => {
   it("deletes a tenant's final messages after its own retention, leaves other tenants' and pending mail alone", async () => {
     const { domain } = await recordingDomain();

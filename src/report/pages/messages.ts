@@ -2,7 +2,7 @@
 import { html } from "hono/html";
 import { getMessage } from "../../store/messages";
 import { isRedactedValue } from "../../store/redaction";
-import { SEARCH_FIELDS, SEARCH_LIMIT, searchMessages, type SearchField } from "../../store/report-messages";
+import { ADDRESS_SEARCH_FIELDS, SEARCH_FIELDS, SEARCH_LIMIT, searchMessages, type SearchField } from "../../store/report-messages";
 import { ALL_TENANTS, type TenantScope } from "../../store/report";
 import { rollupFreshness } from "../../store/rollup-freshness";
 import { freshnessNote, shardsNote } from "../freshness";
@@ -32,14 +32,19 @@ export function guessField(term: string): SearchField | null {
   return "tag";
 }
 
-export async function messagesPage(shards: readonly LedgerShard[], tenant: TenantScope, fieldParam: string, termParam: string): Promise<Html> {
+/**
+ * The search and its results. `hashKey` gives REDACTION_HASH_KEY, read only for a search by address (so a bad key
+ * fails only those searches): with it they also find messages redacted in mode `hash` (issue 21).
+ */
+export async function messagesPage(shards: readonly LedgerShard[], tenant: TenantScope, fieldParam: string, termParam: string, hashKey: () => string | null): Promise<Html> {
   const term = termParam.trim().slice(0, 320);
   const field = (SEARCH_FIELDS as readonly string[]).includes(fieldParam) ? (fieldParam as SearchField) : guessField(term);
+  const key = term && field && ADDRESS_SEARCH_FIELDS.includes(field) ? hashKey() : null;
   const byTag = Boolean(term) && field === "tag";
   // Each shard searched in parallel (issue 17), the newest of all kept (message ids are time-ordered).
   const parts = await across(shards, (db) =>
     Promise.all([
-      searchMessages(db, tenant, term ? field : null, term),
+      searchMessages(db, tenant, term ? field : null, term, key),
       // The tag index is filled by the rollups, so a tag search is as current as they are.
       byTag ? rollupFreshness(db) : null,
     ]),
