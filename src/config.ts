@@ -12,6 +12,11 @@ import { isDomainName } from "./mime/domain-name";
 export const MAX_INLINE_BODY_BYTES = 100 * 1024;
 /** Cloudflare Queues cap `delaySeconds` at 12 hours. */
 export const MAX_QUEUE_DELAY_SECONDS = 12 * 60 * 60;
+/**
+ * Retry-After on a 503 (a database or queue that failed for now): D1's own retries of a transient error take
+ * seconds (its "Retry queries" guide backs off exponentially), so a client waits a little longer than that.
+ */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 10;
 /** API keys are 32 random bytes; this prefix makes leaked keys easy to find with secret scanners. */
 export const API_KEY_PREFIX = "er_";
 /** Default cap on to+cc+bcc per message, the common limit of Postmark/SES-style APIs. */

@@ -2,7 +2,8 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { EnqueueError } from "../queue/spool";
-import { ConfigError, loadConfig, type RelayConfig } from "../config";
+import { ConfigError, loadConfig, UNAVAILABLE_RETRY_AFTER_SECONDS, type RelayConfig } from "../config";
+import { isD1Unavailable } from "../store/d1-errors";
 import { admin } from "./admin";
 import { adminAliases } from "./admin-aliases";
 import { adminAudit, auditTrail } from "./audit";
@@ -65,9 +66,16 @@ app.onError((err, c) => {
   if (err instanceof HTTPException) {
     return render(new ApiError(err.status === 413 ? 413 : 400, err.status === 413 ? "too_large" : "invalid_field", err.message));
   }
+  // Both are temporary: 503 with Retry-After, so SDKs retry; any other error is a defect and stays 500.
+  const retryAfter = { "retry-after": String(UNAVAILABLE_RETRY_AFTER_SECONDS) };
   if (err instanceof EnqueueError) {
     console.error(err, err.cause);
-    return render(new ApiError(503, "unavailable", "the message could not be queued; retry later"));
+    return render(new ApiError(503, "unavailable", "the message could not be queued; retry later", undefined, retryAfter));
+  }
+  if (isD1Unavailable(err)) {
+    // A tenant's ledger shard (or the control database) is unreachable or was reset; other shards still serve.
+    console.error("database unavailable:", err);
+    return render(new ApiError(503, "unavailable", "the database is unavailable for now; retry later", undefined, retryAfter));
   }
   if (err instanceof ConfigError) console.error("configuration error:", err.message);
   else console.error("unhandled error", err);

@@ -6,7 +6,8 @@
  *
  * The first step marks the tenant (`erase_requested_at`), suspends it and deletes its API keys first, so nothing
  * new is accepted. Delivery jobs still in the queue find no message row and are dropped without sending
- * (delivery/consumer.ts); parked and scheduled jobs are deleted with the rest.
+ * (delivery/consumer.ts); parked and scheduled jobs are deleted with the rest. Webhook jobs still in the queue
+ * find no endpoint and are dropped without a post and without an attempt row (webhooks/consumer.ts).
  */
 import { minimisationCursors } from "./minimisation";
 import { forgetCachedApiKeys } from "./keys";
@@ -28,8 +29,9 @@ const TENANT_TABLES: readonly { table: string; key: string; where: string }[] = 
   { table: "report_rollups", key: "(period, level, tenant_id, bucket, key, type)", where: "tenant_id = ?1" },
   { table: "report_latency", key: "(period, level, tenant_id, bucket, key, le_ms)", where: "tenant_id = ?1" },
   { table: "report_message_tags", key: "(tag, message_id)", where: "tenant_id = ?1" },
-  { table: "webhook_attempts", key: "rowid", where: "tenant_id = ?1" },
+  // Endpoints before their attempts: an attempt is recorded only while its endpoint exists (store/webhooks.ts).
   { table: "webhooks", key: "rowid", where: "tenant_id = ?1" },
+  { table: "webhook_attempts", key: "rowid", where: "tenant_id = ?1" },
   { table: "aliases", key: "rowid", where: "tenant_id = ?1" },
   { table: "inbound_messages", key: "rowid", where: "tenant_id = ?1" },
   { table: "tracking_settings", key: "(tenant_id, stream)", where: "tenant_id = ?1" },

@@ -157,10 +157,12 @@ export interface WebhookAttempt {
 }
 
 export function insertAttempt(db: D1Database, a: WebhookAttempt): D1PreparedStatement {
+  // Only while the endpoint exists: an erase deletes the tenant's endpoints before their attempts (store/erase.ts),
+  // so a job still queued, or one in flight while the erase ran, writes nothing of the tenant back.
   return db
     .prepare(
       `INSERT INTO webhook_attempts (webhook_id, tenant_id, delivery_id, event_type, message_id, attempt, outcome, status_code, error, duration_ms, at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = ?1)`,
     )
     .bind(a.webhookId, a.tenantId, a.deliveryId, a.eventType, a.messageId, a.attempt, a.outcome, a.statusCode, a.error, a.durationMs, a.at);
 }

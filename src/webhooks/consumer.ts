@@ -65,11 +65,17 @@ export async function handleWebhookBatch(batch: MessageBatch<unknown>, env: Env,
       const job = msg.body;
       if (!hooks.has(job.webhookId)) hooks.set(job.webhookId, getWebhook(env.DB, job.webhookId));
       const hook = await hooks.get(job.webhookId)!;
+      if (!hook) {
+        // Deleted, or erased with its tenant: no attempt row, which would name the tenant and its message again.
+        console.log(`webhooks: dropping a job of deleted endpoint ${job.webhookId}`);
+        msg.ack();
+        return;
+      }
       const record = (outcome: AttemptOutcome, r: Partial<PostResult>) =>
         attempts.push(
           insertAttempt(env.DB, {
             webhookId: job.webhookId,
-            tenantId: hook?.tenant_id ?? job.payload.tenant_id,
+            tenantId: hook.tenant_id,
             deliveryId: job.payload.id,
             eventType: job.payload.type,
             messageId: job.payload.message_id,
@@ -81,8 +87,8 @@ export async function handleWebhookBatch(batch: MessageBatch<unknown>, env: Env,
             at: Date.now(),
           }),
         );
-      if (!hook || hook.disabled_at !== null) {
-        record("dropped", { error: hook ? "endpoint disabled" : "endpoint deleted" });
+      if (hook.disabled_at !== null) {
+        record("dropped", { error: "endpoint disabled" });
         msg.ack();
         return;
       }

@@ -4,7 +4,7 @@
  * per-tenant route, an alias and a forwarded message, rollups, rate counters), then erased through the admin API.
  * Afterwards every table listed in sqlite_master is read whole: no row holds the tenant id or one of its addresses
  * (the audit trail excepted, which records the erase), the tenant's R2 bodies are gone, another tenant's data is
- * untouched, and a delivery job still in a queue is dropped without sending.
+ * untouched, and a delivery job or a webhook job still in a queue is dropped without sending or writing a row.
  */
 import { inject } from "vitest";
 import { loadConfig } from "../../src/config";
@@ -13,7 +13,8 @@ import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox } from "../../src/delivery/consumer";
 import type { DeliveryJob } from "../../src/queue/job";
 import { advanceRollups } from "../../src/store/rollups";
-import { emitNewEvents } from "../../src/webhooks/emit";
+import { emitNewEvents, type WebhookJob } from "../../src/webhooks/emit";
+import { handleWebhookBatch } from "../../src/webhooks/consumer";
 import { batchOf, capturingQueue, envWith } from "../support/ledger-env";
 import { ADMIN_TOKEN, call, createTenantWithKey, env, receivedAt, unique, waitFor } from "./helpers";
 import { deliverToWorker, fakeEmail } from "./inbound-support";
@@ -38,6 +39,18 @@ async function everyRow(): Promise<{ table: string; json: string }[]> {
 
 function rowsNaming(rows: { table: string; json: string }[], needles: string[]): string[] {
   return rows.filter((r) => needles.some((n) => r.json.includes(n.toLowerCase()))).map((r) => `${r.table}: ${r.json.slice(0, 200)}`);
+}
+
+/** A batch of webhook jobs as the consumer receives it from `queue` (a name ending in -dlq is the dead letters). */
+function webhookBatch(queue: string, jobs: WebhookJob[]): MessageBatch<unknown> & { acked: number } {
+  const b = {
+    queue,
+    acked: 0,
+    messages: jobs.map((body, i) => ({ id: `wh-${i}`, timestamp: new Date(), body, attempts: 1, ack: () => void b.acked++, retry: () => {} })),
+    ackAll: () => void (b.acked += jobs.length),
+    retryAll: () => {},
+  };
+  return b as unknown as MessageBatch<unknown> & { acked: number };
 }
 
 async function ok(res: Response | Promise<Response>, status = 200): Promise<unknown> {
@@ -185,6 +198,39 @@ describe("erasing a tenant's data", () => {
     expect(r.status).toBe(200);
     await handleOutbox(batchOf(jobs), env, loadConfig(env));
     expect((await receivedAt(port)).filter((m) => m.rcptTo.includes(rcpt))).toEqual([]);
+    expect(rowsNaming(await everyRow(), [tenantId, rcpt])).toEqual([]);
+  });
+
+  it("drops a webhook job still in the queue (or its dead letter) after the erase: no post, no attempt row", async () => {
+    const { tenantId } = await createTenantWithKey([`${unique("hook")}.example`]);
+    const name = unique("hook");
+    const created = await call("/admin/webhooks", { method: "POST", key: ADMIN_TOKEN, json: { tenant_id: tenantId, url: `${control()}/hooks/${name}`, events: ["delivered"] } });
+    expect(created.status).toBe(201);
+    const { id: webhookId } = (await created.json()) as { id: string };
+    const rcpt = `hooked-${unique()}@elsewhere.example`;
+    const jobOf = (messageId: string): WebhookJob => ({
+      v: 1,
+      webhookId,
+      payload: { id: unique("d"), event_id: 1, type: "delivered", created_at: new Date().toISOString(), tenant_id: tenantId, message_id: messageId, recipient: rcpt, data: { attempt: 1, code: 250, enhanced: "2.0.0", text: `250 ok for ${rcpt}`, host: "mx.elsewhere.example", tls: true, latency_ms: 5 } },
+    });
+    const posts = async () => ((await (await fetch(`${control()}/hooks/${name}`)).json()) as unknown[]).length;
+    const config = loadConfig(env);
+    // Before the erase a job is posted and its attempt recorded (so the checks below can fail).
+    await handleWebhookBatch(webhookBatch("edge-relay-webhooks", [jobOf(unique("m"))]), env, config);
+    expect(await posts()).toBe(1);
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM webhook_attempts WHERE tenant_id = ?").bind(tenantId).first()).toEqual({ n: 1 });
+
+    let status = "";
+    for (let calls = 0; calls < 20 && status !== "erased"; calls++) {
+      const r = await call(`/admin/tenants/${tenantId}/erase`, { method: "POST", key: ADMIN_TOKEN, json: { confirm: tenantId } });
+      status = ((await r.json()) as { status: string }).status;
+    }
+    expect(status).toBe("erased");
+    const late = webhookBatch("edge-relay-webhooks", [jobOf(unique("m"))]);
+    await handleWebhookBatch(late, env, config);
+    expect(late.acked).toBe(1);
+    await handleWebhookBatch(webhookBatch("edge-relay-webhooks-dlq", [jobOf(unique("m"))]), env, config);
+    expect(await posts()).toBe(1);
     expect(rowsNaming(await everyRow(), [tenantId, rcpt])).toEqual([]);
   });
 });

@@ -3,7 +3,9 @@
  * the API, the consumer, webhooks, bounces and the reporting page find each tenant's ledger; a shard whose D1
  * fails only affects its own tenants; every shard is migrated.
  */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { app } from "../../src/http/app";
 import { loadConfig } from "../../src/config";
 import { acceptMessage } from "../../src/queue/spool";
 import { handleOutbox } from "../../src/delivery/consumer";
@@ -49,10 +51,10 @@ async function sendDelivered(t: Placed, to: string[]): Promise<string> {
   return id;
 }
 
-/** A D1 binding that refuses everything, as a failing database would. */
-function brokenD1(): D1Database {
+/** A D1 binding that refuses everything, as a failing database would, with D1's `message`. */
+function brokenD1(message = "D1_ERROR: shard unavailable (test)"): D1Database {
   const fail = () => {
-    throw new Error("D1_ERROR: shard unavailable (test)");
+    throw new Error(message);
   };
   return { prepare: fail, batch: async () => fail(), exec: async () => fail(), dump: async () => fail() } as unknown as D1Database;
 }
@@ -213,6 +215,23 @@ describe("erasing a tenant on a shard", () => {
   });
 });
 
+/** A send through the Hono app over `e` (the API path, or MailChannels' /tx/v1/send). */
+async function sendOver(e: Env, t: Placed, dest: string, path = "/v1/messages"): Promise<Response> {
+  const to = `u@${dest}`;
+  const json =
+    path === "/v1/messages"
+      ? { from: `a@${t.domain}`, to: [to], subject: "iso", text: "hi" }
+      : { personalizations: [{ to: [{ email: to }] }], from: { email: `a@${t.domain}` }, subject: "iso", content: [{ type: "text/plain", value: "hi" }] };
+  const ctx = createExecutionContext();
+  const res = await app.fetch(
+    new Request(`https://relay.test${path}`, { method: "POST", headers: { authorization: `Bearer ${t.key}`, "content-type": "application/json" }, body: JSON.stringify(json) }),
+    e,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return res;
+}
+
 describe("a failing shard", () => {
   it("stops only its own tenants: the other shard's tenant keeps accepting and delivering", async () => {
     const onDb = await tenantOn("DB");
@@ -232,6 +251,24 @@ describe("a failing shard", () => {
     const { id: idDbLater } = await accept(broken, onDb);
     await expect(accept(broken, on1)).rejects.toThrow(/shard unavailable/);
     expect(await messageRow(env.DB, idDbLater)).toMatchObject({ tenant_id: onDb.tenantId });
+
+    // The API: the LEDGER_1 tenant's request gets 503 with Retry-After (SDKs retry), the DB tenant's goes in.
+    const unreachable = envWith(env, { OUTBOX: q, OUTBOX_PRIORITY: q, LEDGER_1: brokenD1("D1_ERROR: Network connection lost.") } as Record<string, unknown>);
+    const http = await sendOver(unreachable, on1, dest);
+    expect(http.status).toBe(503);
+    expect(Number(http.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(((await http.json()) as { error: { code: string } }).error.code).toBe("unavailable");
+    expect((await sendOver(unreachable, onDb, dest)).status).toBe(202);
+    // The MailChannels endpoint keeps its error body (with `errors`) on the same 503.
+    const mc = await sendOver(unreachable, on1, dest, "/tx/v1/send");
+    expect(mc.status).toBe(503);
+    expect(mc.headers.get("retry-after")).toBe(http.headers.get("retry-after"));
+    expect(await mc.json()).toMatchObject({ error: { code: "unavailable" }, errors: [expect.stringContaining("retry")] });
+    // A D1 error that is not about reaching the database (here, SQL) is a defect: 500, no Retry-After.
+    const defect = await sendOver(envWith(env, { OUTBOX: q, OUTBOX_PRIORITY: q, LEDGER_1: brokenD1("D1_ERROR: no such table: messages: SQLITE_ERROR") } as Record<string, unknown>), on1, dest);
+    expect(defect.status).toBe(500);
+    expect(defect.headers.get("retry-after")).toBeNull();
+    expect(((await defect.json()) as { error: { code: string } }).error.code).toBe("internal_error");
 
     // Delivery: the batch delivers the DB tenant's mail and sends the other's job back to the queue.
     const batch = jobs.splice(0).filter((j) => j.messageId === idDb || j.messageId === id1);
