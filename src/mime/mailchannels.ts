@@ -541,7 +541,7 @@ function mapOrThrow(input: unknown, limits: MailChannelsLimits): MailChannelsSen
   });
 }
 
-interface PathContext {
+export interface PathContext {
   pPath: string;
   fromPath: string;
   replyPath: string;
@@ -551,7 +551,7 @@ interface PathContext {
 }
 
 /** Translate a field path of our own request shape back into the MailChannels request's. */
-function mapFieldPath(field: string, ctx: PathContext): string {
+export function mapFieldPath(field: string, ctx: PathContext): string {
   const m = /^([a-z_]+)(.*)$/.exec(field);
   if (!m) return field;
   const [, head = "", rest = ""] = m;

@@ -17,6 +17,8 @@ import {
   isRecord,
   jsonObject,
 } from "../../src/mime/validate.js";
+// Field paths are mapped back as before: the rewrite did not change the mapping, so the frozen checker shares it.
+import { mapFieldPath } from "../../src/mime/mailchannels.js";
 
 /** MailChannels documents at most 1000 personalizations per request. */
 const MAX_MAILCHANNELS_PERSONALIZATIONS = 1000;
@@ -389,50 +391,3 @@ function mapOrThrow(input: unknown, limits: MailChannelsLimits): MailChannelsSen
   });
 }
 
-interface PathContext {
-  pPath: string;
-  fromPath: string;
-  replyPath: string;
-  subjectPath: string;
-  content: ContentItem[];
-  headers: Map<string, { name: string; path: string }>;
-}
-
-/** Translate a field path of our own request shape back into the MailChannels request's. */
-function mapFieldPath(field: string, ctx: PathContext): string {
-  const m = /^([a-z_]+)(.*)$/.exec(field);
-  if (!m) return field;
-  const [, head = "", rest = ""] = m;
-  const tail = rest.replace(/\.address$/, ".email");
-  switch (head) {
-    case "from":
-      return ctx.fromPath + tail;
-    case "reply_to":
-      return ctx.replyPath + tail;
-    case "subject":
-      return ctx.subjectPath;
-    case "to":
-    case "cc":
-    case "bcc":
-      return `${ctx.pPath}.${head}${tail}`;
-    case "text":
-    case "html": {
-      const item = ctx.content.find((c) => (c.type === "text/html") === (head === "html"));
-      return item ? `${item.path}.value` : "content";
-    }
-    case "headers": {
-      const name = rest.startsWith(".") ? rest.slice(1) : "";
-      return ctx.headers.get(name.toLowerCase())?.path ?? "headers";
-    }
-    case "attachments":
-      return field.replace(/\.content_type$/, ".type");
-    case "metadata":
-      return "campaign_id";
-    case "track_opens":
-      return "tracking_settings.open_tracking.enable";
-    case "track_clicks":
-      return "tracking_settings.click_tracking.enable";
-    default:
-      return field;
-  }
-}
